@@ -1,0 +1,65 @@
+"""`studio ...` console commands: the same calls as the UI, headless, with `--json` output.
+
+Each command module exposes `register(subparsers)`; a handler takes the parsed args and returns a
+result (a dict or list) printed as JSON with `--json`, or as text otherwise. Errors the user can fix
+are raised as StudioError: one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from studio.errors import StudioError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as a StudioError (one line, exit 2) instead of usage spam."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise StudioError(f"{message} (see `studio {self.prog.split(' ', 1)[-1]} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from studio.cli import data_commands, train_commands
+
+    parser = _Parser(prog="studio", description="Build image classifiers from a few labeled images.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in (data_commands, train_commands):
+        module.register(sub)
+    return parser
+
+
+def _print_text(result) -> None:
+    if isinstance(result, str):
+        print(result)
+    elif isinstance(result, dict):
+        for key, value in result.items():
+            print(f"{key}: {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
+    elif isinstance(result, list):
+        for item in result:
+            print(json.dumps(item) if not isinstance(item, str) else item)
+    elif result is not None:
+        print(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        result = args.handler(args)
+    except StudioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if getattr(args, "json", False):
+        print(json.dumps(result, default=str))
+    elif getattr(args, "text", None) is not None:
+        print(args.text(result))
+    else:
+        _print_text(result)
+    return 0
