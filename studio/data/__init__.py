@@ -1,0 +1,1 @@
+"""The project store (SQLite + image files), image decoding, importers, exporters and splits."""

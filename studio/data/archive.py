@@ -1,0 +1,78 @@
+"""Safe zip extraction: every entry is checked before anything is written.
+
+An entry whose path would land outside the target folder (absolute, `..`, a drive letter: "zip-slip"),
+a symbolic link or an encrypted entry is rejected with a reason and never written. macOS resource forks
+(`__MACOSX/`) are skipped quietly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from studio.errors import StudioError
+
+MAX_TOTAL_BYTES = 20 * 1024**3  # refuse archives that would unpack to more than 20 GiB
+
+
+def extract_zip(zip_path: Path, target: Path) -> tuple[list[dict], int]:
+    """Extract `zip_path` into `target`; returns (rejected entries as {path, reason}, entries skipped)."""
+    target = target.resolve()
+    label = zip_path.name
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise StudioError(f"{zip_path} is not a readable zip file ({error})") from error
+    rejected: list[dict] = []
+    skipped = 0
+    with archive:
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+        total = sum(info.file_size for info in entries)
+        if total > MAX_TOTAL_BYTES:
+            raise StudioError(
+                f"{zip_path} would unpack to {total / 1024**3:.1f} GiB, over the 20 GiB limit; "
+                "unzip it yourself and import the folder"
+            )
+        for info in entries:
+            shown = f"{label}:{info.filename}"
+            reason = _unsafe_reason(info, target)
+            if reason is not None:
+                rejected.append({"path": shown, "reason": reason})
+                continue
+            parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+            if parts[0].lower() == "__macosx":
+                skipped += 1
+                continue
+            destination = target.joinpath(*parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with archive.open(info) as source, open(destination, "wb") as sink:
+                    shutil.copyfileobj(source, sink, 1024 * 1024)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
+                destination.unlink(missing_ok=True)
+                rejected.append(
+                    {"path": shown, "reason": f"corrupt entry in the zip, cannot extract ({error})"}
+                )
+    return rejected, skipped
+
+
+def _unsafe_reason(info: zipfile.ZipInfo, target: Path) -> str | None:
+    name = info.filename.replace("\\", "/")
+    parts = PurePosixPath(name).parts
+    escapes = (
+        not parts
+        or name.startswith("/")
+        or ".." in parts
+        or (len(parts[0]) == 2 and parts[0][1] == ":")  # C:/...
+        or not target.joinpath(*parts).resolve().is_relative_to(target)
+    )
+    if escapes:
+        return "entry path leaves the archive's folder (zip-slip); not extracted"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link inside the zip; not extracted"
+    if info.flag_bits & 0x1:
+        return "encrypted entry; unzip it yourself with the password and import the folder"
+    return None

@@ -1,0 +1,110 @@
+"""`studio new|import|info|export|label|undo|history|classes` through studio.cli.main."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers_images import make_image_folder, write_unusable_files
+
+from studio import cli
+from studio.cli import data_commands
+
+
+def _data_only_parser():
+    parser = cli._Parser(prog="studio")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=cli._Parser)
+    sub.required = True
+    data_commands.register(sub)
+    return parser
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Run `studio ...` in-process; returns (exit code, stdout, stderr)."""
+    try:
+        import studio.cli.train_commands  # noqa: F401
+    except ModuleNotFoundError as error:  # the training commands are another module, maybe not there yet
+        if error.name != "studio.cli.train_commands":
+            raise
+        monkeypatch.setattr(cli, "build_parser", _data_only_parser)
+
+    def run(*argv) -> tuple[int, str, str]:
+        code = cli.main([str(arg) for arg in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def run_json(run, *argv) -> dict:
+    code, out, err = run(*argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_import_info_label_undo_classes_export(run, tmp_path):
+    source = make_image_folder(tmp_path / "src", ["cat", "dog"], 5)
+    unusable = write_unusable_files(source / "cat" / "bad")
+    project = tmp_path / "proj"
+
+    result = run_json(run, "import", project, source, "--val-fraction", "0.2", "--seed", "1")
+    assert result["layout"] == "class-folders"
+    assert result["imported"] == 10 and result["duplicates"] == 0
+    assert len(result["rejected"]) == len(unusable) and all(
+        set(item) == {"path", "reason"} for item in result["rejected"]
+    )
+    assert isinstance(result["warnings"], list)
+
+    info = run_json(run, "info", project)
+    assert (info["images"], info["labeled"], info["unlabeled"]) == (10, 10, 0)
+    assert info["classes"] == ["cat", "dog"]
+    assert info["counts"]["cat"]["val"] == 1 and info["counts"]["dog"]["train"] == 4
+
+    assert run_json(run, "import", project, source)["duplicates"] == 10
+
+    assert run_json(run, "label", project, 1, "bird", "--by", "tester")["changed"] is True
+    history = run_json(run, "history", project, "--limit", "1")
+    assert history[0]["new"] == "bird" and history[0]["by"] == "tester"
+    assert run_json(run, "info", project)["classes"] == ["cat", "dog", "bird"]
+    assert run_json(run, "undo", project) == {"undone": 1}
+    assert sum(run_json(run, "info", project)["counts"]["bird"].values()) == 0
+
+    assert run_json(run, "classes", project, "rename", "dog", "puppy")["classes"] == ["cat", "puppy", "bird"]
+    assert run_json(run, "classes", project, "delete", "bird")["unlabeled"] == 0
+    merged = run_json(run, "classes", project, "merge", "puppy", "cat")
+    assert merged["relabeled"] == 5 and merged["classes"] == ["cat"]
+    assert run_json(run, "undo", project, 5)["undone"] == 5
+    assert run_json(run, "classes", project)["classes"] == ["cat", "puppy"]
+
+    exported = run_json(run, "export", project, tmp_path / "out", "--no-split-folders")
+    assert exported["exported"] == 10
+    copy = run_json(run, "import", tmp_path / "copy", tmp_path / "out")
+    assert copy["layout"] == "csv" and copy["imported"] == 10
+    assert copy["info"]["counts"] == run_json(run, "info", project)["counts"]
+
+
+def test_text_output(run, tmp_path):
+    source = make_image_folder(tmp_path / "src", ["a"], 3)
+    code, out, _ = run("import", tmp_path / "p", source)
+    assert code == 0 and "imported: 3" in out and "layout: class-folders" in out
+    code, out, _ = run("info", tmp_path / "p")
+    assert code == 0 and "images: 3" in out and "a" in out
+
+
+def test_new_and_errors_are_one_line_exit_2(run, tmp_path):
+    assert run_json(run, "new", tmp_path / "p")["created"] is True
+    for argv in (
+        ("new", tmp_path / "p"),
+        ("info", tmp_path / "missing"),
+        ("label", tmp_path / "p", 99, "cat"),
+        ("label", tmp_path / "p", 1),
+        ("classes", tmp_path / "p", "rename", "only-one"),
+        ("import", tmp_path / "p", tmp_path / "nothing-here"),
+        ("import", tmp_path / "p", tmp_path, "--layout", "spiral"),
+        ("import", tmp_path / "never-created", tmp_path / "nothing-here"),
+    ):
+        code, out, err = run(*argv)
+        assert code == 2, argv
+        assert out == "" and err.startswith("error: ") and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "never-created").exists()
