@@ -1,0 +1,119 @@
+"""Run folders as the service sees them: job.json, honest final status, and listing past runs.
+
+The engine writes config.json, metrics.csv, model.pt and status.json. The service adds job.json (the
+job's config and final state) and makes sure a folder whose job did not finish never says `done`.
+Listing reads only files, so after a restart the app can show past runs and their curves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+JOB_FILE = "job.json"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.csv"
+CONFIG_FILE = "config.json"
+# A run folder whose status.json still says `running` with no live job behind it: the process died.
+INTERRUPTED = "interrupted"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write: readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """The parsed file, or None when it is missing or unreadable (a run being written, a damaged file)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_job_file(run_dir: Path, job_summary: dict) -> None:
+    if Path(run_dir).is_dir():
+        write_json(Path(run_dir) / JOB_FILE, job_summary)
+
+
+def settle_status(run_dir: Path, state: str, message: str | None = None) -> bool:
+    """Make sure a run whose job ended `cancelled`/`failed` is not marked `running` or `done`.
+
+    The engine normally writes the right status itself; this covers a job stopped from outside (shutdown,
+    an exception before the engine could record it). Returns True if status.json was rewritten.
+    """
+    if state == "done":
+        return False
+    path = Path(run_dir) / STATUS_FILE
+    if not Path(run_dir).is_dir():
+        return False
+    current = read_json(path) or {}
+    if current.get("status") in ("cancelled", "failed"):
+        return False
+    write_json(path, {**current, "status": state, "message": message or current.get("message"),
+                      "updated": datetime.now().isoformat(), "settled_by": "service"})
+    return True
+
+
+def running_runs(runs_dir: Path, since: float) -> list[Path]:
+    """Run folders created at or after `since` (epoch s) whose status.json still says `running`."""
+    if not Path(runs_dir).is_dir():
+        return []
+    found = []
+    for path in Path(runs_dir).iterdir():
+        status = read_json(path / STATUS_FILE) if path.is_dir() else None
+        if status and status.get("status") == "running" and path.stat().st_mtime >= since - 1:
+            found.append(path)
+    return found
+
+
+def run_curves(run_dir: str | Path) -> pd.DataFrame:
+    """The run's metrics.csv (one row per epoch event); an empty frame when there is none yet."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
+
+
+def list_runs(project_root: str | Path, *, active: Iterable[str | Path] = ()) -> list[dict[str, Any]]:
+    """Every run folder under `<project>/runs`, most recently started first.
+
+    Each entry: run_dir, name, status (from status.json; `running` with no live job in `active` reads
+    `interrupted`), message, config, job (job.json or None), epochs (metrics rows), best_val_accuracy,
+    last (the last metrics row as a dict), has_model, modified (epoch s).
+    """
+    runs_dir = Path(project_root) / "runs"
+    if not runs_dir.is_dir():
+        return []
+    live = {str(Path(p).resolve()) for p in active}
+    entries = [_describe(path, live) for path in runs_dir.iterdir() if path.is_dir()]
+    # Folder names start with the run's start time (YYYYmmdd-HHMMSS), so by name is by start.
+    return sorted(entries, key=lambda e: e["name"], reverse=True)
+
+
+def _describe(path: Path, live: set[str]) -> dict[str, Any]:
+    status = read_json(path / STATUS_FILE) or {}
+    state = status.get("status", "unknown")
+    if state == "running" and str(path.resolve()) not in live:
+        state = INTERRUPTED
+    curves = run_curves(path)
+    best = None
+    if "val_accuracy" in curves and curves["val_accuracy"].notna().any():
+        best = float(curves["val_accuracy"].max())
+    last = curves.iloc[-1].dropna().to_dict() if len(curves) else {}
+    times = [p.stat().st_mtime for p in (path / STATUS_FILE, path / CONFIG_FILE, path) if p.exists()]
+    return {
+        "run_dir": str(path), "name": path.name, "status": state, "message": status.get("message"),
+        "config": read_json(path / CONFIG_FILE), "job": read_json(path / JOB_FILE),
+        "epochs": len(curves), "best_val_accuracy": best, "last": last,
+        "has_model": (path / "model.pt").is_file(), "modified": max(times),
+    }

@@ -1,0 +1,128 @@
+"""Job functions for the engine's heavy calls. Each imports the engine when it runs, not before, so the
+service imports (and its queue works) without the engine installed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from studio.service.jobs import JobContext
+from studio.service.predictors import PredictorCache
+from studio.service.runs import running_runs, settle_status
+
+
+def train_job(project_root: str | Path, config: dict[str, Any]):
+    """Train on the project; events go to the job, the job's cancel flag to the engine."""
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from studio.data.store import Project
+        from studio.train import TrainConfig, train
+
+        train_config = TrainConfig.from_dict(dict(config))
+        started = time.time()
+        with Project.open(project_root) as project:
+
+            def callback(event: dict[str, Any]) -> None:
+                # The engine creates its run folder before its first event; name it for the job at once
+                # (an engine `run_dir` event, when sent, is used instead).
+                if ctx.job.run_dir is None and event.get("type") != "run_dir":
+                    found = running_runs(project.runs_dir, started)
+                    if len(found) == 1:
+                        ctx.set_run_dir(found[0])
+                ctx.emit(event)
+
+            try:
+                result = train(project, train_config, callback=callback, cancel=ctx.cancel_event)
+            except BaseException:
+                # The engine marks its own failures; this covers one that escaped before it could.
+                for run_dir in ([ctx.job.run_dir] if ctx.job.run_dir else running_runs(project.runs_dir, started)):
+                    settle_status(run_dir, "failed", "The training job stopped with an error.")
+                raise
+        return _run_result(result)
+
+    return run
+
+
+def _run_result(result: Any) -> dict[str, Any]:
+    """RunResult as a plain dict (its fields: run_dir, val_accuracy, status, ...)."""
+    if hasattr(result, "to_dict"):
+        data = result.to_dict()
+    elif hasattr(result, "__dataclass_fields__"):
+        import dataclasses
+
+        data = dataclasses.asdict(result)
+    else:
+        data = dict(vars(result))
+    if data.get("run_dir") is not None:
+        data["run_dir"] = str(data["run_dir"])
+    return data
+
+
+def evaluate_job(run_dir: str | Path, tta: bool = False, project_root: str | Path | None = None):
+    """Evaluate a run's checkpoint on its validation images (the engine's `evaluate`)."""
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from studio.predict import evaluate
+
+        if project_root is None:
+            return evaluate(Path(run_dir), tta=tta)
+        from studio.data.store import Project
+
+        with Project.open(project_root) as project:
+            return evaluate(Path(run_dir), project, tta=tta)
+
+    return run
+
+
+def predict_job(cache: PredictorCache, run_dir: str | Path, images: Sequence[Any], tta: bool = False,
+                top_k: int = 5):
+    """Predict a batch with the cached predictor of the run (loaded on first use)."""
+
+    def run(ctx: JobContext) -> list[dict[str, Any]]:
+        with cache.use(run_dir, ctx.device) as predictor:
+            return predictor.predict(list(images), tta=tta, top_k=top_k)
+
+    return run
+
+
+def features_job(project_root: str | Path, backbone: str | None = None,
+                 image_ids: Sequence[int] | None = None, flip: bool = True):
+    """Frozen-backbone features of the project's images into the feature cache.
+
+    Uses the same cache key as the engine's linear probe (backbone, weights, preprocessing, views,
+    precision), so extracting ahead of time makes the next linear-probe run start from the cache.
+    """
+
+    def run(ctx: JobContext) -> dict[str, Any]:
+        from studio.data.store import Project
+        from studio.models.registry import DEFAULT_BACKBONE, check_backbone
+        from studio.models.weights import create_backbone, data_config
+        from studio.predict.checkpoint import preprocessing_dict
+        from studio.predict.device import inference_dtype
+        from studio.predict.inference import FLIP_VIEWS, IDENTITY, InferenceRunner
+        from studio.train.features import FeatureCache, extract_features, feature_key
+
+        name = check_backbone(backbone or DEFAULT_BACKBONE)
+        model, source = create_backbone(name, num_classes=0)
+        data_cfg = data_config(model)
+        preprocessing = preprocessing_dict(data_cfg["image_size"], data_cfg)
+        dtype = inference_dtype(ctx.device)
+        views = FLIP_VIEWS if flip else (IDENTITY,)
+        with Project.open(project_root) as project:
+            images = project.dataset()
+            cache_dir = project.cache_dir / "features" / feature_key(name, source.fingerprint, preprocessing,
+                                                                      views, dtype)
+        if image_ids is not None:
+            images = images[images["image_id"].isin(list(image_ids))]
+        runner = InferenceRunner(model, preprocessing, ctx.device, dtype)
+        ctx.log(f"Extracting {name} features for {len(images)} images.")
+        features, stats = extract_features(
+            runner, FeatureCache(cache_dir), images["hash"].tolist(), images["path"].tolist(), views,
+            should_stop=lambda: ctx.cancelled, on_batch=lambda done, total: ctx.progress(done / max(total, 1)))
+        return {"backbone": name, "images": len(images), "computed": stats.computed, "cached": stats.cached,
+                "seconds": round(stats.seconds, 3), "dim": int(features.shape[-1]) if features.size else 0,
+                "cache_dir": str(cache_dir)}
+
+    return run
