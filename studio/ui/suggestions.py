@@ -1,0 +1,140 @@
+"""The latest model's guess for every image, computed in the background and kept on disk (no Gradio here).
+
+Suggestions come from the newest run folder holding a `model.pt`. They are computed off the request
+thread (through the trainer service when there is one, else a `Predictor`), saved per run under
+`cache/suggestions/<run>.json` keyed by image hash, and only missing images are predicted again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from studio.data.store import Project
+
+log = logging.getLogger("studio.ui")
+CHUNK = 128
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    label: str
+    confidence: float
+
+
+def latest_model_run(project: Project) -> Path | None:
+    """The newest finished run with a checkpoint (run folder names start with their start time)."""
+    if not project.runs_dir.is_dir():
+        return None
+    for run in sorted((p for p in project.runs_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
+        if not (run / "model.pt").is_file():
+            continue
+        try:
+            status = json.loads((run / "status.json").read_text()).get("status")
+        except (OSError, ValueError):
+            status = None
+        if status in (None, "done"):
+            return run
+    return None
+
+
+class SuggestionStore:
+    """Suggestions per (project, run): read from disk, completed in a background thread on request."""
+
+    def __init__(self, service: Any = None) -> None:
+        self.service = service
+        self._lock = threading.Lock()
+        self._memory: dict[Path, dict[str, Suggestion]] = {}
+        self._busy: dict[Path, str] = {}  # file -> state text while computing or after failing
+
+    def _file(self, project: Project, run: Path) -> Path:
+        return project.cache_dir / "suggestions" / f"{run.name}.json"
+
+    def suggestions(self, project: Project, hashes: list[str] | None = None, *, compute: bool = True) -> tuple[dict[str, Suggestion], str]:
+        """(hash -> Suggestion, status line). Starts a background job for images without a suggestion."""
+        run = latest_model_run(project)
+        if run is None:
+            return {}, "No trained model yet: train one to get suggestions."
+        path = self._file(project, run)
+        with self._lock:
+            known = self._memory.get(path)
+            if known is None:
+                known = _read(path)
+                self._memory[path] = known
+            busy = self._busy.get(path)
+        missing = [h for h in (hashes or []) if h not in known]
+        if missing and compute and busy is None:
+            self._start(project, run, path)
+            busy = "computing"
+        if busy == "computing":
+            status = f"Model {run.name}: computing suggestions for {len(missing)} images…"
+        elif busy:
+            status = f"Model {run.name}: suggestions failed ({busy})."
+        else:
+            status = f"Suggestions from model {run.name}."
+        return dict(known), status
+
+    def _start(self, project: Project, run: Path, path: Path) -> None:
+        with self._lock:
+            self._busy[path] = "computing"
+        thread = threading.Thread(target=self._compute, args=(project, run, path), daemon=True,
+                                  name="studio-suggestions")
+        thread.start()
+
+    def _compute(self, project: Project, run: Path, path: Path) -> None:
+        try:
+            data = project.dataset()
+            with self._lock:
+                known = dict(self._memory.get(path, {}))
+            todo = data[~data["hash"].isin(known)]
+            for start in range(0, len(todo), CHUNK):
+                chunk = todo.iloc[start:start + CHUNK]
+                results = self._predict(run, chunk["path"].tolist())
+                for digest, result in zip(chunk["hash"], results):
+                    top = result["top"][0]
+                    known[digest] = Suggestion(top["class"], float(top["probability"]))
+                _write(path, known)
+                with self._lock:
+                    self._memory[path] = dict(known)
+            with self._lock:
+                self._busy.pop(path, None)
+        except Exception as error:  # shown in the Label tab; the labeling itself keeps working
+            log.exception("computing suggestions failed")
+            with self._lock:
+                self._busy[path] = f"{type(error).__name__}: {error}"
+
+    def _predict(self, run: Path, paths: list[str]) -> list[dict]:
+        if self.service is not None and hasattr(self.service, "submit_predict"):
+            return self.service.submit_predict(run, paths, top_k=1, interactive=False).outcome()
+        from studio.predict import Predictor
+
+        return Predictor.from_run(run).predict(paths, top_k=1)
+
+    def retry(self, project: Project) -> None:
+        """Forget a failure so the next request tries again."""
+        run = latest_model_run(project)
+        if run is not None:
+            with self._lock:
+                path = self._file(project, run)
+                if self._busy.get(path) != "computing":
+                    self._busy.pop(path, None)
+
+
+def _read(path: Path) -> dict[str, Suggestion]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {digest: Suggestion(str(label), float(conf)) for digest, (label, conf) in raw.items()}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def _write(path: Path, known: dict[str, Suggestion]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(".part")
+    scratch.write_text(json.dumps({h: [s.label, round(s.confidence, 5)] for h, s in known.items()}), encoding="utf-8")
+    os.replace(scratch, path)

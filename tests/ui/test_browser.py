@@ -1,0 +1,75 @@
+"""A real browser (headless Chromium via Playwright) clicks through the tabs and labels with a key.
+
+Set STUDIO_SHOTS=/some/dir to also save a screenshot of each tab there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from studio_server import running_studio
+
+from studio.data.store import Project
+from studio.ui.demo_data import fill_demo_project
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (uv sync --group dev)")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+
+
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("STUDIO_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_tabs_and_keyboard_labeling(tmp_path):
+    workspace = tmp_path / "workspace"
+    with Project.create(workspace / "digits") as project:
+        fill_demo_project(project)
+        root = str(project.root)
+    with running_studio(workspace, initial_project=root) as (url, _), sync_api.sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_text("Image Classifier Studio").first.wait_for()
+        page.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
+        page.get_by_text("unlabeled, in").first.wait_for(timeout=30_000)  # the Data tab's overview
+        _shot(page, "1-data")
+
+        page.get_by_role("tab", name="Label").click()
+        key = page.locator("#label-key-1")
+        key.get_by_text("1 · zero").wait_for(timeout=30_000)
+        caption = page.locator("#label-panel").get_by_text(re.compile(r"#\d+ ·")).first
+        caption.wait_for(timeout=30_000)
+        shown = int(re.search(r"#(\d+)", caption.inner_text()).group(1))
+        with Project.open(root) as check:
+            assert check.dataset().set_index("image_id").loc[shown, "label"] is None
+        _shot(page, "2-label")
+
+        page.locator("body").click(position={"x": 5, "y": 5})  # focus off any text field
+        page.keyboard.press("1")
+        page.wait_for_function(
+            "shown => !document.querySelector('#label-panel').innerText.includes('#' + shown + ' ·')",
+            arg=shown, timeout=30_000,
+        )
+        with Project.open(root) as check:
+            assert check.dataset().set_index("image_id").loc[shown, "label"] == "zero"
+        page.keyboard.press("u")  # undo brings the image back, unlabeled
+        page.locator("#label-panel").get_by_text(f"#{shown} ·").first.wait_for(timeout=30_000)
+        with Project.open(root) as check:
+            assert check.dataset().set_index("image_id").loc[shown, "label"] is None
+
+        page.get_by_role("tab", name="Augment").click()
+        page.locator("#augment-samples img").first.wait_for(timeout=60_000)
+        page.get_by_text("The next run uses").or_(page.get_by_text("The next run trains")).first.wait_for()
+        _shot(page, "3-augment")
+        browser.close()
