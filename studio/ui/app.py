@@ -55,8 +55,7 @@ document.addEventListener('keydown', (event) => {
 </script>
 """
 
-# Tabs in contract order: (title, module). The Train/Evaluate/Predict tabs are written in parallel;
-# until they land a missing module is skipped (TEMPORARY: remove the ImportError guard once they exist).
+# Tabs in contract order: (title, module).
 TABS = [
     ("Data", "studio.ui.data_tab"),
     ("Label", "studio.ui.label_tab"),
@@ -65,8 +64,6 @@ TABS = [
     ("Evaluate", "studio.ui.evaluate_tab"),
     ("Predict", "studio.ui.predict_tab"),
 ]
-_OPTIONAL_TABS = {"studio.ui.train_tab", "studio.ui.evaluate_tab", "studio.ui.predict_tab"}
-
 
 def _header_text(root: str) -> str:
     return f"Project: **{Path(root).name}**" if root else "No project open"
@@ -91,12 +88,7 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
         )
         with gr.Tabs(elem_id="studio-tabs"):
             for title, module_name in TABS:
-                try:
-                    module = importlib.import_module(module_name)
-                except ImportError:
-                    if module_name not in _OPTIONAL_TABS:
-                        raise
-                    continue
+                module = importlib.import_module(module_name)
                 with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}") as tab:
                     module.build(context, binding)
                 tab.select(_tab_name(title), None, binding.tab, api_visibility="private")

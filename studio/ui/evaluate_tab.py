@@ -1,0 +1,332 @@
+"""Evaluate tab: a run's accuracy with and without TTA, per-class precision/recall/F1, a confusion
+matrix whose cells list their images, the most confident mistakes with one-click label fixes, and
+Grad-CAM heatmaps. Evaluation and Grad-CAM run as service jobs (interactive: they may run beside a
+training job); the callbacks only submit them, wait, and draw.
+
+Also holds the run helpers the Predict tab shares (`run_choices`, `checked_run_dir`, `wait_for`).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from studio.errors import StudioError
+from studio.ui import charts, media
+from studio.ui.context import AppContext, ProjectBinding
+
+CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
+VIEWS = [("Without TTA", "plain"), ("With TTA (flips and zooms averaged)", "tta")]
+
+
+# ---- helpers shared with the Predict tab ---------------------------------------------------------------
+
+def service_of(context: AppContext) -> Any:
+    if context.service is None:
+        raise StudioError("The trainer service is not running; restart the studio.")
+    return context.service
+
+
+def run_choices(context: AppContext, root: str) -> list[tuple[str, str]]:
+    """(label, run folder) of the project's runs that have a model, newest first."""
+    if not root:
+        return []
+    project = context.open_project(root)
+    choices = []
+    for run in service_of(context).list_runs(project.root):
+        if not run.get("has_model"):
+            continue
+        settings = run.get("config") or {}
+        settings = settings.get("config", settings)
+        best = run.get("best_val_accuracy")
+        detail = " · ".join(str(x) for x in (settings.get("strategy"), settings.get("backbone"),
+                                             None if best is None else f"val {best:.1%}", run["status"]) if x)
+        choices.append((f"{run['name']} ({detail})", run["run_dir"]))
+    return choices
+
+
+def checked_run_dir(context: AppContext, root: str, run: str | None) -> Path:
+    """The run folder to use: `run` (a folder name or path inside the project's runs/) or the newest run
+    with a model. Only runs of a project this app may open are accepted (a checkpoint is code to load)."""
+    project = context.open_project(root)
+    runs_dir = project.runs_dir.resolve()
+    if not (run or "").strip():
+        choices = run_choices(context, root)
+        if not choices:
+            raise StudioError("This project has no trained model yet: train one in the Train tab first.")
+        return Path(choices[0][1])
+    path = Path(run.strip())
+    path = (path if path.is_absolute() else runs_dir / path).resolve()
+    if path.parent != runs_dir:
+        raise StudioError(f"{run} is not a run of this project; pick one from {runs_dir}.")
+    if not (path / "model.pt").is_file():
+        raise StudioError(f"Run {path.name} has no model (it failed or was cancelled before its first "
+                          "checkpoint); pick another run.")
+    return path
+
+
+def wait_for(job: Any, what: str) -> Iterator[str]:
+    """Yield a status line every half second until the job ends; then StudioError if it did not succeed."""
+    while not job.wait(0.5):
+        state = job.state.value
+        yield f"{what}: {'waiting for the device (a training job is using it)' if state == 'queued' else state}…"
+    job.outcome(0)
+
+
+def guarded(call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except StudioError as error:
+        raise gr.Error(str(error)) from None
+
+
+# ---- the evaluation job ----------------------------------------------------------------------------------
+
+class _RecordingPredictor:
+    """Passes `evaluate`'s calls to the real predictor and keeps the probabilities it computed, so the
+    confusion cells can list every image without a second pass over the validation set."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.paths: list[str] = []
+        self.probs: np.ndarray | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.predictor.class_names
+
+    def probabilities(self, images: Any, views: Any = None) -> np.ndarray:
+        probs = self.predictor.probabilities(images, views) if views is not None else self.predictor.probabilities(images)
+        self.paths, self.probs = [str(p) for p in images], probs
+        return probs
+
+
+def evaluation_job(context: AppContext, project_root: Path, run_dir: Path):
+    """Job function: evaluate (with TTA) on the project's validation split; per-image predictions added."""
+    service = service_of(context)
+
+    def run(ctx: Any) -> dict[str, Any]:
+        from studio.predict import evaluate
+
+        project = context.open_project(project_root)
+        with service.predictors.use(run_dir, ctx.device) as predictor:
+            recorder = _RecordingPredictor(predictor)
+            report = evaluate(run_dir, project, tta=True, predictor=recorder)
+        rows = project.dataset(labeled_only=True).set_index("path")
+        names = recorder.class_names
+        images = []
+        if recorder.probs is not None:
+            plain, tta = recorder.probs[:, 0], recorder.probs.mean(axis=1)
+            for i, path in enumerate(recorder.paths):
+                if path not in rows.index:
+                    continue
+                row = rows.loc[path]
+                images.append({"image_id": int(row["image_id"]), "path": path, "label": row["label"],
+                               "plain": names[int(plain[i].argmax())], "tta": names[int(tta[i].argmax())],
+                               "plain_p": float(plain[i].max()), "tta_p": float(tta[i].max())})
+        return {"run_dir": str(run_dir), "report": report, "images": images}
+
+    return run
+
+
+# ---- drawing ---------------------------------------------------------------------------------------------
+
+def summary_markdown(data: dict[str, Any]) -> str:
+    report = data["report"]
+    tta = report.get("tta", {})
+    parts = [(f"**Run {html.escape(Path(data['run_dir']).name)}** on {report['n']} validation images: "
+              f"accuracy **{report['accuracy']:.1%}** without TTA")]
+    if tta:
+        parts.append(f", **{tta['accuracy']:.1%}** with TTA")
+    parts.append(f" · macro F1 {report['macro_f1']:.3f}")
+    return "".join(parts)
+
+
+def class_frame(report: dict[str, Any]) -> pd.DataFrame:
+    rows = [[name, round(m["precision"], 3), round(m["recall"], 3), round(m["f1"], 3), m["support"]]
+            for name, m in report["per_class"].items()]
+    return pd.DataFrame(rows, columns=CLASS_COLUMNS)
+
+
+def cell_choices(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Dropdown entries for non-empty confusion cells, mistakes first (largest first)."""
+    names, matrix = report["classes"], report["confusion_matrix"]
+    cells = [(count, t, p) for t, row in enumerate(matrix) for p, count in enumerate(row) if count]
+    cells.sort(key=lambda c: (c[1] == c[2], -c[0]))
+    return [(f"{'✓' if t == p else '✗'} true {names[t]} → predicted {names[p]} ({count})", f"{t}|{p}")
+            for count, t, p in cells]
+
+
+def gallery_items(root: str, items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    project_root = Path(root)
+    out = []
+    for item in items:
+        try:
+            thumb = media.thumbnail(project_root, item["path"])
+        except (StudioError, OSError):
+            continue
+        out.append((thumb, f"{item['label']}→{item['predicted']} {item['probability']:.0%}"))
+    return out
+
+
+def view_report(data: dict[str, Any], view: str) -> dict[str, Any]:
+    return data["report"].get("tta", data["report"]) if view == "tta" else data["report"]
+
+
+def top_loss_items(data: dict[str, Any], view: str) -> list[dict[str, Any]]:
+    return [{"image_id": t["image_id"], "path": t["path"], "label": t["label"], "predicted": t["predicted"],
+             "probability": t["probability"]} for t in view_report(data, view)["top_losses"] if t.get("path")]
+
+
+def cell_items(data: dict[str, Any], view: str, cell: str | None) -> list[dict[str, Any]]:
+    if not cell:
+        return []
+    names = data["report"]["classes"]
+    true_name, predicted_name = (names[int(i)] for i in cell.split("|"))
+    return [{"image_id": i["image_id"], "path": i["path"], "label": i["label"], "predicted": i[view],
+             "probability": i[f"{view}_p"]}
+            for i in data["images"] if i["label"] == true_name and i[view] == predicted_name]
+
+
+def selected_markdown(item: dict[str, Any] | None) -> str:
+    if not item:
+        return "Click an image in a gallery to select it, then fix its label or look at its Grad-CAM."
+    verdict = "correct" if item["label"] == item["predicted"] else "a mistake"
+    return (f"Selected image #{item['image_id']}: labeled **{html.escape(item['label'])}**, predicted "
+            f"**{html.escape(item['predicted'])}** ({item['probability']:.0%}), {verdict}.")
+
+
+# ---- the tab ---------------------------------------------------------------------------------------------
+
+def build(context: AppContext, binding: ProjectBinding) -> None:
+    gr.Markdown("Check a trained model on the project's validation images. Evaluation runs in the background "
+                "and takes a few seconds.", elem_classes="help-text")
+    with gr.Row(equal_height=True):
+        run = gr.Dropdown(choices=[], label="Run", scale=5)
+        refresh = gr.Button("Refresh runs", scale=0, min_width=120)
+        start = gr.Button("Evaluate", variant="primary", scale=1)
+    summary = gr.Markdown("Pick a run and press **Evaluate**.")
+    view = gr.Radio(VIEWS, value="plain", label="Results shown")
+    with gr.Row():
+        with gr.Column(scale=3):
+            confusion = gr.Plot(charts.confusion_heatmap([], []), label="Confusion matrix", show_label=False)
+        with gr.Column(scale=2):
+            per_class = gr.Dataframe(pd.DataFrame(columns=CLASS_COLUMNS), interactive=False,
+                                     label="Per class (validation)")
+            cell = gr.Dropdown(choices=[], label="Show the images of a confusion cell (true → predicted)")
+    cell_gallery = gr.Gallery(label="Images in the chosen cell", columns=8, fit_columns=False, height=200,
+                              allow_preview=False, object_fit="contain", visible=False)
+    gr.Markdown("### Top losses\nThe most confident mistakes: often a wrong label rather than a wrong model.")
+    losses_gallery = gr.Gallery(label="Most confident mistakes (click one to select it)", columns=8,
+                                fit_columns=False, height=200, allow_preview=False, object_fit="contain")
+    with gr.Row(equal_height=True):
+        selected_text = gr.Markdown(selected_markdown(None))
+        fix = gr.Button("Fix label: use the predicted class", interactive=False, scale=0, min_width=240)
+        cam_button = gr.Button("Show Grad-CAM", interactive=False, scale=0, min_width=160)
+    with gr.Row():
+        cam_predicted = gr.Image(label="Grad-CAM: evidence for the predicted class", interactive=False, height=300)
+        cam_true = gr.Image(label="Grad-CAM: evidence for the labeled class", interactive=False, height=300)
+
+    data_state = gr.State(None)  # the last evaluation (report + per-image predictions)
+    losses_state = gr.State([])  # items shown in each gallery, to map a click to an image
+    cell_state = gr.State([])
+    selected = gr.State(None)
+
+    def on_project(root: str):
+        choices = guarded(run_choices, context, root) if root else []
+        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+    def draw(root: str, data: dict[str, Any] | None, view_name: str):
+        if not data:
+            return (charts.confusion_heatmap([], []), pd.DataFrame(columns=CLASS_COLUMNS),
+                    gr.Dropdown(choices=[], value=None), [], [], [], [])
+        report = view_report(data, view_name)
+        losses = top_loss_items(data, view_name)
+        return (charts.confusion_heatmap(report["confusion_matrix"], report["classes"]), class_frame(report),
+                gr.Dropdown(choices=cell_choices(report), value=None), gallery_items(root, losses), losses, [], [])
+
+    draw_outputs = [confusion, per_class, cell, losses_gallery, losses_state, cell_gallery, cell_state]
+
+    def on_evaluate(root: str, run_dir: str, view_name: str):
+        project_root = guarded(lambda: context.open_project(root).root)
+        path = guarded(checked_run_dir, context, root, run_dir)
+        job = guarded(lambda: service_of(context).submit(
+            "evaluate", evaluation_job(context, project_root, path), config={"run_dir": str(path), "tta": True},
+            interactive=True, project=str(project_root)))
+        try:
+            for line in wait_for(job, "Evaluating"):
+                yield (line, *[gr.skip()] * (len(draw_outputs) + 1))
+        except StudioError as error:
+            raise gr.Error(str(error)) from None
+        data = job.result
+        yield (summary_markdown(data), data, *draw(root, data, view_name))
+
+    def on_cell(data, view_name: str, chosen: str | None, root: str):
+        items = cell_items(data, view_name, chosen) if data else []
+        return gr.Gallery(value=gallery_items(root, items), visible=bool(chosen)), items
+
+    def on_select(items: list[dict[str, Any]], event: gr.SelectData):
+        item = items[event.index] if 0 <= event.index < len(items) else None
+        wrong = bool(item) and item["label"] != item["predicted"]
+        return (item, selected_markdown(item), gr.Button(interactive=wrong), gr.Button(interactive=bool(item)))
+
+    def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells):
+        if not item:
+            raise gr.Error("Select an image first.")
+        guarded(lambda: context.open_project(root).set_label(item["image_id"], item["predicted"]))
+        gr.Info(f"Image #{item['image_id']} is now labeled '{item['predicted']}'. Evaluate again to update the metrics.")
+        losses = [i for i in losses if i["image_id"] != item["image_id"]]
+        cells = [i for i in cells if i["image_id"] != item["image_id"]]
+        return ((version or 0) + 1, None, selected_markdown(None), gr.Button(interactive=False),
+                gallery_items(root, losses), losses, gallery_items(root, cells), cells)
+
+    def on_cam(root: str, run_dir: str, item: dict[str, Any] | None):
+        if not item:
+            raise gr.Error("Select an image first.")
+        path = guarded(checked_run_dir, context, root, run_dir)
+        images = guarded(grad_cams, context, path, item["path"], [item["predicted"], item["label"]])
+        return images[0], images[1]
+
+    binding.root.change(on_project, binding.root, run, api_visibility="private")
+    refresh.click(on_project, binding.root, run, api_visibility="private")
+    start.click(on_evaluate, [binding.root, run, view], [summary, data_state, *draw_outputs],
+                api_visibility="private")
+    view.change(draw, [binding.root, data_state, view], draw_outputs, api_visibility="private")
+    cell.change(on_cell, [data_state, view, cell, binding.root], [cell_gallery, cell_state], api_visibility="private")
+    select_outputs = [selected, selected_text, fix, cam_button]
+    losses_gallery.select(on_select, losses_state, select_outputs, api_visibility="private")
+    cell_gallery.select(on_select, cell_state, select_outputs, api_visibility="private")
+    fix.click(on_fix, [binding.root, selected, binding.version, losses_state, cell_state],
+              [binding.version, selected, selected_text, fix, losses_gallery, losses_state, cell_gallery, cell_state],
+              api_visibility="private")
+    cam_button.click(on_cam, [binding.root, run, selected], [cam_predicted, cam_true], api_visibility="private")
+
+
+def grad_cams(context: AppContext, run_dir: Path, image: Any, classes: list[str]) -> list[Any]:
+    """Grad-CAM overlays of one image for each class, computed in the service (beside training if it can)."""
+    service = service_of(context)
+
+    def run(ctx: Any) -> list[Any]:
+        from studio.predict.gradcam import grad_cam
+
+        with service.predictors.use(run_dir, ctx.device) as predictor:
+            return [_enlarged(grad_cam(predictor, image, name).overlay) for name in classes]
+
+    job = service.submit("gradcam", run, config={"run_dir": str(run_dir), "classes": classes}, interactive=True)
+    return job.outcome(120)
+
+
+def _enlarged(image: Any, side: int = 320) -> Any:
+    """Small model crops (e.g. 64 px) upscaled for display; the heatmap itself is unchanged."""
+    from PIL import Image
+
+    scale = side / max(image.size)
+    if scale <= 1:
+        return image
+    return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)

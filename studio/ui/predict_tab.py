@@ -1,0 +1,225 @@
+"""Predict tab: classify uploaded or webcam images with a run's model (TTA optional), show the top-k as
+bars and a Grad-CAM, add a mispredicted image to the project with its right label, and predict a whole
+folder or zip to a CSV. Predictions run in the service (interactive jobs, beside training where the
+device allows); big batches queue like any job. API: /predict (see `register_api`).
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.errors import StudioError
+from studio.ui import charts, media
+from studio.ui.context import AppContext, ProjectBinding
+from studio.ui.evaluate_tab import checked_run_dir, grad_cams, guarded, run_choices, service_of, wait_for
+
+LATEST = ""  # the run choice meaning "the newest run with a model"
+RESULT_COLUMNS = ["image", "prediction", "probability"]
+MAX_TOP_K = 10
+
+
+def prediction_rows(results: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
+    rows = [[name, r["top"][0]["class"], f"{r['top'][0]['probability']:.1%}"] for name, r in zip(names, results)]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def plain_top(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON-ready top-k of one result (the predictor also returns a numpy array of all classes)."""
+    return [{"class": str(t["class"]), "probability": float(t["probability"])} for t in result["top"]]
+
+
+def _top_k(value: Any) -> int:
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise StudioError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {value!r}.") from None
+    if not 1 <= k <= MAX_TOP_K:
+        raise StudioError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {value!r}.")
+    return k
+
+
+def output_folder() -> Path:
+    """A fresh folder inside the media root: Gradio serves files there (see studio.ui.media)."""
+    folder = media.media_root() / "predictions" / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class PredictApi:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    def run_dir(self, project: str, run: str) -> Path:
+        """`run` may be a run folder path (its project is then implied) or a name inside `project`."""
+        if not (project or "").strip() and (run or "").strip() and Path(run).is_absolute():
+            project = str(Path(run).resolve().parent.parent)
+        if not (project or "").strip():
+            raise StudioError("No project is open: open one in the Data tab (API: pass project or a run folder).")
+        return checked_run_dir(self.context, project, run)
+
+    def predict(self, project: str, run: str, paths: list[str], tta: bool, top_k: Any) -> list[dict[str, Any]]:
+        if not paths:
+            raise StudioError("Upload an image (or take one with the webcam) first.")
+        run_dir = self.run_dir(project, run)
+        return service_of(self.context).predict(run_dir, paths, bool(tta), _top_k(top_k), timeout=300)
+
+    def add_to_project(self, project: str, path: str, label: str) -> str:
+        label = (label or "").strip()
+        if not label:
+            raise StudioError("Choose or type the class this image belongs to.")
+        store = self.context.open_project(project)
+        image_id, is_new = store.add_image_file(path, label=label, source="predict tab")
+        if not is_new:  # already in the project: an explicit correction wins over its old label
+            store.set_label(image_id, label)
+        store.assign_splits()
+        return f"Image #{image_id} {'added to' if is_new else 'already in'} the project, labeled '{label}'."
+
+    def predict_batch(self, project: str, run: str, folder: str, zip_path: str | None, tta: bool):
+        """Submit a folder (or an extracted zip) prediction job; returns (job, csv path)."""
+        from studio.data.archive import extract_zip
+
+        run_dir = self.run_dir(project, run)
+        out = output_folder()
+        if zip_path:
+            source = out / "images"
+            source.mkdir()
+            extract_zip(Path(zip_path), source)
+            name = Path(zip_path).stem
+        else:
+            source = Path((folder or "").strip()).expanduser()
+            if not str(folder or "").strip() or not source.is_dir():
+                raise StudioError(f"{folder or 'The folder'} is not a folder on this machine; type its full path "
+                                  "or upload a zip.")
+            name = source.name or "folder"
+        csv_path = out / f"predictions-{name}.csv"
+        service = service_of(self.context)
+
+        def job_fn(ctx: Any) -> dict[str, Any]:
+            with service.predictors.use(run_dir, ctx.device) as predictor:
+                results = predictor.predict_folder(source, csv_path, tta=tta)
+            return {"images": len(results), "csv": str(csv_path)}
+
+        job = service.submit("predict", job_fn, config={"run_dir": str(run_dir), "folder": str(source), "tta": tta},
+                             project=str(self.context.open_project(project).root))
+        return job, csv_path
+
+    def register_api(self) -> None:
+        def predict(image: gr.FileData, tta: bool = False, top_k: int = 5, run: str = "",
+                    project: str = "") -> list[dict]:
+            """Classify one image file. run: a run folder (or its name inside project); empty: the project's
+            newest run with a model. Returns [{"class", "probability"}, ...] most likely first."""
+            path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
+            try:
+                if not path:
+                    raise StudioError("Pass the image as a file (gradio_client.handle_file(path)).")
+                return plain_top(self.predict(project, run, [path], tta, top_k)[0])
+            except StudioError as error:
+                raise gr.Error(str(error)) from None
+
+        gr.api(predict, api_name="predict")
+
+
+def build(context: AppContext, binding: ProjectBinding) -> None:
+    api = PredictApi(context)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=340):
+            run = gr.Dropdown(choices=[("Newest run with a model", LATEST)], value=LATEST, label="Model (run)")
+            image = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image",
+                             height=300)
+            files = gr.File(file_count="multiple", file_types=["image"], label="Or several images at once",
+                            height=120)
+            with gr.Row():
+                tta = gr.Checkbox(label="Test-time augmentation", value=False,
+                                  info="Average flips and zooms: slower, often a little more accurate.")
+                top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top-k classes")
+            predict = gr.Button("Predict", variant="primary")
+        with gr.Column(scale=3):
+            bars = gr.Plot(charts.topk_bars([]), show_label=False)
+            table = gr.Dataframe(pd.DataFrame(columns=RESULT_COLUMNS), interactive=False, max_height=220,
+                                 label="Predictions (click a row to see its bars)", visible=False)
+            with gr.Row(equal_height=True):
+                cam_button = gr.Button("Show Grad-CAM", scale=0, min_width=160)
+                correct_class = gr.Dropdown(choices=[], allow_custom_value=True, label="Correct class", scale=2)
+                add = gr.Button("Add to the project as this class", scale=1)
+            cam = gr.Image(label="Grad-CAM: where the model looked for its top class", interactive=False,
+                           height=300)
+    gr.Markdown("### Predict a folder or a zip to CSV")
+    with gr.Row(equal_height=True):
+        folder = gr.Textbox(label="Folder on this machine", placeholder="/path/to/images", scale=3)
+        zip_file = gr.File(file_types=[".zip"], label="Or upload a zip", scale=2)
+        batch = gr.Button("Predict all to CSV", scale=1)
+    batch_status = gr.Markdown()
+    csv_file = gr.File(label="Predictions CSV", interactive=False, visible=False, height=80)
+
+    results = gr.State([])  # [{"path", "top"}] of the last prediction, for row clicks
+    current = gr.State("")  # the image shown in the bars: used by Grad-CAM and "add to project"
+
+    def on_project(root: str):
+        choices = [("Newest run with a model", LATEST)] + (guarded(run_choices, context, root) if root else [])
+        classes = guarded(lambda: context.open_project(root).classes()) if root else []
+        return gr.Dropdown(choices=choices, value=LATEST), gr.Dropdown(choices=classes, value=None)
+
+    def on_classes(root: str):
+        return gr.Dropdown(choices=guarded(lambda: context.open_project(root).classes()) if root else [])
+
+    def on_predict(root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float):
+        paths = [str(p) for p in (many or [])] or ([single] if single else [])
+        found = guarded(api.predict, root, run_dir, paths, use_tta, k)
+        found = [{"path": p, "top": plain_top(r)} for p, r in zip(paths, found)]
+        first = found[0]
+        return (charts.topk_bars(first["top"], title=Path(first["path"]).name if len(found) > 1 else None),
+                gr.Dataframe(prediction_rows(found, [Path(p).name for p in paths]), visible=len(found) > 1),
+                found, first["path"], gr.Dropdown(value=first["top"][0]["class"]), None)
+
+    def on_row(found: list[dict[str, Any]], event: gr.SelectData):
+        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        if not found or not 0 <= row < len(found):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        item = found[row]
+        return (charts.topk_bars(item["top"], title=Path(item["path"]).name), item["path"],
+                gr.Dropdown(value=item["top"][0]["class"]), None)
+
+    def on_cam(root: str, run_dir: str, path: str, found: list[dict[str, Any]]):
+        if not path:
+            raise gr.Error("Predict an image first.")
+        top = next((r["top"][0]["class"] for r in found if r["path"] == path), None)
+        chosen = guarded(api.run_dir, root, run_dir)
+        return guarded(grad_cams, context, chosen, path, [top])[0]
+
+    def on_add(root: str, path: str, label: str, version: float):
+        if not path:
+            raise gr.Error("Predict an image first, then add it with its right class.")
+        message = guarded(api.add_to_project, root, path, label)
+        gr.Info(message)
+        classes = context.open_project(root).classes()
+        return (version or 0) + 1, gr.Dropdown(choices=classes)
+
+    def on_batch(root: str, run_dir: str, path: str, archive: str | None, use_tta: bool):
+        job, csv_path = guarded(api.predict_batch, root, run_dir, path, archive, bool(use_tta))
+        try:
+            for line in wait_for(job, "Predicting"):
+                yield line, gr.File(visible=False)
+        except StudioError as error:
+            raise gr.Error(str(error)) from None
+        count = job.result["images"]
+        yield (f"Predicted {count} images: **{html.escape(csv_path.name)}** is ready to download.",
+               gr.File(value=str(csv_path), visible=True))
+
+    binding.root.change(on_project, binding.root, [run, correct_class], api_visibility="private")
+    binding.version.change(on_classes, binding.root, correct_class, api_visibility="private")
+    predict.click(on_predict, [binding.root, run, image, files, tta, top_k],
+                  [bars, table, results, current, correct_class, cam], api_visibility="private")
+    table.select(on_row, results, [bars, current, correct_class, cam], api_visibility="private")
+    cam_button.click(on_cam, [binding.root, run, current, results], cam, api_visibility="private")
+    add.click(on_add, [binding.root, current, correct_class, binding.version], [binding.version, correct_class],
+              api_visibility="private")
+    batch.click(on_batch, [binding.root, run, folder, zip_file, tta], [batch_status, csv_file],
+                api_visibility="private")
+    api.register_api()
+

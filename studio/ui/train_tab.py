@@ -1,0 +1,423 @@
+"""Train tab: choose backbone, strategy and hyperparameters, start and cancel runs, watch live curves,
+see the queue and past runs, and compare runs on one chart.
+
+Training runs in the trainer service; this tab only submits jobs and polls their event history with a
+gr.Timer, so the UI never blocks. Reopening the page (or the project) finds the project's running or
+latest job and redraws its whole history. API: /train, /train_status, /cancel (see `train_api`).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.augment.presets import PRESET_NAMES, preset
+from studio.errors import StudioError
+from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
+from studio.train.config import STRATEGIES, TrainConfig
+from studio.ui import charts
+from studio.ui.context import AppContext, ProjectBinding, current_augment_config
+
+POLL_SECONDS = 2.0
+PROJECT_AUGMENT = "project"  # the augment choice meaning "what the Augment tab saved"
+
+STRATEGY_HELP = {
+    "auto": "Linear probe first, then fine-tuning from it while time allows; keeps the better one. A good first choice.",
+    "linear": "Backbone frozen, only a classifier on its features. Fastest (seconds); strong with very few images.",
+    "finetune": "Trains every layer, the backbone at a lower rate. Usually the most accurate with a few hundred images.",
+    "two-stage": "Head first, then the top blocks at a low rate. A safe middle ground between linear and finetune.",
+    "gradual": "Unfreezes one more block group per stage, top down. Steady on small or unusual images.",
+    "scratch": "Random weights, no pretraining. A baseline only: expect much lower accuracy.",
+}
+
+JOB_COLUMNS = ["job", "kind", "state", "progress", "submitted", "run"]
+RUN_COLUMNS = ["run", "status", "strategy", "backbone", "epochs", "best val acc", "model"]
+
+
+def backbone_note(name: str) -> str:
+    info = BACKBONES.get((name or "").strip())
+    if info is None:
+        return ("Custom timm model: any name from `timm.list_models()`. Pretrained weights are downloaded "
+                "from the hub, so the first run needs network access.")
+    return f"{info.note} ({info.params_m:g} M parameters, {info.input_size} px, ImageNet top-1 {info.imagenet_top1:g} %)"
+
+
+def strategy_note(name: str) -> str:
+    return STRATEGY_HELP.get(name, "")
+
+
+def progress_html(status: dict[str, Any] | None) -> str:
+    """A progress bar with the job's state, stage, epoch and time left."""
+    if not status:
+        return ("<div class='train-progress'><div class='train-progress-text'>No training job yet: "
+                "set the options and press <b>Start training</b>.</div></div>")
+    fraction = max(0.0, min(1.0, float(status.get("progress") or 0.0)))
+    state = status["state"]
+    color = {"failed": "#dc2626", "cancelled": "#9ca3af", "done": "#16a34a"}.get(state, "#4f46e5")
+    parts = [f"<b>{html.escape(state.capitalize())}</b>"]
+    if status.get("queue_position"):
+        parts.append(f"position {status['queue_position']} in the queue")
+    if status.get("stage") and state == "running":
+        parts.append(f"stage {html.escape(str(status['stage']))}")
+    if status.get("epoch") and state == "running":
+        parts.append(f"epoch {status['epoch']}")
+    if state == "running":
+        parts.append(f"{fraction:.0%} of this stage")
+        if status.get("eta_s") is not None:
+            parts.append(f"about {format_seconds(status['eta_s'])} left")
+    result = status.get("result") or {}
+    metrics = status.get("metrics") or {}
+    if result.get("val_accuracy") is not None:
+        tta = result.get("val_accuracy_tta")
+        parts.append(f"best val accuracy {result['val_accuracy']:.1%}"
+                     + (f" ({tta:.1%} with TTA)" if tta is not None else ""))
+    elif metrics.get("val_accuracy") is not None:
+        parts.append(f"last val accuracy {metrics['val_accuracy']:.1%}")
+    if status.get("run_dir"):
+        parts.append(f"run {html.escape(Path(status['run_dir']).name)}")
+    if status.get("error"):
+        parts.append(f"<span style='color:#dc2626'>{html.escape(status['error'])}</span>")
+    width = 100 if state in ("done", "failed", "cancelled") else fraction * 100
+    return (
+        "<div class='train-progress'>"
+        f"<div style='background:#e5e7eb;border-radius:6px;height:14px;overflow:hidden'>"
+        f"<div style='width:{width:.1f}%;height:100%;background:{color};transition:width .5s'></div></div>"
+        f"<div class='train-progress-text' style='margin-top:6px'>{html.escape(status['job_id'])}: "
+        f"{' · '.join(parts)}</div></div>"
+    )
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, round(float(seconds)))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def jobs_frame(service: Any, root: str) -> pd.DataFrame:
+    """Jobs of this project (queued, running, finished in this session), newest first."""
+    rows = []
+    for job in service.list_jobs() if service is not None else []:
+        if root and job.project and Path(job.project) != Path(root):
+            continue
+        info = job.to_dict()
+        progress = info["progress"]
+        if info["state"] == "running" and not progress and job.kind == "train":
+            progress = job_status(job, job.events(0))["progress"]  # the engine reports time left, not a fraction
+        rows.append([info["id"], info["kind"], info["state"], f"{progress:.0%}",
+                     time.strftime("%H:%M:%S", time.localtime(info["created"])),
+                     Path(info["run_dir"]).name if info.get("run_dir") else ""])
+    return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
+
+def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        config = run.get("config") or {}
+        settings = config.get("config", config) if isinstance(config, dict) else {}
+        best = run.get("best_val_accuracy")
+        rows.append([run["name"], run["status"], settings.get("strategy", ""), settings.get("backbone", ""),
+                     run.get("epochs", 0), "" if best is None else f"{best:.1%}",
+                     "yes" if run.get("has_model") else "no"])
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _whole(label: str, value: Any, minimum: int = 1) -> int | None:
+    """A whole number from a form field or API argument; None for empty or 0 (automatic)."""
+    if value is None or value == "" or value == 0:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise StudioError(f"{label} must be a whole number (or 0 for automatic), got {value!r}.") from None
+    if not number.is_integer() or number < minimum:
+        raise StudioError(f"{label} must be a whole number of at least {minimum} (or 0 for automatic), "
+                          f"got {value!r}.")
+    return int(number)
+
+
+def _positive(label: str, value: Any) -> float | None:
+    if value is None or value == "" or value == 0:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise StudioError(f"{label} must be a positive number such as 0.001 (or 0 for automatic), got {value!r}.")
+    return number
+
+
+def augment_fields(project: Any, choice: str) -> tuple[dict[str, Any], str | None]:
+    """TrainConfig fields for the augmentation choice, and a warning when the engine cannot take it exactly.
+
+    The engine takes a preset name plus CutMix/MixUp strengths; custom strengths from the Augment tab
+    fall back to the preset they started from (reported to the user, never silently).
+    """
+    if choice and choice != PROJECT_AUGMENT:
+        return {"augment": choice}, None
+    config = current_augment_config(project)
+    base = config.preset if config.preset in PRESET_NAMES else "light"
+    fields = {"augment": base, "cutmix": float(config.cutmix), "mixup": float(config.mixup)}
+    same = preset(base).to_dict() == {**config.to_dict(), "preset": base}
+    warning = None if same else (
+        f"The training engine takes augmentation presets only: this run uses preset '{base}' with your "
+        f"CutMix ({config.cutmix:g}) and MixUp ({config.mixup:g}) settings, not your custom strengths.")
+    return fields, warning
+
+
+def job_status(job: Any, events: list[dict[str, Any]], queue_position: int | None = None) -> dict[str, Any]:
+    """What /train_status returns: state, progress (0..1 of the current stage), eta_s, last metrics."""
+    info = job.to_dict()
+    stage, stage_start, eta, epoch, metrics, when = None, None, None, None, {}, None
+    for event in events:
+        name = event.get("stage") or (event.get("name") if event.get("type") == "stage" else None)
+        if name and name != stage:
+            stage, stage_start, eta, epoch = name, event.get("time"), None, None
+        if event.get("eta_s") is not None:
+            eta, when = float(event["eta_s"]), event.get("time")
+        if event.get("type") in ("step", "epoch") and event.get("epoch") is not None:
+            epoch = event["epoch"]
+        if event.get("type") == "epoch":
+            metrics = {k: event.get(k) for k in ("stage", "epoch", "train_loss", "train_accuracy", "val_loss",
+                                                 "val_accuracy", "lr") if event.get(k) is not None}
+    progress = float(info["progress"] or 0.0)
+    if info["state"] == "running" and not progress and eta is not None and stage_start and when:
+        # The engine reports time left per stage; the bar shows how far the current stage is.
+        spent = max(0.0, when - stage_start)
+        progress = spent / (spent + eta) if spent + eta > 0 else 0.0
+    if info["state"] == "done":
+        progress, eta = 1.0, 0.0
+    return {
+        "job_id": info["id"], "kind": info["kind"], "state": info["state"], "progress": round(progress, 4),
+        "eta_s": None if eta is None or info["state"] != "running" else round(eta, 1),
+        "stage": stage, "epoch": epoch, "metrics": metrics, "error": info["error"], "run_dir": info["run_dir"],
+        "queue_position": queue_position, "result": info["result"] if info["state"] == "done" else None,
+    }
+
+
+class TrainApi:
+    """The tab's calls into the service, shared by the widgets and the /train, /train_status, /cancel API."""
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+
+    @property
+    def service(self) -> Any:
+        if self.context.service is None:
+            raise StudioError("The trainer service is not running; restart the studio.")
+        return self.context.service
+
+    def train_config(self, root: str, backbone: str, strategy: str, epochs: Any, lr: Any, batch_size: Any,
+                     image_size: Any, augment: str, pretrained: bool = True) -> tuple[Path, dict, str | None]:
+        """Check every setting (StudioError naming the field) and return (project root, config, warning)."""
+        project = self.context.open_project(root)
+        counts = project.info().get("counts", {})
+        labeled = [name for name, splits in counts.items() if sum(splits.values()) > 0]
+        if len(labeled) < 2:
+            raise StudioError(f"Training needs labeled images in at least two classes; this project has "
+                              f"{len(labeled)}. Label more images in the Label tab.")
+        if strategy not in STRATEGIES:
+            raise StudioError(f"Unknown strategy {strategy!r}. Choose one of: {', '.join(STRATEGIES)}.")
+        fields, warning = augment_fields(project, augment)
+        config = TrainConfig(
+            strategy=strategy, backbone=check_backbone((backbone or DEFAULT_BACKBONE).strip()),
+            pretrained=bool(pretrained), epochs=_whole("Epochs", epochs), lr=_positive("Learning rate", lr),
+            batch_size=_whole("Batch size", batch_size), image_size=_whole("Image size", image_size, 32),
+            **fields,
+        )
+        return project.root, config.to_dict(), warning
+
+    def train(self, root: str, *settings: Any) -> tuple[str, str | None]:
+        project_root, config, warning = self.train_config(root, *settings)
+        return self.service.submit_train(project_root, config).id, warning
+
+    def job(self, job_id: str) -> Any:
+        return self.service.get(str(job_id or "").strip())
+
+    def queue_position(self, job: Any) -> int | None:
+        queued = self.service.queued_jobs()
+        return queued.index(job) + 1 if job in queued else None
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        job = self.job(job_id)
+        return job_status(job, job.events(0), self.queue_position(job))
+
+    def cancel(self, job_id: str) -> str:
+        job = self.job(job_id)
+        self.service.cancel(job.id)
+        job.wait(0.5)  # a queued job is cancelled at once; a running one stops after its batch
+        return job.state.value if job.is_finished else "cancelling"
+
+    def latest_train_job(self, root: str) -> str:
+        """The project's running training job, else its newest one this session ("" for none)."""
+        root_path = self.context.open_project(root).root
+        mine = [j for j in self.service.list_jobs("train") if j.project and Path(j.project) == root_path]
+        running = [j for j in mine if j.state.value == "running"]
+        return (running or mine or [None])[0].id if mine else ""
+
+    def runs(self, root: str) -> list[dict[str, Any]]:
+        return self.service.list_runs(self.context.open_project(root).root)
+
+    def curve_rows(self, run_dir: str) -> list[dict[str, Any]]:
+        return charts.history_from_events(self.service.run_curves(run_dir).to_dict("records"))
+
+    def register(self) -> None:
+        """The scriptable endpoints (gradio_client): /train, /train_status, /cancel."""
+
+        def train(project: str, backbone: str = DEFAULT_BACKBONE, strategy: str = "auto",
+                  epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
+                  image_size: int | None = None, augment: str = PROJECT_AUGMENT, pretrained: bool = True) -> str:
+            """Queue a training run on a project; returns the job id. Empty numbers mean automatic;
+            augment is "project" (the Augment tab's settings) or a preset name."""
+            return _api(lambda: self.train(project, backbone, strategy, epochs, lr, batch_size, image_size,
+                                           augment, pretrained)[0])
+
+        def train_status(job_id: str) -> dict:
+            """State (queued/running/done/failed/cancelled), progress, eta_s, stage, epoch, last metrics, error."""
+            return _api(lambda: self.status(job_id))
+
+        def cancel(job_id: str) -> str:
+            """Cancel a queued or running job; returns its state (cancelled, cancelling, or how it ended)."""
+            return _api(lambda: self.cancel(job_id))
+
+        gr.api(train, api_name="train")
+        gr.api(train_status, api_name="train_status", queue=False)
+        gr.api(cancel, api_name="cancel", queue=False)
+
+
+def _api(call: Any) -> Any:
+    try:
+        return call()
+    except StudioError as error:
+        raise gr.Error(str(error)) from None
+
+
+def build(context: AppContext, binding: ProjectBinding) -> None:
+    api = TrainApi(context)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=340):
+            gr.Markdown("### Settings")
+            backbone = gr.Dropdown(choices=list(BACKBONES), value=DEFAULT_BACKBONE, allow_custom_value=True,
+                                   label="Backbone", info="Pick one, or type any timm model name.")
+            backbone_help = gr.Markdown(backbone_note(DEFAULT_BACKBONE), elem_classes="help-text")
+            strategy = gr.Radio(choices=list(STRATEGIES), value="auto", label="Strategy")
+            strategy_help = gr.Markdown(strategy_note("auto"), elem_classes="help-text")
+            with gr.Row():
+                epochs = gr.Number(label="Epochs", value=0, precision=0, minimum=0, info="0 = automatic.")
+                lr = gr.Number(label="Learning rate", value=0, minimum=0, info="0 = automatic (1e-3).")
+            with gr.Row():
+                batch_size = gr.Number(label="Batch size", value=0, precision=0, minimum=0,
+                                       info="0 = automatic (32; 64 on a GPU).")
+                image_size = gr.Number(label="Image size (px)", value=0, precision=0, minimum=0, maximum=1024,
+                                       info="0 = the backbone's own size.")
+            augment = gr.Dropdown(
+                choices=[("The Augment tab's settings", PROJECT_AUGMENT)] + [(f"Preset: {p}", p) for p in PRESET_NAMES],
+                value=PROJECT_AUGMENT, label="Augmentation",
+            )
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary")
+                cancel = gr.Button("Cancel job", variant="stop")
+        with gr.Column(scale=5):
+            progress = gr.HTML(progress_html(None))
+            curves = gr.Plot(charts.training_curves([]), label="Training curves", show_label=False)
+            log = gr.Textbox(label="Log", lines=3, max_lines=6, interactive=False, autoscroll=True)
+    with gr.Row():
+        gr.Markdown("### Queue and runs")
+        refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+    jobs = gr.Dataframe(pd.DataFrame(columns=JOB_COLUMNS), interactive=False, label="Jobs since the app started",
+                        max_height=220)
+    runs = gr.Dataframe(pd.DataFrame(columns=RUN_COLUMNS), interactive=False,
+                        label="Run folders of this project (newest first)", max_height=300)
+    gr.Markdown("### Compare runs")
+    compare = gr.Dropdown(choices=[], multiselect=True, label="Runs to compare",
+                          info="Pick two or more runs: their validation curves share one chart.")
+    compare_plot = gr.Plot(charts.compare_runs({}), show_label=False)
+
+    watched = gr.State("")  # the job id this browser session is watching
+    seen = gr.State(0)  # the last event seq drawn
+    timer = gr.Timer(POLL_SECONDS, active=False)
+    outputs = [seen, progress, curves, log, jobs, runs, compare, timer]
+
+    def tables(root: str, with_choices: bool):
+        run_list = api.runs(root) if root else []
+        choices = [(r["name"], r["run_dir"]) for r in run_list if r.get("epochs")]
+        # Updating the choices while a job runs would drop the user's selection at every tick.
+        compare_update = gr.Dropdown(choices=choices) if with_choices else gr.skip()
+        return jobs_frame(context.service, root), runs_frame(run_list), compare_update
+
+    def show_job(job_id: str, root: str, initial: bool = False):
+        """Everything that depends on the watched job, in `outputs` order."""
+        if not job_id:
+            return (0, progress_html(None), charts.training_curves([]), "", *tables(root, True),
+                    gr.Timer(active=False))
+        job = api.job(job_id)
+        events = job.events(0)
+        status = job_status(job, events, api.queue_position(job))
+        figure = charts.training_curves(charts.history_from_events(events))
+        log_text = "\n".join(e["message"].strip().splitlines()[-1] for e in events
+                             if e.get("type") == "log" and e.get("message"))
+        if status.get("error"):
+            log_text += f"\nError: {status['error']}"
+        last_seq = events[-1]["seq"] if events else 0
+        return (last_seq, progress_html(status), figure, log_text.strip(),
+                *tables(root, initial or job.is_finished), gr.Timer(active=not job.is_finished))
+
+    def guarded(call, *args):
+        try:
+            return call(*args)
+        except StudioError as error:
+            raise gr.Error(str(error)) from None
+
+    def on_project(root: str):
+        if not root:
+            return ("", *show_job("", root))
+        job_id = guarded(api.latest_train_job, root)
+        return (job_id, *guarded(show_job, job_id, root, True))
+
+    def on_start(root, *settings):
+        job_id, warning = guarded(api.train, root, *settings)
+        if warning:
+            gr.Warning(warning)
+        gr.Info(f"Training job {job_id} queued.")
+        return (job_id, *show_job(job_id, root, True))
+
+    def on_cancel(job_id: str, root: str):
+        if not job_id:
+            raise gr.Error("There is no training job to cancel.")
+        state = guarded(api.cancel, job_id)
+        gr.Info(f"Job {job_id}: {state}.")
+        return show_job(job_id, root)
+
+    def on_tick(job_id: str, root: str, last_seen: int):
+        # Redraw only when new events arrived (keeps the 2-second polling cheap).
+        if not job_id:
+            return (*[gr.skip()] * (len(outputs) - 1), gr.Timer(active=False))
+        job = api.job(job_id)
+        if not job.events(last_seen):
+            return (*[gr.skip()] * (len(outputs) - 1), gr.Timer(active=not job.is_finished))
+        return show_job(job_id, root)
+
+    def on_refresh(root: str):
+        return guarded(tables, root, True)
+
+    def on_compare(run_dirs: list[str]):
+        return charts.compare_runs({Path(d).name: api.curve_rows(d) for d in run_dirs or []})
+
+    settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment]
+    backbone.change(backbone_note, backbone, backbone_help, api_visibility="private")
+    strategy.change(strategy_note, strategy, strategy_help, api_visibility="private")
+    binding.root.change(on_project, binding.root, [watched, *outputs], api_visibility="private")
+    start.click(on_start, [binding.root, *settings], [watched, *outputs], api_visibility="private")
+    cancel.click(on_cancel, [watched, binding.root], outputs, api_visibility="private")
+    timer.tick(on_tick, [watched, binding.root, seen], outputs, api_visibility="private", show_progress="hidden")
+    refresh.click(on_refresh, binding.root, [jobs, runs, compare], api_visibility="private")
+    compare.change(on_compare, compare, compare_plot, api_visibility="private")
+    api.register()

@@ -1,0 +1,192 @@
+"""Train, Evaluate and Predict tabs end to end: the whole app on loopback, driven through gradio_client
+(/train, /train_status, /cancel, /predict), plus the tab helpers that turn service results into widgets.
+
+One tiny project (two colors, 40 px images) and one linear-probe run are shared by the module's tests.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from helpers_images import make_image, make_image_folder
+
+from studio.data.importers import import_source
+from studio.data.store import Project
+from studio.service import TrainerService
+from studio.ui import evaluate_tab, predict_tab, train_tab
+from studio.ui.context import AppContext
+from studio.ui.launcher import start
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+def _poll(client: Client, job_id: str, until=lambda s: s["state"] in FINISHED, limit: int = 600) -> dict:
+    """Poll /train_status until `until` holds (bounded by a number of polls, not by time)."""
+    for _ in range(limit):
+        status = client.predict(job_id, api_name="/train_status")
+        if until(status):
+            return status
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} never reached the expected state; last: {status}")
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    base = tmp_path_factory.mktemp("studio")
+    workspace = base / "workspace"
+    workspace.mkdir()
+    source = make_image_folder(base / "source", ["red", "blue"], per_class=8, size=40)
+    with Project.create(workspace / "colors") as project:
+        import_source(project, source, val_fraction=0.25)
+    Project.create(workspace / "empty").close()
+    service = TrainerService("cpu")
+    context = AppContext(workspace=workspace, service=service)
+    app, url = start(context)
+    client = Client(url, verbose=False)
+    yield {"client": client, "context": context, "service": service, "root": str(workspace / "colors"),
+           "empty": str(workspace / "empty"), "base": base}
+    app.close()
+    service.shutdown(10)
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def trained(studio):
+    """One finished linear-probe run (seconds on a CPU) trained through /train."""
+    client = studio["client"]
+    job_id = client.predict(project=studio["root"], strategy="linear", image_size=64, api_name="/train")
+    status = _poll(client, job_id)
+    assert status["state"] == "done", status
+    return status
+
+
+def test_train_runs_to_done_with_metrics_and_progress(studio, trained) -> None:
+    assert trained["progress"] == 1.0
+    assert trained["metrics"]["val_accuracy"] > 0.5  # two clearly different colors
+    assert Path(trained["run_dir"]).parent == Path(studio["root"]) / "runs"
+    assert trained["result"]["strategy"] == "linear"
+    assert trained["error"] is None
+
+
+def test_predict_with_tta_returns_sorted_probabilities(studio, trained) -> None:
+    client = studio["client"]
+    image = studio["base"] / "query.png"
+    make_image(40, seed=99, color=(200, 30, 30)).save(image)
+    top = client.predict(handle_file(str(image)), True, 2, "", studio["root"], api_name="/predict")
+    assert {t["class"] for t in top} == {"red", "blue"}
+    assert top[0]["probability"] >= top[1]["probability"]
+    assert abs(sum(t["probability"] for t in top) - 1.0) < 1e-4
+    # A run folder alone is enough: its project is implied.
+    again = client.predict(image=handle_file(str(image)), top_k=1, run=trained["run_dir"], api_name="/predict")
+    assert len(again) == 1 and again[0]["class"] in {"red", "blue"}
+
+
+def test_user_errors_are_readable_messages(studio, tmp_path) -> None:
+    client = studio["client"]
+    with pytest.raises(AppError, match="no project is open"):
+        client.predict(project="", api_name="/train")
+    with pytest.raises(AppError, match="at least two classes"):
+        client.predict(project=studio["empty"], api_name="/train")
+    with pytest.raises(AppError, match="Epochs must be a whole number"):
+        client.predict(project=studio["root"], epochs=-3, api_name="/train")
+    with pytest.raises(AppError, match="Unknown strategy"):
+        client.predict(project=studio["root"], strategy="magic", api_name="/train")
+    with pytest.raises(AppError, match="not a project of this studio"):
+        client.predict(project=str(tmp_path), api_name="/train")
+    image = tmp_path / "x.png"
+    make_image(32, seed=1).save(image)
+    with pytest.raises(AppError, match="no trained model yet"):
+        client.predict(image=handle_file(str(image)), project=studio["empty"], api_name="/predict")
+    with pytest.raises(AppError, match="not a run of this project"):
+        client.predict(image=handle_file(str(image)), run="../../elsewhere", project=studio["root"],
+                       api_name="/predict")
+    with pytest.raises(AppError, match="No job"):
+        client.predict("00999-train", api_name="/train_status")
+
+
+def test_cancel_queued_and_running_jobs(studio, trained) -> None:
+    client = studio["client"]
+    slow = {"project": studio["root"], "strategy": "finetune", "epochs": 200, "batch_size": 4, "image_size": 32,
+                "augment": "none", "api_name": "/train"}
+    running = client.predict(**slow)
+    queued = client.predict(**slow)
+    assert client.predict(queued, api_name="/train_status")["queue_position"] == 1
+    assert client.predict(queued, api_name="/cancel") == "cancelled"  # never started
+    _poll(client, running, until=lambda s: s["state"] == "running" and s["stage"] == "finetune")
+    assert client.predict(running, api_name="/cancel") in ("cancelling", "cancelled")
+    status = _poll(client, running)
+    assert status["state"] == "cancelled"
+    assert client.predict(queued, api_name="/train_status")["state"] == "cancelled"
+
+
+def test_train_helpers_turn_a_job_into_widgets(studio, trained) -> None:
+    service, root = studio["service"], studio["root"]
+    job = service.get(trained["job_id"])
+    html_text = train_tab.progress_html(train_tab.job_status(job, job.events(0)))
+    assert "Done" in html_text and "best val accuracy" in html_text
+    assert "No training job yet" in train_tab.progress_html(None)
+    runs = train_tab.runs_frame(service.list_runs(root))
+    assert Path(trained["run_dir"]).name in runs["run"].tolist()
+    assert (runs[runs["run"] == Path(trained["run_dir"]).name]["model"] == "yes").all()
+    jobs = train_tab.jobs_frame(service, root)
+    assert trained["job_id"] in jobs["job"].tolist()
+    api = train_tab.TrainApi(studio["context"])
+    assert api.latest_train_job(root)  # the page finds the project's job after a reload
+    assert api.curve_rows(trained["run_dir"])[0]["val_accuracy"] == trained["metrics"]["val_accuracy"]
+
+
+def test_evaluation_job_lists_every_image_of_each_confusion_cell(studio, trained) -> None:
+    context, root = studio["context"], studio["root"]
+    run_dir = evaluate_tab.checked_run_dir(context, root, Path(trained["run_dir"]).name)
+    job = studio["service"].submit("evaluate", evaluate_tab.evaluation_job(context, Path(root), run_dir),
+                                   interactive=True, project=root)
+    data = job.outcome(120)
+    report = data["report"]
+    assert "tta" in report and 0 <= report["accuracy"] <= 1
+    assert len(data["images"]) == report["n"]
+    matrix = report["confusion_matrix"]
+    for choice_label, cell in evaluate_tab.cell_choices(report):
+        true_index, predicted_index = (int(i) for i in cell.split("|"))
+        assert len(evaluate_tab.cell_items(data, "plain", cell)) == matrix[true_index][predicted_index]
+        assert f"({matrix[true_index][predicted_index]})" in choice_label
+    table = evaluate_tab.class_frame(report)
+    assert sorted(table["class"]) == ["blue", "red"]
+    assert (table["images"].sum()) == report["n"]
+    assert "accuracy" in evaluate_tab.summary_markdown(data)
+
+
+def test_add_to_project_labels_a_new_image(studio, trained) -> None:
+    image = studio["base"] / "new-red.png"
+    make_image(40, seed=1234, color=(210, 20, 20)).save(image)
+    api = predict_tab.PredictApi(studio["context"])
+    message = api.add_to_project(studio["root"], str(image), "red")
+    assert "added to the project" in message
+    project = studio["context"].open_project(studio["root"])
+    data = project.dataset()
+    added = data[data["original_name"] == "new-red.png"]
+    assert added["label"].tolist() == ["red"] and added["split"].notna().all()
+    with pytest.raises(Exception, match="Choose or type the class"):
+        api.add_to_project(studio["root"], str(image), " ")
+
+
+def test_predict_a_folder_and_a_zip_to_csv(studio, trained) -> None:
+    import csv
+    import zipfile
+
+    folder = make_image_folder(studio["base"] / "batch", ["any"], per_class=3, size=40, seed=7) / "any"
+    archive = studio["base"] / "batch.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in folder.iterdir():
+            handle.write(path, path.name)
+    api = predict_tab.PredictApi(studio["context"])
+    for source, zip_path in ((str(folder), None), ("", str(archive))):
+        job, csv_path = api.predict_batch(studio["root"], "", source, zip_path, tta=False)
+        assert job.outcome(120)["images"] == 3
+        rows = list(csv.DictReader(csv_path.open()))
+        assert len(rows) == 3 and {r["prediction"] for r in rows} <= {"red", "blue"}
+    with pytest.raises(Exception, match="is not a folder"):
+        api.predict_batch(studio["root"], "", str(studio["base"] / "missing"), None, tta=False)
