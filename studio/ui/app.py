@@ -65,6 +65,7 @@ TABS = [
     ("Predict", "studio.ui.predict_tab"),
 ]
 
+
 def _header_text(root: str) -> str:
     return f"Project: **{Path(root).name}**" if root else "No project open"
 
