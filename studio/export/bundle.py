@@ -1,0 +1,137 @@
+"""Export a run as a self-contained bundle folder (or a zip of one).
+
+DEST/
+  model.onnx | model.torchscript.pt   uint8 pixels in, probabilities out (normalization inside)
+  classes.json                        class names in output order
+  preprocessing.json                  every number of the resize + crop outside the model
+  predict.py                          standalone prediction (numpy + Pillow + onnxruntime)
+  parity.json                         measured agreement with the studio's predictor
+  model_card.md                       backbone, strategy, data, validation metrics, date, parity
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from studio.errors import StudioError
+from studio.export import model_card, parity, standalone
+from studio.export.graph import INPUT_NAME, OUTPUT_NAME, exportable_module
+from studio.export.onnx_export import write_onnx
+from studio.export.torchscript_export import write_torchscript
+from studio.predict.checkpoint import build_model, read_checkpoint
+
+FORMATS = tuple(standalone.MODEL_FILES)
+BUNDLE_FILES = ("classes.json", "preprocessing.json")
+
+
+def is_bundle(path: str | os.PathLike) -> bool:
+    """True for a folder holding an exported model, classes.json and preprocessing.json."""
+    path = Path(path)
+    return (path.is_dir() and all((path / name).is_file() for name in BUNDLE_FILES)
+            and any((path / name).is_file() for name in standalone.MODEL_FILES.values()))
+
+
+def bundle_preprocessing(preprocessing: dict) -> dict:
+    """preprocessing.json: the checkpoint's values plus the derived sizes predict.py uses."""
+    size, crop_pct = int(preprocessing["image_size"]), float(preprocessing["crop_pct"])
+    return {
+        "image_size": size,
+        "crop_pct": crop_pct,
+        "resize_shorter_to": math.floor(size / crop_pct),
+        "interpolation": preprocessing.get("interpolation", "bicubic"),
+        "downscale": "area",
+        "jpeg_draft_size": int(size / min(1.0, crop_pct)),
+        "mean": list(preprocessing["mean"]),
+        "std": list(preprocessing["std"]),
+        "normalization": "inside the model: (pixels / 255 - mean) / std",
+        "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": ["batch", size, size, 3], "channels": "RGB"},
+        "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "classes"], "softmax": True},
+    }
+
+
+def _check_format(fmt: str) -> str:
+    fmt = str(fmt).lower()
+    if fmt not in FORMATS:
+        raise StudioError(f"Unknown export format {fmt!r}. Choose one of: {', '.join(FORMATS)}.")
+    return fmt
+
+
+def _check_dest(dest: Path) -> None:
+    """DEST must be new, empty, or an earlier bundle (which is replaced)."""
+    if dest.exists() and not dest.is_dir():
+        raise StudioError(f"{dest} is a file; give a folder path for the export.")
+    if dest.is_dir() and any(dest.iterdir()) and not is_bundle(dest):
+        raise StudioError(f"{dest} already holds other files; export into a new or empty folder.")
+
+
+def export_run(run_dir: str | os.PathLike, dest_dir: str | os.PathLike, fmt: str = "onnx") -> dict:
+    """Export a run's model as a bundle in `dest_dir`, checked for parity with the studio's predictor.
+
+    Returns {"dest", "format", "model_file", "files", "classes", "parity"}. Raises StudioError for a run
+    that cannot be exported (scikit-learn head, no checkpoint) or when parity fails; DEST is left
+    untouched then.
+    """
+    fmt = _check_format(fmt)
+    run_dir, dest = Path(run_dir).expanduser().resolve(), Path(dest_dir).expanduser().resolve()
+    _check_dest(dest)
+    checkpoint = read_checkpoint(run_dir)
+    exported = build_model(checkpoint)
+    module = exportable_module(exported)  # StudioError for svm / knn before any work
+    class_names = list(checkpoint["class_names"])
+    preprocessing = bundle_preprocessing(checkpoint["preprocessing"])
+    model_file = standalone.MODEL_FILES[fmt]
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        writer = write_onnx if fmt == "onnx" else write_torchscript
+        writer(module, staging / model_file, class_names=class_names, preprocessing=preprocessing)
+        (staging / "classes.json").write_text(json.dumps(class_names, indent=2))
+        (staging / "preprocessing.json").write_text(json.dumps(preprocessing, indent=2))
+        shutil.copyfile(standalone.__file__, staging / "predict.py")
+        # A fresh model for the reference: the exported one was converted in place.
+        report = parity.check_parity(build_model(checkpoint), staging, run_dir)
+        (staging / "parity.json").write_text(json.dumps(report, indent=2))
+        card = model_card.render(run_dir=run_dir, checkpoint={**checkpoint, "preprocessing": preprocessing},
+                                 fmt=fmt, model_file=model_file, parity=report,
+                                 exported=datetime.now().astimezone())
+        (staging / "model_card.md").write_text(card)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "dest": str(dest),
+        "format": fmt,
+        "model_file": str(dest / model_file),
+        "files": sorted(p.name for p in dest.iterdir()),
+        "classes": class_names,
+        "parity": report,
+    }
+
+
+def export_zip(run_dir: str | os.PathLike, fmt: str = "onnx", cache_dir: str | os.PathLike | None = None) -> Path:
+    """Export into a fresh temporary folder and zip it; returns the zip's path (for a UI download).
+
+    The zip holds one top-level folder `<run name>-<format>/`. `cache_dir` defaults to the system temp dir.
+    """
+    fmt = _check_format(fmt)
+    run_dir = Path(run_dir).expanduser().resolve()
+    parent = Path(tempfile.mkdtemp(prefix="studio-export-", dir=cache_dir))
+    name = f"{run_dir.name}-{fmt}"
+    try:
+        export_run(run_dir, parent / name, fmt)
+        archive = shutil.make_archive(str(parent / name), "zip", root_dir=parent, base_dir=name)
+    except BaseException:
+        shutil.rmtree(parent, ignore_errors=True)
+        raise
+    shutil.rmtree(parent / name, ignore_errors=True)
+    return Path(archive)

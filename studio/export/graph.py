@@ -1,0 +1,52 @@
+"""The exported computation: raw pixels in, class probabilities out.
+
+Normalization and softmax live inside the graph, so the only preprocessing left outside is the
+resize + center crop that `predict.py` (studio/export/standalone.py) reproduces exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from studio.errors import StudioError
+from studio.predict.checkpoint import SKLEARN_HEADS, LoadedModel
+
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "probabilities"
+
+
+class PixelsToProbabilities(torch.nn.Module):
+    """uint8 N x H x W x 3 RGB pixels -> N x classes probabilities (float32)."""
+
+    def __init__(self, model: torch.nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.model = model
+        # The same arithmetic as the studio's inference (x - 255*mean) / (255*std), for identical inputs.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels.permute(0, 3, 1, 2).float()
+        logits = self.model((x - self.mean) / self.std)
+        return torch.softmax(logits.float(), dim=1)
+
+
+def exportable_module(loaded: LoadedModel) -> PixelsToProbabilities:
+    """The wrapper for a checkpoint with a linear head; StudioError for scikit-learn heads."""
+    if loaded.head in SKLEARN_HEADS or loaded.sklearn_head is not None:
+        raise StudioError(
+            f"This run classifies with a scikit-learn {loaded.head.upper()} head, which cannot be exported "
+            "(that needs skl2onnx, which the studio does not ship). Retrain with the default "
+            "logistic-regression head (--head logreg) or a fine-tuned strategy, then export that run."
+        )
+    model = loaded.model.float().eval()
+    module = PixelsToProbabilities(model, loaded.preprocessing["mean"], loaded.preprocessing["std"]).eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module
+
+
+def example_input(preprocessing: dict, batch: int = 2) -> torch.Tensor:
+    size = int(preprocessing["image_size"])
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=generator)

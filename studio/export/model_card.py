@@ -1,0 +1,99 @@
+"""model_card.md: what the exported model is, what it was trained on, how well it did, how it was checked."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+def read_json_or_empty(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "not recorded"
+
+
+def _data_table(class_names: list[str], config: dict) -> list[str]:
+    counts = config.get("class_counts")
+    rows = ["", "| class | training images |", "|---|---|"]
+    for index, name in enumerate(class_names):
+        count = counts[index] if isinstance(counts, list) and index < len(counts) else "?"
+        rows.append(f"| {name} | {count} |")
+    return rows
+
+
+def _metrics(evaluation: dict) -> list[str]:
+    if not evaluation:
+        return ["No evaluation recorded (eval.json missing): run `studio eval RUN` before exporting."]
+    lines = [f"- Validation images: {evaluation.get('n', '?')}",
+             f"- Accuracy: {_percent(evaluation.get('accuracy'))}",
+             f"- Macro F1: {_percent(evaluation.get('macro_f1'))}"]
+    tta = evaluation.get("tta")
+    if isinstance(tta, dict):
+        lines.append(f"- Accuracy with the studio's test-time augmentation: {_percent(tta.get('accuracy'))}")
+    per_class = evaluation.get("per_class") or {}
+    if per_class:
+        lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for name, row in per_class.items():
+            lines.append(f"| {name} | {_percent(row.get('precision'))} | {_percent(row.get('recall'))} | "
+                         f"{_percent(row.get('f1'))} | {row.get('support', '?')} |")
+    return lines
+
+
+def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity: dict,
+           exported: datetime | None = None) -> str:
+    """The card's markdown text."""
+    config = read_json_or_empty(run_dir / "config.json")
+    evaluation = read_json_or_empty(run_dir / "eval.json")
+    result = config.get("result") or {}
+    pre = checkpoint["preprocessing"]
+    class_names = list(checkpoint["class_names"])
+    exported = exported or datetime.now().astimezone()
+    source = checkpoint.get("weights_source") or config.get("weights_source") or {}
+    lines = [
+        f"# Image classifier: {', '.join(class_names)}",
+        "",
+        (f"Exported from the studio run `{run_dir.name}` on {exported.strftime('%Y-%m-%d %H:%M %Z').strip()} "
+        f"as {fmt} (`{model_file}`)."),
+        "",
+        "## Model",
+        f"- Backbone: `{checkpoint['backbone']}` (timm), pretrained weights: {source.get('kind', 'not recorded')}",
+        f"- Training strategy: {result.get('strategy') or checkpoint.get('strategy', 'not recorded')}",
+        f"- Classes ({len(class_names)}): {', '.join(class_names)}",
+        f"- Epochs run: {result.get('epochs_run', 'not recorded')}",
+        "",
+        "## Data",
+        (f"- Training images: {config.get('n_train', 'not recorded')}, validation images: "
+        f"{config.get('n_val', 'not recorded')}"),
+        *_data_table(class_names, config),
+        "",
+        "## Validation metrics",
+        *_metrics(evaluation),
+        "",
+        "## Input and preprocessing",
+        (f"- Input `pixels`: uint8, N x {pre['image_size']} x {pre['image_size']} x 3, RGB. Output "
+        "`probabilities`: float32, N x classes, in the order of classes.json."),
+        (f"- Resize the shorter side to {pre['resize_shorter_to']} px (area averaging when shrinking, "
+        f"{pre['interpolation']} when enlarging), center-crop {pre['image_size']} x {pre['image_size']}."),
+        f"- Normalization (inside the model): (pixels / 255 - mean) / std, mean {pre['mean']}, std {pre['std']}.",
+        "- `predict.py` does all of it with numpy and Pillow: `python predict.py photo.jpg --tta`.",
+        "",
+        "## Parity with the studio",
+        (f"- Max absolute difference of probabilities from the studio's predictor: {parity['max_abs_diff']:.2e} "
+        f"over {parity['images']} images ({parity.get('validation_images', 0)} validation, "
+        f"{parity.get('generated_images', 0)} generated); limit {parity['tolerance']:.0e}. Details in parity.json."),
+        ("- TTA in predict.py averages the image and its mirror image; the studio's TTA also adds zoomed views, "
+        "so TTA results can differ slightly from the studio's."),
+        "",
+        "## Limitations",
+        ("- Trained on a small labeled set: expect it to work only on images like the training images "
+        "(same kind of camera, framing and subjects). Check its mistakes before relying on it."),
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,318 @@
+"""Predict with an exported studio model: `python predict.py IMAGE [IMAGE ...] [--tta] [--top-k 3] [--json]`.
+
+This file is copied into every export bundle as `predict.py`. It needs only numpy and Pillow, plus
+onnxruntime for `model.onnx` (or torch for `model.torchscript.pt`); it never imports the studio.
+
+The model takes raw pixels (uint8, N x H x W x 3, RGB) and returns class probabilities: normalization
+and softmax are inside it. What stays outside is the geometry, done here exactly as the studio does it
+(timm's eval transform with OpenCV's resampling, rewritten in numpy):
+1. decode: EXIF orientation applied, any mode to 8-bit RGB (transparency composited on white); JPEGs
+   whose shorter side is at least `jpeg_draft_size` are decoded at a reduced DCT scale (Pillow's draft);
+2. resize the shorter side to `resize_shorter_to` = floor(image_size / crop_pct) (the longer side
+   truncated), with area averaging when shrinking and `interpolation` when enlarging;
+3. center-crop image_size x image_size (offsets rounded like torchvision's CenterCrop).
+preprocessing.json records every number used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+BATCH_SIZE = 32
+
+# EXIF orientation -> the transpose that displays the image upright (PIL.ImageOps.exif_transpose's table).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+def load_image(source, draft_size: int | None = None) -> np.ndarray:
+    """An RGB uint8 H x W x 3 array from a path, bytes, a PIL image or an array."""
+    if isinstance(source, np.ndarray):
+        return _as_rgb_array(source)
+    if isinstance(source, Image.Image):
+        return np.ascontiguousarray(np.asarray(source.convert("RGB")))
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    with Image.open(source) as image:
+        width, height = image.size
+        if draft_size and image.format == "JPEG" and min(width, height) >= draft_size:
+            image.draft("RGB", (draft_size, draft_size))
+        image.seek(0)  # first frame of GIF / multi-page TIFF
+        image.load()
+        rgb = _to_rgb(image)
+        try:
+            orientation = int(image.getexif().get(0x0112, 1) or 1)
+        except Exception:  # noqa: BLE001 - a broken EXIF block leaves the image as stored
+            orientation = 1
+        if orientation in _TRANSPOSE:
+            rgb = rgb.transpose(_TRANSPOSE[orientation])
+    return np.ascontiguousarray(np.asarray(rgb))
+
+
+def _as_rgb_array(array: np.ndarray) -> np.ndarray:
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an RGB uint8 array of shape (H, W, 3), got {array.dtype} {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image.copy()
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
+    if mode == "P":
+        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
+        mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit, 32-bit integer and float grayscale to 8-bit, keeping relative brightness."""
+    data = array.astype(np.float64)
+    if mode.startswith("I;16"):
+        scaled = data / 257.0
+    elif mode == "I":
+        scaled = data / 257.0 if data.max(initial=0) > 255 else data
+    else:
+        low, high = float(np.nanmin(data, initial=0.0)), float(np.nanmax(data, initial=0.0))
+        if low >= 0.0 and high <= 1.0:
+            scaled = data * 255.0
+        elif high > low:
+            scaled = (data - low) / (high - low) * 255.0
+        else:
+            scaled = np.zeros_like(data)
+    return np.clip(np.nan_to_num(scaled), 0, 255).round().astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+
+def eval_crop(rgb: np.ndarray, preprocessing: dict) -> np.ndarray:
+    """Resize the shorter side to floor(size / crop_pct), center-crop size x size (uint8 in, uint8 out)."""
+    size = int(preprocessing["image_size"])
+    height, width = rgb.shape[:2]
+    new_h, new_w = resized_shape(height, width, math.floor(size / float(preprocessing["crop_pct"])))
+    if (new_h, new_w) != (height, width):
+        if new_h < height:
+            rgb = resize_area(rgb, new_h, new_w)
+        else:
+            rgb = resize_interpolate(rgb, new_h, new_w, preprocessing.get("interpolation", "bicubic"))
+    top, left = round((new_h - size) / 2.0), round((new_w - size) / 2.0)
+    return np.ascontiguousarray(rgb[top:top + size, left:left + size])
+
+
+def resized_shape(height: int, width: int, shorter: int) -> tuple[int, int]:
+    """(h, w) after torchvision's Resize(shorter): the shorter side exact, the longer side truncated."""
+    if height <= width:
+        return shorter, int(shorter * width / height)
+    return int(shorter * height / width), shorter
+
+
+def _area_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's INTER_AREA taps: each output pixel averages the source area it covers.
+
+    Returns dst x taps source indices and float32 weights (unused taps: index 0, weight 0).
+    """
+    scale = src / dst
+    rows: list[list[tuple[int, float]]] = []
+    for d in range(dst):
+        start = d * scale
+        end = start + scale
+        cell = min(scale, src - start)
+        first = math.ceil(start)
+        last = min(math.floor(end), src - 1)
+        first = min(first, last)
+        taps = []
+        if first - start > 1e-3:
+            taps.append((first - 1, (first - start) / cell))
+        taps += [(s, 1.0 / cell) for s in range(first, last)]
+        if end - last > 1e-3:
+            taps.append((last, min(min(end - last, 1.0), cell) / cell))
+        rows.append(taps)
+    width = max(len(taps) for taps in rows)
+    index = np.zeros((dst, width), dtype=np.int64)
+    weight = np.zeros((dst, width), dtype=np.float32)
+    for d, taps in enumerate(rows):
+        index[d, :len(taps)] = [t[0] for t in taps]
+        weight[d, :len(taps)] = [t[1] for t in taps]
+    return index, weight
+
+
+def resize_area(rgb: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
+    """Shrink like cv2.resize(..., INTER_AREA), bit for bit: same taps, same float32 summation order."""
+    height, width = rgb.shape[:2]
+    if height % new_h == 0 and width % new_w == 0:  # whole-number factors: block means
+        fy, fx = height // new_h, width // new_w
+        blocks = rgb.reshape(new_h, fy, new_w, fx, 3).astype(np.int64).sum(axis=(1, 3))
+        if (fy, fx) == (2, 2):  # OpenCV's 2x2 kernel rounds halves up; its other block means round to even
+            return ((blocks + 2) // 4).astype(np.uint8)
+        return np.rint(blocks / (fy * fx)).astype(np.uint8)
+    xs, wx = _area_taps(width, new_w)
+    ys, wy = _area_taps(height, new_h)
+    pixels = rgb.astype(np.float32)
+    rows = pixels[:, xs[:, 0]] * wx[None, :, 0, None]
+    for k in range(1, xs.shape[1]):
+        rows = rows + pixels[:, xs[:, k]] * wx[None, :, k, None]
+    out = rows[ys[:, 0]] * wy[:, 0, None, None]
+    for k in range(1, ys.shape[1]):
+        out = out + rows[ys[:, k]] * wy[:, k, None, None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """OpenCV's cubic convolution weights (a = -0.75) for the 4 taps around fractional offset x."""
+    a = -0.75
+    c0 = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+    c1 = ((a + 2) * x - (a + 3)) * x * x + 1
+    c2 = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+    return np.stack([c0, c1, c2, 1 - c0 - c1 - c2], axis=-1)
+
+
+def _taps(src: int, dst: int, interpolation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices (edge-replicated) and weights of each output pixel, half-pixel centers."""
+    position = (np.arange(dst) + 0.5) * (src / dst) - 0.5
+    if interpolation == "nearest":
+        index = np.minimum(np.floor(np.arange(dst) * (src / dst)).astype(np.int64), src - 1)
+        return index[:, None], np.ones((dst, 1))
+    base = np.floor(position).astype(np.int64)
+    frac = position - base
+    if interpolation == "bicubic":
+        return np.clip(base[:, None] + np.arange(-1, 3), 0, src - 1), _cubic(frac)
+    if interpolation == "bilinear":
+        frac = np.where((base < 0) | (base >= src - 1), 0.0, frac)
+        base = np.clip(base, 0, src - 1)
+        return np.clip(base[:, None] + np.arange(2), 0, src - 1), np.stack([1 - frac, frac], axis=-1)
+    raise ValueError(f"unknown interpolation {interpolation!r} (bicubic, bilinear or nearest)")
+
+
+def resize_interpolate(rgb: np.ndarray, new_h: int, new_w: int, interpolation: str) -> np.ndarray:
+    """Enlarge like cv2.resize with INTER_CUBIC / INTER_LINEAR / INTER_NEAREST (separable, rows first)."""
+    ys, wy = _taps(rgb.shape[0], new_h, interpolation)
+    xs, wx = _taps(rgb.shape[1], new_w, interpolation)
+    rows = (rgb.astype(np.float64)[:, xs, :] * wx[None, :, :, None]).sum(axis=2)
+    out = (rows[ys] * wy[:, :, None, None]).sum(axis=1)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def draft_size(preprocessing: dict) -> int:
+    """The smallest decode size the crop needs (JPEGs at least this big are decoded at reduced scale)."""
+    return int(preprocessing.get("jpeg_draft_size")
+               or int(preprocessing["image_size"]) / min(1.0, float(preprocessing["crop_pct"])))
+
+
+def preprocess(source, preprocessing: dict) -> np.ndarray:
+    """One image (path, bytes, PIL image or RGB array) -> the uint8 H x W x 3 crop the model takes."""
+    return eval_crop(load_image(source, draft_size(preprocessing)), preprocessing)
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+class BundleModel:
+    """An export bundle folder: model file, classes.json, preprocessing.json."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.class_names: list[str] = json.loads((self.folder / "classes.json").read_text())
+        self.preprocessing: dict = json.loads((self.folder / "preprocessing.json").read_text())
+        self.format = next((fmt for fmt, name in MODEL_FILES.items() if (self.folder / name).is_file()), None)
+        if self.format == "onnx":
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3
+            self._session = onnxruntime.InferenceSession(
+                str(self.folder / MODEL_FILES["onnx"]), options, providers=["CPUExecutionProvider"])
+            self._input = self._session.get_inputs()[0].name
+        elif self.format == "torchscript":
+            import warnings
+
+            import torch
+
+            self._torch = torch
+            with warnings.catch_warnings():  # torch marks TorchScript deprecated; loading still works
+                warnings.simplefilter("ignore", FutureWarning)
+                self._module = torch.jit.load(str(self.folder / MODEL_FILES["torchscript"]), map_location="cpu")
+            self._module.eval()
+        else:
+            raise FileNotFoundError(f"no {' or '.join(MODEL_FILES.values())} in {self.folder}")
+
+    def run(self, crops: np.ndarray) -> np.ndarray:
+        """N x H x W x 3 uint8 crops -> N x classes probabilities."""
+        outputs = []
+        for start in range(0, len(crops), BATCH_SIZE):
+            batch = np.ascontiguousarray(crops[start:start + BATCH_SIZE])
+            if self.format == "onnx":
+                outputs.append(self._session.run(None, {self._input: batch})[0])
+            else:
+                with self._torch.inference_mode():
+                    outputs.append(self._module(self._torch.from_numpy(batch)).numpy())
+        if not outputs:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return np.concatenate(outputs).astype(np.float32)
+
+    def probabilities(self, images, *, tta: bool = False) -> np.ndarray:
+        """Class probabilities (N x classes); with `tta`, the mean of the crop and its mirror image."""
+        crops = np.stack([preprocess(image, self.preprocessing) for image in images]) if len(images) else \
+            np.zeros((0, 1, 1, 3), dtype=np.uint8)
+        probs = self.run(crops)
+        if tta and len(crops):
+            probs = (probs + self.run(crops[:, :, ::-1])) / 2.0
+        return probs
+
+    def predict(self, images, *, tta: bool = False, top_k: int = 5) -> list[dict]:
+        """[{"image", "top": [{"class", "probability"}, ...]}] best first."""
+        probs = self.probabilities(list(images), tta=tta)
+        k = max(1, min(top_k, len(self.class_names)))
+        results = []
+        for image, row in zip(images, probs):
+            order = np.argsort(-row, kind="stable")[:k]
+            results.append({
+                "image": str(image) if isinstance(image, (str, os.PathLike)) else None,
+                "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
+            })
+        return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Classify images with this exported model.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--tta", action="store_true", help="average the image and its mirror image")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON list instead of text")
+    args = parser.parse_args(argv)
+    model = BundleModel(Path(__file__).resolve().parent)
+    results = model.predict(args.images, tta=args.tta, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for result in results:
+            ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
+            print(f"{result['image']}: {ranked}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""A predict-only Gradio page for one model: upload or webcam, top-k bars, a TTA toggle. Nothing else:
+no training and no access to the project's images, so it is safe to share as a public demo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from studio.errors import StudioError
+from studio.serve.models import DemoModel, load_demo_model
+
+TOP_K = 5
+
+
+def build_demo(run_or_bundle_path: str | os.PathLike, *, top_k: int = TOP_K) -> gr.Blocks:
+    """The demo page; its prediction endpoint is `/predict(image, tta) -> {class: probability}`."""
+    model = load_demo_model(run_or_bundle_path)
+    return build_demo_for(model, top_k=top_k)
+
+
+def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
+    k = max(1, min(top_k, len(model.class_names)))
+    tta_help = ("averages the image and its mirror image" if model.kind != "run"
+                else "averages flipped and zoomed views")
+
+    def predict(image: np.ndarray | None, tta: bool) -> dict[str, float]:
+        if image is None:
+            raise gr.Error("Upload a photo or take one with the webcam first.")
+        try:
+            return model.top(image, tta=bool(tta), top_k=k)
+        except StudioError as error:
+            raise gr.Error(str(error)) from error
+
+    with gr.Blocks(title=f"Classifier demo: {model.title}", analytics_enabled=False) as demo:
+        gr.Markdown(f"## Image classifier\n{model.description}")
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(sources=["upload", "webcam"], type="numpy", image_mode="RGB", label="Photo")
+                tta = gr.Checkbox(value=False, label="Test-time augmentation", info=tta_help)
+                button = gr.Button("Classify", variant="primary")
+            with gr.Column():
+                result = gr.Label(num_top_classes=k, label=f"Top {k}")
+        button.click(predict, [image, tta], result, api_name="predict")
+        image.change(predict_or_clear(predict), [image, tta], result, api_visibility="private")
+    return demo
+
+
+def predict_or_clear(predict):
+    """Predict on a new image; clear the bars when the image is removed (no error for that)."""
+
+    def run(image: np.ndarray | None, tta: bool) -> dict[str, float] | None:
+        return None if image is None else predict(image, tta)
+
+    return run
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """USER:PASS -> (user, password); StudioError for anything else."""
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise StudioError("--auth takes USER:PASS (both non-empty), e.g. --auth guest:s3cret.")
+    return user, password
+
+
+def check_share_auth(share: bool, auth: tuple[str, str] | None, no_auth: bool) -> None:
+    """A share link is public on the internet: require a password unless the user opts out explicitly."""
+    if share and auth is None and not no_auth:
+        raise StudioError(
+            "A share link makes the demo reachable by anyone on the internet: add --auth USER:PASS, "
+            "or --no-auth to share it without a password on purpose."
+        )
+    if auth is not None and no_auth:
+        raise StudioError("--auth and --no-auth contradict each other; pass one of them.")
+
+
+def launch_demo(path: str | os.PathLike, *, share: bool = False, auth: str | None = None, no_auth: bool = False,
+                host: str = "127.0.0.1", port: int | None = None, block: bool = True) -> gr.Blocks:
+    """Check the flags, build the page, launch it (blocking unless `block=False`)."""
+    credentials = parse_auth(auth)
+    check_share_auth(share, credentials, no_auth)
+    demo = build_demo(Path(path))
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(share=share, auth=credentials, server_name=host, server_port=port,
+                prevent_thread_lock=not block, show_error=False, quiet=not block)
+    return demo

@@ -1,0 +1,100 @@
+"""The model behind a demo: a studio run (Predictor, the studio's TTA) or an exported bundle
+(onnxruntime / torch.jit through the bundle's standalone code; TTA = image + mirror image)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from studio.errors import StudioError
+from studio.export.bundle import is_bundle
+from studio.predict.checkpoint import CHECKPOINT_NAME
+
+
+class Classifier(Protocol):
+    class_names: list[str]
+
+    def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray: ...
+
+
+class RunClassifier:
+    def __init__(self, path: Path) -> None:
+        from studio.predict.predictor import Predictor
+
+        self.predictor = Predictor.from_run(path)
+        self.class_names = self.predictor.class_names
+
+    def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:
+        return self.predictor.predict([image], tta=tta, top_k=1)[0]["probs"]
+
+
+class BundleClassifier:
+    def __init__(self, path: Path) -> None:
+        from studio.export.standalone import BundleModel
+
+        try:
+            self.model = BundleModel(path)
+        except ImportError as error:
+            raise StudioError(f"This bundle needs {error.name}, which is not installed: pip install {error.name}.") \
+                from error
+        self.class_names = self.model.class_names
+
+    def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:
+        return self.model.probabilities([image], tta=tta)[0]
+
+
+@dataclass
+class DemoModel:
+    """A loaded classifier plus what the page says about it."""
+
+    classifier: Classifier
+    title: str
+    description: str
+    kind: str  # "run" | "onnx" | "torchscript"
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.classifier.class_names
+
+    def top(self, image: np.ndarray, *, tta: bool = False, top_k: int = 5) -> dict[str, float]:
+        """{class: probability} of the k most likely classes."""
+        probs = np.asarray(self.classifier.probabilities(image, tta), dtype=np.float64)
+        order = np.argsort(-probs, kind="stable")[:max(1, min(top_k, len(self.class_names)))]
+        return {self.class_names[i]: float(probs[i]) for i in order}
+
+
+def _describe(backbone: str, class_names: list[str]) -> str:
+    return f"Backbone `{backbone}`. Classes: {', '.join(class_names)}."
+
+
+def load_demo_model(path: str | os.PathLike) -> DemoModel:
+    """A run folder, its model.pt, or an exported bundle folder; StudioError for anything else."""
+    path = Path(path).expanduser()
+    if is_bundle(path):
+        classifier = BundleClassifier(path)
+        backbone = _bundle_backbone(path)
+        return DemoModel(classifier, f"{path.name}", _describe(backbone, classifier.class_names),
+                         classifier.model.format)
+    run = path.parent if path.name == CHECKPOINT_NAME else path
+    if (run / CHECKPOINT_NAME).is_file():
+        classifier = RunClassifier(run)
+        return DemoModel(classifier, run.name, _describe(classifier.predictor.loaded.backbone,
+                                                         classifier.class_names), "run")
+    raise StudioError(
+        f"{path} is neither a run folder with a model.pt nor an exported bundle (a folder with model.onnx or "
+        "model.torchscript.pt, classes.json and preprocessing.json). Pass project/runs/<run> or an export folder."
+    )
+
+
+def _bundle_backbone(path: Path) -> str:
+    """The backbone named in the bundle's model card, or "an exported model"."""
+    card = path / "model_card.md"
+    if card.is_file():
+        for line in card.read_text().splitlines():
+            if line.startswith("- Backbone: `"):
+                return line.split("`")[1]
+    return "an exported model"

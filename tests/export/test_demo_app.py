@@ -1,0 +1,82 @@
+"""The predict-only demo app, driven through gradio_client on 127.0.0.1 like a visitor would."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+from conftest import CLASSES, val_paths
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from studio.errors import StudioError
+from studio.predict.checkpoint import load_model
+from studio.predict.inference import TTA_VIEWS
+from studio.predict.predictor import Predictor
+from studio.serve.demo_app import build_demo, launch_demo
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _confidences(result) -> dict[str, float]:
+    return {item["label"]: item["confidence"] for item in result["confidences"]}
+
+
+@pytest.fixture
+def served():
+    demos = []
+
+    def serve(path):
+        demo = build_demo(path)
+        demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+        demos.append(demo)
+        return Client(demo.local_url, verbose=False)
+
+    yield serve
+    for demo in demos:
+        demo.close()
+
+
+def test_demo_of_a_run_predicts_like_the_studio_with_and_without_tta(trained_run, served):
+    client = served(trained_run)
+    path = val_paths(trained_run)[0]
+    predictor = Predictor(load_model(trained_run), "cpu")
+    image = np.asarray(Image.open(path).convert("RGB"))
+    for tta in (False, True):
+        result = client.predict(handle_file(path), tta, api_name="/predict")
+        expected = predictor.probabilities([image], TTA_VIEWS if tta else TTA_VIEWS[:1]).mean(axis=1)[0]
+        confidences = _confidences(result)
+        assert set(confidences) == set(CLASSES)
+        assert result["label"] == CLASSES[int(expected.argmax())]
+        assert max(abs(confidences[c] - float(expected[i])) for i, c in enumerate(CLASSES)) < 2e-2  # bf16 CPUs
+
+
+def test_demo_of_an_onnx_bundle_predicts_through_onnxruntime(trained_run, onnx_bundle, served):
+    dest, _ = onnx_bundle
+    client = served(dest)
+    path = val_paths(trained_run)[1]
+    from studio.export.standalone import BundleModel
+
+    bundle = BundleModel(dest)
+    image = np.asarray(Image.open(path).convert("RGB"))
+    for tta in (False, True):
+        confidences = _confidences(client.predict(handle_file(path), tta, api_name="/predict"))
+        expected = bundle.probabilities([image], tta=tta)[0]
+        assert max(abs(confidences[c] - float(expected[i])) for i, c in enumerate(CLASSES)) < 1e-4
+
+
+def test_share_link_without_auth_is_refused_before_launch(trained_run):
+    with pytest.raises(StudioError, match="--no-auth"):
+        launch_demo(trained_run, share=True, block=False)
+    with pytest.raises(StudioError, match="USER:PASS"):
+        launch_demo(trained_run, share=True, auth="justaname", block=False)
+
+
+def test_demo_needs_a_run_or_a_bundle(tmp_path):
+    with pytest.raises(StudioError, match="neither a run folder"):
+        build_demo(tmp_path)

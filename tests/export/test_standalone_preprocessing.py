@@ -1,0 +1,77 @@
+"""The bundle's numpy + Pillow preprocessing must reproduce the studio's eval crop pixel for pixel."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from helpers_images import make_image, write_odd_images
+
+from studio.augment.transforms import ResizeShorterCenterCrop, interpolation_flag
+from studio.data.imaging import load_rgb
+from studio.export import standalone
+
+
+def _smooth(height: int, width: int, seed: int) -> np.ndarray:
+    """Photo-like content (smooth gradients + noise): resampling ties happen as in real images."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([np.sin(xx / (5 + 4 * c)) * np.cos(yy / (6 + 3 * c)) for c in range(3)], axis=-1)
+    return np.clip(128 + 90 * base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_area_shrink_matches_opencv_exactly(seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(40, 300, 2))
+    image = _smooth(height, width, seed)
+    for factor in (1.3, 2.0, 2.7, 4.0):
+        new_h, new_w = max(1, int(height / factor)), max(1, int(width / factor))
+        expected = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(standalone.resize_area(image, new_h, new_w), expected), (height, width, factor)
+
+
+def test_whole_number_block_means_round_like_opencv():
+    image = _smooth(60, 90, 1)
+    for fy, fx in ((2, 2), (3, 3), (2, 3), (4, 4)):
+        expected = cv2.resize(image, (90 // fx, 60 // fy), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(standalone.resize_area(image, 60 // fy, 90 // fx), expected), (fy, fx)
+
+
+def test_bicubic_enlarge_matches_opencv_to_the_rounding_of_a_few_ties():
+    image = _smooth(23, 41, 2)
+    expected = cv2.resize(image, (67, 37), interpolation=cv2.INTER_CUBIC).astype(int)
+    ours = standalone.resize_interpolate(image, 37, 67, "bicubic").astype(int)
+    assert np.abs(ours - expected).max() <= 1
+    assert (ours != expected).mean() < 1e-3
+
+
+@pytest.mark.parametrize("size,crop_pct", [(32, 0.875), (48, 0.95), (224, 0.875), (64, 1.0)])
+def test_eval_crop_equals_the_studio_eval_geometry(size, crop_pct):
+    preprocessing = {"image_size": size, "crop_pct": crop_pct, "interpolation": "bicubic"}
+    geometry = ResizeShorterCenterCrop(size, crop_pct, interpolation_flag("bicubic"))
+    for height, width in ((480, 640), (451, 300), (512, 512), (size, size + 7), (300, 97)):
+        image = _smooth(height, width, height + width)
+        ours = standalone.eval_crop(image, preprocessing)
+        expected = geometry.apply(image)
+        assert ours.shape == (size, size, 3)
+        if min(height, width) > int(size / crop_pct):  # shrinking (photos): bit-exact
+            assert np.array_equal(ours, expected), (height, width)
+        else:  # enlarging small images: OpenCV's float rounding of rare exact ties may differ by one level
+            difference = np.abs(ours.astype(int) - expected)
+            assert difference.max() <= 1 and (difference > 0).mean() < 1e-3, (height, width)
+
+
+def test_decoding_equals_the_studio_loader_for_awkward_files(tmp_path):
+    paths = write_odd_images(tmp_path)
+    for name, path in paths.items():
+        assert np.array_equal(standalone.load_image(path), np.asarray(load_rgb(path))), name
+
+
+def test_big_jpegs_are_draft_decoded_like_the_studio(tmp_path):
+    path = tmp_path / "big.jpg"
+    make_image((400, 300), seed=5).save(path, quality=92)
+    ours = standalone.load_image(path, draft_size=36)
+    assert ours.shape[0] < 300  # decoded at a reduced DCT scale
+    assert np.array_equal(ours, np.asarray(load_rgb(path, draft_size=36)))
+    assert standalone.draft_size({"image_size": 32, "crop_pct": 0.875}) == 36
