@@ -1,0 +1,164 @@
+"""The expert's curation decisions, stored in the project database (table `curation_decisions`).
+
+One row per (image, kind of review): `label_issue` (accepted / kept / ambiguous / excluded) or
+`duplicate` (kept / excluded). A decided item is not asked again; a new decision of the same kind
+replaces the old one. Nothing is deleted: an excluded image keeps its file and its label and is only
+left out of training (`excluded_image_ids`), and `clear` brings it back.
+
+The store exposes no public connection, so this module opens its own short-lived sqlite3 connection to
+`project.db` (WAL, busy_timeout, one `BEGIN IMMEDIATE` transaction per decision) and creates its table
+with CREATE TABLE IF NOT EXISTS. It belongs in the store's migrations (`studio/data/schema.py`) as the
+next version; the statement below is written so it can move there unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from studio.data.store import DB_NAME, Project
+from studio.errors import StudioError
+
+KINDS = ("label_issue", "duplicate")
+OUTCOMES = ("accepted", "kept", "ambiguous", "excluded")
+BUSY_TIMEOUT_MS = 30_000
+
+CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS curation_decisions (
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('label_issue', 'duplicate')),
+    outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'kept', 'ambiguous', 'excluded')),
+    label TEXT,
+    detail TEXT NOT NULL DEFAULT '{}',
+    at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    UNIQUE (image_id, kind)
+)
+"""
+COLUMNS = ["image_id", "kind", "outcome", "label", "detail", "at", "by"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@contextmanager
+def _connect(project: Project) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(project.root / DB_NAME, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")  # the store's choice: decisions are hand-made work too
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(CREATE_TABLE)
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _transaction(project: Project) -> Iterator[sqlite3.Connection]:
+    with _connect(project) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _check(kind: str, outcome: str) -> None:
+    if kind not in KINDS:
+        raise StudioError(f"decision kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if outcome not in OUTCOMES:
+        raise StudioError(f"decision must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+    if kind == "duplicate" and outcome not in ("kept", "excluded"):
+        raise StudioError(f"a duplicate is either kept or excluded, not {outcome!r}")
+
+
+def record(project: Project, image_ids: Sequence[int], kind: str, outcome: str, *, by: str = "user",
+           detail: dict | None = None) -> None:
+    """Store one decision for each image, all in one transaction (replacing earlier ones of this kind)."""
+    record_many(project, [(int(i), outcome) for i in image_ids], kind, by=by, detail=detail)
+
+
+def record_many(project: Project, items: Iterable[tuple[int, str]], kind: str, *, by: str = "user",
+                detail: dict | None = None) -> None:
+    """(image_id, outcome) pairs of one kind in one transaction: a duplicate group resolved at once."""
+    items = [(int(i), outcome) for i, outcome in items]
+    for _, outcome in items:
+        _check(kind, outcome)
+    text = json.dumps(detail or {}, sort_keys=True, default=str)
+    with _transaction(project) as conn:
+        now = _now()
+        for image_id, outcome in items:
+            row = conn.execute(
+                "SELECT c.name FROM images i LEFT JOIN labels l ON l.image_id = i.id "
+                "LEFT JOIN classes c ON c.id = l.class_id WHERE i.id=?", (image_id,)
+            ).fetchone()
+            if row is None:
+                raise StudioError(f"no image with id {image_id} in this project (see `studio info`)")
+            conn.execute(
+                "INSERT INTO curation_decisions(image_id, kind, outcome, label, detail, at, by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(image_id, kind) DO UPDATE SET "
+                "outcome=excluded.outcome, label=excluded.label, detail=excluded.detail, "
+                "at=excluded.at, by=excluded.by",
+                (image_id, kind, outcome, row[0], text, now, by),
+            )
+
+
+def clear(project: Project, image_ids: Sequence[int], kind: str | None = None) -> int:
+    """Forget decisions (of one kind, or all): the images are asked about, and trained on, again."""
+    if kind is not None and kind not in KINDS:
+        raise StudioError(f"decision kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    ids = [int(i) for i in image_ids]
+    with _transaction(project) as conn:
+        removed = 0
+        for image_id in ids:
+            if kind is None:
+                cursor = conn.execute("DELETE FROM curation_decisions WHERE image_id=?", (image_id,))
+            else:
+                cursor = conn.execute("DELETE FROM curation_decisions WHERE image_id=? AND kind=?",
+                                      (image_id, kind))
+            removed += cursor.rowcount
+        return removed
+
+
+def decisions(project: Project, kind: str | None = None) -> pd.DataFrame:
+    """All stored decisions (columns COLUMNS, `detail` parsed to a dict), ordered by image id."""
+    with _connect(project) as conn:
+        query = "SELECT image_id, kind, outcome, label, detail, at, by FROM curation_decisions"
+        rows = conn.execute(query + (" WHERE kind=?" if kind else "") + " ORDER BY image_id, kind",
+                            (kind,) if kind else ()).fetchall()
+    frame = pd.DataFrame(rows, columns=COLUMNS, dtype=object)  # object: a missing label stays None
+    frame["detail"] = [json.loads(text) for text in frame["detail"]]
+    return frame.astype({"image_id": "int64"})
+
+
+def decided_ids(project: Project, kind: str) -> set[int]:
+    """Images that already have a decision of this kind (not to be asked again)."""
+    with _connect(project) as conn:
+        rows = conn.execute("SELECT image_id FROM curation_decisions WHERE kind=?", (kind,)).fetchall()
+    return {row[0] for row in rows}
+
+
+def excluded_image_ids(project: Project, *, ambiguous: bool = False) -> set[int]:
+    """Images the expert excluded from training (by any review); with `ambiguous`, those marked so too.
+
+    The engine should drop these from its training (and validation) snapshot. Ambiguous images keep
+    their label (the expert's best guess) and are trained on unless `ambiguous=True`.
+    """
+    outcomes = ("excluded", "ambiguous") if ambiguous else ("excluded",)
+    with _connect(project) as conn:
+        rows = conn.execute(
+            f"SELECT DISTINCT image_id FROM curation_decisions WHERE outcome IN ({','.join('?' * len(outcomes))})",
+            outcomes,
+        ).fetchall()
+    return {row[0] for row in rows}
