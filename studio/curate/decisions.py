@@ -5,10 +5,10 @@ One row per (image, kind of review): `label_issue` (accepted / kept / ambiguous 
 replaces the old one. Nothing is deleted: an excluded image keeps its file and its label and is only
 left out of training (`excluded_image_ids`), and `clear` brings it back.
 
-The store exposes no public connection, so this module opens its own short-lived sqlite3 connection to
-`project.db` (WAL, busy_timeout, one `BEGIN IMMEDIATE` transaction per decision) and creates its table
-with CREATE TABLE IF NOT EXISTS. It belongs in the store's migrations (`studio/data/schema.py`) as the
-next version; the statement below is written so it can move there unchanged.
+The table is created by the store's schema migration 2 (`studio/data/schema.py`): every `Project`
+passed here was opened through the store, which migrates older projects on open. The store exposes no
+public connection, so this module opens its own short-lived sqlite3 connection to `project.db` (WAL,
+busy_timeout, one `BEGIN IMMEDIATE` transaction per decision).
 """
 
 from __future__ import annotations
@@ -28,19 +28,6 @@ KINDS = ("label_issue", "duplicate")
 OUTCOMES = ("accepted", "kept", "ambiguous", "excluded")
 BUSY_TIMEOUT_MS = 30_000
 
-CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS curation_decisions (
-    id INTEGER PRIMARY KEY,
-    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL CHECK (kind IN ('label_issue', 'duplicate')),
-    outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'kept', 'ambiguous', 'excluded')),
-    label TEXT,
-    detail TEXT NOT NULL DEFAULT '{}',
-    at TEXT NOT NULL,
-    by TEXT NOT NULL,
-    UNIQUE (image_id, kind)
-)
-"""
 COLUMNS = ["image_id", "kind", "outcome", "label", "detail", "at", "by"]
 
 
@@ -56,7 +43,6 @@ def _connect(project: Project) -> Iterator[sqlite3.Connection]:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")  # the store's choice: decisions are hand-made work too
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute(CREATE_TABLE)
         yield conn
     finally:
         conn.close()

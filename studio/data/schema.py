@@ -65,8 +65,29 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _add_curation_decisions(conn: sqlite3.Connection) -> None:
+    # The expert's curation answers (`studio.curate.decisions`). IF NOT EXISTS: projects opened by an
+    # earlier studio may already hold the table, created then by the curation module itself.
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS curation_decisions (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('label_issue', 'duplicate')),
+            outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'kept', 'ambiguous', 'excluded')),
+            label TEXT,
+            detail TEXT NOT NULL DEFAULT '{}',
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            UNIQUE (image_id, kind)
+        )
+        """
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _create_v1,
+    2: _add_curation_decisions,
 }
 
 

@@ -127,6 +127,12 @@ class TrainerService:
         return self.submit("features", tasks.features_job(project_root, backbone, ids), config=config,
                            interactive=interactive, project=project_root)
 
+    def submit_curate(self, project_root: str | Path, backbone: str | None = None) -> Job:
+        """Analyse the project for curation (duplicates, leakage, label issues, outliers, embedding map);
+        results land in `cache/curate/` (see `tasks.curate_job`)."""
+        return self.submit("curate", tasks.curate_job(project_root, backbone), config={"backbone": backbone},
+                           project=project_root)
+
     def predict(self, run_dir: str | Path, images: Sequence[Any], tta: bool = False, top_k: int = 5,
                 *, timeout: float | None = None) -> list[dict[str, Any]]:
         """Predict now and return the results (the UI's call): runs beside training where it can,

@@ -59,6 +59,7 @@ document.addEventListener('keydown', (event) => {
 TABS = [
     ("Data", "studio.ui.data_tab"),
     ("Label", "studio.ui.label_tab"),
+    ("Curate", "studio.ui.curate_tab"),
     ("Augment", "studio.ui.augment_tab"),
     ("Train", "studio.ui.train_tab"),
     ("Evaluate", "studio.ui.evaluate_tab"),

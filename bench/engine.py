@@ -1,0 +1,232 @@
+"""Training-engine benchmark on the shared real datasets: accuracy, time and speed against naive baselines.
+
+For each dataset (imported into a temporary project, keeping its fixed train/val split) it measures:
+- a plain linear probe: PIL + timm eval transform, one forward per batch of 32 (the "naive loop"),
+  scikit-learn LogisticRegression on the pooled features;
+- the studio's feature extraction on the same images (images/s ratio vs the naive loop);
+- a plain 8-epoch fine-tune as in ../shared/datasets/README.md (PIL + timm train transform per item in
+  the main process, AdamW 1e-4/1e-3, one-cycle, batch 16, label smoothing 0.1): its images/s is the
+  "plain loop" speed;
+- the studio's fine-tuning speed with the same model, batch and image size;
+- the studio's default `auto` run (val accuracy with and without TTA, total time).
+
+Prints one markdown table. Usage:
+    uv run python bench/engine.py                      # everything (takes a while on 2 cores)
+    uv run python bench/engine.py --quick              # small subsets, 1 epoch: checks the wiring
+    uv run python bench/engine.py --only features auto --datasets flowers
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from timm.data import create_transform, resolve_data_config
+
+from studio.data.importers import import_source
+from studio.data.store import Project
+from studio.models.registry import DEFAULT_BACKBONE
+from studio.models.weights import create_backbone, data_config
+from studio.predict.checkpoint import preprocessing_dict
+from studio.predict.device import cpu_count, inference_dtype, select_device
+from studio.predict.inference import IDENTITY, InferenceRunner
+from studio.train import TrainConfig, train
+from studio.train.features import extract_features
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+PARTS = ("features", "finetune", "auto")
+
+
+def _images(project: Project, split: str, limit: int | None) -> tuple[list[str], np.ndarray, list[str]]:
+    data = project.dataset(labeled_only=True)
+    data = data[data["split"] == split].sort_values("image_id")
+    classes = sorted(set(project.dataset(labeled_only=True)["label"]))
+    if limit:
+        data = data.groupby("label", group_keys=False).head(max(1, limit // len(classes)))
+    return data["path"].tolist(), data["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(), classes
+
+
+# ---- naive baselines ------------------------------------------------------------------------------
+def naive_features(model: torch.nn.Module, paths: list[str]) -> tuple[np.ndarray, float]:
+    """PIL open, timm eval transform, one forward per batch of 32 (float32, torch.no_grad)."""
+    transform = create_transform(**resolve_data_config({}, model=model))
+    model.eval()
+    out = []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(paths), 32):
+            batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[i:i + 32]])
+            out.append(model(batch).numpy())
+    return np.concatenate(out), len(paths) / (time.perf_counter() - start)
+
+
+def plain_finetune(project: Project, epochs: int, limit: int | None) -> dict:
+    """The README's plain fine-tune; returns val accuracy, seconds per epoch and training images/s."""
+    torch.manual_seed(0)
+    paths, targets, classes = _images(project, "train", limit)
+    val_paths, val_targets, _ = _images(project, "val", limit)
+    model, _ = create_backbone(DEFAULT_BACKBONE, num_classes=len(classes))
+    cfg = resolve_data_config({}, model=model)
+    train_tf = create_transform(**cfg, is_training=True, hflip=0.5, color_jitter=0.2)
+    eval_tf = create_transform(**cfg)
+    head = set(id(p) for p in model.get_classifier().parameters())
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in model.parameters() if id(p) not in head], "lr": 1e-4},
+        {"params": list(model.get_classifier().parameters()), "lr": 1e-3}], weight_decay=0.01)
+    batch, steps = 16, math.ceil(len(paths) / 16)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[1e-4, 1e-3], total_steps=epochs * steps)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    rng = np.random.default_rng(0)
+    train_seconds, seen = 0.0, 0
+    for _ in range(epochs):
+        model.train()
+        order = rng.permutation(len(paths))
+        start = time.perf_counter()
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            x = torch.stack([train_tf(Image.open(paths[j]).convert("RGB")) for j in idx])
+            loss = loss_fn(model(x), torch.from_numpy(targets[idx]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            seen += len(idx)
+        train_seconds += time.perf_counter() - start
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(val_paths), 32):
+            x = torch.stack([eval_tf(Image.open(p).convert("RGB")) for p in val_paths[i:i + 32]])
+            correct += int((model(x).argmax(1).numpy() == val_targets[i:i + 32]).sum())
+    return {"accuracy": correct / len(val_paths), "epoch_s": train_seconds / epochs,
+            "images_per_s": seen / train_seconds}
+
+
+# ---- the studio -----------------------------------------------------------------------------------
+def studio_features(paths: list[str]) -> float:
+    device = select_device("auto")
+    model, _ = create_backbone(DEFAULT_BACKBONE, num_classes=0)
+    prep = preprocessing_dict(data_config(model)["image_size"], data_config(model))
+    runner = InferenceRunner(model, prep, device, inference_dtype(device))
+    _, stats = extract_features(runner, None, [str(i) for i in range(len(paths))], paths, (IDENTITY,))
+    return stats.images_per_s
+
+
+def studio_finetune_speed(project: Project) -> float:
+    """Training images/s of the studio's loop (epoch event), same backbone, batch 16, default size."""
+    rates = []
+    config = TrainConfig(strategy="finetune", epochs=1, batch_size=16, augment="light")
+    train(project, config, callback=lambda e: rates.append(e["images_per_s"]) if e["type"] == "epoch" else None)
+    return rates[-1]
+
+
+def run_dataset(name: str, args, work: Path) -> dict:
+    row: dict = {"dataset": name}
+    project = Project.create(work / name)
+    import_source(project, args.data / name, layout="pre-split")
+    limit = None
+    if args.quick:  # keep a small stratified subset: the rest of the images leave the splits
+        keep = set(_images(project, "train", 80)[0]) | set(_images(project, "val", 40)[0])
+        data = project.dataset()
+        project.set_split(data[~data["path"].isin(keep)]["image_id"].tolist(), None)
+    train_paths, train_y, _ = _images(project, "train", limit)
+    val_paths, val_y, _ = _images(project, "val", limit)
+    if "features" in args.only:
+        torch.set_num_threads(cpu_count())
+        model, _ = create_backbone(DEFAULT_BACKBONE, num_classes=0)
+        start = time.perf_counter()
+        features, naive_rate = naive_features(model, train_paths + val_paths)
+        lp = LogisticRegression(max_iter=2000).fit(features[:len(train_paths)], train_y)
+        row["lp_accuracy"] = float((lp.predict(features[len(train_paths):]) == val_y).mean())
+        row["lp_seconds"] = time.perf_counter() - start
+        row["naive_images_per_s"] = naive_rate
+        row["studio_images_per_s"] = studio_features(train_paths + val_paths)
+        print(f"{name}: features naive {naive_rate:.1f} img/s, studio {row['studio_images_per_s']:.1f} img/s, "
+              f"plain LP {row['lp_accuracy']:.3f}", file=sys.stderr, flush=True)
+    if "finetune" in args.only:
+        plain = plain_finetune(project, 1 if args.quick else args.epochs, limit)
+        row.update(ft_accuracy=plain["accuracy"], ft_seconds=plain["epoch_s"] * args.epochs,
+                   plain_train_images_per_s=plain["images_per_s"])
+        row["studio_train_images_per_s"] = studio_finetune_speed(project)
+        print(f"{name}: fine-tune plain {plain['images_per_s']:.1f} img/s (acc {plain['accuracy']:.3f}), studio "
+              f"{row['studio_train_images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+    if "auto" in args.only:
+        start = time.perf_counter()
+        result = train(project, TrainConfig(), callback=_log)
+        row.update(auto_accuracy=result.val_accuracy, auto_accuracy_tta=result.val_accuracy_tta,
+                   auto_seconds=time.perf_counter() - start, auto_kept=result.strategy, auto_reason=result.reason)
+    project.close()
+    return row
+
+
+def _log(event: dict) -> None:
+    if event["type"] == "epoch":
+        print(f"  [{event['stage']}] epoch {event['epoch']}: val {event['val_accuracy']:.3f} "
+              f"({event['images_per_s']:.1f} img/s)", file=sys.stderr, flush=True)
+    elif event["type"] == "log":
+        print(f"  {event['message']}", file=sys.stderr, flush=True)
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value, fmt="{:.1f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _ratio(a, b) -> str:
+    return "—" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def table(rows: list[dict]) -> str:
+    header = ("| dataset | auto val acc | auto + TTA | auto kept | auto time (s) | plain LP acc (time s) | "
+              "plain FT 8 ep acc (time s) | features img/s studio vs naive | fine-tune img/s studio vs plain |")
+    lines = [header, "|" + "---|" * 9]
+    for r in rows:
+        g = r.get
+        lines.append(
+            f"| {r['dataset']} | {_pct(g('auto_accuracy'))} | {_pct(g('auto_accuracy_tta'))} | {g('auto_kept', '—')} | "
+            f"{_num(g('auto_seconds'), '{:.0f}')} | {_pct(g('lp_accuracy'))} ({_num(g('lp_seconds'), '{:.0f}')}) | "
+            f"{_pct(g('ft_accuracy'))} ({_num(g('ft_seconds'), '{:.0f}')}) | "
+            f"{_num(g('studio_images_per_s'))} vs {_num(g('naive_images_per_s'))} "
+            f"({_ratio(g('studio_images_per_s'), g('naive_images_per_s'))}) | "
+            f"{_num(g('studio_train_images_per_s'))} vs {_num(g('plain_train_images_per_s'))} "
+            f"({_ratio(g('studio_train_images_per_s'), g('plain_train_images_per_s'))}) |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["flowers", "mri"])
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--quick", action="store_true", help="80+40-image subsets, 1-epoch plain fine-tune")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of the plain fine-tune baseline")
+    parser.add_argument("--data", type=Path, default=DATASETS, help="folder holding the datasets")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        print(f"The shared datasets are not at {args.data}; nothing to benchmark.", file=sys.stderr)
+        return 1
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="studio-bench-") as work:
+        for name in args.datasets:
+            rows.append(run_dataset(name, args, Path(work)))
+    print(table(rows))
+    for r in rows:
+        if r.get("auto_reason"):
+            print(f"\n{r['dataset']} auto: {r['auto_reason']}")
+    print(f"\n{cpu_count()} CPU cores, torch {torch.__version__}, inference dtype "
+          f"{inference_dtype(select_device('auto'))}, device {select_device('auto')}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Training and prediction commands: train, predict, eval, backbones."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from studio.augment.presets import PRESET_NAMES
+from studio.data.store import Project
+from studio.errors import StudioError
+from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
+from studio.train.config import DEVICES, HEADS, STRATEGIES
+
+
+def register(subparsers) -> None:
+    """Add the training subcommands to the `studio` parser."""
+
+    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--json", action="store_true", help="print the result as JSON (last line of stdout)")
+        parser.set_defaults(handler=handler)
+        return parser
+
+    parser = add("train", _train, "train a classifier on a project's labeled images (progress on stderr)")
+    parser.add_argument("project")
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"timm model name (default {DEFAULT_BACKBONE})")
+    parser.add_argument("--weights", help="pretrained weights file for the backbone (timm layout)")
+    parser.add_argument("--no-pretrained", action="store_true", help="random weights (baseline; implies scratch)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="default: auto (scratch with --no-pretrained)")
+    parser.add_argument("--head", choices=HEADS, default="logreg", help="classifier of the linear strategy")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="head learning rate (backbone gets a tenth)")
+    parser.add_argument("--backbone-lr", type=float)
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--augment", choices=PRESET_NAMES, default="light")
+    parser.add_argument("--cutmix", type=float, default=0.0, help="CutMix Beta alpha (0: off)")
+    parser.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta alpha (0: off)")
+    parser.add_argument("--time-budget", type=float, help="seconds auto may spend (default 240 on CPU)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    parser = add("predict", _predict, "predict images (files or folders) with a trained run")
+    parser.add_argument("run", help="run folder (project/runs/<run>) or a model.pt file")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation (flip + zoom views)")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+
+    parser = add("eval", _eval, "evaluate a run on its validation images (writes eval.json)")
+    parser.add_argument("run")
+    parser.add_argument("--tta", action="store_true", help="also evaluate with test-time augmentation")
+    parser.add_argument("--project", help="evaluate on this project's current val split instead")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+
+    add("backbones", _backbones, "list the recommended backbones")
+
+
+def _progress(event: dict) -> None:
+    kind = event.get("type")
+    if kind == "epoch":
+        print(f"[{event['stage']}] epoch {event['epoch']}: train loss {event['train_loss']:.4f} "
+              f"acc {event['train_accuracy']:.3f} | val loss {event['val_loss']:.4f} acc {event['val_accuracy']:.3f} "
+              f"| {event['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+    elif kind == "log":
+        print(event["message"], file=sys.stderr, flush=True)
+    elif kind == "stage":
+        print(f"== {event['name']}", file=sys.stderr, flush=True)
+
+
+def _train(args) -> dict:
+    from studio.train import TrainConfig, train
+
+    strategy = args.strategy or ("scratch" if args.no_pretrained else "auto")
+    if args.no_pretrained and args.weights:
+        raise StudioError("--no-pretrained and --weights contradict each other; pass one of them.")
+    if args.weights and not Path(args.weights).expanduser().is_file():
+        raise StudioError(f"The weights file {args.weights} does not exist; check the path passed to --weights.")
+    config = TrainConfig(
+        strategy=strategy, backbone=args.backbone, weights=args.weights, pretrained=not args.no_pretrained,
+        head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
+        image_size=args.image_size, augment=args.augment, cutmix=args.cutmix, mixup=args.mixup,
+        time_budget_s=args.time_budget, seed=args.seed, device=args.device,
+    )
+    with Project.open(args.project) as project:
+        result = train(project, config, callback=None if args.quiet else _progress)
+    return result.to_dict()
+
+
+def _plain_predictions(results: list[dict]) -> list[dict]:
+    return [{"path": r["path"], "top": r["top"]} for r in results]
+
+
+def _predict(args) -> list[dict]:
+    from studio.predict.predictor import Predictor, image_files, write_predictions_csv
+
+    if args.top_k < 1:
+        raise StudioError("--top-k must be at least 1.")
+    paths: list[str] = []
+    for item in args.images:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(image_files(path))
+        elif path.is_file():
+            paths.append(str(path))
+        else:
+            raise StudioError(f"{item} is neither an image file nor a folder.")
+    predictor = Predictor.from_run(args.run, args.device)
+    results = predictor.predict(paths, tta=args.tta, top_k=args.top_k)
+    if args.csv:
+        write_predictions_csv(results, args.csv, predictor.class_names)
+    return _plain_predictions(results)
+
+
+def _eval(args) -> dict:
+    from studio.predict.evaluate import evaluate
+
+    run = Path(args.run)
+    if not run.is_dir():
+        raise StudioError(f"{run} is not a run folder (look in PROJECT/runs/).")
+    if args.project:
+        with Project.open(args.project) as project:
+            return evaluate(run, project, tta=args.tta, device=args.device)
+    return evaluate(run, tta=args.tta, device=args.device)
+
+
+def _backbones(args) -> list[dict]:
+    return [info.to_dict() for info in BACKBONES.values()]

@@ -1,0 +1,141 @@
+"""The `model.pt` checkpoint: one format for every strategy, so prediction and export never care how a
+model was trained.
+
+A checkpoint is a plain dict saved with torch.save (loadable with weights_only=True):
+- `backbone`, `num_classes`, `class_names`, `preprocessing` ({image_size, mean, std, interpolation,
+  crop_pct}), `strategy`, `weights_source`;
+- `head`: "linear" when the timm model's own classifier gives the logits (fine-tuned models, and
+  linear probes whose scaler + logistic regression were folded into that layer), or "svm" / "knn"
+  when a scikit-learn estimator classifies the pooled features (the model then has no classifier);
+- `state_dict`: the timm model's weights; `sklearn_head`: the pickled estimator (bytes) or None.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+
+from studio.errors import StudioError
+
+FORMAT = "studio-checkpoint/1"
+CHECKPOINT_NAME = "model.pt"
+SKLEARN_HEADS = ("svm", "knn")
+
+
+def preprocessing_dict(image_size: int, data_cfg: dict) -> dict:
+    """The eval preprocessing a checkpoint records (timm's data config at the trained image size)."""
+    return {
+        "image_size": int(image_size),
+        "mean": [float(v) for v in data_cfg["mean"]],
+        "std": [float(v) for v in data_cfg["std"]],
+        "interpolation": str(data_cfg.get("interpolation", "bicubic")),
+        "crop_pct": float(data_cfg.get("crop_pct", 0.875)),
+    }
+
+
+def make_checkpoint(
+    model: torch.nn.Module,
+    *,
+    backbone: str,
+    class_names: list[str],
+    preprocessing: dict,
+    strategy: str,
+    head: str = "linear",
+    sklearn_head: Any = None,
+    weights_source: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """A checkpoint dict holding a CPU copy of the model's weights (safe to keep while training goes on)."""
+    if head in SKLEARN_HEADS and sklearn_head is None:
+        raise ValueError(f"head {head!r} needs its fitted scikit-learn estimator")
+    return {
+        "format": FORMAT,
+        "backbone": backbone,
+        "num_classes": len(class_names),
+        "class_names": list(class_names),
+        "preprocessing": dict(preprocessing),
+        "strategy": strategy,
+        "head": head,
+        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+        "sklearn_head": pickle.dumps(sklearn_head) if sklearn_head is not None else None,
+        "weights_source": weights_source or {},
+        "extra": extra or {},
+    }
+
+
+def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
+    """Write atomically (temp file + rename): a reader never sees a half-written model.pt."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise StudioError(
+            f"No model checkpoint at {path}: the run may have failed or been cancelled before its first "
+            "checkpoint. Train again or pick another run."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise StudioError(f"The checkpoint {path} cannot be read ({type(error).__name__}); train again.") from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise StudioError(f"{path} is not a studio checkpoint (format {FORMAT}).")
+    return checkpoint
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint turned back into a model: `model` gives logits (head "linear") or features."""
+
+    model: torch.nn.Module
+    class_names: list[str]
+    preprocessing: dict
+    backbone: str
+    head: str
+    sklearn_head: Any
+    checkpoint: dict
+
+    def probabilities(self, outputs: torch.Tensor) -> np.ndarray:
+        """Class probabilities (N x classes) from the model's outputs for a batch."""
+        outputs = outputs.float()
+        if self.sklearn_head is None:
+            return torch.softmax(outputs, dim=1).cpu().numpy()
+        return np.asarray(self.sklearn_head.predict_proba(outputs.cpu().numpy()), dtype=np.float32)
+
+
+def build_model(checkpoint: dict) -> LoadedModel:
+    """The timm model of a checkpoint with its weights (no download: the weights are in the file)."""
+    head = checkpoint["head"]
+    num_classes = 0 if head in SKLEARN_HEADS else int(checkpoint["num_classes"])
+    model = timm.create_model(checkpoint["backbone"], pretrained=False, num_classes=num_classes)
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    model.eval()
+    estimator = pickle.loads(checkpoint["sklearn_head"]) if checkpoint.get("sklearn_head") else None
+    return LoadedModel(
+        model=model,
+        class_names=list(checkpoint["class_names"]),
+        preprocessing=dict(checkpoint["preprocessing"]),
+        backbone=checkpoint["backbone"],
+        head=head,
+        sklearn_head=estimator,
+        checkpoint=checkpoint,
+    )
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    """Read a run's (or a file's) checkpoint and rebuild its model on the CPU."""
+    return build_model(read_checkpoint(path))

@@ -1,0 +1,100 @@
+"""Evaluate a run on its validation images: accuracy, per-class precision/recall/F1, confusion matrix,
+top losses (the most confident mistakes), with and without test-time augmentation; saved as eval.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from studio.data.store import Project
+from studio.errors import StudioError
+from studio.predict.inference import IDENTITY, TTA_VIEWS
+from studio.predict.predictor import Predictor
+
+TOP_LOSSES = 20
+
+
+def metrics_from_probs(targets: np.ndarray, probs: np.ndarray, class_names: list[str],
+                       image_ids: list | None = None, paths: list | None = None, top_n: int = TOP_LOSSES) -> dict:
+    """Metrics for true class indices and predicted probabilities (N x classes)."""
+    targets = np.asarray(targets, dtype=int)
+    probs = np.asarray(probs, dtype=np.float64)
+    predicted = probs.argmax(axis=1)
+    labels = list(range(len(class_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        targets, predicted, labels=labels, zero_division=0)
+    true_prob = probs[np.arange(len(targets)), targets]
+    losses = -np.log(np.clip(true_prob, 1e-12, 1.0))
+    mistakes = np.flatnonzero(predicted != targets)
+    # Most confident mistakes first: highest loss on the true class (ties: higher wrong confidence).
+    order = sorted(mistakes, key=lambda i: (-losses[i], -probs[i, predicted[i]]))[:top_n]
+    top_losses = [{
+        "image_id": None if image_ids is None else _plain(image_ids[i]),
+        "path": None if paths is None else str(paths[i]),
+        "label": class_names[targets[i]], "predicted": class_names[predicted[i]],
+        "probability": float(probs[i, predicted[i]]), "true_probability": float(true_prob[i]),
+        "loss": float(losses[i]),
+    } for i in order]
+    return {
+        "n": int(len(targets)),
+        "accuracy": float((predicted == targets).mean()) if len(targets) else 0.0,
+        "loss": float(losses.mean()) if len(targets) else 0.0,
+        "classes": list(class_names),
+        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                             "support": int(support[i])} for i, name in enumerate(class_names)},
+        "macro_f1": float(np.mean(f1)) if len(f1) else 0.0,
+        "confusion_matrix": confusion_matrix(targets, predicted, labels=labels).tolist(),
+        "top_losses": top_losses,
+    }
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _validation_items(run_dir: Path, project: Project | None, class_names: list[str]) -> list[dict]:
+    """The run's own validation list (split.json), or the project's current val split when given."""
+    if project is None:
+        split = run_dir / "split.json"
+        if not split.is_file():
+            raise StudioError(f"{run_dir} has no split.json; pass the project to evaluate on its val split.")
+        items = json.loads(split.read_text())["val"]
+    else:
+        data = project.dataset(labeled_only=True)
+        data = data[(data["split"] == "val") & data["label"].notna()]
+        items = data[["image_id", "path", "label"]].to_dict(orient="records")
+    items = [item for item in items if item["label"] in class_names]
+    if not items:
+        raise StudioError("No validation images with the model's classes: label some images in the 'val' split.")
+    return items
+
+
+def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, tta: bool = False,
+             device: torch.device | str | None = None, predictor: Predictor | None = None,
+             write: bool = True) -> dict:
+    """Metrics of a run's model on validation images; with `tta`, also under `"tta"` with TTA.
+
+    Writes eval.json into the run folder (when `write`).
+    """
+    run_dir = Path(run_dir)
+    predictor = predictor or Predictor.from_run(run_dir, device)
+    class_names = predictor.class_names
+    items = _validation_items(run_dir, project, class_names)
+    index = {name: i for i, name in enumerate(class_names)}
+    targets = np.array([index[item["label"]] for item in items])
+    paths = [item["path"] for item in items]
+    ids = [item["image_id"] for item in items]
+    views = TTA_VIEWS if tta else (IDENTITY,)
+    probs = predictor.probabilities(paths, views)  # views[0] is the identity view
+    report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
+    if tta:
+        report["tta"] = metrics_from_probs(targets, probs.mean(axis=1), class_names, ids, paths)
+        report["tta"]["views"] = [v.name for v in views]
+    if write:
+        (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    return report

@@ -1,0 +1,94 @@
+"""Predict classes for images with a trained run, optionally with test-time augmentation."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from studio.data.imaging import is_image_name
+from studio.errors import StudioError
+from studio.predict.checkpoint import LoadedModel, load_model
+from studio.predict.device import inference_dtype, select_device
+from studio.predict.inference import IDENTITY, TTA_VIEWS, ImageInput, InferenceRunner, View
+
+
+class Predictor:
+    """A loaded model ready to predict. TTA averages identity, flip, and 1.15x zoom (+flip) views."""
+
+    def __init__(self, loaded: LoadedModel, device: torch.device | str | None = None, batch_size: int = 32) -> None:
+        self.loaded = loaded
+        self.device = device if isinstance(device, torch.device) else select_device(device or "auto")
+        self.runner = InferenceRunner(loaded.model, loaded.preprocessing, self.device,
+                                      inference_dtype(self.device), batch_size=batch_size)
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike, device: torch.device | str | None = None) -> Predictor:
+        return cls(load_model(run_dir), device)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.loaded.class_names
+
+    def probabilities(self, images: Sequence[ImageInput], views: Sequence[View] = (IDENTITY,)) -> np.ndarray:
+        """Class probabilities for every image and view: N x views x classes."""
+        outputs = self.runner.run(list(images), views)
+        if len(outputs) == 0:
+            return np.zeros((0, len(views), len(self.class_names)), dtype=np.float32)
+        flat = torch.from_numpy(outputs.reshape(len(outputs) * len(views), -1))
+        return self.loaded.probabilities(flat).reshape(len(outputs), len(views), -1)
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], *, tta: bool = False, top_k: int = 5) -> list[dict]:
+        """Top-k classes per image: [{"path", "top": [{"class", "probability"}], "probs"}]."""
+        if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
+            images = [images]
+        images = list(images)
+        probs = self.probabilities(images, TTA_VIEWS if tta else (IDENTITY,)).mean(axis=1)
+        k = max(1, min(top_k, len(self.class_names)))
+        results = []
+        for image, row in zip(images, probs):
+            order = np.argsort(-row, kind="stable")[:k]
+            results.append({
+                "path": str(image) if isinstance(image, (str, os.PathLike)) else None,
+                "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
+                "probs": row,
+            })
+        return results
+
+    def predict_folder(self, folder: str | os.PathLike, csv_path: str | os.PathLike | None = None, *,
+                       tta: bool = False, top_k: int = 5) -> list[dict]:
+        """Predict every image in a folder (recursively); write a CSV when `csv_path` is given."""
+        paths = image_files(folder)
+        results = self.predict(paths, tta=tta, top_k=top_k)
+        if csv_path is not None:
+            write_predictions_csv(results, csv_path, self.class_names)
+        return results
+
+
+def image_files(folder: str | os.PathLike) -> list[str]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StudioError(f"{folder} is not a folder.")
+    paths = sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_image_name(p))
+    if not paths:
+        raise StudioError(f"No images (.jpg, .png, ...) in {folder}.")
+    return paths
+
+
+def write_predictions_csv(results: list[dict], csv_path: str | os.PathLike, class_names: list[str]) -> Path:
+    """One row per image: path, predicted class, its probability, then every class's probability."""
+    path = Path(csv_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "prediction", "probability", *[f"p_{c}" for c in class_names]])
+        for result in results:
+            best = result["top"][0]
+            writer.writerow([result["path"], best["class"], f"{best['probability']:.6f}",
+                             *[f"{p:.6f}" for p in result["probs"]]])
+    return path

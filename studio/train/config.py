@@ -1,0 +1,168 @@
+"""What a training run does: one serializable dataclass, plus defaults resolved from the data.
+
+Fields left as None are filled by `resolve` from the data, the backbone and the device, and the
+resolved values are what `config.json` records, so a run can be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from studio.augment.presets import PRESET_NAMES
+from studio.errors import StudioError
+from studio.models.registry import DEFAULT_BACKBONE
+
+STRATEGIES = ("auto", "linear", "finetune", "two-stage", "gradual", "scratch")
+HEADS = ("logreg", "svm", "knn", "torch")
+BALANCE_MODES = ("auto", "weights", "sampler", "none")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PROBE_FIRST = ("auto", "two-stage", "gradual")  # strategies whose fine-tuning starts from a linear probe head
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run. None means "choose from the data" (see `resolve`).
+
+    strategy: auto (linear probe, then fine-tune from it when time allows; keeps the best),
+        linear (features + a classifier head), finetune (all layers, discriminative rates),
+        two-stage (head, then the top `unfreeze_groups` block groups), gradual (one more block group
+        per stage, top down), scratch (random weights; a baseline only).
+    head: the linear strategy's classifier: logreg, svm, knn or torch (a linear layer).
+    lr: the head's learning rate; backbone_lr: the backbone's (AdamW); layer_decay: optional
+        layer-wise decay of the backbone rate per block group from the top (e.g. 0.7).
+    balance: class balancing: weights (loss weights), sampler (balanced sampling), none, or auto
+        (loss weights when the largest class is over 1.5x the smallest).
+    freeze_bn: keep BatchNorm statistics fixed while fine-tuning (faster on CPU, steadier on small data).
+    label_smoothing: default 0.1 when the head starts random, 0 when it starts from a fitted probe
+        (auto, two-stage, gradual): smoothing would first pull a calibrated head's logits apart.
+    time_budget_s: for auto, the wall-clock budget the fine-tuning stage must fit in.
+    """
+
+    strategy: str = "auto"
+    backbone: str = DEFAULT_BACKBONE
+    weights: str | None = None
+    pretrained: bool = True
+    head: str = "logreg"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    backbone_lr: float | None = None
+    layer_decay: float | None = None
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    label_smoothing: float | None = None
+    balance: str = "auto"
+    image_size: int | None = None
+    augment: str = "light"
+    cutmix: float = 0.0
+    mixup: float = 0.0
+    patience: int | None = None
+    freeze_bn: bool | None = None
+    unfreeze_groups: int = 2
+    flip_features: bool = True
+    time_budget_s: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 5
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """StudioError for any setting a user could get wrong, naming the allowed values."""
+        _choice("strategy", self.strategy, STRATEGIES)
+        _choice("head", self.head, HEADS)
+        _choice("balance", self.balance, BALANCE_MODES)
+        _choice("device", self.device, DEVICES)
+        _choice("augment", self.augment, PRESET_NAMES)
+        if self.strategy == "scratch" and self.weights:
+            raise StudioError("Strategy 'scratch' trains from random weights; drop --weights or pick another strategy.")
+        for name in ("epochs", "batch_size", "image_size", "patience"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise StudioError(f"'{name}' must be a whole number of at least 1, got {value!r}.")
+        if self.image_size is not None and not 32 <= self.image_size <= 1024:
+            raise StudioError(f"Image size must be between 32 and 1024 pixels, got {self.image_size}.")
+        for name in ("lr", "backbone_lr", "time_budget_s"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise StudioError(f"'{name}' must be a positive number, got {value!r}.")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise StudioError(f"layer_decay must be in (0, 1] (e.g. 0.7), got {self.layer_decay!r}.")
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
+            raise StudioError(f"label_smoothing must be in [0, 1) (0.1 is typical), got {self.label_smoothing!r}.")
+        for name in ("cutmix", "mixup"):
+            if not 0 <= getattr(self, name) <= 4:
+                raise StudioError(f"{name} must be a Beta alpha between 0 (off) and 4, got {getattr(self, name)!r}.")
+        if self.unfreeze_groups < 1:
+            raise StudioError(f"unfreeze_groups must be at least 1, got {self.unfreeze_groups}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise StudioError(f"Unknown training setting(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+        return cls(**data)
+
+    @property
+    def uses_pretrained(self) -> bool:
+        return self.pretrained and self.strategy != "scratch"
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise StudioError(f"Unknown {name} {value!r}. Choose one of: {', '.join(allowed)}.")
+
+
+@dataclass
+class Resolved:
+    """The hyperparameters a run actually uses (config.json records them)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    backbone_lr: float
+    patience: int
+    freeze_bn: bool
+    image_size: int
+    balance: str
+    time_budget_s: float
+    label_smoothing: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve(config: TrainConfig, *, n_train: int, class_counts: list[int], device_type: str,
+            default_image_size: int) -> Resolved:
+    """Fill the None settings from the data size, class balance, backbone and device."""
+    scratch = config.strategy == "scratch" or not config.pretrained
+    epochs = config.epochs or (20 if scratch else 8)
+    batch = config.batch_size or (64 if device_type == "cuda" else 32)
+    batch = max(1, min(batch, n_train))
+    from_probe = config.strategy in PROBE_FIRST and not scratch
+    lr = config.lr or (1e-3 if not scratch else 2e-3)
+    # Starting from a fitted probe head, low rates keep the pretrained features (LP-FT); measured on
+    # flowers/mri (bench/engine.py): 5e-5 beat 3e-5 and 1e-4.
+    backbone_lr = config.backbone_lr or (lr if scratch else 5e-5 if from_probe else lr / 10)
+    patience = config.patience or max(3, epochs // 3)
+    # Frozen BN statistics: faster and steadier for pretrained backbones; random ones must learn them.
+    freeze_bn = (not scratch) if config.freeze_bn is None else config.freeze_bn
+    balance = config.balance
+    if balance == "auto":
+        ratio = max(class_counts) / max(1, min(class_counts))
+        balance = "weights" if ratio > 1.5 else "none"
+    budget = config.time_budget_s or (240.0 if device_type == "cpu" else 600.0)
+    return Resolved(
+        epochs=epochs, batch_size=batch, lr=float(lr), backbone_lr=float(backbone_lr), patience=patience,
+        freeze_bn=freeze_bn, image_size=config.image_size or default_image_size, balance=balance,
+        time_budget_s=float(budget),
+        label_smoothing=config.label_smoothing if config.label_smoothing is not None else (0.0 if from_probe else 0.1),
+    )

@@ -1,0 +1,133 @@
+"""`train(project, config)`: validate, snapshot the data, run a strategy, evaluate, record everything."""
+
+from __future__ import annotations
+
+import platform
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+
+from studio.data.store import Project
+from studio.errors import StudioError
+from studio.models.registry import check_backbone
+from studio.models.weights import create_backbone, data_config
+from studio.predict.checkpoint import preprocessing_dict
+from studio.predict.device import inference_dtype, select_device, training_dtype
+from studio.predict.evaluate import evaluate
+from studio.train import strategies
+from studio.train.config import TrainConfig, resolve
+from studio.train.context import RunContext
+from studio.train.data import take_snapshot
+from studio.train.runs import Events, RunFolder
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # "done" | "cancelled"
+    strategy: str  # the strategy whose model was kept ("linear", "lp-ft", "finetune", ...)
+    backbone: str
+    val_accuracy: float | None
+    val_accuracy_tta: float | None
+    epochs_run: int
+    train_seconds: float
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        return data
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(project: Project, config: TrainConfig | None = None, *,
+          callback: Callable[[dict], None] | None = None,
+          cancel: threading.Event | None = None) -> RunResult:
+    """Train one model on the project's train split, pick the best on val, write a run folder.
+
+    Raises StudioError (after marking the run `failed`, when one was started) for anything the user
+    can fix. A cancelled run returns status "cancelled" and keeps its best checkpoint so far.
+    """
+    config = config or TrainConfig()
+    config.validate()
+    started = time.perf_counter()
+    backbone = check_backbone(config.backbone)
+    device = select_device(config.device)
+    snapshot = take_snapshot(project)
+    probe_model, source = create_backbone(backbone, num_classes=0, weights=config.weights,
+                                          pretrained=config.uses_pretrained)
+    data_cfg = data_config(probe_model)
+    del probe_model
+    resolved = resolve(config, n_train=len(snapshot.train), class_counts=snapshot.class_counts,
+                       device_type=device.type, default_image_size=data_cfg["image_size"])
+    preprocessing = preprocessing_dict(resolved.image_size, data_cfg)
+    seed_everything(config.seed)
+
+    folder = RunFolder(project.runs_dir, config.strategy)
+    events = Events(callback, cancel, folder)
+    ctx = RunContext(project, config, resolved, snapshot, device, events, folder, backbone, source,
+                     preprocessing, inference_dtype(device), training_dtype(device))
+    record = {
+        "config": config.to_dict(), "resolved": resolved.to_dict(), "backbone": backbone,
+        "weights_source": source.to_dict(), "preprocessing": preprocessing, "classes": snapshot.class_names,
+        "class_counts": snapshot.class_counts, "label_hash": snapshot.label_hash,
+        "n_train": len(snapshot.train), "n_val": len(snapshot.val), "seed": config.seed,
+        "device": str(device), "inference_dtype": str(ctx.inference_dtype), "training_dtype": str(ctx.training_dtype),
+        "versions": {"torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()},
+        "project": str(project.root),
+    }
+    folder.write("config.json", record)
+    folder.write("split.json", snapshot.to_dict())
+    for warning in snapshot.warnings:
+        events.log(warning)
+    try:
+        outcome = _run_strategy(ctx, started)
+        train_seconds = time.perf_counter() - started
+        result = RunResult(folder.path, outcome.status, outcome.kept, backbone, None, None,
+                           outcome.epochs_run, round(train_seconds, 2), outcome.reason)
+        if folder.checkpoint_path.is_file() and outcome.status == "done":
+            events.stage("evaluate")
+            report = evaluate(folder.path, tta=True, device=device)
+            result.val_accuracy = report["accuracy"]
+            result.val_accuracy_tta = report["tta"]["accuracy"]
+        elif folder.checkpoint_path.is_file():
+            result.val_accuracy = ctx.best.accuracy
+        folder.write("config.json", {**record, "result": {**result.to_dict(), "details": outcome.details,
+                                                          "best": asdict(ctx.best)}})
+        folder.set_status(outcome.status, outcome.reason, result=result.to_dict())
+        events.log(f"Run {outcome.status}: {outcome.reason}")
+        return result
+    except StudioError as error:
+        folder.set_status("failed", str(error))
+        events.log(f"Run failed: {error}")
+        raise
+    except BaseException as error:
+        folder.set_status("failed", f"{type(error).__name__}: {error}")
+        raise
+
+
+def _run_strategy(ctx: RunContext, started: float) -> strategies.Outcome:
+    name = ctx.config.strategy
+    if name == "linear":
+        return strategies.run_linear(ctx)
+    if name == "finetune":
+        return strategies.run_finetune(ctx)
+    if name == "two-stage":
+        return strategies.run_two_stage(ctx)
+    if name == "gradual":
+        return strategies.run_gradual(ctx)
+    if name == "scratch":
+        return strategies.run_scratch(ctx)
+    return strategies.run_auto(ctx, started)

@@ -1,0 +1,101 @@
+"""Frozen-backbone features, cached on disk per (backbone, weights, preprocessing, views, precision).
+
+The cache lives under `project.cache_dir / "features" / <key>` and maps image content hashes to
+feature arrays (views x D), so relabelling, re-splitting or adding images only computes what is new.
+It is safe to delete: it is rebuilt on demand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.predict.inference import InferenceRunner, View
+
+FEATURES_FILE = "features.npz"
+
+
+def feature_key(backbone: str, weights_fingerprint: str, preprocessing: dict, views: Sequence[View],
+                dtype: torch.dtype | None) -> str:
+    """A short stable id of everything that changes a feature vector."""
+    identity = {
+        "backbone": backbone,
+        "weights": weights_fingerprint,
+        "preprocessing": preprocessing,
+        "views": [v.name for v in views],
+        "dtype": str(dtype) if dtype is not None else "float32",
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{backbone.replace('/', '_')}-{digest}"
+
+
+class FeatureCache:
+    """hash -> (views x D) float32 features, stored as one .npz file per key."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / FEATURES_FILE
+
+    def load(self) -> dict[str, np.ndarray]:
+        if not self.path.is_file():
+            return {}
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                return dict(zip(data["hashes"].tolist(), data["features"]))
+        except (OSError, ValueError, KeyError):  # a damaged cache is just recomputed
+            return {}
+
+    def save(self, features: dict[str, np.ndarray]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        hashes = sorted(features)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, hashes=np.array(hashes, dtype=str),
+                     features=np.stack([features[h] for h in hashes]).astype(np.float32))
+        os.replace(tmp, self.path)
+
+
+@dataclass
+class ExtractionStats:
+    computed: int
+    cached: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.computed / self.seconds if self.seconds > 0 else 0.0
+
+
+def extract_features(
+    runner: InferenceRunner,
+    cache: FeatureCache | None,
+    hashes: Sequence[str],
+    paths: Sequence[str],
+    views: Sequence[View],
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, ExtractionStats]:
+    """Features (N x views x D) for the images, computing only those not cached yet."""
+    stored = cache.load() if cache is not None else {}
+    missing = sorted({h: p for h, p in zip(hashes, paths) if h not in stored}.items())
+    start = time.perf_counter()
+    if missing:
+        outputs = runner.run([p for _, p in missing], views, should_stop=should_stop, on_batch=on_batch)
+        stored.update({h: outputs[i] for i, (h, _) in enumerate(missing[:len(outputs)])})
+        if cache is not None and len(outputs):
+            cache.save(stored)  # partial results too: a cancelled extraction is not wasted
+        if len(outputs) < len(missing):  # stopped early
+            stats = ExtractionStats(len(outputs), len(hashes) - len(missing), time.perf_counter() - start)
+            return np.zeros((0, len(views), 0), np.float32), stats
+    seconds = time.perf_counter() - start
+    features = np.stack([stored[h] for h in hashes]) if hashes else np.zeros((0, len(views), 0), np.float32)
+    return features, ExtractionStats(len(missing), len(hashes) - len(missing), seconds)

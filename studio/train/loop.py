@@ -1,0 +1,259 @@
+"""The torch training loop shared by every fine-tuning strategy: one call trains one stage.
+
+Per step: cancel check, optional CutMix/MixUp, autocast on CUDA, class-weighted smoothed loss, NaN
+check, AdamW step, warmup+cosine schedule; per epoch: validation, metrics event, best checkpoint,
+early stopping. On a GPU out-of-memory error the stage restarts once with half the batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from studio.augment.mix import mix_batch, soft_targets
+from studio.augment.presets import AugmentConfig
+from studio.augment.transforms import build_train_transform
+from studio.errors import StudioError
+from studio.predict.device import autocast, is_oom
+from studio.predict.inference import InferenceRunner, IDENTITY
+from studio.train.context import RunContext
+from studio.train.data import AugmentedImages, class_weights
+from studio.train.schedule import warmup_cosine
+
+
+@dataclass
+class Stage:
+    """One stage of training: which parameter groups learn, at which rates, for how many epochs."""
+
+    name: str
+    epochs: int
+    groups: list[dict]  # AdamW param groups: {"params": [...], "lr": float}
+    warmup_epochs: float = 1.0
+
+
+@dataclass
+class StageResult:
+    epochs_run: int
+    status: str  # "done" | "early-stopped" | "cancelled"
+
+
+def set_train_mode(model: torch.nn.Module, freeze_bn: bool) -> None:
+    """Train mode, with BatchNorm layers kept in eval mode (fixed statistics) when freeze_bn, and
+    always in frozen parts of the model (frozen layers must not drift under a trained head)."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            frozen = not any(p.requires_grad for p in module.parameters(recurse=False))
+            if freeze_bn or frozen:
+                module.eval()
+
+
+def _soft_cross_entropy(logits: torch.Tensor, soft: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy with soft targets; class weights scale each sample by its target's weight."""
+    per_sample = -(soft * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
+    if weights is None:
+        return per_sample.mean()
+    sample_weight = soft @ weights
+    return (per_sample * sample_weight).sum() / sample_weight.sum()
+
+
+class Trainer:
+    """Trains `model` through one or more stages, keeping the best validation checkpoint in the run."""
+
+    def __init__(self, ctx: RunContext, model: torch.nn.Module, strategy: str) -> None:
+        self.ctx = ctx
+        self.model = model.to(ctx.device, memory_format=torch.channels_last)
+        self.strategy = strategy
+        self.batch_size = ctx.resolved.batch_size
+        self.epochs_run = 0
+        self.oom_retried = False
+        self.patience = ctx.resolved.patience
+        config = ctx.config
+        self.augment = AugmentConfig.preset_config(config.augment)
+        self.cutmix = config.cutmix or self.augment.cutmix
+        self.mixup = config.mixup or self.augment.mixup
+        balance = ctx.resolved.balance
+        self.loss_weights = class_weights(ctx.snapshot.class_counts).to(ctx.device) if balance == "weights" else None
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.runner = InferenceRunner(self.model, ctx.preprocessing, ctx.device, ctx.inference_dtype,
+                                      batch_size=64)
+
+    # ---- data -------------------------------------------------------------------------------------
+    def _loader(self, epoch_seed: int) -> torch.utils.data.DataLoader:
+        ctx = self.ctx
+        prep = ctx.preprocessing
+        transform = build_train_transform(self.augment, prep["image_size"], prep["mean"], prep["std"],
+                                          interpolation=prep["interpolation"], seed=epoch_seed)
+        targets = ctx.snapshot.train["target"].tolist()
+        dataset = AugmentedImages(ctx.train_images, targets, transform)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        sampler = None
+        if ctx.resolved.balance == "sampler":
+            weights = class_weights(ctx.snapshot.class_counts)[torch.tensor(targets)]
+            sampler = torch.utils.data.WeightedRandomSampler(weights, len(targets), generator=generator)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=sampler is None, sampler=sampler,
+            generator=generator, drop_last=len(dataset) > self.batch_size,
+            # In-memory images make per-item work tiny: worker processes would cost more than they save.
+            num_workers=0 if ctx.train_images.keep else 2,
+            pin_memory=ctx.device.type == "cuda",
+        )
+
+    # ---- validation -------------------------------------------------------------------------------
+    def validate(self) -> tuple[float, float]:
+        """(accuracy, mean cross-entropy) on the validation split, identity view."""
+        crops = self.ctx.val_crops
+        targets = torch.tensor(self.ctx.snapshot.val["target"].tolist())
+        self.runner.prepare()
+        logits = []
+        for start in range(0, len(crops), self.runner.batch_size):
+            batch = crops[start:start + self.runner.batch_size][:, None]
+            logits.append(self.runner.forward_crops(batch, (IDENTITY,), [IDENTITY.zoom])[:, 0])
+        out = torch.from_numpy(np.concatenate(logits))
+        loss = F.cross_entropy(out, targets).item()
+        accuracy = (out.argmax(1) == targets).float().mean().item()
+        return accuracy, loss
+
+    # ---- training ---------------------------------------------------------------------------------
+    def run(self, stage: Stage) -> StageResult:
+        """Train one stage; on GPU out-of-memory, retry it once from its start with half the batch."""
+        start_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        while True:
+            try:
+                return self._run(stage)
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as error:
+                if not is_oom(error):
+                    raise
+                if self.oom_retried or self.batch_size < 2:
+                    raise StudioError(
+                        f"Out of memory even with batch size {self.batch_size}: choose a smaller --image-size "
+                        "or backbone, close other programs using the GPU, or use --device cpu."
+                    ) from error
+                self.oom_retried = True
+                self.batch_size = max(1, self.batch_size // 2)
+                self.model.load_state_dict(start_state)
+                if self.ctx.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.ctx.events.log(f"Out of memory: retrying stage '{stage.name}' with batch size {self.batch_size}.")
+
+    def _run(self, stage: Stage) -> StageResult:
+        ctx, events = self.ctx, self.ctx.events
+        events.stage(stage.name)
+        trainable = [p for g in stage.groups for p in g["params"]]
+        trainable_ids = {id(p) for p in trainable}
+        for param in self.model.parameters():
+            param.requires_grad_(id(param) in trainable_ids)
+        optimizer = torch.optim.AdamW(_split_decay(stage.groups, ctx.config.weight_decay))
+        steps_per_epoch = max(1, len(self._loader(0)))
+        total_steps = steps_per_epoch * stage.epochs
+        schedule = warmup_cosine(optimizer, total_steps, round(stage.warmup_epochs * steps_per_epoch))
+        scaler = torch.amp.GradScaler("cuda", enabled=ctx.training_dtype == torch.float16)
+        patience, stale, step = self.patience, 0, 0
+        seconds_per_step = None
+        val_seconds = 0.0
+        for epoch in range(1, stage.epochs + 1):
+            loader = self._loader(ctx.config.seed * 1000 + self.epochs_run + 1)
+            set_train_mode(self.model, ctx.resolved.freeze_bn)
+            losses, correct, seen, epoch_start = [], 0, 0, time.perf_counter()
+            for images, targets in loader:
+                if events.cancelled:
+                    events.log(f"Cancelled during stage '{stage.name}', epoch {epoch}.")
+                    return StageResult(self.epochs_run, "cancelled")
+                step_start = time.perf_counter()
+                images = images.to(ctx.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                targets = targets.to(ctx.device)
+                if self.cutmix > 0 or self.mixup > 0:
+                    images, soft = mix_batch(images, targets, ctx.num_classes, self.cutmix, self.mixup,
+                                             self.augment.mix_prob, self.generator,
+                                             smoothing=ctx.resolved.label_smoothing)
+                else:
+                    soft = soft_targets(targets, ctx.num_classes, ctx.resolved.label_smoothing)
+                with autocast(ctx.device, ctx.training_dtype):
+                    logits = self.model(images)
+                loss = _soft_cross_entropy(logits, soft.to(ctx.device), self.loss_weights)
+                if not torch.isfinite(loss):
+                    raise StudioError(
+                        f"The training loss became {loss.item()} (stage '{stage.name}', epoch {epoch}, step {step + 1}): "
+                        f"the learning rate is probably too high. Training stopped; the best checkpoint so far "
+                        f"(if any) was kept. Lower --lr and train again."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                step += 1
+                losses.append(loss.item())
+                correct += int((logits.argmax(1) == targets).sum())
+                seen += len(targets)
+                took = time.perf_counter() - step_start
+                seconds_per_step = took if seconds_per_step is None else 0.8 * seconds_per_step + 0.2 * took
+                if step % ctx.config.log_every == 0:
+                    events.emit({
+                        "type": "step", "stage": stage.name, "epoch": epoch, "step": step,
+                        "loss": float(np.mean(losses[-ctx.config.log_every:])),
+                        "lr": optimizer.param_groups[-1]["lr"], "images_per_s": len(targets) / took,
+                        "eta_s": (total_steps - step) * seconds_per_step + (stage.epochs - epoch + 1) * val_seconds,
+                    })
+            train_seconds = time.perf_counter() - epoch_start
+            val_start = time.perf_counter()
+            val_accuracy, val_loss = self.validate()
+            val_seconds = time.perf_counter() - val_start
+            self.epochs_run += 1
+            events.emit({
+                "type": "epoch", "stage": stage.name, "epoch": epoch,
+                "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                "train_accuracy": correct / max(1, seen), "val_loss": val_loss, "val_accuracy": val_accuracy,
+                "lr": optimizer.param_groups[-1]["lr"], "images_per_s": seen / max(train_seconds, 1e-9),
+                "eta_s": (stage.epochs - epoch) * (train_seconds + val_seconds),
+            })
+            improved = ctx.offer(val_accuracy, val_loss, lambda: ctx.checkpoint(self.model, self.strategy),
+                                 stage=stage.name, epoch=epoch, strategy=self.strategy)
+            stale = 0 if improved else stale + 1
+            if stale >= patience and epoch < stage.epochs:
+                events.log(f"Early stopping in stage '{stage.name}' after epoch {epoch}: "
+                           f"no better validation result for {patience} epochs.")
+                return StageResult(self.epochs_run, "early-stopped")
+        return StageResult(self.epochs_run, "done")
+
+
+def _split_decay(groups: list[dict], weight_decay: float) -> list[dict]:
+    """No weight decay on biases and norm parameters (1-D tensors), as timm does."""
+    out = []
+    for group in groups:
+        decay = [p for p in group["params"] if p.ndim > 1]
+        no_decay = [p for p in group["params"] if p.ndim <= 1]
+        for params, wd in ((no_decay, 0.0), (decay, weight_decay)):
+            if params:
+                out.append({**group, "params": params, "weight_decay": wd})
+    return out
+
+
+def seconds_per_image(trainer: Trainer, stage: Stage, batches: int = 2) -> float:
+    """Measured training cost per image (for auto's time budget): a few real steps, then undone."""
+    state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    optimizer = torch.optim.AdamW(_split_decay(stage.groups, 0.0))
+    set_train_mode(trainer.model, trainer.ctx.resolved.freeze_bn)
+    loader = iter(trainer._loader(12345))
+    timings = []
+    for _ in range(batches + 1):
+        try:
+            images, targets = next(loader)
+        except StopIteration:
+            break
+        start = time.perf_counter()
+        images = images.to(trainer.ctx.device).contiguous(memory_format=torch.channels_last)
+        with autocast(trainer.ctx.device, trainer.ctx.training_dtype):
+            loss = F.cross_entropy(trainer.model(images).float(), targets.to(trainer.ctx.device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        timings.append((time.perf_counter() - start) / len(targets))
+    trainer.model.load_state_dict(state)
+    usable = timings[1:] or timings  # the first step pays one-off allocation costs
+    return float(np.median(usable)) if usable else math.inf

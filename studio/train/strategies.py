@@ -1,0 +1,228 @@
+"""The training strategies. Each takes the run context and leaves its best model in the run folder.
+
+linear     frozen-backbone features (cached) + a classifier head
+finetune   all layers, discriminative learning rates (optional layer-wise decay)
+two-stage  linear probe head, then the top block groups with the head at a lower rate
+gradual    linear probe head, then one more block group per stage from the top down (ULMFiT)
+scratch    random weights, all layers (a baseline only)
+auto       linear probe, then fine-tuning from the probe's head (LP-FT) when the time budget allows;
+           keeps whichever is best on validation and says why
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import log_loss
+
+from studio.predict.inference import FLIP_VIEWS, IDENTITY, InferenceRunner
+from studio.train.context import RunContext
+from studio.train.data import class_weights
+from studio.train.features import FeatureCache, extract_features, feature_key
+from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear
+from studio.train.loop import Stage, Trainer, seconds_per_image
+from studio.train.schedule import body_group_count, discriminative_groups
+
+ULMFIT_DECAY = 1 / 2.6  # ULMFiT's ratio between the rates of neighbouring layer groups
+
+
+@dataclass
+class Outcome:
+    """What a strategy did: status, epochs, the strategy actually kept and why."""
+
+    status: str = "done"  # "done" | "cancelled"
+    epochs_run: int = 0
+    kept: str = ""
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class Probe:
+    model: torch.nn.Module  # with the folded classifier (logreg/torch heads) or without one (svm/knn)
+    val_accuracy: float
+    val_accuracy_flip: float
+    details: dict
+
+
+def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
+    """Features (cached) + head. Returns None when cancelled during feature extraction."""
+    events, config = ctx.events, ctx.config
+    events.stage("linear-probe")
+    model = ctx.new_model(num_classes=0)
+    views = FLIP_VIEWS if config.flip_features else (IDENTITY,)
+    fingerprint = ctx.weights_source.fingerprint
+    if ctx.weights_source.kind == "none":  # random weights differ per seed
+        fingerprint += f":seed{config.seed}"
+    cache = FeatureCache(ctx.project.cache_dir / "features" /
+                         feature_key(ctx.backbone, fingerprint, ctx.preprocessing, views, ctx.inference_dtype))
+    train, val = ctx.snapshot.train, ctx.snapshot.val
+    hashes = train["hash"].tolist() + val["hash"].tolist()
+    paths = train["path"].tolist() + val["path"].tolist()
+    runner = InferenceRunner(model, ctx.preprocessing, ctx.device, ctx.inference_dtype, batch_size=32)
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        events.emit({"type": "step", "stage": "features", "epoch": 1, "step": done, "loss": None, "lr": None,
+                     "images_per_s": done / max(elapsed, 1e-9), "eta_s": (total - done) * elapsed / max(done, 1)})
+
+    features, stats = extract_features(runner, cache, hashes, paths, views,
+                                       should_stop=lambda: events.cancelled, on_batch=progress)
+    if events.cancelled:
+        return None
+    events.log(f"Features: {stats.computed} computed ({stats.images_per_s:.1f} images/s), {stats.cached} from cache.")
+    n_train, n_views = len(train), len(views)
+    x_train = features[:n_train].reshape(n_train * n_views, -1)
+    y_train = np.repeat(train["target"].to_numpy(), n_views)
+    groups = np.repeat(np.arange(n_train), n_views)
+    x_val, y_val = features[n_train:], val["target"].to_numpy()
+    balanced = ctx.resolved.balance != "none"
+    k = ctx.num_classes
+    fit_start = time.perf_counter()
+    if head == "logreg":
+        pipeline, details = fit_logreg(x_train, y_train, groups, seed=config.seed, balanced=balanced, views=n_views)
+    elif head == "torch":
+        weights = class_weights(ctx.snapshot.class_counts) if balanced else None
+        pipeline, details = fit_torch_linear(x_train, y_train, k, seed=config.seed, class_weight=weights,
+                                             label_smoothing=ctx.resolved.label_smoothing, lr=ctx.resolved.lr,
+                                             weight_decay=config.weight_decay)
+    elif head == "svm":
+        pipeline, details = fit_svm(x_train, y_train, groups, seed=config.seed, balanced=balanced)
+    else:
+        pipeline, details = fit_knn(x_train, y_train, views=n_views)
+    details = {"head": head, **details, "fit_seconds": round(time.perf_counter() - fit_start, 2),
+               "features_computed": stats.computed, "features_cached": stats.cached,
+               "features_images_per_s": round(stats.images_per_s, 1)}
+    train_probs = _full_probs(pipeline, x_train, k)
+    val_probs = np.stack([_full_probs(pipeline, x_val[:, v], k) for v in range(n_views)], axis=1)
+    val_accuracy = float((val_probs[:, 0].argmax(1) == y_val).mean())
+    val_accuracy_flip = float((val_probs.mean(1).argmax(1) == y_val).mean())
+    val_loss = float(log_loss(y_val, val_probs[:, 0], labels=list(range(k))))
+    events.emit({
+        "type": "epoch", "stage": "linear-probe", "epoch": 1,
+        "train_loss": float(log_loss(y_train, train_probs, labels=list(range(k)))),
+        "train_accuracy": float((train_probs.argmax(1) == y_train).mean()),
+        "val_loss": val_loss, "val_accuracy": val_accuracy, "lr": None,
+        "images_per_s": stats.images_per_s, "eta_s": 0.0,
+    })
+    if head in ("logreg", "torch"):
+        model.reset_classifier(k)
+        fold_linear(pipeline, model.get_classifier())
+        make = lambda: ctx.checkpoint(model, strategy, extra={"linear_head": details})  # noqa: E731
+    else:
+        make = lambda: ctx.checkpoint(model, strategy, head=head, sklearn_head=pipeline,  # noqa: E731
+                                      extra={"linear_head": details})
+    ctx.offer(val_accuracy, val_loss, make, stage="linear-probe", epoch=1, strategy="linear")
+    return Probe(model, val_accuracy, val_accuracy_flip, details)
+
+
+def _full_probs(pipeline, x: np.ndarray, k: int) -> np.ndarray:
+    """predict_proba with a column for every class (a head may have seen only some of them)."""
+    probs = pipeline.predict_proba(x)
+    full = np.zeros((len(x), k))
+    full[:, pipeline.classes_] = probs
+    return full / full.sum(axis=1, keepdims=True)  # exact sums (float32 rounding upsets log_loss)
+
+
+def _status(stage_status: str) -> str:
+    """A run is cancelled or done; early stopping is a normal way to finish."""
+    return "cancelled" if stage_status == "cancelled" else "done"
+
+
+def run_linear(ctx: RunContext) -> Outcome:
+    probe = linear_probe(ctx, ctx.config.head, "linear")
+    if probe is None:
+        return Outcome("cancelled", 0, "linear")
+    return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", probe.details)
+
+
+def run_finetune(ctx: RunContext, model: torch.nn.Module | None = None, *, strategy: str = "finetune",
+                 epochs: int | None = None, head_lr: float | None = None) -> Outcome:
+    """All layers: the head at `lr`, the backbone at `backbone_lr` (optionally layer-wise decayed)."""
+    resolved = ctx.resolved
+    model = model if model is not None else ctx.new_model()
+    groups = discriminative_groups(model, head_lr or resolved.lr, resolved.backbone_lr, ctx.config.layer_decay)
+    trainer = Trainer(ctx, model, strategy)
+    result = trainer.run(Stage("finetune", epochs or resolved.epochs, groups, ctx.config.warmup_epochs))
+    return Outcome(_status(result.status), result.epochs_run, strategy, f"fine-tuned all layers ({result.status})")
+
+
+def run_scratch(ctx: RunContext) -> Outcome:
+    outcome = run_finetune(ctx, strategy="scratch", head_lr=ctx.resolved.lr)
+    outcome.reason = "trained from random weights (baseline only)"
+    return outcome
+
+
+def run_two_stage(ctx: RunContext) -> Outcome:
+    probe = linear_probe(ctx, "logreg", "two-stage")
+    if probe is None:
+        return Outcome("cancelled", 0, "two-stage")
+    model, resolved, top = probe.model, ctx.resolved, ctx.config.unfreeze_groups
+    # The head already fits: in stage 2 it learns at a tenth of its usual rate, beside the top blocks.
+    groups = discriminative_groups(model, resolved.lr / 10, resolved.backbone_lr, ctx.config.layer_decay, top=top)
+    result = Trainer(ctx, model, "two-stage").run(Stage(f"top-{top}-blocks", resolved.epochs, groups,
+                                                        ctx.config.warmup_epochs))
+    return Outcome(_status(result.status), 1 + result.epochs_run, ctx.best.strategy or "two-stage",
+                   f"head on frozen features, then the top {top} block groups ({result.status})")
+
+
+def run_gradual(ctx: RunContext) -> Outcome:
+    probe = linear_probe(ctx, "logreg", "gradual")
+    if probe is None:
+        return Outcome("cancelled", 0, "gradual")
+    model, resolved = probe.model, ctx.resolved
+    trainer = Trainer(ctx, model, "gradual")
+    depth = body_group_count(model)
+    stages = min(depth, resolved.epochs)
+    per_stage = max(1, resolved.epochs // stages)
+    decay = ctx.config.layer_decay or ULMFIT_DECAY
+    for unfrozen in range(1, stages + 1):
+        groups = discriminative_groups(model, resolved.lr / 10, resolved.backbone_lr, decay, top=unfrozen)
+        result = trainer.run(Stage(f"unfreeze-{unfrozen}", per_stage, groups, warmup_epochs=0.0))
+        if result.status == "cancelled":
+            return Outcome("cancelled", 1 + trainer.epochs_run, "gradual")
+    return Outcome("done", 1 + trainer.epochs_run, "gradual",
+                   f"head on frozen features, then unfroze {stages} of {depth} block groups one per stage")
+
+
+def run_auto(ctx: RunContext, started: float) -> Outcome:
+    """Linear probe first; then LP-FT when the measured speed says it fits the time budget."""
+    probe = linear_probe(ctx, "logreg", "auto")
+    if probe is None:
+        return Outcome("cancelled", 0, "linear")
+    resolved, events = ctx.resolved, ctx.events
+    lp = f"linear probe {probe.val_accuracy:.1%} on validation"
+    if probe.val_accuracy >= 1.0:
+        return Outcome("done", 1, "linear", f"{lp}: already perfect, fine-tuning cannot do better")
+    model = probe.model
+    # LP-FT: starting from a fitted head, features move little, so low rates for head and backbone.
+    head_lr = ctx.config.lr if ctx.config.lr is not None else resolved.backbone_lr
+    groups = discriminative_groups(model, head_lr, resolved.backbone_lr, ctx.config.layer_decay)
+    trainer = Trainer(ctx, model, "auto")
+    per_image = seconds_per_image(trainer, Stage("probe", 1, groups))
+    n_train, n_val = len(ctx.snapshot.train), len(ctx.snapshot.val)
+    # Training dominates; validation (inference only) costs about a third of a training step per image.
+    epoch_seconds = per_image * (1.1 * n_train + n_val / 3)
+    final_eval_seconds = per_image * n_val * 4 / 3
+    left = resolved.time_budget_s - (time.perf_counter() - started) - final_eval_seconds
+    affordable = int(left // epoch_seconds) if epoch_seconds > 0 else 0
+    epochs = min(resolved.epochs if ctx.config.epochs is None else ctx.config.epochs, affordable)
+    if epochs < 2:
+        return Outcome("done", 1, "linear",
+                       f"{lp}; fine-tuning would take ~{epoch_seconds:.0f} s/epoch, over the "
+                       f"{resolved.time_budget_s:.0f} s budget, so the probe was kept")
+    events.log(f"Auto: {lp}; fine-tuning from its head for {epochs} epochs (~{epoch_seconds:.0f} s each).")
+    # No early stopping here: LP-FT often dips for an epoch or two before it passes the probe.
+    trainer.patience = ctx.config.patience or epochs
+    result = trainer.run(Stage("finetune", epochs, groups, warmup_epochs=min(1.0, epochs / 4)))
+    kept = "lp-ft" if ctx.best.strategy == "auto" else "linear"
+    ft = f"LP-FT {epochs} epochs ({result.status}, {trainer.epochs_run} run)"
+    if kept == "lp-ft":
+        reason = f"{lp}; {ft} reached {ctx.best.accuracy:.1%}: kept the fine-tuned model"
+    else:
+        reason = f"{lp}; {ft} did not beat it on validation: kept the linear probe"
+    return Outcome(_status(result.status), 1 + trainer.epochs_run, kept, reason, {"finetune_epochs_planned": epochs})

@@ -1,0 +1,53 @@
+"""Evaluation metrics against a hand-computed case, and eval.json from a run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from studio.predict import evaluate, metrics_from_probs
+
+
+def test_metrics_match_hand_computed_case():
+    # 3 classes, 5 images. Predictions: a->a, a->b (p=.7), b->b, c->c, c->a (p=.9)
+    classes = ["a", "b", "c"]
+    targets = [0, 0, 1, 2, 2]
+    probs = np.array([
+        [0.8, 0.1, 0.1],
+        [0.2, 0.7, 0.1],
+        [0.1, 0.6, 0.3],
+        [0.2, 0.2, 0.6],
+        [0.9, 0.05, 0.05],
+    ])
+    report = metrics_from_probs(targets, probs, classes, image_ids=[10, 11, 12, 13, 14],
+                                paths=["p0", "p1", "p2", "p3", "p4"])
+    assert report["accuracy"] == pytest.approx(3 / 5)
+    assert report["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
+    # a: predicted a twice (1 right) -> P=1/2, R=1/2; b: predicted twice (1 right) -> P=1/2, R=1
+    # c: predicted once (right) -> P=1, R=1/2
+    assert report["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert report["per_class"]["b"]["precision"] == pytest.approx(0.5)
+    assert report["per_class"]["b"]["recall"] == pytest.approx(1.0)
+    assert report["per_class"]["b"]["f1"] == pytest.approx(2 / 3)
+    assert report["per_class"]["c"]["f1"] == pytest.approx(2 / 3)
+    assert report["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 2 / 3) / 3)
+    assert report["loss"] == pytest.approx(-np.mean(np.log([0.8, 0.2, 0.6, 0.6, 0.05])))
+    # Most confident mistakes first: image 14 (true c at 0.05), then image 11 (true a at 0.2).
+    top = report["top_losses"]
+    assert [t["image_id"] for t in top] == [14, 11]
+    assert top[0] == pytest.approx({"image_id": 14, "path": "p4", "label": "c", "predicted": "a",
+                                    "probability": 0.9, "true_probability": 0.05, "loss": -np.log(0.05)})
+
+
+def test_evaluate_writes_eval_json_with_and_without_tta(trained):
+    project, result = trained
+    report = evaluate(result.run_dir, tta=True, device="cpu")
+    saved = json.loads((result.run_dir / "eval.json").read_text())
+    assert saved["accuracy"] == report["accuracy"] and saved["tta"]["accuracy"] == report["tta"]["accuracy"]
+    n_val = int((project.dataset()["split"] == "val").sum())
+    assert report["n"] == n_val == sum(map(sum, report["confusion_matrix"]))
+    assert set(report["per_class"]) == {"cat", "dog"} and len(report["tta"]["views"]) == 4
+    # With the project, the current val split is used (same images here).
+    assert evaluate(result.run_dir, project, device="cpu", write=False)["n"] == n_val

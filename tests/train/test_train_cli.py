@@ -1,0 +1,75 @@
+"""`studio train / predict / eval / backbones` through studio.cli.main with --json."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from train_helpers import TINY_BACKBONE
+
+from studio.cli import main
+
+TINY = ["--backbone", TINY_BACKBONE, "--no-pretrained", "--image-size", "64", "--epochs", "1",
+        "--batch-size", "4", "--device", "cpu"]
+
+
+def _last_json(capsys):
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def test_train_predict_eval_json(project, capsys, tmp_path):
+    assert main(["train", str(project.root), *TINY, "--strategy", "linear", "--json"]) == 0
+    result = _last_json(capsys)
+    for key in ("val_accuracy", "val_accuracy_tta", "strategy", "backbone", "epochs_run", "train_seconds", "run_dir"):
+        assert key in result
+    assert result["strategy"] == "linear" and result["backbone"] == TINY_BACKBONE
+    run_dir = result["run_dir"]
+
+    images = project.dataset()["path"].tolist()[:2]
+    assert main(["predict", run_dir, *images, "--top-k", "1", "--tta", "--json"]) == 0
+    predictions = _last_json(capsys)
+    assert [p["path"] for p in predictions] == images
+    assert all(len(p["top"]) == 1 and p["top"][0]["class"] in ("cat", "dog") for p in predictions)
+
+    out_csv = tmp_path / "pred.csv"
+    assert main(["predict", run_dir, str(project.images_dir), "--csv", str(out_csv), "--json"]) == 0
+    assert len(_last_json(capsys)) == len(project.dataset())
+    with open(out_csv) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(project.dataset()) and {"path", "prediction", "probability"} <= set(rows[0])
+
+    assert main(["eval", run_dir, "--tta", "--json"]) == 0
+    report = _last_json(capsys)
+    assert report["accuracy"] == pytest.approx(result["val_accuracy"])
+    assert "confusion_matrix" in report and "tta" in report
+
+
+def test_no_pretrained_defaults_to_scratch(project, capsys):
+    assert main(["train", str(project.root), *TINY, "--json", "--quiet"]) == 0
+    assert _last_json(capsys)["strategy"] == "scratch"
+
+
+def test_backbones_lists_the_registry(capsys):
+    assert main(["backbones", "--json"]) == 0
+    names = [b["name"] for b in _last_json(capsys)]
+    assert "tf_efficientnet_lite0" in names
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backbone", "resnet5O"], "Unknown backbone"),
+        (["--weights", "/no/such/file.pth"], "does not exist"),
+    ],
+)
+def test_train_errors_are_one_line_exit_2(project, capsys, argv, message):
+    assert main(["train", str(project.root), "--device", "cpu", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_predict_missing_image(project, capsys, tmp_path):
+    assert main(["predict", str(tmp_path), str(tmp_path / "none.jpg")]) == 2
+    assert "neither an image file nor a folder" in capsys.readouterr().err

@@ -1,0 +1,57 @@
+"""Bad input gets a StudioError that says what to do."""
+
+from __future__ import annotations
+
+import pytest
+from train_helpers import make_project, tiny_config
+
+from studio.errors import StudioError
+from studio.train import TrainConfig, train
+
+
+def test_unknown_backbone_suggests_close_names(project):
+    with pytest.raises(StudioError, match="Did you mean.*efficientnet"):
+        train(project, tiny_config(backbone="efficientnet_bo"))
+
+
+def test_fewer_than_two_trained_classes(tmp_path):
+    project = make_project(tmp_path, classes=("only",), per_class=4)
+    with pytest.raises(StudioError, match="at least two classes"):
+        train(project, tiny_config())
+    assert not project.runs_dir.exists() or not any(project.runs_dir.iterdir())
+
+
+def test_empty_validation_split(project):
+    ids = project.dataset()["image_id"].tolist()
+    project.set_split(ids, "train")
+    with pytest.raises(StudioError, match="validation split is empty"):
+        train(project, tiny_config())
+
+
+def test_missing_weights_file(project, tmp_path):
+    with pytest.raises(StudioError, match="does not exist"):
+        train(project, tiny_config(pretrained=True, weights=str(tmp_path / "nope.pth")))
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(strategy="best"), "Unknown strategy"),
+        (dict(head="forest"), "Unknown head"),
+        (dict(epochs=0), "epochs"),
+        (dict(lr=-1.0), "lr"),
+        (dict(augment="wild"), "Unknown augment"),
+        (dict(device="tpu"), "Unknown device"),
+        (dict(image_size=8), "Image size"),
+    ],
+)
+def test_bad_settings(settings, message):
+    with pytest.raises(StudioError, match=message):
+        TrainConfig(**settings)
+
+
+def test_config_round_trip_and_unknown_keys():
+    config = tiny_config(strategy="two-stage", layer_decay=0.8)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(StudioError, match="Unknown training setting"):
+        TrainConfig.from_dict({"epoch": 3})
