@@ -54,6 +54,12 @@ def take_snapshot(project: Project) -> Snapshot:
     """Training and validation images with targets; StudioError when the project cannot train yet."""
     data = project.dataset(labeled_only=True)
     data = data[data["label"].notna()]
+    # Images the expert excluded while curating (drop-duplicate, exclude) are never trained or validated on.
+    from studio.curate.decisions import excluded_image_ids  # lazy: curation sits beside the engine
+
+    excluded = excluded_image_ids(project)
+    if excluded:
+        data = data[~data["image_id"].isin(excluded)]
     train = data[data["split"] == "train"]
     trained_classes = set(train["label"])
     class_names = [c for c in project.classes() if c in trained_classes]
