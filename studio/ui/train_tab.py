@@ -326,8 +326,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 start = gr.Button("Start training", variant="primary")
                 cancel = gr.Button("Cancel job", variant="stop")
         with gr.Column(scale=5):
-            progress = gr.HTML(progress_html(None))
-            curves = gr.Plot(charts.training_curves([]), label="Training curves", show_label=False)
+            progress = gr.HTML(progress_html(None), elem_id="train-progress")
+            curves = gr.Plot(charts.training_curves([]), label="Training curves", show_label=False,
+                             elem_id="train-curves")
             log = gr.Textbox(label="Log", lines=3, max_lines=6, interactive=False, autoscroll=True)
     with gr.Row():
         gr.Markdown("### Queue and runs")

@@ -24,11 +24,11 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="needs /usr/bin/chromium (apt-get install -y chromium)")
 
 
-def _shot(page, name: str) -> None:
-    folder = os.environ.get("STUDIO_SHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+def _shot(page, name: str, folder: Path) -> None:
+    """Every tab's screenshot goes to the test's output folder (or $STUDIO_SHOTS, for the README)."""
+    folder = Path(os.environ.get("STUDIO_SHOTS") or folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def test_tabs_and_keyboard_labeling(tmp_path):
@@ -43,7 +43,7 @@ def test_tabs_and_keyboard_labeling(tmp_path):
         page.get_by_text("Image Classifier Studio").first.wait_for()
         page.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
         page.get_by_text("unlabeled, in").first.wait_for(timeout=30_000)  # the Data tab's overview
-        _shot(page, "1-data")
+        _shot(page, "1-data", tmp_path / "screenshots")
 
         page.get_by_role("tab", name="Label").click()
         key = page.locator("#label-key-1")
@@ -53,7 +53,7 @@ def test_tabs_and_keyboard_labeling(tmp_path):
         shown = int(re.search(r"#(\d+)", caption.inner_text()).group(1))
         with Project.open(root) as check:
             assert check.dataset().set_index("image_id").loc[shown, "label"] is None
-        _shot(page, "2-label")
+        _shot(page, "2-label", tmp_path / "screenshots")
 
         page.locator("body").click(position={"x": 5, "y": 5})  # focus off any text field
         page.keyboard.press("1")
@@ -71,5 +71,28 @@ def test_tabs_and_keyboard_labeling(tmp_path):
         page.get_by_role("tab", name="Augment").click()
         page.locator("#augment-samples img").first.wait_for(timeout=60_000)
         page.get_by_text("The next run uses").or_(page.get_by_text("The next run trains")).first.wait_for()
-        _shot(page, "3-augment")
+        _shot(page, "3-augment", tmp_path / "screenshots")
+
+        page.get_by_role("tab", name="Curate").click()
+        page.get_by_role("button", name="Analyse").first.wait_for(timeout=30_000)
+        _shot(page, "4-curate", tmp_path / "screenshots")
+
+        # A tiny training run: the live curves fill in while the job runs and the bar ends at Done.
+        page.get_by_role("tab", name="Train").click()
+        page.get_by_label("linear").first.check()
+        image_size = page.get_by_label("Image size (px)")
+        image_size.fill("64")
+        image_size.press("Tab")
+        page.get_by_role("button", name="Start training").click()
+        page.locator("#train-curves .scatterlayer .trace").first.wait_for(timeout=120_000)
+        page.locator("#train-progress").get_by_text("Done").first.wait_for(timeout=120_000)
+        _shot(page, "5-train", tmp_path / "screenshots")
+
+        for number, title in ((6, "Evaluate"), (7, "Predict")):
+            page.get_by_role("tab", name=title).click()
+            page.wait_for_timeout(1_000)
+            _shot(page, f"{number}-{title.lower()}", tmp_path / "screenshots")
         browser.close()
+    shots = sorted(p.name for p in (tmp_path / "screenshots").glob("*.png"))
+    if not os.environ.get("STUDIO_SHOTS"):
+        assert len(shots) == 7, shots
