@@ -21,6 +21,14 @@ class _Parser(argparse.ArgumentParser):
         raise StudioError(f"{message} (see `studio {self.prog.split(' ', 1)[-1]} --help`)")
 
 
+def add_command(subparsers, name: str, handler, help_text: str, text=None) -> argparse.ArgumentParser:
+    """One subcommand with the `--json` flag every command takes; `text` formats the plain output."""
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (last line of stdout)")
+    parser.set_defaults(handler=handler, text=text)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     from studio.cli import curate_commands, data_commands, export_commands, train_commands
 

@@ -9,6 +9,7 @@ from studio.curate import decisions
 from studio.curate.duplicates import resolve_group
 from studio.curate.label_issues import review
 from studio.curate.report import curate
+from studio.cli import add_command
 from studio.data.store import Project
 
 REVIEW_OUTCOMES = {"accept": "accepted", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
@@ -18,10 +19,7 @@ def register(subparsers) -> None:
     """Add the curation subcommands to the `studio` parser."""
 
     def add(name: str, handler, help_text: str, text=None) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-        parser.set_defaults(handler=handler, text=text)
-        return parser
+        return add_command(subparsers, name, handler, help_text, text)
 
     parser = add("curate", _curate, "find near-duplicates, train/val leakage, likely label errors, outliers "
                  "and dataset warnings", text=_curate_text)

@@ -10,6 +10,7 @@ from studio.data.exporters import export_project
 from studio.data.importers import import_source
 from studio.data.layouts import LAYOUTS
 from studio.data.store import Project
+from studio.cli import add_command
 from studio.errors import StudioError
 
 
@@ -17,10 +18,7 @@ def register(subparsers) -> None:
     """Add the data subcommands to the `studio` parser."""
 
     def add(name: str, handler, help_text: str, text=None) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-        parser.set_defaults(handler=handler, text=text)
-        return parser
+        return add_command(subparsers, name, handler, help_text, text)
 
     parser = add("new", _new, "create an empty project folder")
     parser.add_argument("project")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from studio.export.bundle import FORMATS
+from studio.export import FORMATS
 
 
 def register(subparsers) -> None:

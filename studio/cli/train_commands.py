@@ -8,6 +8,7 @@ from pathlib import Path
 
 from studio.augment.presets import PRESET_NAMES
 from studio.data.store import Project
+from studio.cli import add_command
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
 from studio.train.config import DEVICES, HEADS, STRATEGIES
@@ -16,11 +17,8 @@ from studio.train.config import DEVICES, HEADS, STRATEGIES
 def register(subparsers) -> None:
     """Add the training subcommands to the `studio` parser."""
 
-    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("--json", action="store_true", help="print the result as JSON (last line of stdout)")
-        parser.set_defaults(handler=handler)
-        return parser
+    def add(name: str, handler, help_text: str, text=None) -> argparse.ArgumentParser:
+        return add_command(subparsers, name, handler, help_text, text)
 
     parser = add("train", _train, "train a classifier on a project's labeled images (progress on stderr)")
     parser.add_argument("project")

@@ -20,13 +20,12 @@ from datetime import datetime
 from pathlib import Path
 
 from studio.errors import StudioError
-from studio.export import model_card, parity, standalone
+from studio.export import FORMATS, model_card, parity, standalone
 from studio.export.graph import INPUT_NAME, OUTPUT_NAME, exportable_module
 from studio.export.onnx_export import write_onnx
 from studio.export.torchscript_export import write_torchscript
 from studio.predict.checkpoint import build_model, read_checkpoint
 
-FORMATS = tuple(standalone.MODEL_FILES)
 BUNDLE_FILES = ("classes.json", "preprocessing.json")
 
 

@@ -9,8 +9,6 @@ import difflib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-import timm
-
 from studio.errors import StudioError
 
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
@@ -66,6 +64,8 @@ BACKBONES: dict[str, BackboneInfo] = {
 
 @lru_cache(maxsize=1)
 def _timm_names() -> frozenset[str]:
+    import timm  # lazy: listing the registry must not load torch
+
     return frozenset(timm.list_models())
 
 
