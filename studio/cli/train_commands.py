@@ -29,13 +29,15 @@ def register(subparsers) -> None:
     parser.add_argument("--head", choices=HEADS, default="logreg", help="classifier of the linear strategy")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="head learning rate (backbone gets a tenth)")
+    parser.add_argument("--lr", type=float, help="head learning rate (the backbone gets a tenth; a fifth in auto)")
     parser.add_argument("--backbone-lr", type=float)
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--augment", choices=PRESET_NAMES, default="light")
     parser.add_argument("--cutmix", type=float, default=0.0, help="CutMix Beta alpha (0: off)")
     parser.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta alpha (0: off)")
-    parser.add_argument("--time-budget", type=float, help="seconds auto may spend (default 240 on CPU)")
+    parser.add_argument("--time-budget", type=float, help="seconds auto may spend (default 270 on CPU)")
+    parser.add_argument("--ema-decay", type=float,
+                        help="weight average kept and checkpointed, e.g. 0.998 (default: on for auto, 0 = off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -81,7 +83,7 @@ def _train(args) -> dict:
         strategy=strategy, backbone=args.backbone, weights=args.weights, pretrained=not args.no_pretrained,
         head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
         image_size=args.image_size, augment=args.augment, cutmix=args.cutmix, mixup=args.mixup,
-        time_budget_s=args.time_budget, seed=args.seed, device=args.device,
+        time_budget_s=args.time_budget, ema_decay=args.ema_decay, seed=args.seed, device=args.device,
     )
     with Project.open(args.project) as project:
         result = train(project, config, callback=None if args.quiet else _progress)

@@ -32,7 +32,7 @@ from studio.train.runs import Events, RunFolder
 class RunResult:
     run_dir: Path
     status: str  # "done" | "cancelled"
-    strategy: str  # the strategy whose model was kept ("linear", "lp-ft", "finetune", ...)
+    strategy: str  # the strategy whose model was kept ("linear" or "finetune" for auto, else the strategy asked for)
     backbone: str
     val_accuracy: float | None
     val_accuracy_tta: float | None

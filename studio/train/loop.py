@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.utils import ModelEmaV3
 
 from studio.augment.mix import mix_batch, soft_targets
 from studio.augment.presets import AugmentConfig
@@ -21,7 +22,7 @@ from studio.augment.transforms import build_train_transform
 from studio.errors import StudioError
 from studio.predict.device import autocast, is_oom
 from studio.predict.inference import InferenceRunner, IDENTITY
-from studio.train.context import RunContext
+from studio.train.context import Best, RunContext
 from studio.train.data import AugmentedImages, class_weights
 from studio.train.schedule import warmup_cosine
 
@@ -82,6 +83,12 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.runner = InferenceRunner(self.model, ctx.preprocessing, ctx.device, ctx.inference_dtype,
                                       batch_size=64)
+        self.ema: ModelEmaV3 | None = None
+
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """The weights validation scores and checkpoints keep: the moving average when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
 
     # ---- data -------------------------------------------------------------------------------------
     def _loader(self, epoch_seed: int) -> torch.utils.data.DataLoader:
@@ -109,6 +116,7 @@ class Trainer:
         """(accuracy, mean cross-entropy) on the validation split, identity view."""
         crops = self.ctx.val_crops
         targets = torch.tensor(self.ctx.snapshot.val["target"].tolist())
+        self.runner.model = self.evaluated_model
         self.runner.prepare()
         logits = []
         for start in range(0, len(crops), self.runner.batch_size):
@@ -148,12 +156,16 @@ class Trainer:
         trainable_ids = {id(p) for p in trainable}
         for param in self.model.parameters():
             param.requires_grad_(id(param) in trainable_ids)
-        optimizer = torch.optim.AdamW(_split_decay(stage.groups, ctx.config.weight_decay))
+        optimizer = make_adamw(_split_decay(stage.groups, ctx.config.weight_decay), ctx.device)
         steps_per_epoch = max(1, len(self._loader(0)))
         total_steps = steps_per_epoch * stage.epochs
         schedule = warmup_cosine(optimizer, total_steps, round(stage.warmup_epochs * steps_per_epoch))
         scaler = torch.amp.GradScaler("cuda", enabled=ctx.training_dtype == torch.float16)
+        decay = ctx.resolved.ema_decay
+        # A fresh average per stage, warmed up (timm's schedule) so early steps are not frozen in.
+        self.ema = ModelEmaV3(self.model, decay=decay, use_warmup=True) if decay > 0 else None
         patience, stale, step = self.patience, 0, 0
+        stage_best = Best()
         seconds_per_step = None
         val_seconds = 0.0
         for epoch in range(1, stage.epochs + 1):
@@ -188,6 +200,8 @@ class Trainer:
                 scaler.update()
                 schedule.step()
                 step += 1
+                if self.ema is not None:
+                    self.ema.update(self.model, step=step)
                 losses.append(loss.item())
                 correct += int((logits.argmax(1) == targets).sum())
                 seen += len(targets)
@@ -212,14 +226,29 @@ class Trainer:
                 "lr": optimizer.param_groups[-1]["lr"], "images_per_s": seen / max(train_seconds, 1e-9),
                 "eta_s": (stage.epochs - epoch) * (train_seconds + val_seconds),
             })
-            improved = ctx.offer(val_accuracy, val_loss, lambda: ctx.checkpoint(self.model, self.strategy),
-                                 stage=stage.name, epoch=epoch, strategy=self.strategy)
+            ctx.offer(val_accuracy, val_loss, lambda: ctx.checkpoint(self.evaluated_model, self.strategy),
+                      stage=stage.name, epoch=epoch, strategy=self.strategy)
+            # Patience counts from this stage's own best: a stage that starts below an earlier one (a
+            # fine-tune after a strong probe) is still stopped only when it stops improving itself.
+            improved = stage_best.improves(val_accuracy, val_loss)
+            if improved:
+                stage_best = Best(val_accuracy, val_loss)
             stale = 0 if improved else stale + 1
             if stale >= patience and epoch < stage.epochs:
                 events.log(f"Early stopping in stage '{stage.name}' after epoch {epoch}: "
                            f"no better validation result for {patience} epochs.")
                 return StageResult(self.epochs_run, "early-stopped")
         return StageResult(self.epochs_run, "done")
+
+
+def make_adamw(groups: list[dict], device: torch.device) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel where torch has it for the device (a few % of a CPU step)."""
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.AdamW(groups, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # older torch, or parameters it cannot fuse
+            pass
+    return torch.optim.AdamW(groups)
 
 
 def _split_decay(groups: list[dict], weight_decay: float) -> list[dict]:
@@ -237,7 +266,7 @@ def _split_decay(groups: list[dict], weight_decay: float) -> list[dict]:
 def seconds_per_image(trainer: Trainer, stage: Stage, batches: int = 2) -> float:
     """Measured training cost per image (for auto's time budget): a few real steps, then undone."""
     state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-    optimizer = torch.optim.AdamW(_split_decay(stage.groups, 0.0))
+    optimizer = make_adamw(_split_decay(stage.groups, 0.0), trainer.ctx.device)
     set_train_mode(trainer.model, trainer.ctx.resolved.freeze_bn)
     loader = iter(trainer._loader(12345))
     timings = []
