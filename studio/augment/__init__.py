@@ -1,29 +1,25 @@
-"""Augmentation: serializable configs and presets, albumentations pipelines, CutMix/MixUp, previews."""
+"""Augmentation: serializable configs and presets, albumentations pipelines, CutMix/MixUp, previews.
 
-from studio.augment.mix import mix_batch, soft_targets
-from studio.augment.presets import DEFAULT_PRESET, PRESET_NAMES, PRESETS, AugmentConfig, preset
-from studio.augment.preview import describe, preview
-from studio.augment.transforms import (
-    DEFAULT_CROP_PCT,
-    ImageTransform,
-    build_eval_transform,
-    build_preview_transform,
-    build_train_transform,
-)
+Exports load lazily: a preset list or a config does not pull in torch, OpenCV or albumentations.
+"""
 
-__all__ = [
-    "DEFAULT_CROP_PCT",
-    "DEFAULT_PRESET",
-    "PRESETS",
-    "PRESET_NAMES",
-    "AugmentConfig",
-    "ImageTransform",
-    "build_eval_transform",
-    "build_preview_transform",
-    "build_train_transform",
-    "describe",
-    "mix_batch",
-    "preset",
-    "preview",
-    "soft_targets",
-]
+from studio._lazy import lazy_exports
+
+_EXPORTS = {
+    "DEFAULT_CROP_PCT": "studio.augment.transforms",
+    "DEFAULT_PRESET": "studio.augment.presets",
+    "PRESETS": "studio.augment.presets",
+    "PRESET_NAMES": "studio.augment.presets",
+    "AugmentConfig": "studio.augment.presets",
+    "ImageTransform": "studio.augment.transforms",
+    "build_eval_transform": "studio.augment.transforms",
+    "build_preview_transform": "studio.augment.transforms",
+    "build_train_transform": "studio.augment.transforms",
+    "describe": "studio.augment.previews",
+    "mix_batch": "studio.augment.mix",
+    "preset": "studio.augment.presets",
+    "preview": "studio.augment.previews",
+    "soft_targets": "studio.augment.mix",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

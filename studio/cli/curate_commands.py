@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from studio.curate import decisions
-from studio.curate.duplicates import resolve_group
-from studio.curate.label_issues import review
-from studio.curate.report import curate
 from studio.cli import add_command
+from studio.curate import decisions
 from studio.data.store import Project
 
 REVIEW_OUTCOMES = {"accept": "accepted", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
@@ -50,19 +47,27 @@ def register(subparsers) -> None:
     parser.add_argument("--kind", choices=decisions.KINDS, default=None, help="only this kind of decision")
 
 
+# The handlers import the curation engine when called: cleanlab and scikit-learn take seconds to load,
+# which every other `studio` command (and --help) would otherwise pay.
 def _curate(args) -> dict:
+    from studio.curate.report import curate
+
     with Project.open(args.project) as project:
         return curate(project, backbone=args.backbone, weights=args.weights, device=args.device,
                       label_issue_limit=args.limit)
 
 
 def _review(args) -> dict:
+    from studio.curate.label_issues import review
+
     with Project.open(args.project) as project:
         label = review(project, args.image_id, REVIEW_OUTCOMES[args.answer], label=args.label, by=args.by)
         return {"image_id": args.image_id, "decision": REVIEW_OUTCOMES[args.answer], "label": label}
 
 
 def _dedupe(args) -> dict:
+    from studio.curate.duplicates import resolve_group
+
     keep = args.keep if args.keep == "all" else _int_or_text(args.keep)
     with Project.open(args.project) as project:
         return resolve_group(project, args.image_ids, keep, by=args.by)
