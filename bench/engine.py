@@ -14,6 +14,7 @@ Prints one markdown table. Usage:
     uv run python bench/engine.py                      # everything (takes a while on 2 cores)
     uv run python bench/engine.py --quick              # small subsets, 1 epoch: checks the wiring
     uv run python bench/engine.py --only features auto --datasets flowers
+    uv run python bench/engine.py --only finetune auto --seeds 0 1 2     # accuracy averaged over seeds
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def naive_features(model: torch.nn.Module, paths: list[str]) -> tuple[np.ndarray
     return np.concatenate(out), len(paths) / (time.perf_counter() - start)
 
 
-def plain_finetune(project: Project, epochs: int, limit: int | None) -> dict:
+def plain_finetune(project: Project, epochs: int, limit: int | None, seed: int = 0) -> dict:
     """The README's plain fine-tune; returns val accuracy, seconds per epoch and training images/s."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     paths, targets, classes = _images(project, "train", limit)
     val_paths, val_targets, _ = _images(project, "val", limit)
     model, _ = create_backbone(DEFAULT_BACKBONE, num_classes=len(classes))
@@ -84,7 +85,7 @@ def plain_finetune(project: Project, epochs: int, limit: int | None) -> dict:
     batch, steps = 16, math.ceil(len(paths) / 16)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[1e-4, 1e-3], total_steps=epochs * steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     train_seconds, seen = 0.0, 0
     for _ in range(epochs):
         model.train()
@@ -152,17 +153,24 @@ def run_dataset(name: str, args, work: Path) -> dict:
         print(f"{name}: features naive {naive_rate:.1f} img/s, studio {row['studio_images_per_s']:.1f} img/s, "
               f"plain LP {row['lp_accuracy']:.3f}", file=sys.stderr, flush=True)
     if "finetune" in args.only:
-        plain = plain_finetune(project, 1 if args.quick else args.epochs, limit)
-        row.update(ft_accuracy=plain["accuracy"], ft_seconds=plain["epoch_s"] * args.epochs,
-                   plain_train_images_per_s=plain["images_per_s"])
+        plains = [plain_finetune(project, 1 if args.quick else args.epochs, limit, seed) for seed in args.seeds]
+        row.update(ft_accuracy=_mean(p["accuracy"] for p in plains), ft_range=_spread(p["accuracy"] for p in plains),
+                   ft_seconds=plains[0]["epoch_s"] * args.epochs,
+                   plain_train_images_per_s=_mean(p["images_per_s"] for p in plains))
         row["studio_train_images_per_s"] = studio_finetune_speed(project)
-        print(f"{name}: fine-tune plain {plain['images_per_s']:.1f} img/s (acc {plain['accuracy']:.3f}), studio "
-              f"{row['studio_train_images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+        print(f"{name}: fine-tune plain {row['plain_train_images_per_s']:.1f} img/s (acc {row['ft_accuracy']:.3f}), "
+              f"studio {row['studio_train_images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
     if "auto" in args.only:
-        start = time.perf_counter()
-        result = train(project, TrainConfig(), callback=_log)
-        row.update(auto_accuracy=result.val_accuracy, auto_accuracy_tta=result.val_accuracy_tta,
-                   auto_seconds=time.perf_counter() - start, auto_kept=result.strategy, auto_reason=result.reason)
+        results, seconds = [], []
+        for seed in args.seeds:
+            start = time.perf_counter()
+            results.append(train(project, TrainConfig(seed=seed), callback=_log))
+            seconds.append(time.perf_counter() - start)
+        row.update(auto_accuracy=_mean(r.val_accuracy for r in results),
+                   auto_range=_spread(r.val_accuracy for r in results),
+                   auto_accuracy_tta=_mean(r.val_accuracy_tta for r in results),
+                   auto_seconds=max(seconds), auto_kept=", ".join(r.strategy for r in results),
+                   auto_reason=" | ".join(r.reason for r in results))
     project.close()
     return row
 
@@ -173,6 +181,15 @@ def _log(event: dict) -> None:
               f"({event['images_per_s']:.1f} img/s)", file=sys.stderr, flush=True)
     elif event["type"] == "log":
         print(f"  {event['message']}", file=sys.stderr, flush=True)
+
+
+def _mean(values) -> float:
+    return float(np.mean(list(values)))
+
+
+def _spread(values) -> tuple[float, float]:
+    values = list(values)
+    return min(values), max(values)
 
 
 def _pct(value) -> str:
@@ -187,16 +204,26 @@ def _ratio(a, b) -> str:
     return "—" if a is None or b is None else f"{a / b:.2f}x"
 
 
-def table(rows: list[dict]) -> str:
-    header = ("| dataset | auto val acc | auto + TTA | auto kept | auto time (s) | plain LP acc (time s) | "
-              "plain FT 8 ep acc (time s) | features img/s studio vs naive | fine-tune img/s studio vs plain |")
+def _pct_range(mean, spread) -> str:
+    if mean is None:
+        return "—"
+    if spread is None or spread[0] == spread[1]:
+        return _pct(mean)
+    return f"{_pct(mean)} ({_pct(spread[0])}-{_pct(spread[1])})"
+
+
+def table(rows: list[dict], seeds: int = 1) -> str:
+    over = f", mean of {seeds} seeds (range)" if seeds > 1 else ""
+    header = (f"| dataset | auto val acc{over} | auto + TTA | auto kept | auto time (s, slowest) | plain LP acc (time s) | "
+              f"plain FT 8 ep acc{over} (time s) | features img/s studio vs naive | fine-tune img/s studio vs plain |")
     lines = [header, "|" + "---|" * 9]
     for r in rows:
         g = r.get
         lines.append(
-            f"| {r['dataset']} | {_pct(g('auto_accuracy'))} | {_pct(g('auto_accuracy_tta'))} | {g('auto_kept', '—')} | "
+            f"| {r['dataset']} | {_pct_range(g('auto_accuracy'), g('auto_range'))} | {_pct(g('auto_accuracy_tta'))} | "
+            f"{g('auto_kept', '—')} | "
             f"{_num(g('auto_seconds'), '{:.0f}')} | {_pct(g('lp_accuracy'))} ({_num(g('lp_seconds'), '{:.0f}')}) | "
-            f"{_pct(g('ft_accuracy'))} ({_num(g('ft_seconds'), '{:.0f}')}) | "
+            f"{_pct_range(g('ft_accuracy'), g('ft_range'))} ({_num(g('ft_seconds'), '{:.0f}')}) | "
             f"{_num(g('studio_images_per_s'))} vs {_num(g('naive_images_per_s'))} "
             f"({_ratio(g('studio_images_per_s'), g('naive_images_per_s'))}) | "
             f"{_num(g('studio_train_images_per_s'))} vs {_num(g('plain_train_images_per_s'))} "
@@ -210,6 +237,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--quick", action="store_true", help="80+40-image subsets, 1-epoch plain fine-tune")
     parser.add_argument("--epochs", type=int, default=8, help="epochs of the plain fine-tune baseline")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds for auto and the plain fine-tune (accuracy: mean and range)")
     parser.add_argument("--data", type=Path, default=DATASETS, help="folder holding the datasets")
     args = parser.parse_args()
     if not args.data.is_dir():
@@ -219,7 +248,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as work:
         for name in args.datasets:
             rows.append(run_dataset(name, args, Path(work)))
-    print(table(rows))
+    print(table(rows, len(args.seeds)))
     for r in rows:
         if r.get("auto_reason"):
             print(f"\n{r['dataset']} auto: {r['auto_reason']}")
