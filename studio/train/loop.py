@@ -1,8 +1,9 @@
 """The torch training loop shared by every fine-tuning strategy: one call trains one stage.
 
 Per step: cancel check, optional CutMix/MixUp, autocast on CUDA, class-weighted smoothed loss, NaN
-check, AdamW step, warmup+cosine schedule; per epoch: validation, metrics event, best checkpoint,
-early stopping. On a GPU out-of-memory error the stage restarts once with half the batch.
+check, AdamW step, warmup+cosine schedule, optional weight average (EMA); per epoch: validation (of the
+average when there is one), metrics event, best checkpoint, early stopping counted from the stage's own
+best. On a GPU out-of-memory error the stage restarts once with half the batch.
 """
 
 from __future__ import annotations
