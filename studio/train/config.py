@@ -142,7 +142,7 @@ class Resolved:
     balance: str
     time_budget_s: float
     label_smoothing: float
-    ema_decay: float = 0.0
+    ema_decay: float
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
