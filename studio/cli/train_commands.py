@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--time-budget", type=float, help="seconds auto may spend (default 270 on CPU)")
     parser.add_argument("--ema-decay", type=float,
                         help="weight average kept and checkpointed, e.g. 0.998 (default: on for auto, 0 = off)")
+    parser.add_argument("--frozen-groups", type=int,
+                        help="layer groups from the stem up kept frozen by auto/finetune (default: 3 in auto, 0 in finetune)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -83,7 +85,7 @@ def _train(args) -> dict:
         strategy=strategy, backbone=args.backbone, weights=args.weights, pretrained=not args.no_pretrained,
         head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
         image_size=args.image_size, augment=args.augment, cutmix=args.cutmix, mixup=args.mixup,
-        time_budget_s=args.time_budget, ema_decay=args.ema_decay, seed=args.seed, device=args.device,
+        time_budget_s=args.time_budget, ema_decay=args.ema_decay, frozen_groups=args.frozen_groups, seed=args.seed, device=args.device,
     )
     with Project.open(args.project) as project:
         result = train(project, config, callback=None if args.quiet else _progress)

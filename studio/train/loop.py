@@ -44,6 +44,13 @@ class StageResult:
     status: str  # "done" | "early-stopped" | "cancelled"
 
 
+def set_trainable(model: torch.nn.Module, groups: list[dict]) -> None:
+    """Only the parameters in the optimizer groups take gradients; the rest stay frozen."""
+    trainable_ids = {id(p) for g in groups for p in g["params"]}
+    for param in model.parameters():
+        param.requires_grad_(id(param) in trainable_ids)
+
+
 def set_train_mode(model: torch.nn.Module, freeze_bn: bool) -> None:
     """Train mode, with BatchNorm layers kept in eval mode (fixed statistics) when freeze_bn, and
     always in frozen parts of the model (frozen layers must not drift under a trained head)."""
@@ -153,10 +160,7 @@ class Trainer:
     def _run(self, stage: Stage) -> StageResult:
         ctx, events = self.ctx, self.ctx.events
         events.stage(stage.name)
-        trainable = [p for g in stage.groups for p in g["params"]]
-        trainable_ids = {id(p) for p in trainable}
-        for param in self.model.parameters():
-            param.requires_grad_(id(param) in trainable_ids)
+        set_trainable(self.model, stage.groups)
         optimizer = make_adamw(_split_decay(stage.groups, ctx.config.weight_decay), ctx.device)
         steps_per_epoch = max(1, len(self._loader(0)))
         total_steps = steps_per_epoch * stage.epochs
@@ -267,6 +271,7 @@ def _split_decay(groups: list[dict], weight_decay: float) -> list[dict]:
 def seconds_per_image(trainer: Trainer, stage: Stage, batches: int = 2) -> float:
     """Measured training cost per image (for auto's time budget): a few real steps, then undone."""
     state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    set_trainable(trainer.model, stage.groups)  # frozen layers need no backward pass: much cheaper steps
     optimizer = make_adamw(_split_decay(stage.groups, 0.0), trainer.ctx.device)
     set_train_mode(trainer.model, trainer.ctx.resolved.freeze_bn)
     loader = iter(trainer._loader(12345))

@@ -5,8 +5,8 @@ finetune   all layers, discriminative learning rates (optional layer-wise decay)
 two-stage  linear probe head, then the top block groups with the head at a lower rate
 gradual    linear probe head, then one more block group per stage from the top down (ULMFiT)
 scratch    random weights, all layers (a baseline only)
-auto       linear probe, then a fine-tune of all layers (fresh head, weight average) when the time
-           budget allows; keeps whichever is best on validation and says why
+auto       linear probe, then a fine-tune of all but the lowest layers (fresh head, weight average)
+           when the time budget allows; keeps whichever is best on validation and says why
 """
 
 from __future__ import annotations
@@ -140,15 +140,36 @@ def run_linear(ctx: RunContext) -> Outcome:
     return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", probe.details)
 
 
+def fine_tune_groups(ctx: RunContext, model: torch.nn.Module, head_lr: float) -> list[dict]:
+    """Optimizer groups for the fine-tune: every block group above the `frozen_groups` lowest ones
+    (at least one always trains), the backbone at `backbone_lr` (optionally layer-wise decayed)."""
+    depth = body_group_count(model)
+    frozen = min(ctx.resolved.frozen_groups, depth - 1)
+    return discriminative_groups(model, head_lr, ctx.resolved.backbone_lr, ctx.config.layer_decay,
+                                 top=depth - frozen if frozen > 0 else None)
+
+
+def trained_layers(ctx: RunContext, model: torch.nn.Module) -> str:
+    """What the fine-tune trains, in words (for logs and the run's reason)."""
+    depth = body_group_count(model)
+    frozen = min(ctx.resolved.frozen_groups, depth - 1)
+    if frozen <= 0:
+        return "all layers"
+    below = {1: "the stem", 2: "the stem and the lowest block group"}.get(
+        frozen, f"the stem and the {frozen - 1} lowest block groups")
+    return f"the top {depth - frozen} of {depth} layer groups ({below} frozen)"
+
+
 def run_finetune(ctx: RunContext, model: torch.nn.Module | None = None, *, strategy: str = "finetune",
                  epochs: int | None = None, head_lr: float | None = None) -> Outcome:
-    """All layers: the head at `lr`, the backbone at `backbone_lr` (optionally layer-wise decayed)."""
+    """All layers (or all above `frozen_groups`): the head at `lr`, the backbone at `backbone_lr`."""
     resolved = ctx.resolved
     model = model if model is not None else ctx.new_model()
-    groups = discriminative_groups(model, head_lr or resolved.lr, resolved.backbone_lr, ctx.config.layer_decay)
+    groups = fine_tune_groups(ctx, model, head_lr or resolved.lr)
     trainer = Trainer(ctx, model, strategy)
     result = trainer.run(Stage("finetune", epochs or resolved.epochs, groups, ctx.config.warmup_epochs))
-    return Outcome(_status(result.status), result.epochs_run, strategy, f"fine-tuned all layers ({result.status})")
+    return Outcome(_status(result.status), result.epochs_run, strategy,
+                   f"fine-tuned {trained_layers(ctx, model)} ({result.status})")
 
 
 def run_scratch(ctx: RunContext) -> Outcome:
@@ -190,11 +211,13 @@ def run_gradual(ctx: RunContext) -> Outcome:
 
 
 def run_auto(ctx: RunContext, started: float) -> Outcome:
-    """Linear probe first; then a fine-tune of all layers when the measured speed fits the time budget.
+    """Linear probe first; then a fine-tune when the measured speed fits the time budget.
 
     The fine-tune starts from a fresh head (the probe's head, fitted to near-zero training loss,
     leaves little gradient for the backbone: LP-FT lost to it on flowers and mri, see bench/engine.py),
-    with the backbone at a fifth of the head's rate, label smoothing and a weight average (EMA).
+    with the backbone at a fifth of the head's rate, label smoothing and a weight average (EMA). The
+    stem and the lowest block groups stay frozen (`frozen_groups`): generic low-level features, and
+    on CPU the backward pass through them is the most expensive part of a step.
     Whichever of probe and fine-tune epochs scores best on validation is kept.
     """
     probe = linear_probe(ctx, "logreg", "auto")
@@ -205,7 +228,7 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     if probe.val_accuracy >= 1.0:
         return Outcome("done", 1, "linear", f"{lp}: already perfect, fine-tuning cannot do better")
     model = ctx.new_model()
-    groups = discriminative_groups(model, resolved.lr, resolved.backbone_lr, ctx.config.layer_decay)
+    groups = fine_tune_groups(ctx, model, resolved.lr)
     trainer = Trainer(ctx, model, "auto")
     per_image = seconds_per_image(trainer, Stage("probe", 1, groups))
     n_train, n_val = len(ctx.snapshot.train), len(ctx.snapshot.val)
@@ -219,7 +242,8 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
         return Outcome("done", 1, "linear",
                        f"{lp}; fine-tuning would take ~{epoch_seconds:.0f} s/epoch, over the "
                        f"{resolved.time_budget_s:.0f} s budget, so the probe was kept")
-    events.log(f"Auto: {lp}; fine-tuning all layers for up to {epochs} epochs (~{epoch_seconds:.0f} s each).")
+    events.log(f"Auto: {lp}; fine-tuning {trained_layers(ctx, model)} for up to {epochs} epochs "
+               f"(~{epoch_seconds:.0f} s each).")
     result = trainer.run(Stage("finetune", epochs, groups, warmup_epochs=min(1.0, epochs / 4)))
     kept = "finetune" if ctx.best.strategy == "auto" else "linear"
     ft = f"fine-tune {epochs} epochs ({result.status}, {trainer.epochs_run} run)"
