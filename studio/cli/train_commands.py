@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES, help="default: auto (scratch with --no-pretrained)")
     parser.add_argument("--head", choices=HEADS, default="logreg", help="classifier of the linear strategy")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=int,
+                        help="default: 32 on CPU, 64 on CUDA, halved on few images (at least 10 steps per epoch)")
     parser.add_argument("--lr", type=float, help="head learning rate (the backbone gets a tenth; a fifth in auto)")
     parser.add_argument("--backbone-lr", type=float)
     parser.add_argument("--image-size", type=int)

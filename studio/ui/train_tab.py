@@ -27,7 +27,7 @@ POLL_SECONDS = 2.0
 PROJECT_AUGMENT = "project"  # the augment choice meaning "what the Augment tab saved"
 
 STRATEGY_HELP = {
-    "auto": "Linear probe first, then fine-tuning from it while time allows; keeps the better one. A good first choice.",
+    "auto": "Linear probe first, then a fine-tune of the upper layers while time allows; keeps the better one. A good first choice.",
     "linear": "Backbone frozen, only a classifier on its features. Fastest (seconds); strong with very few images.",
     "finetune": "Trains every layer, the backbone at a lower rate. Usually the most accurate with a few hundred images.",
     "two-stage": "Head first, then the top blocks at a low rate. A safe middle ground between linear and finetune.",
