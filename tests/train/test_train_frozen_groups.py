@@ -1,4 +1,4 @@
-"""Frozen low layer groups: auto keeps the stem and the lowest block groups fixed while fine-tuning."""
+"""Frozen low layer groups (auto keeps the stem and the lowest block groups fixed) and the default batch size."""
 
 from __future__ import annotations
 
@@ -78,3 +78,16 @@ def test_resolved_frozen_groups_per_strategy():
 def test_bad_frozen_groups_are_refused(settings, message):
     with pytest.raises(StudioError, match=message):
         TrainConfig(**settings)
+
+
+def test_default_batch_leaves_enough_steps_per_epoch():
+    """Few images: the batch halves (down to 8) until an epoch has 10 optimizer steps."""
+    def batch(n_train: int, device: str, **settings) -> int:
+        return resolve(TrainConfig(**settings), n_train=n_train, class_counts=[n_train // 2, n_train - n_train // 2],
+                       device_type=device, default_image_size=224).batch_size
+
+    assert batch(6000, "cpu") == 32 and batch(6000, "cuda") == 64
+    assert batch(600, "cpu") == 32 and batch(600, "cuda") == 32
+    assert batch(164, "cpu") == 16
+    assert batch(40, "cpu") == 8
+    assert batch(164, "cpu", batch_size=32) == 32  # asked for: kept
