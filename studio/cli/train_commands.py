@@ -86,7 +86,8 @@ def _train(args) -> dict:
         strategy=strategy, backbone=args.backbone, weights=args.weights, pretrained=not args.no_pretrained,
         head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
         image_size=args.image_size, augment=args.augment, cutmix=args.cutmix, mixup=args.mixup,
-        time_budget_s=args.time_budget, ema_decay=args.ema_decay, frozen_groups=args.frozen_groups, seed=args.seed, device=args.device,
+        time_budget_s=args.time_budget, ema_decay=args.ema_decay, frozen_groups=args.frozen_groups,
+        seed=args.seed, device=args.device,
     )
     with Project.open(args.project) as project:
         result = train(project, config, callback=None if args.quiet else _progress)

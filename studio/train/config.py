@@ -106,9 +106,9 @@ class TrainConfig:
         if self.frozen_groups is not None and (isinstance(self.frozen_groups, bool)
                                                or not isinstance(self.frozen_groups, int) or self.frozen_groups < 0):
             raise StudioError(f"frozen_groups must be a whole number of at least 0, got {self.frozen_groups!r}.")
-        if self.frozen_groups and self.strategy == "scratch":
-            raise StudioError("Strategy 'scratch' trains random weights, which must all learn: drop frozen_groups.")
-        if self.frozen_groups and self.strategy not in ("auto", "finetune", "scratch"):
+        if self.frozen_groups and not self.uses_pretrained:
+            raise StudioError("Random weights (scratch, --no-pretrained) must all learn: drop frozen_groups.")
+        if self.frozen_groups and self.strategy not in ("auto", "finetune"):
             raise StudioError(f"frozen_groups applies to the auto and finetune strategies; {self.strategy!r} "
                               "chooses its own frozen layers (two-stage: unfreeze_groups).")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:

@@ -73,6 +73,7 @@ def test_resolved_frozen_groups_per_strategy():
     (dict(frozen_groups=-1), "at least 0"),
     (dict(frozen_groups=True), "whole number"),
     (dict(strategy="scratch", frozen_groups=2), "must all learn"),
+    (dict(strategy="finetune", pretrained=False, frozen_groups=2), "must all learn"),
     (dict(strategy="two-stage", frozen_groups=2), "unfreeze_groups"),
 ])
 def test_bad_frozen_groups_are_refused(settings, message):
