@@ -315,7 +315,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 lr = gr.Number(label="Learning rate", value=0, minimum=0, info="0 = automatic (1e-3).")
             with gr.Row():
                 batch_size = gr.Number(label="Batch size", value=0, precision=0, minimum=0,
-                                       info="0 = automatic (32, 64 on a GPU; less on few images).")
+                                       info="0 = automatic (from the data and device).")
                 image_size = gr.Number(label="Image size (px)", value=0, precision=0, minimum=0, maximum=1024,
                                        info="0 = the backbone's own size.")
             augment = gr.Dropdown(

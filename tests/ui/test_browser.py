@@ -86,6 +86,11 @@ def test_tabs_and_keyboard_labeling(tmp_path):
         page.get_by_role("button", name="Start training").click()
         page.locator("#train-curves .scatterlayer .trace").first.wait_for(timeout=120_000)
         page.locator("#train-progress").get_by_text("Done").first.wait_for(timeout=120_000)
+        # The bar fills on done (its width animates for half a second; wait for the end of it).
+        page.wait_for_function(
+            "() => { const bar = document.querySelector('#train-progress .train-progress > div > div');"
+            " return bar && bar.getBoundingClientRect().width >= bar.parentElement.getBoundingClientRect().width - 1; }",
+            timeout=5_000)
         _shot(page, "5-train", tmp_path / "screenshots")
 
         for number, title in ((6, "Evaluate"), (7, "Predict")):
