@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 from functools import lru_cache
 
 import torch
@@ -17,6 +19,28 @@ def cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+# glibc's malloc gives every large block (a batch's activations: tens of MB) a fresh mmap() that is
+# page-faulted in and unmapped again on each forward pass. Serving them from the heap made CPU feature
+# extraction ~20% faster (Lite0, 2 cores: 95 -> 111-117 images/s). 32 MB is glibc's 64-bit maximum;
+# the heap then keeps up to 256 MB of freed memory instead of returning it to the system at once.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_BYTES = 32 << 20
+TRIM_THRESHOLD_BYTES = 256 << 20
+
+
+@lru_cache(maxsize=1)
+def tune_cpu_allocator() -> bool:
+    """Keep large CPU tensors on the malloc heap (Linux with glibc only; not if MALLOC_* is set)."""
+    if not sys.platform.startswith("linux") or any(key.startswith("MALLOC_") for key in os.environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # another C library (musl)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -36,6 +60,7 @@ def select_device(name: str = "auto") -> torch.device:
         raise StudioError(f"Unknown device {name!r}; use auto, cpu, cuda or mps.")
     if name == "cpu":
         torch.set_num_threads(cpu_count())
+        tune_cpu_allocator()
     if name == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
