@@ -140,19 +140,23 @@ def run_linear(ctx: RunContext) -> Outcome:
     return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", probe.details)
 
 
-def fine_tune_groups(ctx: RunContext, model: torch.nn.Module, head_lr: float) -> list[dict]:
-    """Optimizer groups for the fine-tune: every block group above the `frozen_groups` lowest ones
-    (at least one always trains), the backbone at `backbone_lr` (optionally layer-wise decayed)."""
+def _frozen_split(ctx: RunContext, model: torch.nn.Module) -> tuple[int, int]:
+    """(block groups below the head, how many of them stay frozen): at least one always trains."""
     depth = body_group_count(model)
-    frozen = min(ctx.resolved.frozen_groups, depth - 1)
+    return depth, min(ctx.resolved.frozen_groups, depth - 1)
+
+
+def fine_tune_groups(ctx: RunContext, model: torch.nn.Module, head_lr: float) -> list[dict]:
+    """Optimizer groups for the fine-tune: every block group above the frozen ones, the backbone at
+    `backbone_lr` (optionally layer-wise decayed)."""
+    depth, frozen = _frozen_split(ctx, model)
     return discriminative_groups(model, head_lr, ctx.resolved.backbone_lr, ctx.config.layer_decay,
                                  top=depth - frozen if frozen > 0 else None)
 
 
 def trained_layers(ctx: RunContext, model: torch.nn.Module) -> str:
     """What the fine-tune trains, in words (for logs and the run's reason)."""
-    depth = body_group_count(model)
-    frozen = min(ctx.resolved.frozen_groups, depth - 1)
+    depth, frozen = _frozen_split(ctx, model)
     if frozen <= 0:
         return "all layers"
     below = {1: "the stem", 2: "the stem and the lowest block group"}.get(

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-from train_helpers import tiny_config
+from train_helpers import resolved, tiny_config
 
 from studio.errors import StudioError
 from studio.predict.checkpoint import load_model
 from studio.train import TrainConfig, train
-from studio.train.config import AUTO_EMA_DECAY, resolve
+from studio.train.config import AUTO_EMA_DECAY
 
 
 def _weights(run_dir) -> dict[str, torch.Tensor]:
@@ -39,20 +39,17 @@ def test_bad_ema_decay_is_refused(decay):
 
 def test_auto_resolves_a_fresh_head_fine_tune():
     """Auto: backbone at a fifth of the head's rate, label smoothing, EMA, more epochs on few images."""
-    few = resolve(TrainConfig(), n_train=160, class_counts=[60, 100], device_type="cpu", default_image_size=224)
+    few = resolved(160, class_counts=[60, 100])
     assert few.backbone_lr == pytest.approx(few.lr / 5)
     assert few.label_smoothing == pytest.approx(0.1)
     assert few.ema_decay == pytest.approx(AUTO_EMA_DECAY)
     assert few.epochs == 20  # 5 steps per epoch: capped at 20 epochs
-    many = resolve(TrainConfig(), n_train=6000, class_counts=[3000, 3000], device_type="cpu", default_image_size=224)
+    many = resolved(6000)
     assert many.epochs == 8
     # Other strategies keep their own defaults: no EMA unless asked, probe-first ones start gently.
-    finetune = resolve(TrainConfig(strategy="finetune"), n_train=160, class_counts=[80, 80], device_type="cpu",
-                       default_image_size=224)
+    finetune = resolved(strategy="finetune")
     assert finetune.ema_decay == 0.0 and finetune.epochs == 8
-    two_stage = resolve(TrainConfig(strategy="two-stage"), n_train=160, class_counts=[80, 80], device_type="cpu",
-                        default_image_size=224)
+    two_stage = resolved(strategy="two-stage")
     assert two_stage.backbone_lr == pytest.approx(5e-5) and two_stage.label_smoothing == 0.0
-    asked = resolve(TrainConfig(ema_decay=0.0), n_train=160, class_counts=[80, 80], device_type="cpu",
-                    default_image_size=224)
+    asked = resolved(ema_decay=0.0)
     assert asked.ema_decay == 0.0

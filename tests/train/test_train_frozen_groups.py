@@ -7,12 +7,12 @@ import json
 import pytest
 import timm
 import torch
-from train_helpers import TINY_BACKBONE, tiny_config
+from train_helpers import TINY_BACKBONE, resolved, tiny_config
 
 from studio.errors import StudioError
 from studio.predict.checkpoint import load_model
 from studio.train import TrainConfig, train
-from studio.train.config import AUTO_FROZEN_GROUPS, resolve
+from studio.train.config import AUTO_FROZEN_GROUPS
 
 
 @pytest.fixture
@@ -59,8 +59,7 @@ def test_at_least_one_group_above_the_frozen_ones_trains(project, weights_file):
 
 def test_resolved_frozen_groups_per_strategy():
     def frozen(**settings) -> int:
-        return resolve(TrainConfig(**settings), n_train=160, class_counts=[80, 80], device_type="cpu",
-                       default_image_size=224).frozen_groups
+        return resolved(**settings).frozen_groups
 
     assert frozen() == AUTO_FROZEN_GROUPS
     assert frozen(strategy="finetune") == 0
@@ -84,8 +83,7 @@ def test_bad_frozen_groups_are_refused(settings, message):
 def test_default_batch_leaves_enough_steps_per_epoch():
     """Few images: the batch halves (down to 8) until an epoch has 10 optimizer steps."""
     def batch(n_train: int, device: str, **settings) -> int:
-        return resolve(TrainConfig(**settings), n_train=n_train, class_counts=[n_train // 2, n_train - n_train // 2],
-                       device_type=device, default_image_size=224).batch_size
+        return resolved(n_train, device, **settings).batch_size
 
     assert batch(6000, "cpu") == 32 and batch(6000, "cuda") == 64
     assert batch(600, "cpu") == 32 and batch(600, "cuda") == 32

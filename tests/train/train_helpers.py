@@ -17,6 +17,7 @@ from helpers_images import make_image_folder  # noqa: E402
 from studio.data.importers import import_source  # noqa: E402
 from studio.data.store import Project  # noqa: E402
 from studio.train import TrainConfig  # noqa: E402
+from studio.train.config import Resolved, resolve  # noqa: E402
 
 TINY_BACKBONE = "test_efficientnet"
 
@@ -34,3 +35,10 @@ def tiny_config(**overrides) -> TrainConfig:
                     batch_size=4, device="cpu", log_every=1, augment="light")
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+def resolved(n_train: int = 160, device: str = "cpu", class_counts: list[int] | None = None, **settings) -> Resolved:
+    """What `resolve` chooses for these settings on `n_train` images (classes split evenly unless given)."""
+    counts = class_counts or [n_train // 2, n_train - n_train // 2]
+    return resolve(TrainConfig(**settings), n_train=n_train, class_counts=counts, device_type=device,
+                   default_image_size=224)
