@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from studio.augment.presets import PRESET_NAMES
+from studio.augment.project_settings import PROJECT_CHOICE
 from studio.data.store import Project
 from studio.cli import add_command
 from studio.errors import StudioError
@@ -33,7 +34,9 @@ def register(subparsers) -> None:
     parser.add_argument("--lr", type=float, help="head learning rate (the backbone gets a tenth; a fifth in auto)")
     parser.add_argument("--backbone-lr", type=float)
     parser.add_argument("--image-size", type=int)
-    parser.add_argument("--augment", choices=PRESET_NAMES, default="light")
+    parser.add_argument("--augment", default=PROJECT_CHOICE, metavar="PRESET|project|FILE.json",
+                        help=f"a preset ({', '.join(PRESET_NAMES)}), a JSON file of strengths, or "
+                             f"'{PROJECT_CHOICE}' (default): what the app's Augment tab saved, else light")
     parser.add_argument("--cutmix", type=float, default=0.0, help="CutMix Beta alpha (0: off)")
     parser.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta alpha (0: off)")
     parser.add_argument("--time-budget", type=float, help="seconds auto may spend (default 270 on CPU)")
@@ -75,6 +78,7 @@ def _progress(event: dict) -> None:
 
 
 def _train(args) -> dict:
+    from studio.augment.project_settings import resolve_augment_choice
     from studio.train import TrainConfig, train
 
     strategy = args.strategy or ("scratch" if args.no_pretrained else "auto")
@@ -82,14 +86,15 @@ def _train(args) -> dict:
         raise StudioError("--no-pretrained and --weights contradict each other; pass one of them.")
     if args.weights and not Path(args.weights).expanduser().is_file():
         raise StudioError(f"The weights file {args.weights} does not exist; check the path passed to --weights.")
-    config = TrainConfig(
-        strategy=strategy, backbone=args.backbone, weights=args.weights, pretrained=not args.no_pretrained,
-        head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
-        image_size=args.image_size, augment=args.augment, cutmix=args.cutmix, mixup=args.mixup,
-        time_budget_s=args.time_budget, ema_decay=args.ema_decay, frozen_groups=args.frozen_groups,
-        seed=args.seed, device=args.device,
-    )
     with Project.open(args.project) as project:
+        config = TrainConfig(
+            strategy=strategy, backbone=args.backbone, weights=args.weights, pretrained=not args.no_pretrained,
+            head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            backbone_lr=args.backbone_lr, image_size=args.image_size,
+            augment=resolve_augment_choice(args.augment, project.root), cutmix=args.cutmix, mixup=args.mixup,
+            time_budget_s=args.time_budget, ema_decay=args.ema_decay, frozen_groups=args.frozen_groups,
+            seed=args.seed, device=args.device,
+        )
         result = train(project, config, callback=None if args.quiet else _progress)
     return result.to_dict()
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from studio.augment.presets import PRESET_NAMES
+from studio.augment.project_settings import augment_from_setting
 from studio.errors import StudioError
 from studio.models.registry import DEFAULT_BACKBONE
 
@@ -45,6 +45,9 @@ class TrainConfig:
         layer-wise decay of the backbone rate per block group from the top (e.g. 0.7).
     balance: class balancing: weights (loss weights), sampler (balanced sampling), none, or auto
         (loss weights when the largest class is over 1.5x the smallest).
+    augment: a preset name (none, light, medium, heavy, randaugment) or a dict of strengths
+        (`studio.augment.AugmentConfig` fields, e.g. the Augment tab's custom settings); cutmix / mixup,
+        when above 0, override the augmentation's own CutMix / MixUp strengths.
     freeze_bn: keep BatchNorm statistics fixed while fine-tuning (faster on CPU, steadier on small data).
     label_smoothing: default 0.1 when the head starts random, 0 when it starts from a fitted probe
         (auto, two-stage, gradual): smoothing would first pull a calibrated head's logits apart.
@@ -71,7 +74,7 @@ class TrainConfig:
     label_smoothing: float | None = None
     balance: str = "auto"
     image_size: int | None = None
-    augment: str = "light"
+    augment: str | dict[str, Any] = "light"
     cutmix: float = 0.0
     mixup: float = 0.0
     patience: int | None = None
@@ -94,7 +97,7 @@ class TrainConfig:
         _choice("head", self.head, HEADS)
         _choice("balance", self.balance, BALANCE_MODES)
         _choice("device", self.device, DEVICES)
-        _choice("augment", self.augment, PRESET_NAMES)
+        augment_from_setting(self.augment)  # a preset name or a dict of strengths; StudioError otherwise
         if self.strategy == "scratch" and self.weights:
             raise StudioError("Strategy 'scratch' trains from random weights; drop --weights or pick another strategy.")
         for name in ("epochs", "batch_size", "image_size", "patience"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from timm.utils import ModelEmaV3
 
 from studio.augment.mix import mix_batch, soft_targets
-from studio.augment.presets import AugmentConfig
+from studio.augment.previews import describe
+from studio.augment.project_settings import augment_from_setting
 from studio.augment.transforms import build_train_transform
 from studio.errors import StudioError
 from studio.predict.device import autocast, is_oom
@@ -83,9 +84,10 @@ class Trainer:
         self.oom_retried = False
         self.patience = ctx.resolved.patience
         config = ctx.config
-        self.augment = AugmentConfig.preset_config(config.augment)
+        self.augment = augment_from_setting(config.augment)
         self.cutmix = config.cutmix or self.augment.cutmix
         self.mixup = config.mixup or self.augment.mixup
+        ctx.events.log(f"Augmentation: {describe(replace(self.augment, cutmix=self.cutmix, mixup=self.mixup))}.")
         balance = ctx.resolved.balance
         self.loss_weights = class_weights(ctx.snapshot.class_counts).to(ctx.device) if balance == "weights" else None
         self.generator = torch.Generator().manual_seed(config.seed)

@@ -11,7 +11,6 @@ _EXPORTS = {
     "build_app": "studio.ui.app",
     "AppContext": "studio.ui.context",
     "ProjectBinding": "studio.ui.context",
-    "current_augment_config": "studio.ui.context",
 }
 __all__ = list(_EXPORTS)
 

@@ -1,6 +1,6 @@
 """Augment tab: pick a preset or set each operation's strength, see augmented samples, keep the config.
 
-The saved config is the project's current augmentation (`context.current_augment_config`), which the
+The saved config is the project's current augmentation (`studio.augment.load_project_augment`), which the
 Train tab uses for the next run.
 """
 
@@ -12,11 +12,12 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from studio.augment import PRESET_NAMES, PRESETS, AugmentConfig, describe, preview
+from studio.augment import (PRESET_NAMES, PRESETS, AugmentConfig, describe, load_project_augment, preview,
+                            save_project_augment)
 from studio.data.imaging import load_rgb
 from studio.data.store import Project
 from studio.errors import StudioError
-from studio.ui.context import AppContext, ProjectBinding, current_augment_config, save_augment_config
+from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.feedback import user_errors
 
 SAMPLES = 12
@@ -100,7 +101,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             config_json = gr.JSON(label="Exact configuration (saved with the next run)")
 
     def saved_text(project: Project, config: AugmentConfig) -> str:
-        current = current_augment_config(project)
+        current = load_project_augment(project.root)
         if current == config:
             return "✓ The next run trains with these settings."
         return f"Not saved yet. The next run uses: _{describe(current)}_ ({current.preset})."
@@ -128,7 +129,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     def load_project(root: str):
         """Show the project's saved config and a first image."""
-        config = current_augment_config(context.open_project(root)) if root else AugmentConfig()
+        config = load_project_augment(context.open_project(root).root) if root else AugmentConfig()
         return [config.preset, *[getattr(config, name) for name in FIELDS], None]
 
     for trigger in (binding.root.change, binding.version.change):
@@ -165,7 +166,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def use_for_training(root: str, preset_value, *values):
         project = context.open_project(root)
         config = config_from(preset_value, list(values))
-        path = save_augment_config(project, config)
+        path = save_project_augment(project.root, config)
         gr.Info(f"Saved to {path.name}: the next run trains with {describe(config)}.")
         return saved_text(project, config)
 

@@ -7,7 +7,6 @@ is bumped whenever a tab changes the data (import, class edits, labels) so other
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -17,11 +16,9 @@ from typing import Any
 
 import gradio as gr
 
-from studio.augment.presets import DEFAULT_PRESET, AugmentConfig, preset
 from studio.data.store import DB_NAME, Project
 from studio.errors import StudioError
 
-AUGMENT_FILE = "augment.json"
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
 
@@ -116,24 +113,3 @@ class ProjectBinding:
     root: gr.Textbox
     version: gr.Number
     tab: gr.Textbox | None = None
-
-
-def current_augment_config(project: Project) -> AugmentConfig:
-    """The augmentation the next run trains with: what the Augment tab saved, else the default preset."""
-    path = project.root / AUGMENT_FILE
-    if not path.is_file():
-        return preset(DEFAULT_PRESET)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise StudioError(f"cannot read {path}: {error}; fix or delete the file and choose again") from error
-    return AugmentConfig.from_dict(data)
-
-
-def save_augment_config(project: Project, config: AugmentConfig) -> Path:
-    """Store `config` as the project's current augmentation (written atomically)."""
-    path = project.root / AUGMENT_FILE
-    scratch = path.with_suffix(".json.tmp")
-    scratch.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(scratch, path)
-    return path

@@ -16,15 +16,16 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio.augment.presets import PRESET_NAMES, preset
+from studio.augment.presets import PRESET_NAMES
+from studio.augment.project_settings import PROJECT_CHOICE as PROJECT_AUGMENT
+from studio.augment.project_settings import resolve_augment_choice
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
 from studio.train.config import STRATEGIES, TrainConfig
 from studio.ui import charts
-from studio.ui.context import AppContext, ProjectBinding, current_augment_config
+from studio.ui.context import AppContext, ProjectBinding
 
 POLL_SECONDS = 2.0
-PROJECT_AUGMENT = "project"  # the augment choice meaning "what the Augment tab saved"
 
 STRATEGY_HELP = {
     "auto": "Linear probe first, then a fine-tune of the upper layers while time allows; keeps the better one. A good first choice.",
@@ -155,22 +156,9 @@ def _positive(label: str, value: Any) -> float | None:
     return number
 
 
-def augment_fields(project: Any, choice: str) -> tuple[dict[str, Any], str | None]:
-    """TrainConfig fields for the augmentation choice, and a warning when the engine cannot take it exactly.
-
-    The engine takes a preset name plus CutMix/MixUp strengths; custom strengths from the Augment tab
-    fall back to the preset they started from (reported to the user, never silently).
-    """
-    if choice and choice != PROJECT_AUGMENT:
-        return {"augment": choice}, None
-    config = current_augment_config(project)
-    base = config.preset if config.preset in PRESET_NAMES else "light"
-    fields = {"augment": base, "cutmix": float(config.cutmix), "mixup": float(config.mixup)}
-    same = preset(base).to_dict() == {**config.to_dict(), "preset": base}
-    warning = None if same else (
-        f"The training engine takes augmentation presets only: this run uses preset '{base}' with your "
-        f"CutMix ({config.cutmix:g}) and MixUp ({config.mixup:g}) settings, not your custom strengths.")
-    return fields, warning
+def augment_fields(project: Any, choice: str) -> dict[str, Any]:
+    """TrainConfig fields for the augmentation choice: a preset, or every strength the Augment tab saved."""
+    return {"augment": resolve_augment_choice(choice or PROJECT_AUGMENT, project.root)}
 
 
 def job_status(job: Any, events: list[dict[str, Any]], queue_position: int | None = None) -> dict[str, Any]:
@@ -216,8 +204,8 @@ class TrainApi:
         return self.context.service
 
     def train_config(self, root: str, backbone: str, strategy: str, epochs: Any, lr: Any, batch_size: Any,
-                     image_size: Any, augment: str, pretrained: bool = True) -> tuple[Path, dict, str | None]:
-        """Check every setting (StudioError naming the field) and return (project root, config, warning)."""
+                     image_size: Any, augment: str, pretrained: bool = True) -> tuple[Path, dict]:
+        """Check every setting (StudioError naming the field) and return (project root, config)."""
         project = self.context.open_project(root)
         counts = project.info().get("counts", {})
         labeled = [name for name, splits in counts.items() if sum(splits.values()) > 0]
@@ -226,18 +214,18 @@ class TrainApi:
                               f"{len(labeled)}. Label more images in the Label tab.")
         if strategy not in STRATEGIES:
             raise StudioError(f"Unknown strategy {strategy!r}. Choose one of: {', '.join(STRATEGIES)}.")
-        fields, warning = augment_fields(project, augment)
+        fields = augment_fields(project, augment)
         config = TrainConfig(
             strategy=strategy, backbone=check_backbone((backbone or DEFAULT_BACKBONE).strip()),
             pretrained=bool(pretrained), epochs=_whole("Epochs", epochs), lr=_positive("Learning rate", lr),
             batch_size=_whole("Batch size", batch_size), image_size=_whole("Image size", image_size, 32),
             **fields,
         )
-        return project.root, config.to_dict(), warning
+        return project.root, config.to_dict()
 
-    def train(self, root: str, *settings: Any) -> tuple[str, str | None]:
-        project_root, config, warning = self.train_config(root, *settings)
-        return self.service.submit_train(project_root, config).id, warning
+    def train(self, root: str, *settings: Any) -> str:
+        project_root, config = self.train_config(root, *settings)
+        return self.service.submit_train(project_root, config).id
 
     def job(self, job_id: str) -> Any:
         return self.service.get(str(job_id or "").strip())
@@ -278,7 +266,7 @@ class TrainApi:
             """Queue a training run on a project; returns the job id. Empty numbers mean automatic;
             augment is "project" (the Augment tab's settings) or a preset name."""
             return _api(lambda: self.train(project, backbone, strategy, epochs, lr, batch_size, image_size,
-                                           augment, pretrained)[0])
+                                           augment, pretrained))
 
         def train_status(job_id: str) -> dict:
             """State (queued/running/done/failed/cancelled), progress, eta_s, stage, epoch, last metrics, error."""
@@ -384,9 +372,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return (job_id, *guarded(show_job, job_id, root, True))
 
     def on_start(root, *settings):
-        job_id, warning = guarded(api.train, root, *settings)
-        if warning:
-            gr.Warning(warning)
+        job_id = guarded(api.train, root, *settings)
         gr.Info(f"Training job {job_id} queued.")
         return (job_id, *show_job(job_id, root, True))
 

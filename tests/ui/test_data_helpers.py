@@ -14,7 +14,8 @@ from studio.augment import AugmentConfig, preset
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.ui.augment_tab import FIELDS, config_from
-from studio.ui.context import AppContext, current_augment_config, save_augment_config
+from studio.augment import load_project_augment, save_project_augment
+from studio.ui.context import AppContext
 from studio.ui.importing import import_uploads, report_table
 from studio.ui.media import DISPLAY_SIZE, display_image, media_root, thumbnail
 
@@ -68,17 +69,17 @@ def test_web_copies_are_small_browser_images_in_gradio_space(project, tmp_path):
 
 
 def test_augment_config_is_saved_for_the_next_run(project):
-    assert current_augment_config(project) == preset("light")
+    assert load_project_augment(project.root) == preset("light")
     medium = preset("medium")
     values = [getattr(medium, name) for name in FIELDS]
     assert config_from("medium", values).preset == "medium"
     changed = config_from("medium", [*values[:-1], 0.25])
     assert changed.preset == "custom" and changed.mix_prob == 0.25
-    save_augment_config(project, changed)
-    assert current_augment_config(project) == changed
+    save_project_augment(project.root, changed)
+    assert load_project_augment(project.root) == changed
     (project.root / "augment.json").write_text("{not json")
     with pytest.raises(StudioError, match="augment.json"):
-        current_augment_config(project)
+        load_project_augment(project.root)
     with pytest.raises(StudioError, match="rotate"):
         config_from("custom", [0.5, 0, 999, 0.8, 0.1, 0, 0, 9, 0, 0, 1])
     assert isinstance(AugmentConfig.from_dict(changed.to_dict()), AugmentConfig)

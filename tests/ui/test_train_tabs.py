@@ -14,6 +14,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from helpers_images import make_image, make_image_folder
 
+from studio.augment import AugmentConfig, preset, save_project_augment
 from studio.data.importers import import_source
 from studio.data.store import Project
 from studio.service import TrainerService
@@ -190,3 +191,19 @@ def test_predict_a_folder_and_a_zip_to_csv(studio, trained) -> None:
         assert len(rows) == 3 and {r["prediction"] for r in rows} <= {"red", "blue"}
     with pytest.raises(Exception, match="is not a folder"):
         api.predict_batch(studio["root"], "", str(studio["base"] / "missing"), None, tta=False)
+
+
+def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_path) -> None:
+    source = make_image_folder(tmp_path / "source", ["a", "b"], per_class=3, size=32)
+    with Project.create(tmp_path / "custom") as project:
+        import_source(project, source, val_fraction=0.34)
+        root = project.root
+    api = train_tab.TrainApi(AppContext(workspace=tmp_path, extra_projects=[root]))
+    settings = ("test_efficientnet", "finetune", 1, None, 4, 64)
+    assert api.train_config(str(root), *settings, "project", False)[1]["augment"] == "light"
+    custom = preset("medium", rotate=5.0, cutmix=0.5)
+    save_project_augment(root, custom)
+    config = api.train_config(str(root), *settings, "project", False)[1]
+    assert AugmentConfig.from_dict(config["augment"]) == AugmentConfig(**{**custom.to_dict(), "preset": "custom"})
+    assert api.train_config(str(root), *settings, "heavy", False)[1]["augment"] == "heavy"
+    api.context.close()
