@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     parser = add("predict", _predict, "predict images (files or folders) with a trained run")
     parser.add_argument("run", help="run folder (project/runs/<run>) or a model.pt file")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation (flip + zoom views)")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation (mirrored and whole-frame views)")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")
     parser.add_argument("--device", choices=DEVICES, default="auto")

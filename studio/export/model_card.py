@@ -89,7 +89,7 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
         (f"- Max absolute difference of probabilities from the studio's predictor: {parity['max_abs_diff']:.2e} "
         f"over {parity['images']} images ({parity.get('validation_images', 0)} validation, "
         f"{parity.get('generated_images', 0)} generated); limit {parity['tolerance']:.0e}. Details in parity.json."),
-        ("- TTA in predict.py averages the image and its mirror image; the studio's TTA also adds zoomed views, "
+        ("- TTA in predict.py averages the image and its mirror image; the studio's TTA also adds whole-frame (zoomed-out) views, "
         "so TTA results can differ slightly from the studio's."),
         "",
         "## Limitations",

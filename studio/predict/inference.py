@@ -5,8 +5,9 @@ runs through the model, JPEGs are decoded at reduced DCT scale when they are muc
 crops stay uint8 until the batch is normalized in one tensor op, and the forward pass runs in
 inference mode, channels_last, with bf16 autocast where the device runs it natively.
 
-A "view" is one deterministic preprocessing of an image: a zoom (1.0 is timm's eval crop; 1.15 crops
-15% tighter) and an optional horizontal flip. TTA averages the probabilities of several views.
+A "view" is one deterministic preprocessing of an image: a zoom (1.0 is timm's eval crop; below 1 crops
+looser, down to the whole frame; above 1 tighter) and an optional horizontal flip. TTA averages the
+probabilities of several views.
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ class View:
 
 IDENTITY = View()
 FLIP_VIEWS = (View(1.0, False), View(1.0, True))
-TTA_VIEWS = (View(1.0, False), View(1.0, True), View(1.15, False), View(1.15, True))
+# The eval crop and the whole frame (zoom 0.875 undoes timm's usual 0.875 crop; crops are capped at the
+# whole frame), each also mirrored. No view crops tighter than the eval crop: zoomed-in views cut off the
+# border. Val accuracy, mean of 9 MRI fine-tunes: 93.8% with 1.15x zoomed-in views, 97.6% with these,
+# 97.6% without TTA; 10 flowers runs: 91.9%, 91.6%, 91.5%.
+WHOLE_FRAME = 0.875
+TTA_VIEWS = (View(1.0, False), View(1.0, True), View(WHOLE_FRAME, False), View(WHOLE_FRAME, True))
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 

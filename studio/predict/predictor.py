@@ -19,7 +19,7 @@ from studio.predict.inference import IDENTITY, TTA_VIEWS, ImageInput, InferenceR
 
 
 class Predictor:
-    """A loaded model ready to predict. TTA averages identity, flip, and 1.15x zoom (+flip) views."""
+    """A loaded model ready to predict. TTA averages the eval crop and the whole frame, each also mirrored."""
 
     def __init__(self, loaded: LoadedModel, device: torch.device | str | None = None, batch_size: int = 32) -> None:
         self.loaded = loaded

@@ -24,7 +24,7 @@ def build_demo(run_or_bundle_path: str | os.PathLike, *, top_k: int = TOP_K) -> 
 def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
     k = max(1, min(top_k, len(model.class_names)))
     tta_help = ("averages the image and its mirror image" if model.kind != "run"
-                else "averages flipped and zoomed views")
+                else "averages mirrored and whole-frame views")
 
     def predict(image: np.ndarray | None, tta: bool) -> dict[str, float]:
         if image is None:

@@ -22,7 +22,7 @@ from studio.ui import charts, media
 from studio.ui.context import AppContext, ProjectBinding
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
-VIEWS = [("Without TTA", "plain"), ("With TTA (flips and zooms averaged)", "tta")]
+VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
 
 
 # ---- helpers shared with the Predict tab ---------------------------------------------------------------

@@ -136,7 +136,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                             height=120)
             with gr.Row():
                 tta = gr.Checkbox(label="Test-time augmentation", value=False,
-                                  info="Average flips and zooms: slower, often a little more accurate.")
+                                  info="Average mirrored and whole-frame views: slower, often a little more accurate.")
                 top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top-k classes")
             predict = gr.Button("Predict", variant="primary")
         with gr.Column(scale=3):

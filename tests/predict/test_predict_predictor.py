@@ -88,3 +88,15 @@ def test_folded_logistic_regression_matches_sklearn():
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(StudioError, match="No model checkpoint"):
         Predictor.from_run(tmp_path, "cpu")
+
+
+def test_tta_views_keep_the_whole_frame():
+    """TTA's second scale shows the whole image (the eval crop cuts the border off); no view crops tighter."""
+    from studio.predict.inference import TTA_VIEWS, Cropper, zooms_of
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[:, :4] = 255  # a white stripe at the left border
+    crops = Cropper({"image_size": 64, "crop_pct": 0.875, "interpolation": "bilinear"}, zooms_of(TTA_VIEWS))(image)
+    eval_crop, whole = crops
+    assert eval_crop[:, 0].max() == 0 and whole[:, 0].min() > 200
+    assert all(view.zoom <= 1.0 for view in TTA_VIEWS) and {v.flip for v in TTA_VIEWS} == {False, True}
