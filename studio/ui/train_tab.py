@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio.augment.presets import PRESET_NAMES
+from studio.augment import PRESET_NAMES, augment_from_setting, describe, load_project_augment
 from studio.augment.project_settings import PROJECT_CHOICE as PROJECT_AUGMENT
 from studio.augment.project_settings import resolve_augment_choice
 from studio.errors import StudioError
@@ -50,6 +50,18 @@ def backbone_note(name: str) -> str:
 
 def strategy_note(name: str) -> str:
     return STRATEGY_HELP.get(name, "")
+
+
+def augment_note(root: str, choice: str) -> str:
+    """What the augmentation choice will do, in words (the Augment tab's saved settings when chosen)."""
+    if choice and choice != PROJECT_AUGMENT:
+        return f"Preset {choice}: {describe(augment_from_setting(choice))}."
+    if not root:
+        return "Open a project: its Augment tab settings (default: the light preset) are used."
+    try:
+        return f"Saved in the Augment tab: {describe(load_project_augment(root))}."
+    except StudioError as error:
+        return f"⚠ {error}"
 
 
 def progress_html(status: dict[str, Any] | None) -> str:
@@ -310,6 +322,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 choices=[("The Augment tab's settings", PROJECT_AUGMENT)] + [(f"Preset: {p}", p) for p in PRESET_NAMES],
                 value=PROJECT_AUGMENT, label="Augmentation",
             )
+            augment_help = gr.Markdown(elem_classes="help-text")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary")
                 cancel = gr.Button("Cancel job", variant="stop")
@@ -401,6 +414,11 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment]
     backbone.change(backbone_note, backbone, backbone_help, api_visibility="private")
     strategy.change(strategy_note, strategy, strategy_help, api_visibility="private")
+    augment.change(augment_note, [binding.root, augment], augment_help, api_visibility="private")
+    binding.root.change(augment_note, [binding.root, augment], augment_help, api_visibility="private")
+    if binding.tab is not None:  # the Augment tab may have saved new settings meanwhile
+        binding.tab.change(lambda tab, root, choice: augment_note(root, choice) if tab == "train" else gr.skip(),
+                           [binding.tab, binding.root, augment], augment_help, api_visibility="private")
     binding.root.change(on_project, binding.root, [watched, *outputs], api_visibility="private")
     start.click(on_start, [binding.root, *settings], [watched, *outputs], api_visibility="private")
     cancel.click(on_cancel, [watched, binding.root], outputs, api_visibility="private")

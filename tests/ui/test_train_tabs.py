@@ -206,4 +206,9 @@ def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_pat
     config = api.train_config(str(root), *settings, "project", False)[1]
     assert AugmentConfig.from_dict(config["augment"]) == AugmentConfig(**{**custom.to_dict(), "preset": "custom"})
     assert api.train_config(str(root), *settings, "heavy", False)[1]["augment"] == "heavy"
+    assert train_tab.augment_note(str(root), "project") == \
+        "Saved in the Augment tab: flip 50%, crop 60-100%, rotate ±5°, color ±20%, blur 10%, CutMix α0.5 on 100% of batches."
+    assert train_tab.augment_note(str(root), "none").startswith("Preset none: no augmentation")
+    (root / "augment.json").write_text("{broken")
+    assert "augment.json" in train_tab.augment_note(str(root), "project")  # a readable warning, not a crash
     api.context.close()
