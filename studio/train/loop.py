@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -37,6 +38,9 @@ class Stage:
     epochs: int
     groups: list[dict]  # AdamW param groups: {"params": [...], "lr": float}
     warmup_epochs: float = 1.0
+    # Called once after the first epoch, when the warmup spans it, with that epoch's measured seconds
+    # (training + validation); returns the stage's new epoch count (stage.epochs is updated).
+    replan: Callable[[float], int] | None = None
 
 
 @dataclass
@@ -175,7 +179,9 @@ class Trainer:
         stage_best = Best()
         seconds_per_step = None
         val_seconds = 0.0
-        for epoch in range(1, stage.epochs + 1):
+        epoch = 0
+        while epoch < stage.epochs:  # not range(): a re-plan after the first epoch changes stage.epochs
+            epoch += 1
             loader = self._loader(ctx.config.seed * 1000 + self.epochs_run + 1)
             set_train_mode(self.model, ctx.resolved.freeze_bn)
             losses, correct, seen, epoch_start = [], 0, 0, time.perf_counter()
@@ -226,6 +232,11 @@ class Trainer:
             val_accuracy, val_loss = self.validate()
             val_seconds = time.perf_counter() - val_start
             self.epochs_run += 1
+            if epoch == 1 and stage.replan is not None and step <= schedule.lr_lambdas[0].warmup_steps:
+                stage.epochs = max(1, stage.replan(train_seconds + val_seconds))
+                total_steps = steps_per_epoch * stage.epochs
+                for factor in schedule.lr_lambdas:
+                    factor.total_steps = total_steps
             events.emit({
                 "type": "epoch", "stage": stage.name, "epoch": epoch,
                 "train_loss": float(np.mean(losses)) if losses else float("nan"),

@@ -11,18 +11,27 @@ from studio.models.groups import block_groups
 MIN_LR_RATIO = 0.01  # cosine decays to 1% of the peak rate
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup from ~0 to each group's rate, then cosine decay to MIN_LR_RATIO of it (per step)."""
-    total_steps = max(1, total_steps)
-    warmup_steps = max(0, min(warmup_steps, total_steps // 3))
+class WarmupCosine:
+    """Per-step rate factor: linear warmup from ~0 to 1, then cosine decay to MIN_LR_RATIO.
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    `total_steps` may change while the warmup is still running (the cosine has not started, so the
+    rate stays continuous): auto re-plans its epochs once the first epoch's real duration is known.
+    """
+
+    def __init__(self, total_steps: int, warmup_steps: int) -> None:
+        self.total_steps = max(1, total_steps)
+        self.warmup_steps = max(0, min(warmup_steps, self.total_steps // 3))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
         return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from ~0 to each group's rate, then cosine decay to MIN_LR_RATIO of it (per step)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup_steps))
 
 
 def discriminative_groups(model: torch.nn.Module, head_lr: float, backbone_lr: float,

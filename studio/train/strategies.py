@@ -239,8 +239,11 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     # Training dominates; validation (inference only) costs about a third of a training step per image.
     epoch_seconds = per_image * (1.1 * n_train + n_val / 3)
     final_eval_seconds = per_image * n_val * 4 / 3
-    left = resolved.time_budget_s - (time.perf_counter() - started) - final_eval_seconds
-    affordable = int(left // epoch_seconds) if epoch_seconds > 0 else 0
+
+    def seconds_left() -> float:
+        return resolved.time_budget_s - (time.perf_counter() - started) - final_eval_seconds
+
+    affordable = int(seconds_left() // epoch_seconds) if epoch_seconds > 0 else 0
     epochs = min(resolved.epochs, affordable)
     if epochs < 2:
         return Outcome("done", 1, "linear",
@@ -248,11 +251,21 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
                        f"{resolved.time_budget_s:.0f} s budget, so the probe was kept")
     events.log(f"Auto: {lp}; fine-tuning {trained_layers(ctx, model)} for up to {epochs} epochs "
                f"(~{epoch_seconds:.0f} s each).")
-    result = trainer.run(Stage("finetune", epochs, groups, warmup_epochs=min(1.0, epochs / 4)))
+
+    def replan(first_epoch_seconds: float) -> int:
+        """The plan again from the first epoch's real duration: a few warm-up steps misjudge it by up to 1.5x."""
+        planned = min(resolved.epochs, 1 + max(0, int(seconds_left() // first_epoch_seconds)))
+        if planned != epochs:
+            events.log(f"Auto: the first epoch took {first_epoch_seconds:.0f} s; planning {planned} epochs "
+                       f"instead of {epochs}.")
+        return planned
+
+    stage = Stage("finetune", epochs, groups, warmup_epochs=min(1.0, epochs / 4), replan=replan)
+    result = trainer.run(stage)
     kept = "finetune" if ctx.best.strategy == "auto" else "linear"
-    ft = f"fine-tune {epochs} epochs ({result.status}, {trainer.epochs_run} run)"
+    ft = f"fine-tune {stage.epochs} epochs ({result.status}, {trainer.epochs_run} run)"
     if kept == "finetune":
         reason = f"{lp}; {ft} reached {ctx.best.accuracy:.1%}: kept the fine-tuned model"
     else:
         reason = f"{lp}; {ft} did not beat it on validation: kept the linear probe"
-    return Outcome(_status(result.status), 1 + trainer.epochs_run, kept, reason, {"finetune_epochs_planned": epochs})
+    return Outcome(_status(result.status), 1 + trainer.epochs_run, kept, reason, {"finetune_epochs_planned": stage.epochs})
