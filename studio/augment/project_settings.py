@@ -22,12 +22,15 @@ PROJECT_CHOICE = "project"  # "train with what the Augment tab saved"
 def load_project_augment(project_root: str | Path) -> AugmentConfig:
     """The project's saved augmentation, else the default preset."""
     path = Path(project_root) / AUGMENT_FILE
-    if not path.is_file():
-        return preset(DEFAULT_PRESET)
+    return _read_settings(path) if path.is_file() else preset(DEFAULT_PRESET)
+
+
+def _read_settings(path: Path) -> AugmentConfig:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise StudioError(f"cannot read {path}: {error}; fix or delete the file and choose again") from error
+        raise StudioError(f"Cannot read augmentation settings from {path}: {error}. Fix or delete the file, "
+                          "or save new settings in the Augment tab.") from error
     return AugmentConfig.from_dict(data)
 
 
@@ -72,10 +75,6 @@ def resolve_augment_choice(choice: str, project_root: str | Path) -> str | dict[
     if path.suffix.lower() == ".json":
         if not path.is_file():
             raise StudioError(f"The augmentation file {path} does not exist; check the path passed to --augment.")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise StudioError(f"cannot read augmentation settings from {path}: {error}") from error
-        return training_setting(AugmentConfig.from_dict(data))
+        return training_setting(_read_settings(path))
     raise StudioError(f"Unknown augmentation {choice!r}: use a preset ({', '.join(PRESET_NAMES)}), "
                       f"'{PROJECT_CHOICE}' for the settings saved in the Augment tab, or a .json file of strengths.")

@@ -71,6 +71,9 @@ def test_project_choice_reads_what_the_augment_tab_saved(project, tmp_path):
     assert resolve_augment_choice("project", project.root) == CUSTOM
     with pytest.raises(StudioError, match="does not exist"):
         resolve_augment_choice(str(tmp_path / "missing.json"), project.root)
+    (tmp_path / "broken.json").write_text("{rotate: 5")
+    with pytest.raises(StudioError, match="Cannot read augmentation settings from .*broken.json"):
+        resolve_augment_choice(str(tmp_path / "broken.json"), project.root)
     with pytest.raises(StudioError, match="'project' for the settings saved in the Augment tab"):
         resolve_augment_choice("strong", project.root)
 
