@@ -223,6 +223,7 @@ class Trainer:
                 if step % ctx.config.log_every == 0:
                     events.emit({
                         "type": "step", "stage": stage.name, "epoch": epoch, "step": step,
+                        "steps_per_epoch": steps_per_epoch,
                         "loss": float(np.mean(losses[-ctx.config.log_every:])),
                         "lr": optimizer.param_groups[-1]["lr"], "images_per_s": len(targets) / took,
                         "eta_s": (total_steps - step) * seconds_per_step + (stage.epochs - epoch + 1) * val_seconds,

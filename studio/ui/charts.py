@@ -81,8 +81,9 @@ def history_from_events(events: Iterable[Mapping[str, Any]]) -> list[dict[str, A
 
     The engine numbers epochs from 1 within each stage (two-stage, gradual and auto run several), so
     stages are laid end to end: a stage's epoch k is drawn at (epochs of earlier stages) + k. Step events
-    carry a step count cumulative within the stage; they are placed inside their epoch using the steps
-    per epoch seen so far (before the first epoch ends, spread over the steps already seen).
+    carry a step count cumulative within the stage; they are placed inside their epoch by the engine's
+    `steps_per_epoch` (events without it: the steps per epoch seen so far; before the first epoch ends,
+    spread over the steps already seen).
     """
     points: list[dict[str, Any]] = []
     stage: Any = object()
@@ -115,8 +116,9 @@ def history_from_events(events: Iterable[Mapping[str, Any]]) -> list[dict[str, A
         if step is None:
             continue
         point = {**event, "epoch": offset + epoch - 0.5, "epoch_end": False, "_step": step}
-        if steps_per_epoch:
-            point["epoch"] = offset + min(max(step / steps_per_epoch, epoch - 1), epoch)
+        per_epoch = _number(event.get("steps_per_epoch")) or steps_per_epoch
+        if per_epoch:
+            point["epoch"] = offset + min(max(step / per_epoch, epoch - 1), epoch)
         else:
             pending.append(point)
         points.append(point)

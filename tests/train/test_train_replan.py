@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-import torch
 from train_helpers import tiny_config
 
 from studio.train import loop, strategies, train
@@ -63,5 +62,6 @@ def test_auto_shortens_the_plan_when_epochs_are_slower_than_estimated(project, m
     logs = [e["message"] for e in events if e["type"] == "log"]
     assert any("for up to 8 epochs" in m for m in logs), logs
     assert any("instead of 8" in m for m in logs), logs
-    assert 1 + 1 <= result.epochs_run < 1 + 8
-    assert torch.isfinite(torch.tensor(result.val_accuracy))
+    # ~98 s left after a 40 s first epoch: two more fit, so 3 in all (and the probe's epoch).
+    assert any("planning 3 epochs instead of 8" in m for m in logs), logs
+    assert result.epochs_run == 1 + 3

@@ -130,3 +130,16 @@ def test_history_from_events_spreads_a_running_first_epoch_and_reads_csv_rows() 
                 {"stage": "finetune", "epoch": "2", "val_accuracy": ""}]
     points = charts.normalize_history(charts.history_from_events(csv_rows))
     assert [p["epoch"] for p in points] == [1.0]  # the row without a metric is dropped
+
+
+def test_steps_are_placed_by_the_engines_steps_per_epoch() -> None:
+    """19 steps per epoch logged every 5: the last logged step (15) must not be taken for the epoch's end."""
+    events = []
+    for epoch in (1, 2):
+        for step in range((epoch - 1) * 19 + 1, epoch * 19 + 1):
+            if step % 5 == 0:
+                events.append({"type": "step", "stage": "finetune", "epoch": epoch, "step": step,
+                               "steps_per_epoch": 19, "lr": 0.001})
+        events.append({"type": "epoch", "stage": "finetune", "epoch": epoch, "val_accuracy": 0.5})
+    steps = [p for p in charts.history_from_events(events) if p["type"] == "step"]
+    assert [round(p["epoch"], 3) for p in steps] == [round(s / 19, 3) for s in (5, 10, 15, 20, 25, 30, 35)]
