@@ -172,8 +172,10 @@ def run_finetune(ctx: RunContext, model: torch.nn.Module | None = None, *, strat
     groups = fine_tune_groups(ctx, model, head_lr or resolved.lr)
     trainer = Trainer(ctx, model, strategy)
     result = trainer.run(Stage("finetune", epochs or resolved.epochs, groups, ctx.config.warmup_epochs))
+    ended = {"early-stopped": ", stopped early (validation no longer improved)", "cancelled": ", cancelled"}
+    epochs_text = f"{result.epochs_run} epoch{'s' if result.epochs_run != 1 else ''}"
     return Outcome(_status(result.status), result.epochs_run, strategy,
-                   f"fine-tuned {trained_layers(ctx, model)} ({result.status})")
+                   f"fine-tuned {trained_layers(ctx, model)} for {epochs_text}{ended.get(result.status, '')}")
 
 
 def run_scratch(ctx: RunContext) -> Outcome:

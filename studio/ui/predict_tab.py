@@ -133,7 +133,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             image = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image",
                              height=300)
             files = gr.File(file_count="multiple", file_types=["image"], label="Or several images at once",
-                            height=120)
+                            height=160)
             with gr.Row():
                 tta = gr.Checkbox(label="Test-time augmentation", value=False,
                                   info="Average mirrored and whole-frame views: slower, often a little more accurate.")
