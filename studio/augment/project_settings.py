@@ -50,10 +50,8 @@ def training_setting(config: AugmentConfig) -> str | dict[str, Any]:
     return {**config.to_dict(), "preset": CUSTOM}
 
 
-def augment_from_setting(setting: str | dict[str, Any] | AugmentConfig) -> AugmentConfig:
+def augment_from_setting(setting: str | dict[str, Any]) -> AugmentConfig:
     """The AugmentConfig a training setting stands for: a preset name or a dict of strengths."""
-    if isinstance(setting, AugmentConfig):
-        return setting
     if isinstance(setting, dict):
         return AugmentConfig.from_dict(setting)
     if isinstance(setting, str) and setting in PRESET_NAMES:

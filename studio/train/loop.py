@@ -27,7 +27,7 @@ from studio.predict.device import autocast, is_oom
 from studio.predict.inference import InferenceRunner, IDENTITY
 from studio.train.context import Best, RunContext
 from studio.train.data import AugmentedImages, class_weights
-from studio.train.schedule import warmup_cosine
+from studio.train.schedule import set_total_steps, still_warming_up, warmup_cosine
 
 
 @dataclass
@@ -233,11 +233,10 @@ class Trainer:
             val_accuracy, val_loss = self.validate()
             val_seconds = time.perf_counter() - val_start
             self.epochs_run += 1
-            if epoch == 1 and stage.replan is not None and step <= schedule.lr_lambdas[0].warmup_steps:
+            if epoch == 1 and stage.replan is not None and still_warming_up(schedule, step):
                 stage.epochs = max(1, stage.replan(train_seconds + val_seconds))
                 total_steps = steps_per_epoch * stage.epochs
-                for factor in schedule.lr_lambdas:
-                    factor.total_steps = total_steps
+                set_total_steps(schedule, total_steps)
             events.emit({
                 "type": "epoch", "stage": stage.name, "epoch": epoch,
                 "train_loss": float(np.mean(losses)) if losses else float("nan"),

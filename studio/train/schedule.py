@@ -34,6 +34,17 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup_steps))
 
 
+def still_warming_up(schedule: torch.optim.lr_scheduler.LambdaLR, step: int) -> bool:
+    """True while `step` steps have not gone past the warmup (the cosine has not started)."""
+    return step <= schedule.lr_lambdas[0].warmup_steps
+
+
+def set_total_steps(schedule: torch.optim.lr_scheduler.LambdaLR, total_steps: int) -> None:
+    """Stretch or shorten the cosine to `total_steps` (only continuous while still warming up)."""
+    for factor in schedule.lr_lambdas:  # one shared WarmupCosine per parameter group
+        factor.total_steps = max(1, total_steps)
+
+
 def discriminative_groups(model: torch.nn.Module, head_lr: float, backbone_lr: float,
                           layer_decay: float | None = None, top: int | None = None) -> list[dict]:
     """AdamW groups: the head at `head_lr`, backbone block groups at `backbone_lr`.

@@ -23,6 +23,8 @@ from studio.ui.context import AppContext, ProjectBinding
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
 VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
+# Thumbnail galleries: six per row leaves room for "true→predicted 87%" captions.
+THUMBNAILS = {"columns": 6, "fit_columns": False, "height": 240, "allow_preview": False, "object_fit": "contain"}
 
 
 # ---- helpers shared with the Predict tab ---------------------------------------------------------------
@@ -220,11 +222,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             per_class = gr.Dataframe(pd.DataFrame(columns=CLASS_COLUMNS), interactive=False,
                                      label="Per class (validation)")
             cell = gr.Dropdown(choices=[], label="Show the images of a confusion cell (true → predicted)")
-    cell_gallery = gr.Gallery(label="Images in the chosen cell", columns=6, fit_columns=False, height=240,
-                              allow_preview=False, object_fit="contain", visible=False)
+    cell_gallery = gr.Gallery(label="Images in the chosen cell", visible=False, **THUMBNAILS)
     gr.Markdown("### Top losses\nThe most confident mistakes: often a wrong label rather than a wrong model.")
-    losses_gallery = gr.Gallery(label="Most confident mistakes (click one to select it)", columns=6,
-                                fit_columns=False, height=240, allow_preview=False, object_fit="contain")
+    losses_gallery = gr.Gallery(label="Most confident mistakes (click one to select it)", **THUMBNAILS)
     with gr.Row(equal_height=True):
         selected_text = gr.Markdown(selected_markdown(None))
         fix = gr.Button("Fix label: use the predicted class", interactive=False, scale=0, min_width=240)
