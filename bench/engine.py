@@ -79,7 +79,7 @@ def plain_finetune(project: Project, epochs: int, limit: int | None, seed: int =
     cfg = resolve_data_config({}, model=model)
     train_tf = create_transform(**cfg, is_training=True, hflip=0.5, color_jitter=0.2)
     eval_tf = create_transform(**cfg)
-    head = set(id(p) for p in model.get_classifier().parameters())
+    head = {id(p) for p in model.get_classifier().parameters()}
     optimizer = torch.optim.AdamW([
         {"params": [p for p in model.parameters() if id(p) not in head], "lr": 1e-4},
         {"params": list(model.get_classifier().parameters()), "lr": 1e-3}], weight_decay=0.01)

@@ -17,7 +17,7 @@ from studio.errors import StudioError
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as a StudioError (one line, exit 2) instead of usage spam."""
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str):
         raise StudioError(f"{message} (see `studio {self.prog.split(' ', 1)[-1]} --help`)")
 
 

@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from studio.cli import add_command
 from studio.data.exporters import export_project
 from studio.data.importers import import_source
 from studio.data.layouts import LAYOUTS
 from studio.data.store import Project
-from studio.cli import add_command
 from studio.errors import StudioError
 
 

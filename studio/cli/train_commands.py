@@ -8,8 +8,8 @@ from pathlib import Path
 
 from studio.augment.presets import PRESET_NAMES
 from studio.augment.project_settings import PROJECT_CHOICE
-from studio.data.store import Project
 from studio.cli import add_command
+from studio.data.store import Project
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
 from studio.train.config import DEVICES, HEADS, STRATEGIES

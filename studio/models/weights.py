@@ -104,7 +104,7 @@ def _create_from_file(name: str, path: Path, num_classes: int, drop_rate: float)
         # timm's own file path: it adapts the classifier to num_classes like a hub download would.
         return timm.create_model(
             name, pretrained=True, num_classes=num_classes, drop_rate=drop_rate,
-            pretrained_cfg_overlay=dict(file=str(path)),
+            pretrained_cfg_overlay={"file": str(path)},
         )
     except (RuntimeError, KeyError, ValueError, OSError) as error:
         first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__

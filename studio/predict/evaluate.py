@@ -41,7 +41,7 @@ def metrics_from_probs(targets: np.ndarray, probs: np.ndarray, class_names: list
         "loss": float(losses[i]),
     } for i in order]
     return {
-        "n": int(len(targets)),
+        "n": len(targets),
         "accuracy": float((predicted == targets).mean()) if len(targets) else 0.0,
         "loss": float(losses.mean()) if len(targets) else 0.0,
         "classes": list(class_names),

@@ -38,7 +38,7 @@ def _feature_grid(features: torch.Tensor, model: torch.nn.Module) -> torch.Tenso
     if features.ndim == 3:
         prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
         tokens = features[:, prefix:]
-        side = int(math.isqrt(tokens.shape[1]))
+        side = math.isqrt(tokens.shape[1])
         if side * side != tokens.shape[1]:
             raise StudioError("Grad-CAM cannot map this model's tokens to an image grid.")
         return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], side, side)

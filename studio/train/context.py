@@ -11,7 +11,7 @@ import torch
 from studio.data.store import Project
 from studio.models.weights import WeightsSource, create_backbone
 from studio.predict.checkpoint import make_checkpoint, save_checkpoint
-from studio.predict.inference import Cropper, IDENTITY, iter_batches
+from studio.predict.inference import IDENTITY, Cropper, iter_batches
 from studio.train.config import Resolved, TrainConfig
 from studio.train.data import DecodedImages, Snapshot
 from studio.train.runs import Events, RunFolder
@@ -92,5 +92,5 @@ class RunContext:
 
     @cached_property
     def train_images(self) -> DecodedImages:
-        short_side = int(round(self.resolved.image_size * TRAIN_CACHE_SCALE))
+        short_side = round(self.resolved.image_size * TRAIN_CACHE_SCALE)
         return DecodedImages(self.snapshot.train["path"].tolist(), short_side)

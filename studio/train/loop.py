@@ -24,7 +24,7 @@ from studio.augment.project_settings import augment_from_setting
 from studio.augment.transforms import build_train_transform
 from studio.errors import StudioError
 from studio.predict.device import autocast, is_oom
-from studio.predict.inference import InferenceRunner, IDENTITY
+from studio.predict.inference import IDENTITY, InferenceRunner
 from studio.train.context import Best, RunContext
 from studio.train.data import AugmentedImages, class_weights
 from studio.train.schedule import set_total_steps, still_warming_up, warmup_cosine

@@ -112,9 +112,9 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
     if head in ("logreg", "torch"):
         model.reset_classifier(k)
         fold_linear(pipeline, model.get_classifier())
-        make = lambda: ctx.checkpoint(model, strategy, extra={"linear_head": details})  # noqa: E731
+        make = lambda: ctx.checkpoint(model, strategy, extra={"linear_head": details})
     else:
-        make = lambda: ctx.checkpoint(model, strategy, head=head, sklearn_head=pipeline,  # noqa: E731
+        make = lambda: ctx.checkpoint(model, strategy, head=head, sklearn_head=pipeline,
                                       extra={"linear_head": details})
     ctx.offer(val_accuracy, val_loss, make, stage="linear-probe", epoch=1, strategy="linear")
     return Probe(model, val_accuracy, val_accuracy_flip, details)

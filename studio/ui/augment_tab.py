@@ -12,8 +12,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from studio.augment import (PRESET_NAMES, PRESETS, AugmentConfig, describe, load_project_augment, preview,
-                            save_project_augment)
+from studio.augment import (
+    PRESET_NAMES,
+    PRESETS,
+    AugmentConfig,
+    describe,
+    load_project_augment,
+    preview,
+    save_project_augment,
+)
 from studio.data.imaging import load_rgb
 from studio.data.store import Project
 from studio.errors import StudioError

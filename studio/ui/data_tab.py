@@ -38,8 +38,8 @@ def class_chart(info: dict) -> go.Figure:
             figure.add_bar(name=split, x=classes, y=counts, marker_color=color)
     title = f"Images per class and split ({info['unlabeled']} unlabeled)" if classes else "No classes yet"
     figure.update_layout(
-        barmode="stack", title=title, height=320, margin=dict(l=40, r=20, t=50, b=40),
-        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+        barmode="stack", title=title, height=320, margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
     )
     figure.update_yaxes(title="images", gridcolor="rgba(148,163,184,0.3)")
@@ -61,15 +61,14 @@ def _project_choices(context: AppContext) -> list[tuple[str, str]]:
 
 def build(context: AppContext, binding: ProjectBinding) -> None:
     gr.Markdown(HELP, elem_classes="help-text")
-    with gr.Group():
-        with gr.Row(elem_classes="align-end"):
-            picker = gr.Dropdown(label="Open a project", choices=_project_choices(context), value=None, scale=3,
-                                 info=f"Projects in {context.workspace}")
-            new_name = gr.Textbox(label="New project name", placeholder="e.g. leaf-disease", scale=2,
-                                  info="Creates an empty project in the workspace")
-            with gr.Column(scale=1, min_width=220):
-                create = gr.Button("Create project", variant="primary", size="md")
-                demo = gr.Button("Create demo project (digits)", size="md")
+    with gr.Group(), gr.Row(elem_classes="align-end"):
+        picker = gr.Dropdown(label="Open a project", choices=_project_choices(context), value=None, scale=3,
+                             info=f"Projects in {context.workspace}")
+        new_name = gr.Textbox(label="New project name", placeholder="e.g. leaf-disease", scale=2,
+                              info="Creates an empty project in the workspace")
+        with gr.Column(scale=1, min_width=220):
+            create = gr.Button("Create project", variant="primary", size="md")
+            demo = gr.Button("Create demo project (digits)", size="md")
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Tabs():

@@ -145,21 +145,21 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
     """Keyword arguments for `Blocks.launch` (server, auth, limits, look)."""
     from studio.ui.app import CSS, HEAD, THEME
 
-    return dict(
-        server_name=options.host,
-        server_port=options.port,
-        share=options.share,
-        auth=options.auth,
-        auth_message="Sign in to the studio" if options.auth else None,
-        inbrowser=options.open_browser,
-        max_file_size=f"{options.max_upload_mb}mb",
-        allowed_paths=[],  # nothing on disk is served directly: see the module docstring
-        theme=THEME,
-        css=CSS,
-        head=HEAD,
-        footer_links=["api", "gradio", "settings"],
-        run_history=False,  # labels and paths stay out of the browser's run log
-    )
+    return {
+        "server_name": options.host,
+        "server_port": options.port,
+        "share": options.share,
+        "auth": options.auth,
+        "auth_message": "Sign in to the studio" if options.auth else None,
+        "inbrowser": options.open_browser,
+        "max_file_size": f"{options.max_upload_mb}mb",
+        "allowed_paths": [],  # nothing on disk is served directly: see the module docstring
+        "theme": THEME,
+        "css": CSS,
+        "head": HEAD,
+        "footer_links": ["api", "gradio", "settings"],
+        "run_history": False,  # labels and paths stay out of the browser's run log
+    }
 
 
 def start(

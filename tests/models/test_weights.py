@@ -88,7 +88,7 @@ def test_hub_path_through_timm_local_file_override(tmp_path: Path):
     reference = timm.create_model(TINY, pretrained=False)
     path = tmp_path / "mirror.safetensors"
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
-    model, source = create_backbone(TINY, num_classes=2, pretrained_cfg_overlay=dict(file=str(path)))
+    model, source = create_backbone(TINY, num_classes=2, pretrained_cfg_overlay={"file": str(path)})
     assert source.kind == "hub"
     assert str(path) in source.detail
     assert torch.equal(model.conv1[0].weight, reference.conv1[0].weight)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import timm
-from predict_helpers import tiny_run
 from PIL import Image
+from predict_helpers import tiny_run
 
 from studio.errors import StudioError
 from studio.predict import Predictor

@@ -68,7 +68,7 @@ def test_nan_loss_stops_with_clear_error_and_failed_status(project, monkeypatch)
     monkeypatch.setattr(loop, "_soft_cross_entropy", poisoned)
     with pytest.raises(StudioError, match="NaN|nan.*learning rate"):
         train(project, tiny_config(epochs=3))
-    run_dir = sorted(project.runs_dir.iterdir())[-1]
+    run_dir = max(project.runs_dir.iterdir())
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "failed" and "learning rate" in status["message"]
     assert (run_dir / "model.pt").is_file()  # the last good checkpoint (epoch 1) is kept

@@ -7,11 +7,16 @@ import json
 import pytest
 from train_helpers import TINY_BACKBONE, tiny_config
 
-import studio.train.loop as loop
-from studio.augment import AugmentConfig, preset, resolve_augment_choice, save_project_augment, training_setting
+from studio.augment import (
+    AugmentConfig,
+    preset,
+    resolve_augment_choice,
+    save_project_augment,
+    training_setting,
+)
 from studio.cli import main
 from studio.errors import StudioError
-from studio.train import train
+from studio.train import loop, train
 
 CUSTOM = {"preset": "custom", "hflip": 0.0, "vflip": 1.0, "rotate": 20.0, "scale": 0.5, "color_jitter": 0.3,
           "blur": 0.0, "randaugment_n": 0, "randaugment_m": 9.0, "cutmix": 0.5, "mixup": 0.0, "mix_prob": 0.5}

@@ -36,13 +36,13 @@ def test_missing_weights_file(project, tmp_path):
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (dict(strategy="best"), "Unknown strategy"),
-        (dict(head="forest"), "Unknown head"),
-        (dict(epochs=0), "epochs"),
-        (dict(lr=-1.0), "lr"),
-        (dict(augment="wild"), "Unknown augment"),
-        (dict(device="tpu"), "Unknown device"),
-        (dict(image_size=8), "Image size"),
+        ({"strategy": "best"}, "Unknown strategy"),
+        ({"head": "forest"}, "Unknown head"),
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"augment": "wild"}, "Unknown augment"),
+        ({"device": "tpu"}, "Unknown device"),
+        ({"image_size": 8}, "Image size"),
     ],
 )
 def test_bad_settings(settings, message):

@@ -9,7 +9,7 @@ from studio.data.store import Project
 from studio.train.data import take_snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers_images import make_image_folder  # noqa: E402
+from helpers_images import make_image_folder
 
 
 def test_excluded_images_are_not_trained_on(tmp_path):

@@ -15,7 +15,7 @@ from studio.train import train
 from studio.train.features import feature_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers_images import make_image_folder  # noqa: E402
+from helpers_images import make_image_folder
 
 
 def _details(result) -> dict:

@@ -69,11 +69,11 @@ def test_resolved_frozen_groups_per_strategy():
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(frozen_groups=-1), "at least 0"),
-    (dict(frozen_groups=True), "whole number"),
-    (dict(strategy="scratch", frozen_groups=2), "must all learn"),
-    (dict(strategy="finetune", pretrained=False, frozen_groups=2), "must all learn"),
-    (dict(strategy="two-stage", frozen_groups=2), "unfreeze_groups"),
+    ({"frozen_groups": -1}, "at least 0"),
+    ({"frozen_groups": True}, "whole number"),
+    ({"strategy": "scratch", "frozen_groups": 2}, "must all learn"),
+    ({"strategy": "finetune", "pretrained": False, "frozen_groups": 2}, "must all learn"),
+    ({"strategy": "two-stage", "frozen_groups": 2}, "unfreeze_groups"),
 ])
 def test_bad_frozen_groups_are_refused(settings, message):
     with pytest.raises(StudioError, match=message):

@@ -12,12 +12,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers_images.py
 
-from helpers_images import make_image_folder  # noqa: E402
+from helpers_images import make_image_folder
 
-from studio.data.importers import import_source  # noqa: E402
-from studio.data.store import Project  # noqa: E402
-from studio.train import TrainConfig  # noqa: E402
-from studio.train.config import Resolved, resolve  # noqa: E402
+from studio.data.importers import import_source
+from studio.data.store import Project
+from studio.train import TrainConfig
+from studio.train.config import Resolved, resolve
 
 TINY_BACKBONE = "test_efficientnet"
 
@@ -31,8 +31,8 @@ def make_project(root: Path, classes=("cat", "dog"), per_class: int = 6, seed: i
 
 def tiny_config(**overrides) -> TrainConfig:
     """A random-weights tiny model at 64 px, 1 epoch: for behaviour, not accuracy."""
-    settings = dict(backbone=TINY_BACKBONE, pretrained=False, strategy="finetune", epochs=1, image_size=64,
-                    batch_size=4, device="cpu", log_every=1, augment="light")
+    settings = {"backbone": TINY_BACKBONE, "pretrained": False, "strategy": "finetune", "epochs": 1, "image_size": 64,
+                    "batch_size": 4, "device": "cpu", "log_every": 1, "augment": "light"}
     settings.update(overrides)
     return TrainConfig(**settings)
 

@@ -10,11 +10,10 @@ import pytest
 from helpers_images import make_image, make_image_folder
 from PIL import Image
 
-from studio.augment import AugmentConfig, preset
+from studio.augment import AugmentConfig, load_project_augment, preset, save_project_augment
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.ui.augment_tab import FIELDS, config_from
-from studio.augment import load_project_augment, save_project_augment
 from studio.ui.context import AppContext
 from studio.ui.importing import import_uploads, report_table
 from studio.ui.media import DISPLAY_SIZE, display_image, media_root, thumbnail
