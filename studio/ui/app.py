@@ -27,6 +27,8 @@ CSS = """
 .selected-count {font-weight: 600;}
 .align-end {align-items: flex-end !important;}
 .align-end button {max-height: 46px;}
+/* Thumbnail captions such as "dandelion→sunflower 61%": wrap instead of cutting the end off. */
+.wrap-captions .caption-label {white-space: normal !important; max-width: 100% !important; opacity: 0.9 !important;}
 """
 
 # Keyboard shortcuts of the Label tab: the listener clicks that tab's buttons (elem_ids below), and only

@@ -84,7 +84,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             group = gr.Dropdown(label="Duplicate group", choices=[], elem_id="curate-group")
             group_text = gr.Markdown()
             group_gallery = gr.Gallery(columns=6, height=340, allow_preview=False, object_fit="contain",
-                                       fit_columns=False, show_label=False, elem_id="curate-group-gallery")
+                                       fit_columns=False, show_label=False, elem_id="curate-group-gallery",
+                                       elem_classes=["wrap-captions"])
             with gr.Row(elem_classes="align-end"):
                 keep = gr.Dropdown(label="Keep (click a thumbnail to choose it)", choices=[], scale=3)
                 resolve = gr.Button("Resolve group", variant="primary", scale=1)
@@ -141,7 +142,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             outlier_table = gr.Dataframe(interactive=False, label="Outliers (fit no class well; farthest first)",
                                          max_height=260)
             outlier_gallery = gr.Gallery(columns=8, height=200, allow_preview=False, object_fit="contain",
-                                         fit_columns=False, show_label=False)
+                                         fit_columns=False, show_label=False, elem_classes=["wrap-captions"])
 
     box = [x_min, x_max, y_min, y_max]
     dup_out = [group, group_text, group_gallery, keep, group_ids]

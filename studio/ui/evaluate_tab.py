@@ -23,8 +23,9 @@ from studio.ui.context import AppContext, ProjectBinding
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
 VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
-# Thumbnail galleries: six per row leaves room for "true→predicted 87%" captions.
-THUMBNAILS = {"columns": 6, "fit_columns": False, "height": 240, "allow_preview": False, "object_fit": "contain"}
+# Thumbnail galleries: six per row, captions ("true→predicted 87%") wrap when class names are long (app CSS).
+THUMBNAILS = {"columns": 6, "fit_columns": False, "height": 240, "allow_preview": False, "object_fit": "contain",
+              "elem_classes": ["wrap-captions"]}
 
 
 # ---- helpers shared with the Predict tab ---------------------------------------------------------------

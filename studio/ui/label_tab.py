@@ -121,7 +121,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             page_prev = gr.Button("◀ Page", scale=1)
             page_next = gr.Button("Page ▶", scale=1)
         gallery = gr.Gallery(columns=8, height=440, allow_preview=False, object_fit="contain", show_label=False,
-                             elem_id="label-grid")
+                             elem_id="label-grid", elem_classes=["wrap-captions"])
         with gr.Row(elem_classes="align-end"):
             selected_text = gr.Markdown("0 selected", elem_classes="selected-count")
             select_page = gr.Button("Select page", size="sm")
