@@ -70,4 +70,4 @@ def main(argv: list[str] | None = None) -> int:
         print(args.text(result))
     else:
         _print_text(result)
-    return 0
+    return getattr(args, "exit_code", 0)  # a handler sets it when its result is not a full success

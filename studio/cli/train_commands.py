@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio.augment.presets import PRESET_NAMES
@@ -77,6 +81,32 @@ def _progress(event: dict) -> None:
         print(f"== {event['name']}", file=sys.stderr, flush=True)
 
 
+@contextmanager
+def _ctrl_c_cancels(cancel: threading.Event):
+    """The first Ctrl-C ends the run as cancelled after the current batch (its best checkpoint is kept,
+    as the app's Cancel button does); a second one quits at once."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield  # not ours to change (an embedding program's handler, or SIGINT ignored)
+        return
+    owner = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != owner:  # a DataLoader worker forked from this process: the main process decides
+            return
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("Stopping after the current batch; the best checkpoint so far is kept. "
+              "Press Ctrl-C again to quit at once.", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _train(args) -> dict:
     from studio.augment.project_settings import resolve_augment_choice
     from studio.train import TrainConfig, train
@@ -95,7 +125,14 @@ def _train(args) -> dict:
             time_budget_s=args.time_budget, ema_decay=args.ema_decay, frozen_groups=args.frozen_groups,
             seed=args.seed, device=args.device,
         )
-        result = train(project, config, callback=None if args.quiet else _progress)
+        cancel = threading.Event()
+        with _ctrl_c_cancels(cancel):
+            result = train(project, config, callback=None if args.quiet else _progress, cancel=cancel)
+    if result.status == "cancelled":
+        kept = (f"its best checkpoint so far (val accuracy {result.val_accuracy:.1%}) is kept"
+                if result.val_accuracy is not None else "no checkpoint was saved yet")
+        print(f"Training cancelled: {result.run_dir} is marked cancelled and {kept}.", file=sys.stderr, flush=True)
+        args.exit_code = 130  # scripts can tell an interrupted run from a finished one
     return result.to_dict()
 
 

@@ -113,6 +113,10 @@ def train(project: Project, config: TrainConfig | None = None, *,
         folder.set_status("failed", str(error))
         events.log(f"Run failed: {error}")
         raise
+    except KeyboardInterrupt:
+        kept = "; its best checkpoint so far is kept" if folder.checkpoint_path.is_file() else ""
+        folder.set_status("cancelled", f"Interrupted from the keyboard (Ctrl-C){kept}.")
+        raise
     except BaseException as error:
         folder.set_status("failed", f"{type(error).__name__}: {error}")
         raise

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+from pathlib import Path
 
 import pytest
 from train_helpers import TINY_BACKBONE
@@ -73,3 +75,41 @@ def test_train_errors_are_one_line_exit_2(project, capsys, argv, message):
 def test_predict_missing_image(project, capsys, tmp_path):
     assert main(["predict", str(tmp_path), str(tmp_path / "none.jpg")]) == 2
     assert "neither an image file nor a folder" in capsys.readouterr().err
+
+
+def _ctrl_c_on_epoch(monkeypatch, presses: int) -> None:
+    """Press Ctrl-C (SIGINT to this process) `presses` times when the first epoch ends."""
+    from studio.cli import train_commands
+
+    progress = train_commands._progress
+
+    def pressing(event):
+        progress(event)
+        if event["type"] == "epoch" and event["epoch"] == 1:
+            for _ in range(presses):
+                signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(train_commands, "_progress", pressing)
+
+
+def test_ctrl_c_cancels_the_run_and_keeps_its_best_checkpoint(project, capsys, monkeypatch):
+    _ctrl_c_on_epoch(monkeypatch, presses=1)
+    assert main(["train", str(project.root), *TINY, "--strategy", "finetune", "--epochs", "5", "--json"]) == 130
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert result["status"] == "cancelled" and result["epochs_run"] == 1
+    run = Path(result["run_dir"])
+    assert (run / "model.pt").is_file()
+    assert json.loads((run / "status.json").read_text())["status"] == "cancelled"
+    assert "Press Ctrl-C again" in captured.err and "best checkpoint so far" in captured.err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_second_ctrl_c_quits_at_once_and_marks_the_run_cancelled(project, capsys, monkeypatch):
+    _ctrl_c_on_epoch(monkeypatch, presses=2)
+    assert main(["train", str(project.root), *TINY, "--strategy", "finetune", "--epochs", "5"]) == 130
+    assert "error: interrupted" in capsys.readouterr().err
+    (run,) = (project.root / "runs").iterdir()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "cancelled" and "Ctrl-C" in status["message"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
