@@ -137,7 +137,8 @@ def _train(args) -> dict:
 
 
 def _plain_predictions(results: list[dict]) -> list[dict]:
-    return [{"path": r["path"], "top": r["top"]} for r in results]
+    return [{"path": r["path"], "top": r["top"], **({"error": r["error"]} if r.get("error") else {})}
+            for r in results]
 
 
 def _predict(args) -> list[dict]:
@@ -155,7 +156,15 @@ def _predict(args) -> list[dict]:
         else:
             raise StudioError(f"{item} is neither an image file nor a folder.")
     predictor = Predictor.from_run(args.run, args.device)
-    results = predictor.predict(paths, tta=args.tta, top_k=args.top_k)
+    # One unreadable file in a folder must not cost the other predictions: it is listed and skipped.
+    results = predictor.predict(paths, tta=args.tta, top_k=args.top_k, skip_unreadable=True)
+    unreadable = [r for r in results if r.get("error")]
+    if len(unreadable) == len(results):
+        first = unreadable[0]
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        raise StudioError(f"{first['path']}: {first['error']}{more}; nothing to predict.")
+    for r in unreadable:
+        print(f"skipped {r['path']}: {r['error']}", file=sys.stderr)
     if args.csv:
         write_predictions_csv(results, args.csv, predictor.class_names)
     return _plain_predictions(results)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from studio.augment.transforms import ResizeShorterCenterCrop, as_rgb_array, interpolation_flag
 from studio.data.imaging import load_rgb
+from studio.errors import StudioError
 from studio.predict.device import autocast, cpu_count
 
 
@@ -60,6 +61,7 @@ class Cropper:
         size = int(preprocessing["image_size"])
         crop_pct = float(preprocessing["crop_pct"])
         flag = interpolation_flag(preprocessing.get("interpolation", "bicubic"))
+        self.size = size
         self.zooms = list(zooms)
         self.geometries = [ResizeShorterCenterCrop(size, min(1.0, crop_pct / z), flag) for z in self.zooms]
         # Decode JPEGs at the smallest DCT scale still at least as big as the largest resize.
@@ -73,15 +75,36 @@ class Cropper:
             array = as_rgb_array(image)
         return np.stack([g.apply(array) for g in self.geometries])
 
+    def blank(self) -> np.ndarray:
+        """Black crops standing in for an unreadable image, so its batch keeps its shape."""
+        return np.zeros((len(self.zooms), self.size, self.size, 3), dtype=np.uint8)
+
 
 def iter_batches(
     images: Sequence[ImageInput],
-    cropper: Callable[[ImageInput], np.ndarray],
+    cropper: Cropper,
     batch_size: int,
     workers: int | None = None,
+    errors: dict[int, str] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (start index, batch of crops) in order, decoding ahead on a thread pool."""
+    """Yield (start index, batch of crops) in order, decoding ahead on a thread pool.
+
+    An image that cannot be decoded raises a StudioError naming it; with `errors` given, its reason is
+    recorded there by index instead and blank crops stand in for it (the caller discards those outputs).
+    """
     workers = workers or max(1, min(4, cpu_count()))
+
+    def crop(index: int) -> np.ndarray:
+        try:
+            return cropper(images[index])
+        except StudioError as error:
+            if errors is None:
+                image = images[index]
+                name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else f"image {index + 1}"
+                raise StudioError(f"{name}: {error}") from None
+            errors[index] = str(error)
+            return cropper.blank()
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # Keep about two batches of decodes in flight: enough to hide decoding behind the forward pass.
         pending = []
@@ -90,7 +113,7 @@ def iter_batches(
         starts = range(0, len(images), batch_size)
         for start in starts:
             while index < min(len(images), start + lookahead):
-                pending.append(pool.submit(cropper, images[index]))
+                pending.append(pool.submit(crop, index))
                 index += 1
             batch = [pending.pop(0).result() for _ in range(min(batch_size, len(images) - start))]
             yield start, np.stack(batch)
@@ -138,13 +161,15 @@ class InferenceRunner:
 
     def run(self, images: Sequence[ImageInput], views: Sequence[View] = (IDENTITY,),
             should_stop: Callable[[], bool] | None = None,
-            on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """Outputs for every image and view (N x views x D). `should_stop` is checked every batch."""
+            on_batch: Callable[[int, int], None] | None = None,
+            errors: dict[int, str] | None = None) -> np.ndarray:
+        """Outputs for every image and view (N x views x D). `should_stop` is checked every batch; with
+        `errors`, unreadable images are recorded there (index -> reason) and their rows are meaningless."""
         self.prepare()
         zooms = zooms_of(views)
         cropper = Cropper(self.preprocessing, zooms)
         outputs: list[np.ndarray] = []
-        for start, crops in iter_batches(images, cropper, self.batch_size):
+        for start, crops in iter_batches(images, cropper, self.batch_size, errors=errors):
             if should_stop is not None and should_stop():
                 break
             outputs.append(self.forward_crops(crops, views, zooms))

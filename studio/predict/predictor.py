@@ -35,26 +35,38 @@ class Predictor:
     def class_names(self) -> list[str]:
         return self.loaded.class_names
 
-    def probabilities(self, images: Sequence[ImageInput], views: Sequence[View] = (IDENTITY,)) -> np.ndarray:
-        """Class probabilities for every image and view: N x views x classes."""
-        outputs = self.runner.run(list(images), views)
+    def probabilities(self, images: Sequence[ImageInput], views: Sequence[View] = (IDENTITY,),
+                      errors: dict[int, str] | None = None) -> np.ndarray:
+        """Class probabilities for every image and view: N x views x classes. An unreadable image raises
+        a StudioError naming it; with `errors`, its reason is recorded there instead (its rows are junk)."""
+        outputs = self.runner.run(list(images), views, errors=errors)
         if len(outputs) == 0:
             return np.zeros((0, len(views), len(self.class_names)), dtype=np.float32)
         flat = torch.from_numpy(outputs.reshape(len(outputs) * len(views), -1))
         return self.loaded.probabilities(flat).reshape(len(outputs), len(views), -1)
 
-    def predict(self, images: ImageInput | Sequence[ImageInput], *, tta: bool = False, top_k: int = 5) -> list[dict]:
-        """Top-k classes per image: [{"path", "top": [{"class", "probability"}], "probs"}]."""
+    def predict(self, images: ImageInput | Sequence[ImageInput], *, tta: bool = False, top_k: int = 5,
+                skip_unreadable: bool = False) -> list[dict]:
+        """Top-k classes per image: [{"path", "top": [{"class", "probability"}], "probs"}].
+
+        An unreadable image raises a StudioError naming it, unless `skip_unreadable`: then its result
+        is {"path", "top": [], "probs": None, "error": reason} and the other images are still predicted.
+        """
         if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
             images = [images]
         images = list(images)
-        probs = self.probabilities(images, TTA_VIEWS if tta else (IDENTITY,)).mean(axis=1)
+        errors: dict[int, str] | None = {} if skip_unreadable else None
+        probs = self.probabilities(images, TTA_VIEWS if tta else (IDENTITY,), errors).mean(axis=1)
         k = max(1, min(top_k, len(self.class_names)))
         results = []
-        for image, row in zip(images, probs):
+        for index, (image, row) in enumerate(zip(images, probs)):
+            path = str(image) if isinstance(image, (str, os.PathLike)) else None
+            if errors and index in errors:
+                results.append({"path": path, "top": [], "probs": None, "error": errors[index]})
+                continue
             order = np.argsort(-row, kind="stable")[:k]
             results.append({
-                "path": str(image) if isinstance(image, (str, os.PathLike)) else None,
+                "path": path,
                 "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
                 "probs": row,
             })
@@ -62,9 +74,10 @@ class Predictor:
 
     def predict_folder(self, folder: str | os.PathLike, csv_path: str | os.PathLike | None = None, *,
                        tta: bool = False, top_k: int = 5) -> list[dict]:
-        """Predict every image in a folder (recursively); write a CSV when `csv_path` is given."""
+        """Predict every image in a folder (recursively); write a CSV when `csv_path` is given. Unreadable
+        images do not stop the others: their results and CSV rows carry an `error` instead."""
         paths = image_files(folder)
-        results = self.predict(paths, tta=tta, top_k=top_k)
+        results = self.predict(paths, tta=tta, top_k=top_k, skip_unreadable=True)
         if csv_path is not None:
             write_predictions_csv(results, csv_path, self.class_names)
         return results
@@ -81,14 +94,18 @@ def image_files(folder: str | os.PathLike) -> list[str]:
 
 
 def write_predictions_csv(results: list[dict], csv_path: str | os.PathLike, class_names: list[str]) -> Path:
-    """One row per image: path, predicted class, its probability, then every class's probability."""
+    """One row per image: path, predicted class, its probability, every class's probability, and the
+    reason when the image could not be read (its other cells are empty)."""
     path = Path(csv_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "prediction", "probability", *[f"p_{c}" for c in class_names]])
+        writer.writerow(["path", "prediction", "probability", *[f"p_{c}" for c in class_names], "error"])
         for result in results:
+            if result.get("error"):
+                writer.writerow([result["path"], "", "", *[""] * len(class_names), result["error"]])
+                continue
             best = result["top"][0]
             writer.writerow([result["path"], best["class"], f"{best['probability']:.6f}",
-                             *[f"{p:.6f}" for p in result["probs"]]])
+                             *[f"{p:.6f}" for p in result["probs"]], ""])
     return path

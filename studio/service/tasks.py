@@ -80,12 +80,12 @@ def evaluate_job(run_dir: str | Path, tta: bool = False, project_root: str | Pat
 
 
 def predict_job(cache: PredictorCache, run_dir: str | Path, images: Sequence[Any], tta: bool = False,
-                top_k: int = 5):
+                top_k: int = 5, skip_unreadable: bool = False):
     """Predict a batch with the cached predictor of the run (loaded on first use)."""
 
     def run(ctx: JobContext) -> list[dict[str, Any]]:
         with cache.use(run_dir, ctx.device) as predictor:
-            return predictor.predict(list(images), tta=tta, top_k=top_k)
+            return predictor.predict(list(images), tta=tta, top_k=top_k, skip_unreadable=skip_unreadable)
 
     return run
 

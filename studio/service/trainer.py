@@ -112,11 +112,12 @@ class TrainerService:
                            config={"run_dir": str(run_dir), "tta": tta}, project=project_root)
 
     def submit_predict(self, run_dir: str | Path, images: Sequence[Any], tta: bool = False,
-                       top_k: int = 5, *, interactive: bool = True) -> Job:
-        """Predict images with a run's model; interactive unless it is a big batch the caller marks so."""
+                       top_k: int = 5, *, interactive: bool = True, skip_unreadable: bool = False) -> Job:
+        """Predict images with a run's model; interactive unless it is a big batch the caller marks so.
+        `skip_unreadable`: see Predictor.predict."""
         images = list(images)
         config = {"run_dir": str(run_dir), "images": len(images), "tta": tta, "top_k": top_k}
-        return self.submit("predict", tasks.predict_job(self.predictors, run_dir, images, tta, top_k),
+        return self.submit("predict", tasks.predict_job(self.predictors, run_dir, images, tta, top_k, skip_unreadable),
                            config=config, interactive=interactive)
 
     def submit_features(self, project_root: str | Path, backbone: str | None = None, *,
@@ -134,10 +135,10 @@ class TrainerService:
                            project=project_root)
 
     def predict(self, run_dir: str | Path, images: Sequence[Any], tta: bool = False, top_k: int = 5,
-                *, timeout: float | None = None) -> list[dict[str, Any]]:
+                *, timeout: float | None = None, skip_unreadable: bool = False) -> list[dict[str, Any]]:
         """Predict now and return the results (the UI's call): runs beside training where it can,
         otherwise next in line; StudioError if it fails."""
-        return self.submit_predict(run_dir, images, tta, top_k).outcome(timeout)
+        return self.submit_predict(run_dir, images, tta, top_k, skip_unreadable=skip_unreadable).outcome(timeout)
 
     # ---- control and introspection -------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ MAX_TOP_K = 10
 
 
 def prediction_rows(results: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
-    rows = [[name, r["top"][0]["class"], f"{r['top'][0]['probability']:.1%}"] for name, r in zip(names, results)]
+    rows = [[name, f"could not read: {r['error']}", ""] if r.get("error") else
+            [name, r["top"][0]["class"], f"{r['top'][0]['probability']:.1%}"] for name, r in zip(names, results)]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
@@ -67,7 +68,13 @@ class PredictApi:
         if not paths:
             raise StudioError("Upload an image (or take one with the webcam) first.")
         run_dir = self.run_dir(project, run)
-        return service_of(self.context).predict(run_dir, paths, bool(tta), _top_k(top_k), timeout=300)
+        # Several images: an unreadable one is listed with its reason and the others are still predicted.
+        results = service_of(self.context).predict(run_dir, paths, bool(tta), _top_k(top_k), timeout=300,
+                                                   skip_unreadable=len(paths) > 1)
+        if all(r.get("error") for r in results):
+            raise StudioError(f"None of the images could be read ({Path(results[0]['path']).name}: "
+                              f"{results[0]['error']}).")
+        return results
 
     def add_to_project(self, project: str, path: str, label: str) -> str:
         label = (label or "").strip()
@@ -103,7 +110,8 @@ class PredictApi:
         def job_fn(ctx: Any) -> dict[str, Any]:
             with service.predictors.use(run_dir, ctx.device) as predictor:
                 results = predictor.predict_folder(source, csv_path, tta=tta)
-            return {"images": len(results), "csv": str(csv_path)}
+            return {"images": len(results), "unreadable": sum(bool(r.get("error")) for r in results),
+                    "csv": str(csv_path)}
 
         job = service.submit("predict", job_fn, config={"run_dir": str(run_dir), "folder": str(source), "tta": tta},
                              project=str(self.context.open_project(project).root))
@@ -141,7 +149,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             predict = gr.Button("Predict", variant="primary")
         with gr.Column(scale=3):
             bars = gr.Plot(charts.topk_bars([]), show_label=False)
-            table = gr.Dataframe(pd.DataFrame(columns=RESULT_COLUMNS), interactive=False, max_height=220,
+            table = gr.Dataframe(pd.DataFrame(columns=RESULT_COLUMNS), interactive=False, max_height=220, wrap=True,
+                                 column_widths=["28%", "52%", "20%"],
                                  label="Predictions (click a row to see its bars)", visible=False)
             with gr.Row(equal_height=True):
                 cam_button = gr.Button("Show Grad-CAM", scale=0, min_width=160)
@@ -171,8 +180,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_predict(root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float):
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
         found = guarded(api.predict, root, run_dir, paths, use_tta, k)
-        found = [{"path": p, "top": plain_top(r)} for p, r in zip(paths, found)]
-        first = found[0]
+        found = [{"path": p, "top": plain_top(r), **({"error": r["error"]} if r.get("error") else {})}
+                 for p, r in zip(paths, found)]
+        first = next(r for r in found if not r.get("error"))
         return (charts.topk_bars(first["top"], title=Path(first["path"]).name if len(found) > 1 else None),
                 gr.Dataframe(prediction_rows(found, [Path(p).name for p in paths]), visible=len(found) > 1),
                 found, first["path"], gr.Dropdown(value=first["top"][0]["class"]), None)
@@ -182,6 +192,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if not found or not 0 <= row < len(found):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         item = found[row]
+        if item.get("error"):
+            gr.Warning(f"{Path(item['path']).name} could not be read: {item['error']}")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return (charts.topk_bars(item["top"], title=Path(item["path"]).name), item["path"],
                 gr.Dropdown(value=item["top"][0]["class"]), None)
 
@@ -207,9 +220,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 yield line, gr.File(visible=False)
         except StudioError as error:
             raise gr.Error(str(error)) from None
-        count = job.result["images"]
-        yield (f"Predicted {count} images: **{html.escape(csv_path.name)}** is ready to download.",
-               gr.File(value=str(csv_path), visible=True))
+        count, unreadable = job.result["images"], job.result.get("unreadable", 0)
+        skipped = (f" {unreadable} could not be read: the CSV's `error` column says why."
+                   if unreadable else "")
+        message = (f"Predicted {count - unreadable} of {count} images: **{html.escape(csv_path.name)}** is "
+                   f"ready to download.{skipped}")
+        yield message, gr.File(value=str(csv_path), visible=True)
 
     binding.root.change(on_project, binding.root, [run, correct_class], api_visibility="private")
     binding.version.change(on_classes, binding.root, correct_class, api_visibility="private")

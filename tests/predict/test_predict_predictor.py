@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -57,6 +59,30 @@ def test_predict_folder_writes_csv(trained, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(StudioError, match="No images"):
         predictor.predict_folder(tmp_path / "empty")
+
+
+def test_unreadable_images_are_named_or_skipped(trained, tmp_path):
+    project, result = trained
+    predictor = Predictor.from_run(result.run_dir, "cpu")
+    good = project.dataset()["path"].tolist()[:2]
+    broken = tmp_path / "half.jpg"
+    broken.write_bytes(Path(good[0]).read_bytes()[:80])
+    with pytest.raises(StudioError, match="half.jpg: "):
+        predictor.predict([good[0], str(broken)])
+    results = predictor.predict([good[0], str(broken), good[1]], tta=True, skip_unreadable=True)
+    assert results[1]["top"] == [] and results[1]["probs"] is None and results[1]["error"]
+    alone = predictor.predict(good, tta=True)  # the blank stand-in does not disturb the others
+    np.testing.assert_allclose(results[0]["probs"], alone[0]["probs"], atol=1e-5)
+    np.testing.assert_allclose(results[2]["probs"], alone[1]["probs"], atol=1e-5)
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "ok.png").write_bytes(Path(good[0]).read_bytes())
+    (folder / "bad.png").write_text("not an image")
+    predictor.predict_folder(folder, tmp_path / "out.csv")
+    rows = (tmp_path / "out.csv").read_text().strip().splitlines()
+    assert rows[0].endswith(",error") and len(rows) == 3
+    assert "not an image" in next(r for r in rows if "bad.png" in r)
 
 
 def test_folded_logistic_regression_matches_sklearn():

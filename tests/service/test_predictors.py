@@ -21,7 +21,7 @@ class FakePredictor:
         self.max_in_use = 0
         self.lock = threading.Lock()
 
-    def predict(self, images, *, tta=False, top_k=5):
+    def predict(self, images, *, tta=False, top_k=5, skip_unreadable=False):
         with self.lock:
             self.in_use += 1
             self.max_in_use = max(self.max_in_use, self.in_use)

@@ -113,3 +113,19 @@ def test_second_ctrl_c_quits_at_once_and_marks_the_run_cancelled(project, capsys
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "cancelled" and "Ctrl-C" in status["message"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_predict_lists_and_skips_unreadable_files(project, capsys, tmp_path):
+    assert main(["train", str(project.root), *TINY, "--strategy", "linear", "--json", "--quiet"]) == 0
+    run_dir = _last_json(capsys)["run_dir"]
+    good = project.dataset()["path"].iloc[0]
+    broken = tmp_path / "notes.jpg"
+    broken.write_text("a text file named like a photo")
+    assert main(["predict", run_dir, good, str(broken), "--json"]) == 0
+    captured = capsys.readouterr()
+    first, second = json.loads(captured.out.strip().splitlines()[-1])
+    assert first["top"] and "error" not in first
+    assert second["top"] == [] and "not an image" in second["error"]
+    assert f"skipped {broken}: not an image" in captured.err
+    assert main(["predict", run_dir, str(broken)]) == 2
+    assert "notes.jpg: not an image" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from helpers_images import make_image, make_image_folder
 from studio.augment import AugmentConfig, preset, save_project_augment
 from studio.data.importers import import_source
 from studio.data.store import Project
+from studio.errors import StudioError
 from studio.service import TrainerService
 from studio.ui import evaluate_tab, predict_tab, train_tab
 from studio.ui.context import AppContext
@@ -191,6 +192,31 @@ def test_predict_a_folder_and_a_zip_to_csv(studio, trained) -> None:
         assert len(rows) == 3 and {r["prediction"] for r in rows} <= {"red", "blue"}
     with pytest.raises(Exception, match="is not a folder"):
         api.predict_batch(studio["root"], "", str(studio["base"] / "missing"), None, tta=False)
+
+    # A truncated file among them: the others are still predicted, its row says why.
+    good = min(folder.iterdir())
+    (folder / "truncated.png").write_bytes(good.read_bytes()[:60])
+    job, csv_path = api.predict_batch(studio["root"], "", str(folder), None, tta=False)
+    assert job.outcome(120) == {"images": 4, "unreadable": 1, "csv": str(csv_path)}
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(csv_path.open())}
+    assert rows["truncated.png"]["prediction"] == "" and rows["truncated.png"]["error"]
+    assert rows[good.name]["prediction"] in {"red", "blue"} and rows[good.name]["error"] == ""
+
+
+def test_several_images_with_an_unreadable_one(studio, trained, tmp_path) -> None:
+    api = predict_tab.PredictApi(studio["context"])
+    good = tmp_path / "good.png"
+    make_image(40, seed=5, color=(210, 20, 20)).save(good)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    results = api.predict(studio["root"], "", [str(broken), str(good)], False, 2)
+    assert results[0]["error"] and results[0]["top"] == [] and results[1]["top"][0]["class"] in {"red", "blue"}
+    rows = predict_tab.prediction_rows(results, ["broken.jpg", "good.png"])
+    assert rows.iloc[0]["prediction"].startswith("could not read:") and rows.iloc[1]["probability"].endswith("%")
+    with pytest.raises(StudioError, match="broken.jpg: not an image"):  # one image: its own error, named
+        api.predict(studio["root"], "", [str(broken)], False, 2)
+    with pytest.raises(StudioError, match="None of the images could be read"):
+        api.predict(studio["root"], "", [str(broken), str(broken)], False, 2)
 
 
 def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_path) -> None:
