@@ -29,6 +29,26 @@ def add_command(subparsers, name: str, handler, help_text: str, text=None) -> ar
     return parser
 
 
+def run_argument(given: str) -> str:
+    """A RUN argument as given, or for a project folder its newest finished run with a model (as the app's
+    "Newest run with a model"), said on stderr."""
+    from pathlib import Path
+
+    from studio.data.store import DB_NAME
+
+    path = Path(given).expanduser()
+    if not (path / DB_NAME).is_file():
+        return given
+    from studio.service.runs import latest_model_run
+
+    run = latest_model_run(path)
+    if run is None:
+        raise StudioError(f"The project {given} has no finished run with a model yet: `studio train {given}` "
+                          "trains one.")
+    print(f"Using {run.name}, the project's newest finished run with a model.", file=sys.stderr)
+    return str(run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from studio.cli import curate_commands, data_commands, export_commands, train_commands
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from studio.augment.presets import PRESET_NAMES
 from studio.augment.project_settings import PROJECT_CHOICE
-from studio.cli import add_command
+from studio.cli import add_command, run_argument
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     parser = add("predict", _predict, "predict images (files or folders) with a trained run")
-    parser.add_argument("run", help="run folder (project/runs/<run>) or a model.pt file")
+    parser.add_argument("run", help="run folder (project/runs/<run>), a model.pt file, or a project (its newest run)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation (mirrored and whole-frame views)")
     parser.add_argument("--top-k", type=int, default=3)
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto")
 
     parser = add("eval", _eval, "evaluate a run on its validation images (writes eval.json)")
-    parser.add_argument("run")
+    parser.add_argument("run", help="run folder, or a project (its newest run with a model)")
     parser.add_argument("--tta", action="store_true", help="also evaluate with test-time augmentation")
     parser.add_argument("--project", help="evaluate on this project's current val split instead")
     parser.add_argument("--device", choices=DEVICES, default="auto")
@@ -155,7 +155,7 @@ def _predict(args) -> list[dict]:
             paths.append(str(path))
         else:
             raise StudioError(f"{item} is neither an image file nor a folder.")
-    predictor = Predictor.from_run(args.run, args.device)
+    predictor = Predictor.from_run(run_argument(args.run), args.device)
     # One unreadable file in a folder must not cost the other predictions: it is listed and skipped.
     results = predictor.predict(paths, tta=args.tta, top_k=args.top_k, skip_unreadable=True)
     unreadable = [r for r in results if r.get("error")]
@@ -173,7 +173,7 @@ def _predict(args) -> list[dict]:
 def _eval(args) -> dict:
     from studio.predict.evaluate import evaluate
 
-    run = Path(args.run)
+    run = Path(run_argument(args.run))
     if not run.is_dir():
         raise StudioError(f"{run} is not a run folder (look in PROJECT/runs/).")
     if args.project:

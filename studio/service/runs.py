@@ -63,6 +63,17 @@ def settle_status(run_dir: Path, state: str, message: str | None = None) -> bool
     return True
 
 
+def latest_model_run(project_root: str | Path) -> Path | None:
+    """The newest finished run with a checkpoint (run folder names start with their start time)."""
+    runs_dir = Path(project_root) / "runs"
+    if not runs_dir.is_dir():
+        return None
+    for run in sorted((p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
+        if (run / "model.pt").is_file() and (read_json(run / STATUS_FILE) or {}).get("status") in (None, "done"):
+            return run
+    return None
+
+
 def running_runs(runs_dir: Path, since: float) -> list[Path]:
     """Run folders created at or after `since` (epoch s) whose status.json still says `running`."""
     if not Path(runs_dir).is_dir():

@@ -14,11 +14,12 @@ import pandas as pd
 
 from studio.data.store import Project
 from studio.errors import StudioError
+from studio.service.runs import latest_model_run
 from studio.ui import label_queue as lq
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.feedback import user_errors
 from studio.ui.media import display_image, thumbnails
-from studio.ui.suggestions import SuggestionStore, latest_model_run
+from studio.ui.suggestions import SuggestionStore
 
 MAX_KEYS = 9
 PAGE_SIZE = 48
@@ -157,7 +158,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         project = context.open_project(root)
         classes = project.classes()
         data, status = session.table(project)
-        has_model = latest_model_run(project) is not None
+        has_model = latest_model_run(project.root) is not None
         choices = lq.filter_choices(classes, has_model)
         if view_value not in [value for _, value in choices]:
             view_value = "unlabeled"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.data.store import Project
+from studio.service.runs import latest_model_run
 
 log = logging.getLogger("studio.ui")
 CHUNK = 128
@@ -25,22 +26,6 @@ CHUNK = 128
 class Suggestion:
     label: str
     confidence: float
-
-
-def latest_model_run(project: Project) -> Path | None:
-    """The newest finished run with a checkpoint (run folder names start with their start time)."""
-    if not project.runs_dir.is_dir():
-        return None
-    for run in sorted((p for p in project.runs_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
-        if not (run / "model.pt").is_file():
-            continue
-        try:
-            status = json.loads((run / "status.json").read_text()).get("status")
-        except (OSError, ValueError):
-            status = None
-        if status in (None, "done"):
-            return run
-    return None
 
 
 class SuggestionStore:
@@ -57,7 +42,7 @@ class SuggestionStore:
 
     def suggestions(self, project: Project, hashes: list[str] | None = None, *, compute: bool = True) -> tuple[dict[str, Suggestion], str]:
         """(hash -> Suggestion, status line). Starts a background job for images without a suggestion."""
-        run = latest_model_run(project)
+        run = latest_model_run(project.root)
         if run is None:
             return {}, "No trained model yet: train one to get suggestions."
         path = self._file(project, run)
@@ -117,7 +102,7 @@ class SuggestionStore:
 
     def retry(self, project: Project) -> None:
         """Forget a failure so the next request tries again."""
-        run = latest_model_run(project)
+        run = latest_model_run(project.root)
         if run is not None:
             with self._lock:
                 path = self._file(project, run)

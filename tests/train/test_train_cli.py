@@ -129,3 +129,21 @@ def test_predict_lists_and_skips_unreadable_files(project, capsys, tmp_path):
     assert f"skipped {broken}: not an image" in captured.err
     assert main(["predict", run_dir, str(broken)]) == 2
     assert "notes.jpg: not an image" in capsys.readouterr().err
+
+
+def test_a_project_stands_for_its_newest_finished_run(project, capsys, tmp_path):
+    from studio.data.store import Project
+
+    empty = Project.create(tmp_path / "empty")
+    empty.close()
+    assert main(["eval", str(empty.root)]) == 2
+    assert "no finished run with a model yet" in capsys.readouterr().err
+    assert main(["train", str(project.root), *TINY, "--strategy", "linear", "--json", "--quiet"]) == 0
+    run_dir = _last_json(capsys)["run_dir"]
+    image = project.dataset()["path"].iloc[0]
+    assert main(["predict", str(project.root), image, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"Using {Path(run_dir).name}" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])[0]["path"] == image
+    assert main(["eval", str(project.root), "--json"]) == 0
+    assert (Path(run_dir) / "eval.json").is_file()

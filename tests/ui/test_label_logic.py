@@ -12,8 +12,9 @@ from helpers_images import make_image_folder
 from studio.data.importers import import_source
 from studio.data.store import Project
 from studio.errors import StudioError
+from studio.service.runs import latest_model_run
 from studio.ui import label_queue as lq
-from studio.ui.suggestions import Suggestion, SuggestionStore, latest_model_run
+from studio.ui.suggestions import Suggestion, SuggestionStore
 
 
 def _table() -> pd.DataFrame:
@@ -95,7 +96,7 @@ def test_suggestions_come_from_the_latest_finished_run(tmp_path):
             run.mkdir()
             (run / "model.pt").write_bytes(b"weights")
             (run / "status.json").write_text(json.dumps({"status": status}))
-        assert latest_model_run(project).name == "20240101-000000-probe"  # the running one has no final model
+        assert latest_model_run(project.root).name == "20240101-000000-probe"  # the running one has no final model
 
         found, status = _wait(store, project, hashes)
         assert {s.label for s in found.values()} == {"dog"} and "20240101-000000-probe" in status
