@@ -87,6 +87,9 @@ def take_snapshot(project: Project) -> Snapshot:
     unsplit = int(data["split"].isna().sum())
     if unsplit:
         warnings.append(f"{unsplit} labeled image(s) have no split and are not used; assign splits to use them.")
+    from studio.curate.balance import dataset_warnings  # the Curate tab's checks, said where training starts
+
+    warnings += [f"Note: {w}." for w in dataset_warnings(data, class_names)]
     index = {name: i for i, name in enumerate(class_names)}
 
     def tidy(frame: pd.DataFrame) -> pd.DataFrame:

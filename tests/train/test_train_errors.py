@@ -21,6 +21,15 @@ def test_fewer_than_two_trained_classes(tmp_path):
     assert not project.runs_dir.exists() or not any(project.runs_dir.iterdir())
 
 
+def test_small_classes_are_noted_in_the_run_log(tmp_path):
+    project = make_project(tmp_path, classes=("cat", "dog"), per_class=4)
+    logs = []
+    train(project, tiny_config(strategy="linear"),
+          callback=lambda e: logs.append(e["message"]) if e["type"] == "log" else None)
+    assert "Note: class 'cat' has only 4 labeled images: aim for at least 10" in "\n".join(logs)
+    assert any(m.startswith("Note: validation has only") for m in logs)
+
+
 def test_empty_validation_split(project):
     ids = project.dataset()["image_id"].tolist()
     project.set_split(ids, "train")
