@@ -2,7 +2,7 @@
 
 An entry whose path would land outside the target folder (absolute, `..`, a drive letter: "zip-slip"),
 a symbolic link or an encrypted entry is rejected with a reason and never written. macOS resource forks
-(`__MACOSX/`) are skipped quietly.
+(`__MACOSX/`) are skipped quietly. Names keep their accents whichever tool made the zip (see `entry_name`).
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ def extract_zip(zip_path: Path, target: Path) -> tuple[list[dict], int]:
                 "unzip it yourself and import the folder"
             )
         for info in entries:
-            shown = f"{label}:{info.filename}"
-            reason = _unsafe_reason(info, target)
+            name = entry_name(info)
+            shown = f"{label}:{name}"
+            reason = _unsafe_reason(info, name, target)
             if reason is not None:
                 rejected.append({"path": shown, "reason": reason})
                 continue
-            parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+            parts = PurePosixPath(name.replace("\\", "/")).parts
             if parts[0].lower() == "__macosx":
                 skipped += 1
                 continue
@@ -59,8 +60,24 @@ def extract_zip(zip_path: Path, target: Path) -> tuple[list[dict], int]:
     return rejected, skipped
 
 
-def _unsafe_reason(info: zipfile.ZipInfo, target: Path) -> str | None:
-    name = info.filename.replace("\\", "/")
+def entry_name(info: zipfile.ZipInfo) -> str:
+    """The entry's file name as its author saw it.
+
+    Without the zip's UTF-8 flag, zipfile decodes names as cp437 (the format's old default), but Info-ZIP
+    on Linux and many other tools write UTF-8 bytes without setting the flag: 'été' would read '├⌐t├⌐'
+    and class folders would get garbled names. Such names are re-read as UTF-8 when they are
+    valid UTF-8 (cp437 text with accents almost never is).
+    """
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
+
+
+def _unsafe_reason(info: zipfile.ZipInfo, name: str, target: Path) -> str | None:
+    name = name.replace("\\", "/")
     parts = PurePosixPath(name).parts
     escapes = (
         not parts

@@ -146,6 +146,23 @@ def test_zip_of_class_folders_inside_a_top_folder(project, tmp_path):
     assert set(project.dataset()["source"]) >= {"data.zip:dataset/cat/0.png"}
 
 
+def test_zip_names_keep_their_accents_without_the_utf8_flag(project, tmp_path):
+    """Info-ZIP on Linux writes UTF-8 names without the UTF-8 flag; old Windows tools write cp437."""
+    archive = tmp_path / "accents.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # ASCII stand-ins of the same length, patched below
+        for index in range(3):
+            zf.writestr(f"QQtQQ/{index}.png", png_bytes(index))
+            zf.writestr(f"cafQ/{index}.png", png_bytes(50 + index))
+    raw = archive.read_bytes().replace(b"QQtQQ", "été".encode()).replace(b"cafQ", b"caf\x82")
+    archive.write_bytes(raw)
+    with zipfile.ZipFile(archive) as zf:  # what zipfile alone makes of them
+        assert not any(info.flag_bits & 0x800 for info in zf.infolist())
+        assert "├⌐t├⌐/0.png" in zf.namelist()
+    report = import_source(project, archive)
+    assert report.imported == 6 and report.rejected == []
+    assert set(project.classes()) == {"été", "café"}
+
+
 def test_zip_slip_entries_are_rejected_and_never_written(project, tmp_path):
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:
