@@ -275,16 +275,36 @@ class BundleModel:
 
     def probabilities(self, images, *, tta: bool = False) -> np.ndarray:
         """Class probabilities (N x classes); with `tta`, the mean of the crop and its mirror image."""
-        crops = np.stack([preprocess(image, self.preprocessing) for image in images]) if len(images) else \
-            np.zeros((0, 1, 1, 3), dtype=np.uint8)
-        probs = self.run(crops)
-        if tta and len(crops):
-            probs = (probs + self.run(crops[:, :, ::-1])) / 2.0
-        return probs
+        if not len(images):
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return self._crop_probabilities(np.stack([preprocess(image, self.preprocessing) for image in images]), tta)
 
-    def predict(self, images, *, tta: bool = False, top_k: int = 5) -> list[dict]:
-        """[{"image", "top": [{"class", "probability"}, ...]}] best first."""
-        probs = self.probabilities(list(images), tta=tta)
+    def predict(self, images, *, tta: bool = False, top_k: int = 5, skip_unreadable: bool = False) -> list[dict]:
+        """[{"image", "top": [{"class", "probability"}, ...]}] best first. With `skip_unreadable`, an image
+        that cannot be decoded gets {"image", "top": [], "error": reason} instead of stopping the others."""
+        images = list(images)
+        if skip_unreadable:
+            return self._predict_readable(images, tta, top_k)
+        return self._ranked(images, self.probabilities(images, tta=tta), top_k)
+
+    def _predict_readable(self, images: list, tta: bool, top_k: int) -> list[dict]:
+        crops, errors = [], {}
+        for index, image in enumerate(images):
+            try:
+                crops.append(preprocess(image, self.preprocessing))
+            except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+                errors[index] = str(error) or type(error).__name__
+        probs = self._crop_probabilities(np.stack(crops), tta) if crops else []
+        readable = [image for index, image in enumerate(images) if index not in errors]
+        ranked = iter(self._ranked(readable, probs, top_k))
+        return [{"image": str(image) if isinstance(image, (str, os.PathLike)) else None, "top": [],
+                 "error": errors[index]} if index in errors else next(ranked) for index, image in enumerate(images)]
+
+    def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> np.ndarray:
+        probs = self.run(crops)
+        return (probs + self.run(crops[:, :, ::-1])) / 2.0 if tta else probs
+
+    def _ranked(self, images: list, probs, top_k: int) -> list[dict]:
         k = max(1, min(top_k, len(self.class_names)))
         results = []
         for image, row in zip(images, probs):
@@ -304,14 +324,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     args = parser.parse_args(argv)
     model = BundleModel(Path(__file__).resolve().parent)
-    results = model.predict(args.images, tta=args.tta, top_k=args.top_k)
+    # An unreadable file is reported and skipped: it must not cost the other images their predictions.
+    results = model.predict(args.images, tta=args.tta, top_k=args.top_k, skip_unreadable=True)
+    for result in results:
+        if "error" in result:
+            print(f"skipped {result['image']}: {result['error']}", file=sys.stderr)
     if args.json:
         print(json.dumps(results))
     else:
         for result in results:
-            ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
-            print(f"{result['image']}: {ranked}")
-    return 0
+            if "error" not in result:
+                ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
+                print(f"{result['image']}: {ranked}")
+    return 0 if any("error" not in r for r in results) else 1
 
 
 if __name__ == "__main__":

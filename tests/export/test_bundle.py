@@ -56,9 +56,11 @@ def test_model_card_records_training_metrics_and_parity(trained_run, onnx_bundle
 def test_bundle_predict_script_runs_without_studio_or_torch(trained_run, onnx_bundle, tmp_path):
     dest, _ = onnx_bundle
     paths = val_paths(trained_run)
+    broken = tmp_path / "half-copied.jpg"  # an unreadable file among them is skipped, not fatal
+    broken.write_bytes(Path(paths[0]).read_bytes()[:100])
     probe = (
         "import json, runpy, sys\n"
-        f"sys.argv = ['predict.py', *{paths!r}, '--json', '--top-k', '2']\n"
+        f"sys.argv = ['predict.py', {paths[0]!r}, {str(broken)!r}, *{paths[1:]!r}, '--json', '--top-k', '2']\n"
         "try:\n"
         f"    runpy.run_path({str(dest / 'predict.py')!r}, run_name='__main__')\n"
         "except SystemExit as stop:\n"
@@ -71,6 +73,8 @@ def test_bundle_predict_script_runs_without_studio_or_torch(trained_run, onnx_bu
     assert done.returncode == 0, done.stderr
     predictions, modules = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
     assert modules["leaked"] == []
+    skipped = predictions.pop(1)
+    assert skipped["top"] == [] and skipped["error"] and f"skipped {broken}" in done.stderr
     expected = _studio_probs(trained_run, paths)
     for row, result in zip(expected, predictions):
         assert result["top"][0]["class"] == CLASSES[int(row.argmax())]
