@@ -61,12 +61,12 @@ def _project_choices(context: AppContext) -> list[tuple[str, str]]:
 
 def build(context: AppContext, binding: ProjectBinding) -> None:
     gr.Markdown(HELP, elem_classes="help-text")
-    with gr.Group(), gr.Row(elem_classes="align-end"):
+    with gr.Row(elem_classes="align-end", equal_height=False):
         picker = gr.Dropdown(label="Open a project", choices=_project_choices(context), value=None, scale=3,
                              info=f"Projects in {context.workspace}")
         new_name = gr.Textbox(label="New project name", placeholder="e.g. leaf-disease", scale=2,
                               info="Creates an empty project in the workspace")
-        with gr.Column(scale=1, min_width=220):
+        with gr.Column(scale=1, min_width=220, variant="compact"):
             create = gr.Button("Create project", variant="primary", size="md")
             demo = gr.Button("Create demo project (digits)", size="md")
     with gr.Row():
@@ -74,7 +74,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             with gr.Tabs():
                 with gr.Tab("Upload files"):
                     uploads = gr.File(label="Images, a .zip or a .csv with its images", file_count="multiple",
-                                      file_types=UPLOAD_TYPES, height=140)
+                                      file_types=UPLOAD_TYPES, height=170)
                     upload_label = gr.Textbox(label="Label for uploaded images (optional)",
                                               placeholder="leave empty to label them later")
                     import_upload = gr.Button("Import uploaded files", variant="primary")

@@ -28,6 +28,9 @@ def _shot(page, name: str, folder: Path) -> None:
     """Every tab's screenshot goes to the test's output folder (or $STUDIO_SHOTS, for the README)."""
     folder = Path(os.environ.get("STUDIO_SHOTS") or folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for close in page.locator(".toast-close").all():  # an earlier step's notice would cover the tab
+        if close.is_visible():
+            close.click()
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
