@@ -36,6 +36,7 @@ class SuggestionStore:
         self._lock = threading.Lock()
         self._memory: dict[Path, dict[str, Suggestion]] = {}
         self._busy: dict[Path, str] = {}  # file -> state text while computing or after failing
+        self._unreadable: dict[Path, set[str]] = {}  # file -> hashes the model could not read (not retried)
 
     def _file(self, project: Project, run: Path) -> Path:
         return project.cache_dir / "suggestions" / f"{run.name}.json"
@@ -52,7 +53,8 @@ class SuggestionStore:
                 known = _read(path)
                 self._memory[path] = known
             busy = self._busy.get(path)
-        missing = [h for h in (hashes or []) if h not in known]
+            unreadable = self._unreadable.get(path, set())
+        missing = [h for h in (hashes or []) if h not in known and h not in unreadable]
         if missing and compute and busy is None:
             self._start(project, run, path)
             busy = "computing"
@@ -81,6 +83,10 @@ class SuggestionStore:
                 chunk = todo.iloc[start:start + CHUNK]
                 results = self._predict(run, chunk["path"].tolist())
                 for digest, result in zip(chunk["hash"], results):
+                    if result.get("error"):  # a file damaged since its import: no guess, the rest go on
+                        with self._lock:
+                            self._unreadable.setdefault(path, set()).add(digest)
+                        continue
                     top = result["top"][0]
                     known[digest] = Suggestion(top["class"], float(top["probability"]))
                 _write(path, known)
@@ -89,16 +95,19 @@ class SuggestionStore:
             with self._lock:
                 self._busy.pop(path, None)
         except Exception as error:  # shown in the Label tab; the labeling itself keeps working
+            if not threading.main_thread().is_alive():
+                return  # the app is exiting mid-computation: nothing to report
             log.exception("computing suggestions failed")
             with self._lock:
                 self._busy[path] = f"{type(error).__name__}: {error}"
 
     def _predict(self, run: Path, paths: list[str]) -> list[dict]:
         if self.service is not None and hasattr(self.service, "submit_predict"):
-            return self.service.submit_predict(run, paths, top_k=1, interactive=False).outcome()
+            return self.service.submit_predict(run, paths, top_k=1, interactive=False,
+                                               skip_unreadable=True).outcome()
         from studio.predict import Predictor
 
-        return Predictor.from_run(run).predict(paths, top_k=1)
+        return Predictor.from_run(run).predict(paths, top_k=1, skip_unreadable=True)
 
     def retry(self, project: Project) -> None:
         """Forget a failure so the next request tries again."""

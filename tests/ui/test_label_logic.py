@@ -66,12 +66,15 @@ class _FakeJob:
 class _FakeService:
     """Answers "dog" for every image, as a trained model would, and counts the calls."""
 
-    def __init__(self):
+    def __init__(self, unreadable=()):
         self.calls = []
+        self.unreadable = set(unreadable)
 
-    def submit_predict(self, run_dir, images, tta=False, top_k=5, *, interactive=True):
+    def submit_predict(self, run_dir, images, tta=False, top_k=5, *, interactive=True, skip_unreadable=False):
         self.calls.append(len(images))
-        return _FakeJob([{"path": p, "top": [{"class": "dog", "probability": 0.5 + 0.01 * i}]}
+        assert skip_unreadable  # one damaged file must not cost every other image its guess
+        return _FakeJob([{"path": p, "top": [], "error": "image file is truncated"} if p in self.unreadable else
+                         {"path": p, "top": [{"class": "dog", "probability": 0.5 + 0.01 * i}]}
                          for i, p in enumerate(images)])
 
 
@@ -104,3 +107,21 @@ def test_suggestions_come_from_the_latest_finished_run(tmp_path):
         # kept on disk: a new store (a restarted app) does not predict again
         again = SuggestionStore(_FakeService())
         assert len(again.suggestions(project, hashes)[0]) == 3 and again.service.calls == []
+
+
+def test_a_damaged_image_gets_no_suggestion_and_the_others_do(tmp_path):
+    with Project.create(tmp_path / "p") as project:
+        import_source(project, make_image_folder(tmp_path / "src", ["cat"], 3, size=16))
+        run = project.runs_dir / "20240101-000000-probe"
+        run.mkdir(parents=True)
+        (run / "model.pt").write_bytes(b"weights")
+        data = project.dataset()
+        store = SuggestionStore(_FakeService(unreadable={data["path"].iloc[0]}))
+        hashes = data["hash"].tolist()
+        for _ in range(200):
+            found, status = store.suggestions(project, hashes)
+            if "computing" not in status:
+                break
+            time.sleep(0.05)
+        assert set(found) == set(hashes[1:]) and status == f"Suggestions from model {run.name}."
+        assert store.suggestions(project, hashes)[1] == status and store.service.calls == [3]  # not retried
