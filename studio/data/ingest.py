@@ -79,8 +79,9 @@ def prepare_image(
 
 
 def store_bytes(target: Path, data: bytes) -> None:
-    """Write content-addressed bytes atomically (temp file + rename); a file already there is kept."""
-    if target.exists() and target.stat().st_size == len(data):
+    """Write content-addressed bytes atomically (temp file + rename). A file already there is kept when it
+    holds these bytes, and replaced when it does not (damaged after an earlier import: this repairs it)."""
+    if target.exists() and target.stat().st_size == len(data) and target.read_bytes() == data:
         return
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -88,3 +89,11 @@ def store_bytes(target: Path, data: bytes) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def is_intact(path: str | Path, digest: str) -> bool:
+    """True when the stored file still holds the bytes imported under `digest` (missing or changed: False)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
+    except OSError:
+        return False

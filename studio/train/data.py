@@ -60,6 +60,15 @@ def take_snapshot(project: Project) -> Snapshot:
     excluded = excluded_image_ids(project)
     if excluded:
         data = data[~data["image_id"].isin(excluded)]
+    warnings = []
+    damaged = _damaged(data)
+    if len(damaged):
+        data = data[~data["image_id"].isin(damaged["image_id"])]
+        listed = ", ".join(f"#{r.image_id} {r.original_name} ({r.label})" for r in damaged.head(5).itertuples())
+        more = f" and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+        warnings.append(f"{len(damaged)} image file(s) in the project changed or went missing since their import and "
+                        f"are left out of this run (their labels are kept): {listed}{more}. Import the originals "
+                        "again to train on them.")
     train = data[data["split"] == "train"]
     trained_classes = set(train["label"])
     class_names = [c for c in project.classes() if c in trained_classes]
@@ -70,7 +79,6 @@ def take_snapshot(project: Project) -> Snapshot:
             f"Training needs at least two classes with labeled training images ({have} so far). "
             "Label images of another class, or assign splits so some labeled images are in 'train'."
         )
-    warnings = []
     val = data[data["split"] == "val"]
     unknown = val[~val["label"].isin(class_names)]
     if len(unknown):
@@ -98,6 +106,15 @@ def take_snapshot(project: Project) -> Snapshot:
         return frame
 
     return Snapshot(class_names, tidy(train), tidy(val), project.label_hash(), warnings)
+
+
+def _damaged(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose stored file no longer matches its import hash (checked in parallel: it reads every file)."""
+    from studio.data.ingest import is_intact
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, cpu_count()))) as pool:
+        intact = list(pool.map(is_intact, data["path"], data["hash"]))
+    return data[[not ok for ok in intact]]
 
 
 def class_weights(counts: list[int]) -> torch.Tensor:
