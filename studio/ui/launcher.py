@@ -125,11 +125,19 @@ def build_context(options: LaunchOptions, service: Any = None) -> tuple[AppConte
     from studio.data.store import Project
     from studio.ui.context import AppContext, default_service
 
-    options.workspace.mkdir(parents=True, exist_ok=True)
+    try:
+        options.workspace.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StudioError(f"Cannot create the workspace folder {options.workspace} ({error.strerror or error}); "
+                          "pass --workspace with a folder you can write to.") from None
     extra = []
     initial = ""
     if options.project is not None:
-        Project.open_or_create(options.project).close()
+        try:
+            Project.open_or_create(options.project).close()
+        except OSError as error:
+            raise StudioError(f"Cannot create the project folder {options.project} ({error.strerror or error}); "
+                              "pass --project with a folder you can write to.") from None
         extra.append(options.project)
         initial = str(options.project)
     context = AppContext(

@@ -55,3 +55,12 @@ def test_bad_flag_is_one_line_and_exit_2():
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--no-such-flag" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unwritable_workspace_or_project_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["--workspace", str(blocker / "ws"), "--no-browser"]) == 2
+    assert "Cannot create the workspace folder" in capsys.readouterr().err
+    assert main(["--workspace", str(tmp_path / "ws"), "--project", str(blocker / "p"), "--no-browser"]) == 2
+    assert "Cannot create the project folder" in capsys.readouterr().err
