@@ -94,6 +94,7 @@ def test_text_output(run, tmp_path):
 
 def test_new_and_errors_are_one_line_exit_2(run, tmp_path):
     assert run_json(run, "new", tmp_path / "p")["created"] is True
+    (tmp_path / "a-file").write_text("not a folder")
     for argv in (
         ("new", tmp_path / "p"),
         ("info", tmp_path / "missing"),
@@ -103,8 +104,22 @@ def test_new_and_errors_are_one_line_exit_2(run, tmp_path):
         ("import", tmp_path / "p", tmp_path / "nothing-here"),
         ("import", tmp_path / "p", tmp_path, "--layout", "spiral"),
         ("import", tmp_path / "never-created", tmp_path / "nothing-here"),
+        ("export", tmp_path / "p", tmp_path / "a-file" / "out"),
     ):
         code, out, err = run(*argv)
         assert code == 2, argv
         assert out == "" and err.startswith("error: ") and err.count("\n") == 1, (argv, err)
     assert not (tmp_path / "never-created").exists()
+    code, _, err = run("info", tmp_path / "p", "--bogus")
+    assert code == 2 and "unrecognized arguments: --bogus (see `studio info --help`)" in err
+    code, _, err = run("import", tmp_path / "p", tmp_path, "--layout", "spiral")
+    assert code == 2 and "(see `studio import --help`)" in err
+
+
+def test_labeling_with_a_new_class_says_how_to_take_it_back(run, tmp_path):
+    run_json(run, "import", tmp_path / "p", make_image_folder(tmp_path / "src", ["cat", "dog"], 3, size=16))
+    code, out, err = run("label", tmp_path / "p", 1, "dgo", "--json")
+    assert code == 0 and json.loads(out)["new_class"] is True
+    assert "'dgo' is a new class (the others: cat, dog)" in err and "classes" in err and "undo" in err
+    code, out, err = run("label", tmp_path / "p", 1, "dog", "--json")
+    assert "new_class" not in json.loads(out) and err == ""

@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as a StudioError (one line, exit 2) instead of usage spam."""
 
     def error(self, message: str):
-        raise StudioError(f"{message} (see `studio {self.prog.split(' ', 1)[-1]} --help`)")
+        raise StudioError(f"{message} (see `{self.prog} --help`)")  # prog: "studio" or "studio train"
 
 
 def add_command(subparsers, name: str, handler, help_text: str, text=None) -> argparse.ArgumentParser:
@@ -76,7 +76,9 @@ def _print_text(result) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # say which command's help lists the right flags
+            raise StudioError(f"unrecognized arguments: {' '.join(extra)} (see `studio {args.command} --help`)")
         result = args.handler(args)
     except StudioError as error:
         print(f"error: {error}", file=sys.stderr)

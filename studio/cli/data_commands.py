@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from studio.cli import add_command
@@ -92,8 +93,15 @@ def _label(args) -> dict:
     if args.none == (args.label is not None):
         raise StudioError("give either a CLASS or --none (to remove the label)")
     with Project.open(args.project) as project:
+        known = project.classes()
         changed = project.set_label(args.image_id, None if args.none else args.label, by=args.by)
-        return {"image_id": args.image_id, "label": None if args.none else args.label, "changed": changed}
+        result = {"image_id": args.image_id, "label": None if args.none else args.label, "changed": changed}
+        if not args.none and args.label not in known:  # likely a typo when the project already has classes
+            result["new_class"] = True
+            print(f"note: '{args.label}' is a new class (the others: {', '.join(known) or 'none'}); if that was a "
+                  f"typo, `studio undo {args.project}` takes the label back and `studio classes {args.project} "
+                  f"delete {args.label}` removes the class.", file=sys.stderr)
+        return result
 
 
 def _undo(args) -> dict:

@@ -29,7 +29,10 @@ def export_project(project: Project, dest: str | Path, *, split_folders: bool = 
         )
     table = project.dataset()
     labeled = table[table["label"].notna()]
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StudioError(f"cannot create {dest} ({error.strerror or error}); choose a folder you can write to") from None
     used: set[str] = set()
     rows = []
     for record in labeled.itertuples(index=False):
