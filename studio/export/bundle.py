@@ -86,8 +86,12 @@ def export_run(run_dir: str | os.PathLike, dest_dir: str | os.PathLike, fmt: str
     preprocessing = bundle_preprocessing(checkpoint["preprocessing"])
     model_file = standalone.MODEL_FILES[fmt]
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    except OSError as error:
+        raise StudioError(f"cannot create {dest} ({error.strerror or error}); choose a folder you can write "
+                          "to") from None
     try:
         writer = write_onnx if fmt == "onnx" else write_torchscript
         writer(module, staging / model_file, class_names=class_names, preprocessing=preprocessing)

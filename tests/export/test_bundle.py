@@ -136,6 +136,8 @@ def test_bad_destination_and_format_are_user_errors(trained_run, tmp_path):
         export_run(trained_run, tmp_path / "x", "tflite")
     with pytest.raises(StudioError, match="checkpoint"):
         export_run(tmp_path, tmp_path / "y", "onnx")
+    with pytest.raises(StudioError, match="cannot create .*choose a folder you can write to"):
+        export_run(trained_run, tmp_path / "notes.txt" / "bundle", "onnx")  # under a file
 
 
 def test_export_zip_holds_one_bundle_folder(trained_run, tmp_path):
