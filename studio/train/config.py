@@ -103,7 +103,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size", "patience"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise StudioError(f"'{name}' must be a whole number of at least 1, got {value!r}.")
+                raise StudioError(f"{_setting(name)} must be a whole number of at least 1, got {value!r}.")
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
             raise StudioError(f"Image size must be between 32 and 1024 pixels, got {self.image_size}.")
         if self.frozen_groups is not None and (isinstance(self.frozen_groups, bool)
@@ -119,7 +119,7 @@ class TrainConfig:
         for name in ("lr", "backbone_lr", "time_budget_s"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise StudioError(f"'{name}' must be a positive number, got {value!r}.")
+                raise StudioError(f"{_setting(name)} must be a positive number, got {value!r}.")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise StudioError(f"layer_decay must be in (0, 1] (e.g. 0.7), got {self.layer_decay!r}.")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
@@ -144,6 +144,18 @@ class TrainConfig:
     @property
     def uses_pretrained(self) -> bool:
         return self.pretrained and self.strategy != "scratch"
+
+
+# What a setting is called in words, and the `studio train` flag that sets it (the field name otherwise).
+_SETTING_NAMES = {
+    "epochs": "Epochs (--epochs)", "batch_size": "Batch size (--batch-size)", "image_size": "Image size (--image-size)",
+    "patience": "Patience", "lr": "Learning rate (--lr)", "backbone_lr": "Backbone learning rate (--backbone-lr)",
+    "time_budget_s": "Time budget in seconds (--time-budget)",
+}
+
+
+def _setting(name: str) -> str:
+    return _SETTING_NAMES.get(name, f"'{name}'")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

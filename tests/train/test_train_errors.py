@@ -47,8 +47,9 @@ def test_missing_weights_file(project, tmp_path):
     [
         ({"strategy": "best"}, "Unknown strategy"),
         ({"head": "forest"}, "Unknown head"),
-        ({"epochs": 0}, "epochs"),
-        ({"lr": -1.0}, "lr"),
+        ({"epochs": 0}, r"Epochs \(--epochs\) must be a whole number"),
+        ({"batch_size": 0}, r"Batch size \(--batch-size\)"),
+        ({"lr": -1.0}, r"Learning rate \(--lr\) must be a positive number"),
         ({"augment": "wild"}, "Unknown augment"),
         ({"device": "tpu"}, "Unknown device"),
         ({"image_size": 8}, "Image size"),
