@@ -89,11 +89,3 @@ def store_bytes(target: Path, data: bytes) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def is_intact(path: str | Path, digest: str) -> bool:
-    """True when the stored file still holds the bytes imported under `digest` (missing or changed: False)."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
-    except OSError:
-        return False

@@ -61,7 +61,7 @@ def take_snapshot(project: Project) -> Snapshot:
     if excluded:
         data = data[~data["image_id"].isin(excluded)]
     warnings = []
-    damaged = _damaged(data)
+    damaged = _damaged(data, project.cache_dir)
     if len(damaged):
         data = data[~data["image_id"].isin(damaged["image_id"])]
         listed = ", ".join(f"#{r.image_id} {r.original_name} ({r.label})" for r in damaged.head(5).itertuples())
@@ -108,13 +108,11 @@ def take_snapshot(project: Project) -> Snapshot:
     return Snapshot(class_names, tidy(train), tidy(val), project.label_hash(), warnings)
 
 
-def _damaged(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose stored file no longer matches its import hash (checked in parallel: it reads every file)."""
-    from studio.data.ingest import is_intact
+def _damaged(data: pd.DataFrame, cache_dir) -> pd.DataFrame:
+    """Rows whose stored file went missing or no longer matches its import hash."""
+    from studio.data.integrity import damaged_files
 
-    with ThreadPoolExecutor(max_workers=max(1, min(4, cpu_count()))) as pool:
-        intact = list(pool.map(is_intact, data["path"], data["hash"]))
-    return data[[not ok for ok in intact]]
+    return data[damaged_files(data["path"].tolist(), data["hash"].tolist(), cache_dir)]
 
 
 def class_weights(counts: list[int]) -> torch.Tensor:
