@@ -283,38 +283,31 @@ class BundleModel:
         """[{"image", "top": [{"class", "probability"}, ...]}] best first. With `skip_unreadable`, an image
         that cannot be decoded gets {"image", "top": [], "error": reason} instead of stopping the others."""
         images = list(images)
-        if skip_unreadable:
-            return self._predict_readable(images, tta, top_k)
-        return self._ranked(images, self.probabilities(images, tta=tta), top_k)
-
-    def _predict_readable(self, images: list, tta: bool, top_k: int) -> list[dict]:
         crops, errors = [], {}
         for index, image in enumerate(images):
             try:
                 crops.append(preprocess(image, self.preprocessing))
             except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+                if not skip_unreadable:
+                    raise
                 errors[index] = str(error) or type(error).__name__
-        probs = self._crop_probabilities(np.stack(crops), tta) if crops else []
-        readable = [image for index, image in enumerate(images) if index not in errors]
-        ranked = iter(self._ranked(readable, probs, top_k))
-        return [{"image": str(image) if isinstance(image, (str, os.PathLike)) else None, "top": [],
-                 "error": errors[index]} if index in errors else next(ranked) for index, image in enumerate(images)]
+        rows = iter(self._crop_probabilities(np.stack(crops), tta) if crops else [])
+        k = max(1, min(top_k, len(self.class_names)))
+        results = []
+        for index, image in enumerate(images):
+            name = str(image) if isinstance(image, (str, os.PathLike)) else None
+            if index in errors:
+                results.append({"image": name, "top": [], "error": errors[index]})
+                continue
+            row = next(rows)
+            order = np.argsort(-row, kind="stable")[:k]
+            results.append({"image": name,
+                            "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order]})
+        return results
 
     def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> np.ndarray:
         probs = self.run(crops)
         return (probs + self.run(crops[:, :, ::-1])) / 2.0 if tta else probs
-
-    def _ranked(self, images: list, probs, top_k: int) -> list[dict]:
-        k = max(1, min(top_k, len(self.class_names)))
-        results = []
-        for image, row in zip(images, probs):
-            order = np.argsort(-row, kind="stable")[:k]
-            results.append({
-                "image": str(image) if isinstance(image, (str, os.PathLike)) else None,
-                "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
-            })
-        return results
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Classify images with this exported model.")
