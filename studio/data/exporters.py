@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from studio.data.store import Project
-from studio.errors import StudioError
+from studio.errors import StudioError, cannot_create
 
 UNSPLIT_FOLDER = "unsplit"  # labeled images that have no split yet, when exporting with split folders
 
@@ -32,7 +32,7 @@ def export_project(project: Project, dest: str | Path, *, split_folders: bool = 
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise StudioError(f"cannot create {dest} ({error.strerror or error}); choose a folder you can write to") from None
+        raise cannot_create(dest, error) from None
     used: set[str] = set()
     rows = []
     for record in labeled.itertuples(index=False):

@@ -19,7 +19,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from studio.errors import StudioError
+from studio.errors import StudioError, cannot_create
 from studio.export import FORMATS, model_card, parity, standalone
 from studio.export.graph import INPUT_NAME, OUTPUT_NAME, exportable_module
 from studio.export.onnx_export import write_onnx
@@ -90,8 +90,7 @@ def export_run(run_dir: str | os.PathLike, dest_dir: str | os.PathLike, fmt: str
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     except OSError as error:
-        raise StudioError(f"cannot create {dest} ({error.strerror or error}); choose a folder you can write "
-                          "to") from None
+        raise cannot_create(dest, error) from None
     try:
         writer = write_onnx if fmt == "onnx" else write_torchscript
         writer(module, staging / model_file, class_names=class_names, preprocessing=preprocessing)
