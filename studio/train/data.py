@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from studio.data.imaging import load_rgb
+from studio.data.integrity import damaged_files
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.predict.device import cpu_count
@@ -61,7 +62,7 @@ def take_snapshot(project: Project) -> Snapshot:
     if excluded:
         data = data[~data["image_id"].isin(excluded)]
     warnings = []
-    damaged = _damaged(data, project.cache_dir)
+    damaged = data[damaged_files(data["path"].tolist(), data["hash"].tolist(), project.cache_dir)]
     if len(damaged):
         data = data[~data["image_id"].isin(damaged["image_id"])]
         listed = ", ".join(f"#{r.image_id} {r.original_name} ({r.label})" for r in damaged.head(5).itertuples())
@@ -106,13 +107,6 @@ def take_snapshot(project: Project) -> Snapshot:
         return frame
 
     return Snapshot(class_names, tidy(train), tidy(val), project.label_hash(), warnings)
-
-
-def _damaged(data: pd.DataFrame, cache_dir) -> pd.DataFrame:
-    """Rows whose stored file went missing or no longer matches its import hash."""
-    from studio.data.integrity import damaged_files
-
-    return data[damaged_files(data["path"].tolist(), data["hash"].tolist(), cache_dir)]
 
 
 def class_weights(counts: list[int]) -> torch.Tensor:
