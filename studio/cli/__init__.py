@@ -30,8 +30,8 @@ def add_command(subparsers, name: str, handler, help_text: str, text=None) -> ar
 
 
 def run_argument(given: str) -> str:
-    """A RUN argument as given, or for a project folder its newest finished run with a model (as the app's
-    "Newest run with a model"), said on stderr."""
+    """A RUN argument as given, or for a project folder its newest finished run with a model (the one the
+    Label tab's suggestions use), said on stderr."""
     from pathlib import Path
 
     from studio.data.store import DB_NAME

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
         "export-model", help="export a run as an ONNX or TorchScript bundle (checked for parity)",
         description="Export a run's model with its class names, preprocessing, a model card and a standalone "
                     "predict.py into DEST; fails if the export does not predict like the studio.")
-    parser.add_argument("run", help="run folder (project/runs/<run>), or a project (its newest run with a model)")
+    parser.add_argument("run", help="run folder (project/runs/<run>), or a project (its newest finished run)")
     parser.add_argument("dest", help="bundle folder to create (new, empty, or an earlier bundle to replace)")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (last line of stdout)")
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         "serve-model", help="a predict-only demo page for one run or exported bundle",
         description="Serve a demo page (upload or webcam, top-k bars, TTA toggle) for one model. "
                     "Share links need --auth USER:PASS unless --no-auth is given.")
-    parser.add_argument("run", help="run folder, model.pt, exported bundle folder, or a project (its newest run)")
+    parser.add_argument("run", help="run folder, model.pt, exported bundle folder, or a project (its newest finished run)")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     auth = parser.add_mutually_exclusive_group()
     auth.add_argument("--auth", metavar="USER:PASS", help="require this login")

@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     parser = add("predict", _predict, "predict images (files or folders) with a trained run")
-    parser.add_argument("run", help="run folder (project/runs/<run>), a model.pt file, or a project (its newest run)")
+    parser.add_argument("run", help="run folder (project/runs/<run>), a model.pt file, or a project (its newest finished run)")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation (mirrored and whole-frame views)")
     parser.add_argument("--top-k", type=int, default=3)
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto")
 
     parser = add("eval", _eval, "evaluate a run on its validation images (writes eval.json)")
-    parser.add_argument("run", help="run folder, or a project (its newest run with a model)")
+    parser.add_argument("run", help="run folder, or a project (its newest finished run)")
     parser.add_argument("--tta", action="store_true", help="also evaluate with test-time augmentation")
     parser.add_argument("--project", help="evaluate on this project's current val split instead")
     parser.add_argument("--device", choices=DEVICES, default="auto")
