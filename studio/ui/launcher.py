@@ -48,6 +48,7 @@ class LaunchOptions:
     open_browser: bool
     users: Path | None = None  # --users FILE (accounts with roles)
     import_roots: tuple[Path, ...] = ()  # --import-root DIR: folders a remote app may read besides the workspace
+    confine: bool = False  # --confine: paths confined on loopback too
 
     @functools.cached_property
     def accounts(self) -> Accounts:
@@ -57,7 +58,7 @@ class LaunchOptions:
 
     @property
     def remote(self) -> bool:
-        return is_remote(self.host, self.share)
+        return is_remote(self.host, self.share) or self.confine
 
 
 def default_workspace() -> Path:
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-auth", action="store_true", help="allow --share without a password (anyone with the link gets in)")
     parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"largest upload accepted (default {DEFAULT_MAX_UPLOAD_MB})")
+    parser.add_argument("--confine", action="store_true",
+                        help="confine server paths to the workspace and --import-root folders even on this machine "
+                             "(always on with --share or a network --host)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     return parser
 
@@ -144,6 +148,7 @@ def parse_args(argv: list[str] | None = None) -> LaunchOptions:
         open_browser=not args.no_browser,
         users=users,
         import_roots=tuple(Path(p).expanduser().resolve() for p in args.import_root),
+        confine=args.confine,
     )
 
 
@@ -225,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if options.remote and not options.share and not options.accounts.enabled:
+    if is_remote(options.host, False) and not options.share and not options.accounts.enabled:
         print(f"warning: listening on {options.host} without --auth: anyone on your network can open the studio",
               file=sys.stderr)
     start(context, initial, options=options, block=True)

@@ -101,6 +101,12 @@ class PredictApi:
         """Submit a folder (or an extracted zip) prediction job; returns (job, csv path)."""
         from studio.data.archive import extract_zip
 
+        if not zip_path:  # the folder is checked first: a refused path learns nothing about runs
+            if not str(folder or "").strip():
+                raise StudioError("Type the full path of a folder on this machine, or upload a zip.")
+            source = self.context.server_path(folder)
+            if not source.is_dir():
+                raise StudioError(f"{folder} is not a folder on this machine; type its full path or upload a zip.")
         run_dir = self.run_dir(project, run)
         out = output_folder()
         if zip_path:
@@ -109,11 +115,6 @@ class PredictApi:
             extract_zip(Path(self.uploaded(zip_path)), source)
             name = Path(zip_path).stem
         else:
-            if not str(folder or "").strip():
-                raise StudioError("Type the full path of a folder on this machine, or upload a zip.")
-            source = self.context.server_path(folder)
-            if not source.is_dir():
-                raise StudioError(f"{folder} is not a folder on this machine; type its full path or upload a zip.")
             name = source.name or "folder"
         csv_path = out / f"predictions-{name}.csv"
         service = service_of(self.context)
