@@ -112,6 +112,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def bump(version: float) -> float:
         return (version or 0) + 1
 
+    @requires("viewer")
     def refresh(root: str):
         if not root:
             return "Open or create a project to start.", None, gr.update(choices=[], value=[]), gr.update(

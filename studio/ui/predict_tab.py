@@ -67,7 +67,6 @@ class PredictApi:
             raise StudioError("No project is open: open one in the Data tab (API: pass project or a run folder).")
         return checked_run_dir(self.context, project, run)
 
-    @requires("viewer")
     def uploaded(self, path: str) -> str:
         """A file path an API caller passed: a Gradio upload, or a server path the caller may name."""
         if inside(path, media.media_root().parent):
@@ -134,6 +133,7 @@ class PredictApi:
         return job, csv_path
 
     def register_api(self) -> None:
+        @requires("viewer")
         def predict(image: gr.FileData, tta: bool = False, top_k: int = 5, run: str = "",
                     project: str = "") -> list[dict]:
             """Classify one image file. run: a run folder (or its name inside project); empty: the project's

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # browser.py
 
-from helpers_images import make_image_folder  # noqa: E402
+from helpers_images import make_image_folder
 
 USERS = {"olga": ("owner", "owner-pass"), "lena": ("labeler", "labeler-pass"), "vic": ("viewer", "viewer-pass")}
 

@@ -112,11 +112,10 @@ def test_augment_file_outside_is_refused_without_echoing_it(studio, owner, outsi
 
 def test_zip_bomb_is_refused_from_its_directory(studio, browsers, tmp_path):
     bomb = tmp_path / "bomb.zip"
-    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("huge.png", "w", force_zip64=True) as entry:
-            block = bytes(1024 * 1024)
-            for _ in range(120):
-                entry.write(block)
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("huge.png", "w", force_zip64=True) as entry:
+        for _ in range(120):
+            entry.write(bytes(1024 * 1024))
     assert bomb.stat().st_size < 2 * 1024 * 1024
     ok, message = browsers["owner"].call(fn_index(studio["app"], "import_from_uploads"),
                                          [studio["project"], browsers["owner"].upload(bomb), "", 0.2, 0, 0])
@@ -139,7 +138,7 @@ def test_oversized_file_is_refused_from_its_size(studio, owner):
 def test_labeler_is_refused_owner_actions(studio, browsers, labeler):
     for api_name, args in (("/train", (studio["project"],)), ("/import_path", (studio["project"], "/tmp", "auto")),
                            ("/create_project", ("mine", False))):
-        assert "owner role" in error_text(lambda: labeler.predict(*args, api_name=api_name)), api_name
+        assert "owner role" in error_text(lambda a=args, n=api_name: labeler.predict(*a, api_name=n)), api_name
     with Project.open(studio["project"]) as project:
         classes = project.classes()
     delete = fn_index(studio["app"], "handler", button="Delete")
