@@ -97,7 +97,7 @@ def test_predict_refuses_a_bare_server_path(studio, browsers, outside):
 
 def test_predict_a_folder_refuses_server_folders(studio, browsers, outside):
     ok, message = browsers["viewer"].call(fn_index(studio["app"], "on_batch"),
-                                          [studio["project"], "latest", str(outside / "photos"), None, False])
+                                          [studio["project"], "", str(outside / "photos"), None, False])
     assert not ok and REFUSED in message
     assert not list(outside.rglob("*.csv"))
 
