@@ -97,7 +97,13 @@ def import_source(
 
 def _list(root: Path, layout: str, shown_prefix: str = "", confine: bool = False) -> tuple[Listing, str]:
     chosen = detect_layout(root) if layout == "auto" else layout
-    return list_source(root, chosen, shown_prefix=shown_prefix, confine_to=root if confine else None), chosen
+    listing = list_source(root, chosen, shown_prefix=shown_prefix, confine_to=root if confine else None)
+    if confine:  # a symlink inside the folder must not pull in a file from elsewhere
+        inside = [c for c in listing.candidates if c.path.resolve().is_relative_to(root.resolve())]
+        listing.rejected += [{"path": c.shown, "reason": "links to a file outside the imported folder; not imported"}
+                             for c in listing.candidates if c not in inside]
+        listing.candidates = inside
+    return listing, chosen
 
 
 def _unwrap(root: Path) -> Path:

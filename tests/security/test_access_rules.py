@@ -105,3 +105,20 @@ def test_quota_bounds_the_queue_and_trainings_per_user():
     quota.admit(service, "bob", "train", submit)
     with pytest.raises(StudioError, match="the queue is full"):
         quota.admit(service, "cy", "train", submit)
+
+
+def test_launch_flags_build_the_accounts_and_the_path_policy(tmp_path):
+    from studio.ui.launcher import launch_kwargs, parse_args
+
+    users = tmp_path / "users.toml"
+    users.write_text('[[user]]\nname = "lena"\npassword = "pw"\nrole = "labeler"\n')
+    options = parse_args(["--auth", "ann:one", "--auth", "bob:two", "--users", str(users), "--host", "0.0.0.0",
+                          "--import-root", str(tmp_path), "--workspace", str(tmp_path / "ws")])
+    accounts = options.accounts
+    assert [accounts.role_of(n) for n in ("ann", "bob", "lena")] == ["owner", "owner", "labeler"]
+    assert options.remote and options.import_roots == (tmp_path.resolve(),)
+    assert launch_kwargs(options)["auth"]("lena", "pw") and not launch_kwargs(options)["auth"]("lena", "no")
+    assert not parse_args(["--workspace", str(tmp_path)]).remote
+    users.write_text('[[user]]\nname = "x"\nrole = "owner"\n')
+    with pytest.raises(StudioError, match="needs a password"):
+        parse_args(["--users", str(users)])

@@ -76,6 +76,17 @@ def test_folder_import_and_import_path_stay_inside_the_workspace(studio, browser
     assert image_count(studio) == before
 
 
+def test_symlinked_file_inside_an_allowed_folder_is_not_followed_out(studio, owner, outside):
+    secret = next((outside / "photos" / "secret").iterdir())
+    folder = studio["workspace"] / "linked" / "cat"
+    folder.mkdir(parents=True)
+    (folder / "innocent.png").symlink_to(secret)
+    before = image_count(studio)
+    report = owner.predict(studio["project"], str(folder.parent), "class-folders", api_name="/import_path")
+    assert report["imported"] == 0 and "outside" in report["rejected"][0]["reason"]
+    assert image_count(studio) == before
+
+
 def test_uploaded_csv_cannot_name_server_files(studio, browsers, outside, tmp_path):
     secret = next((outside / "photos" / "secret").iterdir())
     sheet = tmp_path / "labels.csv"
