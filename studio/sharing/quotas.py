@@ -1,4 +1,5 @@
-"""Bounded queues: at most one queued training per user, and a cap on the service's waiting jobs overall."""
+"""Bounded queues: at most one queued training per user (besides one running), and a cap on the service's
+waiting jobs overall."""
 
 from __future__ import annotations
 
@@ -27,11 +28,10 @@ class JobQuota:
             if len(waiting) >= self.max_queued:
                 raise StudioError(QUEUE_FULL.format(n=len(waiting)))
             if kind == "train":
-                mine = [job for job in service.list_jobs("train")
-                        if self._owners.get(job.id) == user and not job.is_finished]
+                mine = [job for job in waiting if job.kind == "train" and self._owners.get(job.id) == user]
                 if len(mine) >= self.per_user_training:
-                    raise StudioError(f"you already have a training queued or running (job {mine[0].id}): wait "
-                                      "for it to finish or cancel it before starting another")
+                    raise StudioError(f"you already have a training waiting in the queue (job {mine[0].id}): "
+                                      "wait for it to start or cancel it before queueing another")
             job = submit()
             self._owners[job.id] = user
             return job

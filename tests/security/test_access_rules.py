@@ -78,7 +78,7 @@ def test_oversized_image_is_not_read(tmp_path, monkeypatch):
 
 class _Job:
     def __init__(self, job_id):
-        self.id, self.is_finished = job_id, False
+        self.id, self.kind = job_id, "train"
 
 
 class _Service:
@@ -86,9 +86,6 @@ class _Service:
         self.jobs = []
 
     def queued_jobs(self):
-        return list(self.jobs)
-
-    def list_jobs(self, kind=None):
         return list(self.jobs)
 
 
@@ -100,7 +97,7 @@ def test_quota_bounds_the_queue_and_trainings_per_user():
         return service.jobs[-1]
 
     quota.admit(service, "ann", "train", submit)
-    with pytest.raises(StudioError, match="already have a training"):
+    with pytest.raises(StudioError, match="already have a training waiting"):
         quota.admit(service, "ann", "train", submit)
     quota.admit(service, "bob", "train", submit)
     with pytest.raises(StudioError, match="the queue is full"):
