@@ -8,11 +8,11 @@ reproduces the augmentation even after the project's file changes.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from studio.augment.presets import CUSTOM, DEFAULT_PRESET, PRESET_NAMES, AugmentConfig, preset
+from studio.durable import atomic_write_text
 from studio.errors import StudioError
 
 AUGMENT_FILE = "augment.json"
@@ -37,9 +37,7 @@ def _read_settings(path: Path) -> AugmentConfig:
 def save_project_augment(project_root: str | Path, config: AugmentConfig) -> Path:
     """Store `config` as the project's augmentation (written atomically)."""
     path = Path(project_root) / AUGMENT_FILE
-    scratch = path.with_suffix(".json.tmp")
-    scratch.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(scratch, path)
+    atomic_write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
     return path
 
 

@@ -7,6 +7,8 @@ import argparse
 from studio.cli import run_argument
 from studio.export import FORMATS
 
+DEMO_MAX_UPLOAD_MB = 20  # one photo per prediction
+
 
 def register(subparsers) -> None:
     """Add the export and demo subcommands to the `studio` parser."""
@@ -31,6 +33,8 @@ def register(subparsers) -> None:
     auth.add_argument("--no-auth", action="store_true", help="allow a share link without a login")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
     parser.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    parser.add_argument("--max-upload-mb", type=int, default=DEMO_MAX_UPLOAD_MB, metavar="MB",
+                        help=f"largest upload accepted (default {DEMO_MAX_UPLOAD_MB})")
     parser.set_defaults(handler=_serve)
 
 
@@ -50,4 +54,4 @@ def _serve(args: argparse.Namespace) -> None:
     from studio.serve.demo_app import launch_demo
 
     launch_demo(run_argument(args.run), share=args.share, auth=args.auth, no_auth=args.no_auth, host=args.host,
-                port=args.port, block=True)
+                port=args.port, block=True, max_upload_mb=args.max_upload_mb)

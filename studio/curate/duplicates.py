@@ -26,6 +26,7 @@ import pandas as pd
 from studio.curate import decisions
 from studio.data.imaging import load_rgb
 from studio.data.store import Project
+from studio.durable import atomic_write_text
 from studio.errors import StudioError
 
 HASH_BITS = 64
@@ -86,9 +87,7 @@ def project_hashes(project: Project, frame: pd.DataFrame) -> tuple[np.ndarray, n
             changed = True
     if changed:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_path)
+        atomic_write_text(cache_path, json.dumps(cache))
     pairs = [cache[d] for d in frame["hash"]]
     return _bits([p[0] if p else None for p in pairs]), _bits([p[1] if p else None for p in pairs])
 

@@ -14,8 +14,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from studio.errors import StudioError
-
-MAX_TOTAL_BYTES = 20 * 1024**3  # refuse archives that would unpack to more than 20 GiB
+from studio.sharing.limits import check_zip
 
 
 def extract_zip(zip_path: Path, target: Path) -> tuple[list[dict], int]:
@@ -29,13 +28,8 @@ def extract_zip(zip_path: Path, target: Path) -> tuple[list[dict], int]:
     rejected: list[dict] = []
     skipped = 0
     with archive:
+        check_zip(archive, zip_path)  # entry count and sizes from the directory, before writing anything
         entries = [info for info in archive.infolist() if not info.is_dir()]
-        total = sum(info.file_size for info in entries)
-        if total > MAX_TOTAL_BYTES:
-            raise StudioError(
-                f"{zip_path} would unpack to {total / 1024**3:.1f} GiB, over the 20 GiB limit; "
-                "unzip it yourself and import the folder"
-            )
         for info in entries:
             name = entry_name(info)
             shown = f"{label}:{name}"

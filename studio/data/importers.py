@@ -52,8 +52,11 @@ def import_source(
     workers: int | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    confine_csv: bool = False,
 ) -> ImportReport:
     """Import `source` (folder, .csv or .zip) into `project`; `layout` is auto or one of LAYOUTS.
+
+    `confine_csv`: a CSV's rows must stay inside the CSV's folder (uploads, and a shared app).
 
     Images without a split afterwards get a stratified train/val split (`val_fraction`, `seed`).
     `progress(done, total)` is called after each batch.
@@ -81,19 +84,26 @@ def import_source(
     if source.is_file() and source.suffix.lower() == ".csv":
         if layout not in ("auto", "csv"):
             raise StudioError(f"{source} is a CSV; import it with --layout csv (or auto)")
-        listing = list_source(source.parent, "csv", csv_path=source)
+        listing = list_source(source.parent, "csv", csv_path=source,
+                              confine_to=source.parent if confine_csv else None)
         return _run(project, listing, "csv", val_fraction, seed, max_pixels, workers, batch_size, progress)
     if not source.is_dir():
         raise StudioError(
             f"{source} is not a folder, a .csv or a .zip; put the images in a folder and import that"
         )
-    listing, chosen = _list(source, layout)
+    listing, chosen = _list(source, layout, confine=confine_csv)
     return _run(project, listing, chosen, val_fraction, seed, max_pixels, workers, batch_size, progress)
 
 
-def _list(root: Path, layout: str, shown_prefix: str = "") -> tuple[Listing, str]:
+def _list(root: Path, layout: str, shown_prefix: str = "", confine: bool = False) -> tuple[Listing, str]:
     chosen = detect_layout(root) if layout == "auto" else layout
-    return list_source(root, chosen, shown_prefix=shown_prefix), chosen
+    listing = list_source(root, chosen, shown_prefix=shown_prefix, confine_to=root if confine else None)
+    if confine:  # a symlink inside the folder must not pull in a file from elsewhere
+        inside = [c for c in listing.candidates if c.path.resolve().is_relative_to(root.resolve())]
+        listing.rejected += [{"path": c.shown, "reason": "links to a file outside the imported folder; not imported"}
+                             for c in listing.candidates if c not in inside]
+        listing.candidates = inside
+    return listing, chosen
 
 
 def _unwrap(root: Path) -> Path:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from studio.data.imaging import MAX_PIXELS, decode, is_image_name
+from studio.durable import atomic_write_bytes
 from studio.errors import StudioError
+from studio.sharing.limits import check_file_size
 
 # Validation decodes JPEGs at reduced DCT scale: every byte of entropy data is still decoded (so
 # truncation and corruption are caught), at a fraction of the cost for big photos.
@@ -54,6 +55,7 @@ def prepare_image(
             "use .jpg .jpeg .png .bmp .webp .tif .tiff or .gif"
         )
     try:
+        check_file_size(path)  # from stat: an oversized file is never read
         data = path.read_bytes()
     except FileNotFoundError as error:
         raise StudioError("file not found") from error
@@ -83,9 +85,4 @@ def store_bytes(target: Path, data: bytes) -> None:
     holds these bytes, and replaced when it does not (damaged after an earlier import: this repairs it)."""
     if target.exists() and target.stat().st_size == len(data) and target.read_bytes() == data:
         return
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write_bytes(target, data)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from studio.durable import atomic_write_text
+
 CACHE_NAME = "verified-files.json"
 
 
@@ -59,8 +61,6 @@ def _read(path: Path | None) -> dict[str, list[int]]:
 def _write(path: Path, verified: dict[str, list[int]]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(verified))
-        os.replace(temporary, path)
+        atomic_write_text(path, json.dumps(verified))
     except OSError:
         pass  # a read-only cache only costs the next run the hashing

@@ -110,7 +110,8 @@ def detect_layout(folder: Path) -> str:
 
 
 def list_source(
-    folder: Path, layout: str, *, csv_path: Path | None = None, shown_prefix: str = ""
+    folder: Path, layout: str, *, csv_path: Path | None = None, shown_prefix: str = "",
+    confine_to: Path | None = None,
 ) -> Listing:
     """List the candidates of `folder` for the given (already decided) layout."""
     if layout == "class-folders":
@@ -123,7 +124,7 @@ def list_source(
         csv_path = csv_path or find_label_csv(folder)
         if csv_path is None:
             raise StudioError(f"no CSV with a path,label header row at the top of {folder}")
-        return _csv(csv_path, shown_prefix, confine_to=folder if shown_prefix else None)
+        return _csv(csv_path, shown_prefix, confine_to=folder if shown_prefix else confine_to)
     raise StudioError(f"unknown layout {layout!r}; use auto, {', '.join(LAYOUTS)}")
 
 

@@ -73,6 +73,9 @@ def _check_class_name(name: str) -> str:
     return clean
 
 
+check_class_name = _check_class_name  # public: upload labels become folder names (studio.ui.importing)
+
+
 def _check_split(split: str | None) -> str | None:
     if split is not None and split not in SPLITS:
         raise StudioError(f"split must be one of train, val, test or None, got {split!r}")
@@ -314,20 +317,36 @@ class Project:
             changed += 1
         return changed
 
-    def undo(self, n: int = 1) -> int:
-        """Undo the last `n` label changes not yet undone (newest first); returns how many were undone.
+    def undo(self, n: int = 1, *, by: str | None = None) -> int:
+        """Undo the last `n` label changes not yet undone (newest first); returns how many were undone."""
+        return len(self.undo_changes(n, by=by))
 
+    def undo_changes(self, n: int = 1, *, by: str | None = None) -> list[int]:
+        """Undo the last `n` changes not yet undone (only those made `by` this user when given); returns the
+        image ids reverted, newest change first.
+
+        A change someone else has since overwritten is left alone (undoing it would lose their label).
         Undone rows stay in the history, marked with the time they were undone.
         """
         if n < 0:
             raise StudioError(f"cannot undo a negative number of changes ({n})")
+        reverted: list[int] = []
         with self._write() as conn:
-            rows = conn.execute(
-                "SELECT id, image_id, old FROM label_history WHERE undone_at IS NULL ORDER BY id DESC LIMIT ?",
-                (int(n),),
-            ).fetchall()
+            query = "SELECT id, image_id, old, new FROM label_history WHERE undone_at IS NULL"
+            params: tuple = ()
+            if by is not None:
+                query, params = query + " AND by=?", (by,)
+            rows = conn.execute(query + " ORDER BY id DESC", params)
             now = _now()
-            for change_id, image_id, old in rows:
+            for change_id, image_id, old, new in rows.fetchall():
+                if len(reverted) >= n:
+                    break
+                current = conn.execute(
+                    "SELECT c.name FROM labels l JOIN classes c ON c.id = l.class_id WHERE l.image_id=?",
+                    (image_id,),
+                ).fetchone()
+                if (current[0] if current else None) != new:
+                    continue  # overwritten since by another change
                 if old is None:
                     conn.execute("DELETE FROM labels WHERE image_id=?", (image_id,))
                 else:  # the class may have been deleted since: bring it back
@@ -338,7 +357,8 @@ class Project:
                         (image_id, class_id),
                     )
                 conn.execute("UPDATE label_history SET undone_at=? WHERE id=?", (now, change_id))
-            return len(rows)
+                reverted.append(int(image_id))
+        return reverted
 
     def label_history(self, limit: int = 100) -> pd.DataFrame:
         """Newest first: change_id, image_id, old, new, at, by, undone (bool)."""

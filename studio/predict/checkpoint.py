@@ -7,13 +7,15 @@ A checkpoint is a plain dict saved with torch.save (loadable with weights_only=T
 - `head`: "linear" when the timm model's own classifier gives the logits (fine-tuned models, and
   linear probes whose scaler + logistic regression were folded into that layer), or "svm" / "knn"
   when a scikit-learn estimator classifies the pooled features (the model then has no classifier);
-- `state_dict`: the timm model's weights; `sklearn_head`: the pickled estimator (bytes) or None.
+- `state_dict`: the timm model's weights; `sklearn_head`: the estimator as tensors and JSON
+  (`studio.predict.sklearn_state`, never a pickle) or None. Readers ignore keys they do not know.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import pickle
+import pickle  # only to name the error torch raises for a pickled payload
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ import numpy as np
 import timm
 import torch
 
+from studio.durable import atomic_write_bytes
 from studio.errors import StudioError
+from studio.predict.sklearn_state import from_state, to_state
 
 FORMAT = "studio-checkpoint/1"
 CHECKPOINT_NAME = "model.pt"
@@ -64,18 +68,18 @@ def make_checkpoint(
         "strategy": strategy,
         "head": head,
         "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-        "sklearn_head": pickle.dumps(sklearn_head) if sklearn_head is not None else None,
+        "sklearn_head": to_state(sklearn_head) if sklearn_head is not None else None,
         "weights_source": weights_source or {},
         "extra": extra or {},
     }
 
 
 def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
-    """Write atomically (temp file + rename): a reader never sees a half-written model.pt."""
+    """Write durably (studio.durable): a reader never sees a half-written model.pt."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -90,6 +94,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise StudioError(f"The checkpoint {path} holds Python objects (a pickle), which could run code when "
+                          "opened: refused. Studio checkpoints hold only tensors and JSON; train again.") from error
     except Exception as error:  # torch raises many types for a damaged file
         raise StudioError(f"The checkpoint {path} cannot be read ({type(error).__name__}); train again.") from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
@@ -124,7 +131,11 @@ def build_model(checkpoint: dict) -> LoadedModel:
     model = timm.create_model(checkpoint["backbone"], pretrained=False, num_classes=num_classes)
     model.load_state_dict(checkpoint["state_dict"], strict=True)
     model.eval()
-    estimator = pickle.loads(checkpoint["sklearn_head"]) if checkpoint.get("sklearn_head") else None
+    stored = checkpoint.get("sklearn_head")
+    if isinstance(stored, (bytes, bytearray)):
+        raise StudioError("This checkpoint keeps its SVM/k-NN head as a pickle (an older studio), which could run "
+                          "code when opened: refused. Train the run again.")
+    estimator = from_state(stored) if stored is not None else None
     return LoadedModel(
         model=model,
         class_names=list(checkpoint["class_names"]),

@@ -8,13 +8,14 @@ Listing reads only files, so after a restart the app can show past runs and thei
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from studio.durable import atomic_write_text
 
 JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
@@ -26,9 +27,7 @@ INTERRUPTED = "interrupted"
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write: readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def read_json(path: Path) -> Any:

@@ -3,14 +3,15 @@ service imports (and its queue works) without the engine installed."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from studio.durable import atomic_write_bytes, atomic_write_text
 from studio.service.jobs import JobCancelled, JobContext
 from studio.service.predictors import PredictorCache
 from studio.service.runs import running_runs, settle_status
@@ -233,13 +234,11 @@ def _save_features(path: Path, features: Any) -> None:
     import numpy as np
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(path.stem + ".part.npz")
-    np.savez(scratch, image_ids=features.image_ids, features=features.features, backbone=features.backbone)
-    os.replace(scratch, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, image_ids=features.image_ids, features=features.features, backbone=features.backbone)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_suffix(".json.part")
-    scratch.write_text(json.dumps(data, default=str), encoding="utf-8")
-    os.replace(scratch, path)
+    atomic_write_text(path, json.dumps(data, default=str))

@@ -138,7 +138,10 @@ class TrainerService:
                 *, timeout: float | None = None, skip_unreadable: bool = False) -> list[dict[str, Any]]:
         """Predict now and return the results (the UI's call): runs beside training where it can,
         otherwise next in line; StudioError if it fails."""
-        return self.submit_predict(run_dir, images, tta, top_k, skip_unreadable=skip_unreadable).outcome(timeout)
+        job = self.submit_predict(run_dir, images, tta, top_k, skip_unreadable=skip_unreadable)
+        if timeout is not None and not job.wait(timeout):
+            self.cancel(job.id)  # the caller gave up: the job must not run later for nobody
+        return job.outcome(0 if timeout is not None else None)
 
     # ---- control and introspection -------------------------------------------------------------------
 

@@ -8,9 +8,12 @@ It is safe to delete: it is rebuilt on demand.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
+import logging
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from studio.durable import atomic_write_bytes
 from studio.predict.inference import InferenceRunner, View
 
 FEATURES_FILE = "features.npz"
+log = logging.getLogger("studio.train")
 
 
 def feature_key(backbone: str, weights_fingerprint: str, preprocessing: dict, views: Sequence[View],
@@ -50,17 +55,18 @@ class FeatureCache:
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 return dict(zip(data["hashes"].tolist(), data["features"]))
-        except (OSError, ValueError, KeyError):  # a damaged cache is just recomputed
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            log.warning("the feature cache %s is damaged (%s: %s); its features are computed again",
+                        self.path, type(error).__name__, error)
             return {}
 
     def save(self, features: dict[str, np.ndarray]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         hashes = sorted(features)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, hashes=np.array(hashes, dtype=str),
-                     features=np.stack([features[h] for h in hashes]).astype(np.float32))
-        os.replace(tmp, self.path)
+        buffer = io.BytesIO()
+        np.savez(buffer, hashes=np.array(hashes, dtype=str),
+                 features=np.stack([features[h] for h in hashes]).astype(np.float32))
+        atomic_write_bytes(self.path, buffer.getvalue())
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,16 +16,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from studio.durable import atomic_write_text
+
 METRIC_COLUMNS = ("stage", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
                   "images_per_s", "eta_s", "elapsed_s")
 STATUS_FILE = "status.json"
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write (temp file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    """Durable JSON write (studio.durable: unique temp file, fsync, rename)."""
+    atomic_write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def read_json(path: Path) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -69,6 +70,7 @@ TABS = [
 ]
 
 
+@requires("viewer")
 def _header_text(root: str) -> str:
     return f"Project: **{Path(root).name}**" if root else "No project open"
 

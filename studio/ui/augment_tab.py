@@ -24,6 +24,7 @@ from studio.augment import (
 from studio.data.imaging import load_rgb
 from studio.data.store import Project
 from studio.errors import StudioError
+from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.feedback import user_errors
 
@@ -113,6 +114,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             return "✓ The next run trains with these settings."
         return f"Not saved yet. The next run uses: _{describe(current)}_ ({current.preset})."
 
+    @requires("viewer")
     def draw(root: str, picked, seed_value, preset_value, *values):
         config = config_from(preset_value, list(values))
         if not root:
@@ -134,6 +136,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     draw_out = [samples, summary, config_json, saved, image_id]
     draw = user_errors(draw)
 
+    @requires("viewer")
     def load_project(root: str):
         """Show the project's saved config and a first image."""
         config = load_project_augment(context.open_project(root).root) if root else AugmentConfig()
@@ -143,6 +146,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         trigger(user_errors(load_project), binding.root, [preset_name, *sliders, image_id],
                 api_visibility="private").then(draw, draw_in, draw_out, api_visibility="private")
 
+    @requires("viewer")
     def apply_preset(name: str):
         if name == CUSTOM:
             return [gr.update() for _ in FIELDS]
@@ -158,6 +162,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     image_id.submit(draw, draw_in, draw_out, api_visibility="private")
     seed.submit(draw, draw_in, draw_out, api_visibility="private")
 
+    @requires("viewer")
     @user_errors
     def another_image(root: str, picked):
         data = context.open_project(root).dataset()
@@ -169,6 +174,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     random_image.click(another_image, [binding.root, image_id], image_id, api_visibility="private").then(
         draw, draw_in, draw_out, api_visibility="private")
 
+    @requires("owner")
     @user_errors
     def use_for_training(root: str, preset_value, *values):
         project = context.open_project(root)

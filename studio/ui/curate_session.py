@@ -25,6 +25,7 @@ from studio.curate.label_issues import review
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.service import tasks
+from studio.ui.access import caller_name
 from studio.ui.context import AppContext
 
 REVIEW_DECISIONS = {"accept": "accepted", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
@@ -197,7 +198,7 @@ class CurateSession:
         learner refits in the background every few labels."""
         project = self.context.open_project(root)
         label = (label or "").strip() or self.suggestion(project, int(image_id))
-        project.set_label(int(image_id), label)
+        project.set_label(int(image_id), label, by=caller_name())
         self.learner(project)  # syncs the new label, starting a background refit when one is due
         return {"image_id": int(image_id), "label": label}
 
@@ -232,7 +233,7 @@ class CurateSession:
         ids = self.box_ids(project, box, unlabeled_only)
         if not ids:
             raise StudioError("no image lies in that box; widen the ranges (hover the map to read coordinates)")
-        changed = project.set_labels([(i, label) for i in ids])
+        changed = project.set_labels([(i, label) for i in ids], by=caller_name())
         return {"image_ids": ids, "labeled": len(ids), "changed": changed, "label": label}
 
     def box_ids(self, project: Project, box: tuple[float, float, float, float], unlabeled_only: bool) -> list[int]:

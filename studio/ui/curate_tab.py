@@ -13,7 +13,9 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
+from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import curate_views as views
+from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.curate_session import CurateSession
 from studio.ui.feedback import user_errors
@@ -152,6 +154,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     rest_out = [warnings, outlier_table, outlier_gallery]
     everything = [status, *dup_out, *issue_out, *active_out, skipped, *map_out, *rest_out]
 
+    @requires("viewer")
     @user_errors
     def reload(root):
         if not root:
@@ -172,11 +175,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                            [binding.root, binding.tab], everything, api_visibility="private")
 
     # ---- the analysis job ----------------------------------------------------------------------
+    @requires("owner")
     @user_errors
     def on_analyse(root, backbone_name):
         job = session.start(root, backbone_name)
         return job.id, views.job_text(session, job), gr.Timer(active=True), gr.Button(visible=True)
 
+    @requires("viewer")
     def on_tick(watched, done):
         if not watched:
             return gr.skip(), gr.Timer(active=False), gr.skip(), gr.Button(visible=False)
@@ -190,12 +195,14 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             return views.job_text(session, job), gr.Timer(active=False), gr.skip(), gr.Button(visible=False)
         return gr.skip(), gr.Timer(active=False), (done or 0) + 1, gr.Button(visible=False)
 
+    @requires("owner")
     @user_errors
     def on_cancel(watched):
         if watched:
             session.service().cancel(watched)
         return gr.Button(visible=False)
 
+    @requires("viewer")
     @user_errors
     def reattach(root):
         """After a page reload: follow the project's analysis if one is still queued or running."""
@@ -211,11 +218,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     binding.root.change(reattach, binding.root, [job_id, timer, cancel], api_visibility="private")
 
     # ---- duplicates ----------------------------------------------------------------------------
+    @requires("viewer")
     @user_errors
     def on_group(root, key):
         project = context.open_project(root)
         return views.duplicates(session, project, session.report(project), key)
 
+    @requires("labeler")
     @user_errors
     def on_resolve(root, ids, keep_value):
         if not ids:
@@ -228,6 +237,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return (*views.duplicates(session, project, session.report(project), None),
                 views.summary(session, project, session.report(project)))
 
+    @requires("viewer")
     def on_thumbnail(ids, evt: gr.SelectData):
         index = evt.index if isinstance(evt.index, int) else None
         return str(ids[index]) if index is not None and index < len(ids) else gr.skip()
@@ -238,6 +248,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     # ---- label issues --------------------------------------------------------------------------
     def reviewer(decision: str):
+        @requires("labeler")
         @user_errors
         def handler(root, image_id, label):
             if image_id is None:
@@ -255,6 +266,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                      api_visibility="private")
 
     # ---- active learning -----------------------------------------------------------------------
+    @requires("labeler")
     @user_errors
     def on_active_label(root, image_id, label, skip_list):
         if image_id is None:
@@ -262,6 +274,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         session.label_active(root, image_id, label)
         return *views.active(session, root, skip_list), skip_list
 
+    @requires("viewer")
     @user_errors
     def on_skip(root, image_id, skip_list):
         skip_list = [*(skip_list or []), image_id] if image_id is not None else list(skip_list or [])
@@ -272,11 +285,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     active_skip.click(on_skip, [binding.root, active_id, skipped], [*active_out, skipped], api_visibility="private")
 
     # ---- embedding map -------------------------------------------------------------------------
+    @requires("viewer")
     @user_errors
     def on_box(root, x0, x1, y0, y1, unlabeled_only):
         project = context.open_project(root)
         return views.embedding(session, project, session.report(project), (x0, x1, y0, y1), unlabeled_only)
 
+    @requires("labeler")
     @user_errors
     def on_box_label(root, x0, x1, y0, y1, unlabeled_only, label, version):
         result = session.label_box(root, (x0, x1, y0, y1), label, unlabeled_only)
@@ -292,39 +307,49 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     _register_api(session)
 
 
+CURATE_WAIT_S = 3600  # /curate waits this long for its job, then cancels it
+
+
 def _register_api(session: CurateSession) -> None:
     """Scriptable endpoints for `gradio_client`: the same calls as the buttons above."""
 
+    @requires("owner")
     @user_errors
     def curate(project: str, backbone: str = "") -> dict:
         """Run the curation analysis (waits for the job); returns what it found, counted."""
-        return session.start(project, backbone or None).outcome()
+        return outcome_or_cancel(session.service(), session.start(project, backbone or None), CURATE_WAIT_S)
 
+    @requires("viewer")
     @user_errors
     def curate_report(project: str) -> dict:
         """The last analysis with the decisions made since applied: pending duplicates and label issues."""
         return session.overview(project)
 
+    @requires("labeler")
     @user_errors
     def review_label_issue(project: str, image_id: int, decision: str, label: str = "") -> dict:
         """Answer a label issue: accept (relabel as `label`, default the suggestion), keep, ambiguous, exclude."""
         return session.review_issue(project, image_id, decision, label or None)
 
+    @requires("labeler")
     @user_errors
     def resolve_duplicates(project: str, image_ids: list[int], keep: str) -> dict:
         """Resolve a duplicate group: keep one image id (the others are excluded from training) or "all"."""
         return session.resolve_duplicates(project, image_ids, keep)
 
+    @requires("viewer")
     @user_errors
     def next_to_label(project: str) -> dict:
         """The most uncertain unlabeled image and the model's suggestion for it."""
         return session.next_to_label(project)
 
+    @requires("labeler")
     @user_errors
     def label_suggested(project: str, image_id: int, label: str = "") -> dict:
         """Label an image from the active-learning queue ("" takes the model's suggestion)."""
         return session.label_active(project, image_id, label or None)
 
+    @requires("labeler")
     @user_errors
     def label_box(project: str, x_min: float, x_max: float, y_min: float, y_max: float, label: str,
                   unlabeled_only: bool = True) -> dict:

@@ -12,6 +12,7 @@ from studio.data.importers import import_source
 from studio.data.layouts import LAYOUTS
 from studio.data.store import Project
 from studio.errors import StudioError
+from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.demo_data import fill_demo_project, free_demo_name
 from studio.ui.feedback import user_errors
@@ -111,6 +112,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def bump(version: float) -> float:
         return (version or 0) + 1
 
+    @requires("viewer")
     def refresh(root: str):
         if not root:
             return "Open or create a project to start.", None, gr.update(choices=[], value=[]), gr.update(
@@ -130,6 +132,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         binding.tab.change(lambda tab, root: refresh(root) if tab == "data" else [gr.skip()] * len(refreshed),
                            [binding.tab, binding.root], refreshed, api_visibility="private")
 
+    @requires("viewer")
     @user_errors
     def open_picked(path: str | None, root: str) -> str:
         if not path:
@@ -139,6 +142,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     picker.input(open_picked, [picker, binding.root], binding.root, api_visibility="private")
 
+    @requires("owner")
     @user_errors
     def create_named_project(name: str) -> tuple[str, str]:
         project = context.create_project(name)
@@ -147,6 +151,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     create.click(create_named_project, new_name, [binding.root, new_name], api_visibility="private")
 
+    @requires("owner")
     @user_errors
     def create_demo(progress=gr.Progress()) -> tuple[str, str, pd.DataFrame]:
         progress(0.1, desc="Writing demo digits")
@@ -160,6 +165,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def _progress(progress: gr.Progress):
         return lambda done, total: progress((done, total), desc="Importing", unit="images")
 
+    @requires("owner")
     @user_errors
     def import_from_uploads(root, files, label, fraction, seed_value, version, progress=gr.Progress()):
         project = context.open_project(root)
@@ -172,13 +178,16 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         [summary, report, binding.version, uploads], api_visibility="private",
     )
 
+    @requires("owner")
     @user_errors
     def import_from_folder(root, path, layout_name, fraction, seed_value, version, progress=gr.Progress()):
         if not (path or "").strip():
             raise StudioError("type the path of a folder, .zip or .csv on this machine first")
         project = context.open_project(root)
-        result = merge_reports([import_source(project, path.strip(), layout_name, val_fraction=fraction,
-                                              seed=int(seed_value or 0), progress=_progress(progress))])
+        source = context.server_path(path)
+        result = merge_reports([import_source(project, source, layout_name, val_fraction=fraction,
+                                              seed=int(seed_value or 0), progress=_progress(progress),
+                                              confine_csv=context.paths.remote)])
         return report_summary(result), report_table(result), bump(version)
 
     import_folder.click(
@@ -186,13 +195,17 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         [summary, report, binding.version], api_visibility="private",
     )
 
+    @requires("owner")
     @user_errors
     def import_path(project: str, folder: str, layout: str = "auto") -> dict:
         """Import a folder, .zip or .csv on the server's disk into a project; returns the import report."""
-        return merge_reports([import_source(context.open_project(project), folder, layout)])
+        opened = context.open_project(project)
+        return merge_reports([import_source(opened, context.server_path(folder), layout,
+                                            confine_csv=context.paths.remote)])
 
     gr.api(import_path, api_name="import_path")
 
+    @requires("owner")
     @user_errors
     def create_project_api(name: str, demo: bool = False) -> str:
         """Create project `name` in the workspace (filled with the demo digits if `demo`); returns its path."""
@@ -205,6 +218,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     _class_actions(context, binding, selected, class_name, add, rename, merge, delete)
 
+    @requires("owner")
     @user_errors
     def split_images(root, fraction, seed_value, also_existing, version):
         project = context.open_project(root)
@@ -226,6 +240,7 @@ def _class_actions(context: AppContext, binding: ProjectBinding, selected, name,
     """Wire the class buttons: each edits the store, then bumps the data version so every tab refreshes."""
 
     def run(action):
+        @requires("owner")
         @user_errors
         def handler(root: str, chosen: list[str], text: str, version: float):
             message = action(context.open_project(root), list(chosen or []), (text or "").strip())

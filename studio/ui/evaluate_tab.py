@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from studio.errors import StudioError
+from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import charts, media
+from studio.ui.access import caller_name, requires
 from studio.ui.context import AppContext, ProjectBinding
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
@@ -239,10 +241,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     cell_state = gr.State([])
     selected = gr.State(None)
 
+    @requires("viewer")
     def on_project(root: str):
         choices = guarded(run_choices, context, root) if root else []
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
+    @requires("viewer")
     def draw(root: str, data: dict[str, Any] | None, view_name: str):
         if not data:
             return (charts.confusion_heatmap([], []), pd.DataFrame(columns=CLASS_COLUMNS),
@@ -254,6 +258,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     draw_outputs = [confusion, per_class, cell, losses_gallery, losses_state, cell_gallery, cell_state]
 
+    @requires("owner")
     def on_evaluate(root: str, run_dir: str, view_name: str):
         project_root = guarded(lambda: context.open_project(root).root)
         path = guarded(checked_run_dir, context, root, run_dir)
@@ -268,25 +273,30 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         data = job.result
         yield (summary_markdown(data), data, *draw(root, data, view_name))
 
+    @requires("viewer")
     def on_cell(data, view_name: str, chosen: str | None, root: str):
         items = cell_items(data, view_name, chosen) if data else []
         return gr.Gallery(value=gallery_items(root, items), visible=bool(chosen)), items
 
+    @requires("viewer")
     def on_select(items: list[dict[str, Any]], event: gr.SelectData):
         item = items[event.index] if 0 <= event.index < len(items) else None
         wrong = bool(item) and item["label"] != item["predicted"]
         return (item, selected_markdown(item), gr.Button(interactive=wrong), gr.Button(interactive=bool(item)))
 
+    @requires("labeler")
     def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells):
         if not item:
             raise gr.Error("Select an image first.")
-        guarded(lambda: context.open_project(root).set_label(item["image_id"], item["predicted"]))
+        guarded(lambda: context.open_project(root).set_label(item["image_id"], item["predicted"],
+                                                                    by=caller_name()))
         gr.Info(f"Image #{item['image_id']} is now labeled '{item['predicted']}'. Evaluate again to update the metrics.")
         losses = [i for i in losses if i["image_id"] != item["image_id"]]
         cells = [i for i in cells if i["image_id"] != item["image_id"]]
         return ((version or 0) + 1, None, selected_markdown(None), gr.Button(interactive=False),
                 gallery_items(root, losses), losses, gallery_items(root, cells), cells)
 
+    @requires("viewer")
     def on_cam(root: str, run_dir: str, item: dict[str, Any] | None):
         if not item:
             raise gr.Error("Select an image first.")
@@ -320,7 +330,7 @@ def grad_cams(context: AppContext, run_dir: Path, image: Any, classes: list[str]
             return [_enlarged(grad_cam(predictor, image, name).overlay) for name in classes]
 
     job = service.submit("gradcam", run, config={"run_dir": str(run_dir), "classes": classes}, interactive=True)
-    return job.outcome(120)
+    return outcome_or_cancel(service, job, 120)
 
 
 def _enlarged(image: Any, side: int = 320) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from studio.data.importers import ImportReport, import_source
-from studio.data.store import Project
+from studio.data.store import Project, check_class_name
 from studio.errors import StudioError
 
 REPORT_COLUMNS = ["status", "file", "detail"]
@@ -43,11 +43,12 @@ def import_uploads(
     loose = [p for p in paths if p not in zips and p not in csvs]
     if csvs and label:
         raise StudioError("a CSV brings its own labels: clear the 'label for uploaded images' field")
+    label = check_class_name(label) if label and label.strip() else None  # it becomes a folder name below
     reports = [import_source(project, z, "auto", val_fraction=val_fraction, seed=seed, progress=progress) for z in zips]
     if csvs or loose:
         with tempfile.TemporaryDirectory(prefix="studio-upload-") as scratch:
             root = Path(scratch)
-            folder = root / label.strip() if label and label.strip() else root
+            folder = root / label if label else root
             folder.mkdir(parents=True, exist_ok=True)
             for path in loose:
                 shutil.copyfile(path, _unique(folder / path.name))
@@ -56,7 +57,7 @@ def import_uploads(
                     target = _unique(root / csv.name)
                     shutil.copyfile(csv, target)
                     reports.append(import_source(project, target, "csv", val_fraction=val_fraction, seed=seed,
-                                                 progress=progress))
+                                                 progress=progress, confine_csv=True))
             else:
                 layout = "class-folders" if folder != root else "flat"
                 reports.append(import_source(project, root, layout, val_fraction=val_fraction, seed=seed,

@@ -6,6 +6,7 @@ The keyboard listener lives in `app.HEAD` and clicks the buttons with the elem_i
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from studio.data.store import Project
 from studio.errors import StudioError
 from studio.service.runs import latest_model_run
 from studio.ui import label_queue as lq
+from studio.ui.access import caller_name, requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.feedback import user_errors
 from studio.ui.media import display_image, thumbnails
@@ -47,7 +49,7 @@ class LabelSession:
         """Save one label; returns the saved state (`/set_label`'s answer)."""
         project = self.context.open_project(root)
         label = label.strip() if isinstance(label, str) and label.strip() else None
-        changed = project.set_label(int(image_id), label)
+        changed = project.set_label(int(image_id), label, by=caller_name())
         info = project.info()
         return {"image_id": int(image_id), "label": label, "changed": changed, "labeled": info["labeled"],
                 "unlabeled": info["unlabeled"], "classes": info["classes"]}
@@ -150,6 +152,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     grid_out = [gallery, page_ids, page]
 
+    @requires("viewer")
     @user_errors
     def reload(root, view_value, order_value, chosen):
         if not root:
@@ -176,6 +179,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     for trigger in (binding.root.change, binding.version.change):
         trigger(reload, [binding.root, view, order, selection], reload_out, api_visibility="private")
 
+    @requires("viewer")
     @user_errors
     def move(root, image_id, history, view_value, order_value, direction):
         project = context.open_project(root)
@@ -193,6 +197,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     nxt.click(lambda *a: move(*a, 1), nav_in, shown, api_visibility="private")
     prev.click(lambda *a: move(*a, -1), nav_in, shown, api_visibility="private")
 
+    @requires("labeler")
     @user_errors
     def label_and_next(root, image_id, history, view_value, order_value, label):
         if image_id is None:
@@ -201,6 +206,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return move(root, image_id, history, view_value, order_value, 1)
 
     def key_handler(index: int):
+        @requires("labeler")
         def handler(root, image_id, history, view_value, order_value):
             classes = context.open_project(root).classes() if root else []
             label = classes[index] if index < len(classes) else None
@@ -213,6 +219,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     labeling = [button.click(key_handler(index), nav_in, shown, api_visibility="private")
                 for index, button in enumerate(keys)]
 
+    @requires("labeler")
     @user_errors
     def label_other(root, image_id, history, view_value, order_value, label, version):
         if not (label or "").strip():
@@ -225,19 +232,21 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                                       api_visibility="private"))
     labeling.append(unlabel.click(lambda *a: label_and_next(*a, None), nav_in, shown, api_visibility="private"))
 
+    @requires("labeler")
     @user_errors
     def undo_last(root, history, view_value, order_value):
         project = context.open_project(root)
-        if project.undo(1) == 0:
-            raise StudioError("nothing to undo")
-        last = project.label_history(1)
-        target = int(last["image_id"].iloc[0]) if len(last) else None
+        reverted = project.undo_changes(1, by=caller_name())  # the caller's own change, not another user's
+        if not reverted:
+            raise StudioError("nothing of yours to undo")
+        target = reverted[0]
         data, status = session.table(project)
-        gr.Info(f"Undid the last change (image #{target}).")
+        gr.Info(f"Undid your last change (image #{target}).")
         return present(project, data, status, target, list(history or []), view_value, order_value)
 
     labeling.append(undo.click(undo_last, [binding.root, trail, view, order], shown, api_visibility="private"))
 
+    @requires("viewer")
     @user_errors
     def refresh_grid(root, view_value, order_value, page_value, chosen):
         if not root:
@@ -257,6 +266,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         trigger(lambda r, c, t, v, o: move(r, None, [], v, o, 1), nav_in, shown, api_visibility="private").then(
             lambda r, v, o, p, c: refresh_grid(r, v, o, 1, c), grid_in, grid_out, api_visibility="private")
 
+    @requires("viewer")
     @user_errors
     def on_thumbnail(mode, ids, chosen, root, history, view_value, order_value, evt: gr.SelectData):
         image_id = ids[evt.index] if evt.index is not None and evt.index < len(ids) else None
@@ -281,19 +291,21 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     clear.click(lambda: ([], "0 selected"), None, [selection, selected_text], api_visibility="private").then(
         refresh_grid, grid_in, grid_out, api_visibility="private")
 
+    @requires("labeler")
     @user_errors
     def apply_to_selected(root, chosen, label, version):
         if not chosen:
             raise StudioError("select some thumbnails first (click them in the grid)")
         if not (label or "").strip():
             raise StudioError("choose the class for the selected images")
-        changed = context.open_project(root).set_labels([(int(i), label.strip()) for i in chosen])
+        changed = context.open_project(root).set_labels([(int(i), label.strip()) for i in chosen], by=caller_name())
         gr.Info(f"Labeled {len(chosen)} images as {label.strip()!r} ({changed} changed). Undo reverts one at a time.")
         return [], "0 selected", (version or 0) + 1
 
     apply_bulk.click(apply_to_selected, [binding.root, selection, bulk_class, binding.version],
                      [selection, selected_text, binding.version], api_visibility="private")
 
+    @requires("labeler")
     @user_errors
     def retry_suggestions(root):
         project = context.open_project(root)
@@ -305,13 +317,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
 
 def _register_api(context: AppContext, session: LabelSession) -> None:
-    """Scriptable endpoints for `gradio_client`: /set_label and /next_image."""
+    """Scriptable endpoints for `gradio_client`: /set_label, /next_image, /undo and /label_history."""
 
+    @requires("labeler")
     @user_errors
     def set_label(project: str, image_id: int, label: str) -> dict:
         """Label image `image_id` of `project` as `label` ("" removes the label); returns the saved state."""
         return session.label(project, image_id, label)
 
+    @requires("viewer")
     @user_errors
     def next_image(project: str, after: int | None = None, view: str = "unlabeled",
                    order: str = lq.ORDER_IMPORT) -> dict:
@@ -327,5 +341,22 @@ def _register_api(context: AppContext, session: LabelSession) -> None:
         return {"image_id": int(image_id), "label": row["label"], "suggested": row["suggested"],
                 "confidence": confidence, "original_name": row["original_name"], "name": Path(row["path"]).name}
 
+    @requires("labeler")
+    @user_errors
+    def undo(project: str, n: int = 1) -> dict:
+        """Undo the caller's own last `n` label changes; returns the image ids reverted, newest first."""
+        if not 1 <= int(n) <= 1000:
+            raise StudioError(f"undo 1 to 1000 changes at a time, not {n}")
+        return {"reverted": context.open_project(project).undo_changes(int(n), by=caller_name())}
+
+    @requires("viewer")
+    @user_errors
+    def label_history(project: str, limit: int = 100) -> list[dict]:
+        """The newest label changes: change_id, image_id, old, new, at, by (the user), undone."""
+        frame = context.open_project(project).label_history(max(1, min(int(limit), 10_000)))
+        return json.loads(frame.to_json(orient="records"))
+
     gr.api(set_label, api_name="set_label")
     gr.api(next_image, api_name="next_image")
+    gr.api(undo, api_name="undo")
+    gr.api(label_history, api_name="label_history")

@@ -3,12 +3,14 @@
 Safety rules enforced here:
 - a share link (public URL) never opens without a password unless `--no-auth` is given explicitly;
 - the server only serves files Gradio itself created (uploads and copies of the images the app shows):
-  `allowed_paths` stays empty, so no path on disk (repo, home, workspace, /etc) is readable by URL.
+  `allowed_paths` stays empty, so no path on disk (repo, home, workspace, /etc) is readable by URL;
+- every event checks the caller's role (`studio.ui.access.install`), and Gradio's queue is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -16,12 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.errors import StudioError
+from studio.sharing.accounts import Accounts, load_users
+from studio.sharing.confinement import is_remote
 
 # Heavy imports (gradio, torch) wait until the flags are known to be good: a typo fails in a blink.
 if TYPE_CHECKING:
     from studio.ui.context import AppContext
 
 DEFAULT_MAX_UPLOAD_MB = 200
+QUEUE_MAX_SIZE = 64  # events waiting in Gradio's queue; more get Gradio's "the queue is full" message
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +46,19 @@ class LaunchOptions:
     auth: list[tuple[str, str]] | None
     max_upload_mb: int
     open_browser: bool
+    users: Path | None = None  # --users FILE (accounts with roles)
+    import_roots: tuple[Path, ...] = ()  # --import-root DIR: folders a remote app may read besides the workspace
+    confine: bool = False  # --confine: paths confined on loopback too
+
+    @functools.cached_property
+    def accounts(self) -> Accounts:
+        """--auth users (owners) plus the --users file's accounts; empty: no sign-in."""
+        accounts = Accounts.from_pairs(self.auth or [])
+        return accounts.merged(load_users(self.users)) if self.users else accounts
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.host, self.share) or self.confine
 
 
 def default_workspace() -> Path:
@@ -61,10 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, help="port to listen on (default: 7860 or the next free one)")
     parser.add_argument("--share", action="store_true", help="also open a public share link (needs --auth)")
-    parser.add_argument("--auth", metavar="USER:PASS|FILE", help="require a login: USER:PASS, or a file of USER:PASS lines")
+    parser.add_argument("--auth", metavar="USER:PASS|FILE", action="append",
+                        help="require a login as an owner: USER:PASS, or a file of USER:PASS lines (repeatable)")
+    parser.add_argument("--users", metavar="FILE",
+                        help="accounts with roles (owner, labeler, viewer): a TOML or JSON file, see the README")
+    parser.add_argument("--import-root", metavar="DIR", action="append", default=[],
+                        help="a folder a shared or network app may import from besides the workspace (repeatable)")
     parser.add_argument("--no-auth", action="store_true", help="allow --share without a password (anyone with the link gets in)")
     parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"largest upload accepted (default {DEFAULT_MAX_UPLOAD_MB})")
+    parser.add_argument("--confine", action="store_true",
+                        help="confine server paths to the workspace and --import-root folders even on this machine "
+                             "(always on with --share or a network --host)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     return parser
 
@@ -93,10 +119,13 @@ def _user_pass(text: str, where: str) -> tuple[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> LaunchOptions:
     args = build_parser().parse_args(argv)
-    if args.auth and args.no_auth:
-        raise StudioError("--auth and --no-auth contradict each other; pass only one")
-    auth = parse_auth(args.auth) if args.auth else None
-    if args.share and auth is None and not args.no_auth:
+    if (args.auth or args.users) and args.no_auth:
+        raise StudioError("--auth/--users and --no-auth contradict each other; pass only one")
+    auth = [pair for value in args.auth for pair in parse_auth(value)] if args.auth else None
+    users = Path(args.users).expanduser() if args.users else None
+    if users is not None:
+        load_users(users)  # a bad users file fails now, with its line
+    if args.share and auth is None and users is None and not args.no_auth:
         raise StudioError(
             "--share puts the studio on a public link: add --auth USER:PASS (or a file of USER:PASS lines), "
             "or pass --no-auth to share it without a password"
@@ -117,6 +146,9 @@ def parse_args(argv: list[str] | None = None) -> LaunchOptions:
         auth=auth,
         max_upload_mb=args.max_upload_mb,
         open_browser=not args.no_browser,
+        users=users,
+        import_roots=tuple(Path(p).expanduser().resolve() for p in args.import_root),
+        confine=args.confine,
     )
 
 
@@ -145,6 +177,8 @@ def build_context(options: LaunchOptions, service: Any = None) -> tuple[AppConte
         service=service if service is not None else default_service(),
         max_upload_mb=options.max_upload_mb,
         extra_projects=extra,
+        import_roots=list(options.import_roots),
+        remote=options.remote,
     )
     return context, initial
 
@@ -153,12 +187,13 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
     """Keyword arguments for `Blocks.launch` (server, auth, limits, look)."""
     from studio.ui.app import CSS, HEAD, THEME
 
+    accounts = options.accounts
     return {
         "server_name": options.host,
         "server_port": options.port,
         "share": options.share,
-        "auth": options.auth,
-        "auth_message": "Sign in to the studio" if options.auth else None,
+        "auth": accounts.authenticate if accounts.enabled else None,
+        "auth_message": "Sign in to the studio" if accounts.enabled else None,
         "inbrowser": options.open_browser,
         "max_file_size": f"{options.max_upload_mb}mb",
         "allowed_paths": [],  # nothing on disk is served directly: see the module docstring
@@ -174,6 +209,7 @@ def start(
     context: AppContext, initial_project: str = "", *, options: LaunchOptions | None = None, block: bool = False
 ):
     """Build and launch the app; returns (blocks, local_url). Used by launch.py and by tests (block=False)."""
+    from studio.ui import access
     from studio.ui.app import build_app
 
     options = options or LaunchOptions(
@@ -181,7 +217,8 @@ def start(
         max_upload_mb=context.max_upload_mb, open_browser=False,
     )
     app = build_app(context, initial_project=initial_project)
-    app.queue(default_concurrency_limit=4)
+    access.install(app, options.accounts)
+    app.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)
     _, local_url, _ = app.launch(prevent_thread_lock=not block, quiet=not block, **launch_kwargs(options))
     return app, local_url
 
@@ -193,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if options.host not in ("127.0.0.1", "localhost", "::1") and options.auth is None:
+    if is_remote(options.host, False) and not options.share and not options.accounts.enabled:
         print(f"warning: listening on {options.host} without --auth: anyone on your network can open the studio",
               file=sys.stderr)
     start(context, initial, options=options, block=True)

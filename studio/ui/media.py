@@ -9,6 +9,7 @@ never stale); Gradio then serves them without copying or hashing again, which ke
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from studio.data.imaging import load_rgb
+from studio.durable import atomic_write_bytes
 from studio.errors import StudioError
 
 THUMB_SIZE = 160
@@ -56,9 +58,9 @@ def web_image(project_root: Path, source: str | Path, size: int) -> str:
         return str(same)
     image = load_rgb(source, draft_size=size)
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
-    scratch = target.with_suffix(".part")
-    image.save(scratch, "JPEG", quality=88)
-    os.replace(scratch, target)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=88)
+    atomic_write_bytes(target, buffer.getvalue())
     return str(target)
 
 

@@ -7,6 +7,7 @@ device allows); big batches queue like any job. API: /predict (see `register_api
 from __future__ import annotations
 
 import html
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import gradio as gr
 import pandas as pd
 
 from studio.errors import StudioError
+from studio.sharing.confinement import inside
 from studio.ui import charts, media
+from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.evaluate_tab import checked_run_dir, grad_cams, guarded, run_choices, service_of, wait_for
 
@@ -64,6 +67,12 @@ class PredictApi:
             raise StudioError("No project is open: open one in the Data tab (API: pass project or a run folder).")
         return checked_run_dir(self.context, project, run)
 
+    def uploaded(self, path: str) -> str:
+        """A file path an API caller passed: a Gradio upload, or a server path the caller may name."""
+        if inside(path, media.media_root().parent):
+            return str(path)
+        return str(self.context.server_path(path))
+
     def predict(self, project: str, run: str, paths: list[str], tta: bool, top_k: Any) -> list[dict[str, Any]]:
         if not paths:
             raise StudioError("Upload an image (or take one with the webcam) first.")
@@ -91,25 +100,31 @@ class PredictApi:
         """Submit a folder (or an extracted zip) prediction job; returns (job, csv path)."""
         from studio.data.archive import extract_zip
 
+        if not zip_path:  # the folder is checked first: a refused path learns nothing about runs
+            if not str(folder or "").strip():
+                raise StudioError("Type the full path of a folder on this machine, or upload a zip.")
+            source = self.context.server_path(folder)
+            if not source.is_dir():
+                raise StudioError(f"{folder} is not a folder on this machine; type its full path or upload a zip.")
         run_dir = self.run_dir(project, run)
         out = output_folder()
         if zip_path:
             source = out / "images"
             source.mkdir()
-            extract_zip(Path(zip_path), source)
+            extract_zip(Path(self.uploaded(zip_path)), source)
             name = Path(zip_path).stem
         else:
-            source = Path((folder or "").strip()).expanduser()
-            if not str(folder or "").strip() or not source.is_dir():
-                raise StudioError(f"{folder or 'The folder'} is not a folder on this machine; type its full path "
-                                  "or upload a zip.")
             name = source.name or "folder"
         csv_path = out / f"predictions-{name}.csv"
         service = service_of(self.context)
 
         def job_fn(ctx: Any) -> dict[str, Any]:
-            with service.predictors.use(run_dir, ctx.device) as predictor:
-                results = predictor.predict_folder(source, csv_path, tta=tta)
+            try:
+                with service.predictors.use(run_dir, ctx.device) as predictor:
+                    results = predictor.predict_folder(source, csv_path, tta=tta)
+            finally:
+                if zip_path:  # the unpacked images go as soon as the job ends (the CSV stays for download)
+                    shutil.rmtree(source, ignore_errors=True)
             return {"images": len(results), "unreadable": sum(bool(r.get("error")) for r in results),
                     "csv": str(csv_path)}
 
@@ -118,6 +133,7 @@ class PredictApi:
         return job, csv_path
 
     def register_api(self) -> None:
+        @requires("viewer")
         def predict(image: gr.FileData, tta: bool = False, top_k: int = 5, run: str = "",
                     project: str = "") -> list[dict]:
             """Classify one image file. run: a run folder (or its name inside project); empty: the project's
@@ -126,7 +142,7 @@ class PredictApi:
             try:
                 if not path:
                     raise StudioError("Pass the image as a file (gradio_client.handle_file(path)).")
-                return plain_top(self.predict(project, run, [path], tta, top_k)[0])
+                return plain_top(self.predict(project, run, [self.uploaded(path)], tta, top_k)[0])
             except StudioError as error:
                 raise gr.Error(str(error)) from None
 
@@ -169,14 +185,17 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     results = gr.State([])  # [{"path", "top"}] of the last prediction, for row clicks
     current = gr.State("")  # the image shown in the bars: used by Grad-CAM and "add to project"
 
+    @requires("viewer")
     def on_project(root: str):
         choices = [("Newest run with a model", LATEST)] + (guarded(run_choices, context, root) if root else [])
         classes = guarded(lambda: context.open_project(root).classes()) if root else []
         return gr.Dropdown(choices=choices, value=LATEST), gr.Dropdown(choices=classes, value=None)
 
+    @requires("viewer")
     def on_classes(root: str):
         return gr.Dropdown(choices=guarded(lambda: context.open_project(root).classes()) if root else [])
 
+    @requires("viewer")
     def on_predict(root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float):
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
         found = guarded(api.predict, root, run_dir, paths, use_tta, k)
@@ -187,6 +206,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 gr.Dataframe(prediction_rows(found, [Path(p).name for p in paths]), visible=len(found) > 1),
                 found, first["path"], gr.Dropdown(value=first["top"][0]["class"]), None)
 
+    @requires("viewer")
     def on_row(found: list[dict[str, Any]], event: gr.SelectData):
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         if not found or not 0 <= row < len(found):
@@ -198,6 +218,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return (charts.topk_bars(item["top"], title=Path(item["path"]).name), item["path"],
                 gr.Dropdown(value=item["top"][0]["class"]), None)
 
+    @requires("viewer")
     def on_cam(root: str, run_dir: str, path: str, found: list[dict[str, Any]]):
         if not path:
             raise gr.Error("Predict an image first.")
@@ -205,6 +226,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         chosen = guarded(api.run_dir, root, run_dir)
         return guarded(grad_cams, context, chosen, path, [top])[0]
 
+    @requires("owner")
     def on_add(root: str, path: str, label: str, version: float):
         if not path:
             raise gr.Error("Predict an image first, then add it with its right class.")
@@ -213,6 +235,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         classes = context.open_project(root).classes()
         return (version or 0) + 1, gr.Dropdown(choices=classes)
 
+    @requires("viewer")
     def on_batch(root: str, run_dir: str, path: str, archive: str | None, use_tta: bool):
         job, csv_path = guarded(api.predict_batch, root, run_dir, path, archive, bool(use_tta))
         try:
@@ -220,6 +243,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 yield line, gr.File(visible=False)
         except StudioError as error:
             raise gr.Error(str(error)) from None
+        finally:
+            if not job.is_finished:  # the page went away or the wait broke off: nobody will read the CSV
+                service_of(context).cancel(job.id)
         count, unreadable = job.result["images"], job.result.get("unreadable", 0)
         skipped = (f" {unreadable} could not be read: the CSV's `error` column says why."
                    if unreadable else "")

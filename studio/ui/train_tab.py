@@ -21,8 +21,10 @@ from studio.augment.project_settings import PROJECT_CHOICE as PROJECT_AUGMENT
 from studio.augment.project_settings import resolve_augment_choice
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
+from studio.sharing.quotas import JobQuota
 from studio.train.config import STRATEGIES, TrainConfig
 from studio.ui import charts
+from studio.ui.access import caller_name, requires
 from studio.ui.context import AppContext, ProjectBinding
 
 POLL_SECONDS = 2.0
@@ -40,6 +42,7 @@ JOB_COLUMNS = ["job", "kind", "state", "progress", "submitted", "run"]
 RUN_COLUMNS = ["run", "status", "strategy", "backbone", "epochs", "best val acc", "model"]
 
 
+@requires("viewer")
 def backbone_note(name: str) -> str:
     info = BACKBONES.get((name or "").strip())
     if info is None:
@@ -48,10 +51,12 @@ def backbone_note(name: str) -> str:
     return f"{info.note} ({info.params_m:g} M parameters, {info.input_size} px, ImageNet top-1 {info.imagenet_top1:g} %)"
 
 
+@requires("viewer")
 def strategy_note(name: str) -> str:
     return STRATEGY_HELP.get(name, "")
 
 
+@requires("viewer")
 def augment_note(root: str, choice: str) -> str:
     """What the augmentation choice will do, in words (the Augment tab's saved settings when chosen)."""
     if choice and choice != PROJECT_AUGMENT:
@@ -208,6 +213,7 @@ class TrainApi:
 
     def __init__(self, context: AppContext) -> None:
         self.context = context
+        self.quota = JobQuota()
 
     @property
     def service(self) -> Any:
@@ -226,6 +232,8 @@ class TrainApi:
                               f"{len(labeled)}. Label more images in the Label tab.")
         if strategy not in STRATEGIES:
             raise StudioError(f"Unknown strategy {strategy!r}. Choose one of: {', '.join(STRATEGIES)}.")
+        if augment and augment not in (PROJECT_AUGMENT, *PRESET_NAMES):
+            augment = str(self.context.server_path(augment))  # a JSON file: confined like any server path
         fields = augment_fields(project, augment)
         config = TrainConfig(
             strategy=strategy, backbone=check_backbone((backbone or DEFAULT_BACKBONE).strip()),
@@ -237,7 +245,9 @@ class TrainApi:
 
     def train(self, root: str, *settings: Any) -> str:
         project_root, config = self.train_config(root, *settings)
-        return self.service.submit_train(project_root, config).id
+        job = self.quota.admit(self.service, caller_name(), "train",
+                               lambda: self.service.submit_train(project_root, config))
+        return job.id
 
     def job(self, job_id: str) -> Any:
         return self.service.get(str(job_id or "").strip())
@@ -272,6 +282,7 @@ class TrainApi:
     def register(self) -> None:
         """The scriptable endpoints (gradio_client): /train, /train_status, /cancel."""
 
+        @requires("owner")
         def train(project: str, backbone: str = DEFAULT_BACKBONE, strategy: str = "auto",
                   epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
                   image_size: int | None = None, augment: str = PROJECT_AUGMENT, pretrained: bool = True) -> str:
@@ -280,10 +291,12 @@ class TrainApi:
             return _api(lambda: self.train(project, backbone, strategy, epochs, lr, batch_size, image_size,
                                            augment, pretrained))
 
+        @requires("viewer")
         def train_status(job_id: str) -> dict:
             """State (queued/running/done/failed/cancelled), progress, eta_s, stage, epoch, last metrics, error."""
             return _api(lambda: self.status(job_id))
 
+        @requires("owner")
         def cancel(job_id: str) -> str:
             """Cancel a queued or running job; returns its state (cancelled, cancelling, or how it ended)."""
             return _api(lambda: self.cancel(job_id))
@@ -378,17 +391,20 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         except StudioError as error:
             raise gr.Error(str(error)) from None
 
+    @requires("viewer")
     def on_project(root: str):
         if not root:
             return ("", *show_job("", root))
         job_id = guarded(api.latest_train_job, root)
         return (job_id, *guarded(show_job, job_id, root, True))
 
+    @requires("owner")
     def on_start(root, *settings):
         job_id = guarded(api.train, root, *settings)
         gr.Info(f"Training job {job_id} queued.")
         return (job_id, *show_job(job_id, root, True))
 
+    @requires("owner")
     def on_cancel(job_id: str, root: str):
         if not job_id:
             raise gr.Error("There is no training job to cancel.")
@@ -396,6 +412,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         gr.Info(f"Job {job_id}: {state}.")
         return show_job(job_id, root)
 
+    @requires("viewer")
     def on_tick(job_id: str, root: str, last_seen: int):
         # Redraw only when new events arrived (keeps the 2-second polling cheap).
         if not job_id:
@@ -405,9 +422,11 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             return (*[gr.skip()] * (len(outputs) - 1), gr.Timer(active=not job.is_finished))
         return show_job(job_id, root)
 
+    @requires("viewer")
     def on_refresh(root: str):
         return guarded(tables, root, True)
 
+    @requires("viewer")
     def on_compare(run_dirs: list[str]):
         return charts.compare_runs({Path(d).name: api.curve_rows(d) for d in run_dirs or []})
 

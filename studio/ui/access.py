@@ -1,0 +1,117 @@
+"""Who is calling, and may they: the server-side role check of every callback and API name.
+
+Gradio runs any event by its index for any signed-in user, so a hidden button is no permission. `install`
+wraps the app's `process_api` (the one door every event, API call and queue job goes through): it maps
+`request.username` to a role (`studio.sharing.accounts`) and refuses an event whose function asks for more.
+Each callback says what it needs with `@requires("labeler")` / `@requires("owner")`; a function without it
+is view-level (viewer: view and predict). The caller is also kept in a context variable for the call, so a
+decorated function reached through a lambda or another callback checks it again, and the store can record
+who made a change (`caller_name()`). Without accounts (one person on this machine) the caller is the owner.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from studio.sharing.accounts import LOCAL_USER, Accounts, check_role, role_allows
+
+F = TypeVar("F", bound=Callable[..., Any])
+ROLE_ATTRIBUTE = "_studio_role"
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    role: str
+
+
+_LOCAL = Caller(LOCAL_USER, "owner")
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("studio_caller", default=None)
+
+
+def current_caller() -> Caller:
+    """The user of the event being run (the local owner outside of a request, as in tests and scripts)."""
+    return _caller.get() or _LOCAL
+
+
+def caller_name() -> str:
+    return current_caller().name
+
+
+def refusal(needed: str, caller: Caller) -> gr.Error:
+    return gr.Error(f"this needs the {needed} role: you are signed in as {caller.name!r} ({caller.role}); "
+                    "ask the studio's owner", print_exception=False)
+
+
+def check(needed: str) -> Caller:
+    """The current caller, or a gr.Error naming the role needed."""
+    caller = current_caller()
+    if not role_allows(caller.role, needed):
+        raise refusal(needed, caller)
+    return caller
+
+
+def requires(role: str) -> Callable[[F], F]:
+    """Mark a callback as needing `role` (checked by `install` before it runs, and again when it is called)."""
+    role = check_role(role)
+
+    def decorate(fn: F) -> F:
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def wrapper(*args, **kwargs):
+                check(role)
+                yield from fn(*args, **kwargs)
+        else:
+            @functools.wraps(fn)
+            def wrapper(*args, **kwargs):
+                check(role)
+                return fn(*args, **kwargs)
+        setattr(wrapper, ROLE_ATTRIBUTE, role)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def required_role(fn: Callable | None) -> str:
+    return getattr(fn, ROLE_ATTRIBUTE, "viewer") if fn is not None else "viewer"
+
+
+def _username(request: Any) -> str | None:
+    if isinstance(request, list):  # batched events carry one request per item: same session
+        request = request[0] if request else None
+    return getattr(request, "username", None) if request is not None else None
+
+
+def install(app: gr.Blocks, accounts: Accounts) -> None:
+    """Check the caller's role on the server side of every event of `app`."""
+    original = app.process_api
+
+    @functools.wraps(original)
+    async def process_api(block_fn: Any, inputs: list[Any], state: Any = None, request: Any = None,
+                          *args: Any, **kwargs: Any) -> dict[str, Any]:
+        fn = app.fns[block_fn] if isinstance(block_fn, int) else block_fn
+        if accounts.enabled:
+            name = _username(request)
+            role = accounts.role_of(name)
+            if role is None:
+                raise gr.Error("sign in to use the studio", print_exception=False)
+            caller = Caller(name or "", role)
+        else:
+            caller = _LOCAL
+        needed = required_role(fn.fn)
+        if not role_allows(caller.role, needed):
+            raise refusal(needed, caller)
+        token = _caller.set(caller)
+        try:
+            return await original(block_fn, inputs, state, request, *args, **kwargs)
+        finally:
+            _caller.reset(token)
+
+    app.process_api = process_api  # type: ignore[method-assign]

@@ -1,0 +1,121 @@
+"""Rules without a server: every callback names its role, passwords, confinement, limits, quotas."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from studio.errors import StudioError
+from studio.sharing.accounts import hash_password, load_users, verify_password
+from studio.sharing.confinement import REFUSED, PathPolicy, is_remote
+from studio.sharing.limits import check_zip
+from studio.sharing.quotas import JobQuota
+
+
+def test_every_named_callback_declares_its_role(tmp_path):
+    from studio.ui.access import ROLE_ATTRIBUTE
+    from studio.ui.app import build_app
+    from studio.ui.context import AppContext
+
+    app = build_app(AppContext(workspace=tmp_path))
+    unmarked = sorted({fn.fn.__name__ for fn in app.fns.values()
+                       if fn.fn is not None and fn.fn.__name__ != "<lambda>" and not hasattr(fn.fn, ROLE_ATTRIBUTE)})
+    assert unmarked == []  # lambdas only forward to marked functions, which check again
+
+
+def test_passwords_are_salted_scrypt_hashes(tmp_path):
+    stored = hash_password("s3cret")
+    assert stored.startswith("scrypt$") and stored != hash_password("s3cret")
+    assert verify_password("s3cret", stored) and not verify_password("wrong", stored)
+    users = tmp_path / "users.json"
+    users.write_text(f'[{{"name": "ann", "password_hash": "{stored}", "role": "labeler"}}]')
+    accounts = load_users(users)
+    assert accounts.authenticate("ann", "s3cret") and not accounts.authenticate("ann", "x")
+    assert accounts.role_of("ann") == "labeler" and accounts.role_of("bob") is None
+    users.write_text('[{"name": "ann", "password": "p", "role": "admin"}]')
+    with pytest.raises(StudioError, match="unknown role"):
+        load_users(users)
+
+
+def test_confinement_follows_symlinks_and_hides_existence(tmp_path):
+    workspace, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
+    workspace.mkdir()
+    elsewhere.mkdir()
+    (workspace / "out").symlink_to(elsewhere)
+    policy = PathPolicy(workspace, remote=True)
+    assert policy.check(workspace / "a") == (workspace / "a").resolve()
+    for path in (elsewhere, workspace / "out", workspace / ".." / "elsewhere", tmp_path / "missing"):
+        with pytest.raises(StudioError) as refused:
+            policy.check(path)
+        assert str(refused.value) == REFUSED
+    assert PathPolicy(workspace).check(elsewhere) == elsewhere.resolve()  # loopback owner: anywhere
+    with pytest.raises(StudioError):
+        PathPolicy(workspace).check(elsewhere, role="labeler")
+    assert is_remote("0.0.0.0", False) and is_remote("127.0.0.1", True) and not is_remote("::1", False)
+
+
+def test_zip_limits_come_from_the_directory(tmp_path):
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as archive:
+        for number in range(11):
+            archive.writestr(f"{number}.png", b"x")
+    with zipfile.ZipFile(many) as archive, pytest.raises(StudioError, match="11 files"):
+        check_zip(archive, many, max_entries=10)
+
+
+def test_oversized_image_is_not_read(tmp_path, monkeypatch):
+    from studio.data.ingest import prepare_image
+
+    big = tmp_path / "big.png"
+    with open(big, "wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("the oversized file was read"))
+    with pytest.raises(StudioError, match="limit"):
+        prepare_image(big, tmp_path / "images")
+
+
+class _Job:
+    def __init__(self, job_id):
+        self.id, self.kind = job_id, "train"
+
+
+class _Service:
+    def __init__(self):
+        self.jobs = []
+
+    def queued_jobs(self):
+        return list(self.jobs)
+
+
+def test_quota_bounds_the_queue_and_trainings_per_user():
+    service, quota = _Service(), JobQuota(max_queued=2)
+
+    def submit():
+        service.jobs.append(_Job(f"job{len(service.jobs)}"))
+        return service.jobs[-1]
+
+    quota.admit(service, "ann", "train", submit)
+    with pytest.raises(StudioError, match="already have a training waiting"):
+        quota.admit(service, "ann", "train", submit)
+    quota.admit(service, "bob", "train", submit)
+    with pytest.raises(StudioError, match="the queue is full"):
+        quota.admit(service, "cy", "train", submit)
+
+
+def test_launch_flags_build_the_accounts_and_the_path_policy(tmp_path):
+    from studio.ui.launcher import launch_kwargs, parse_args
+
+    users = tmp_path / "users.toml"
+    users.write_text('[[user]]\nname = "lena"\npassword = "pw"\nrole = "labeler"\n')
+    options = parse_args(["--auth", "ann:one", "--auth", "bob:two", "--users", str(users), "--host", "0.0.0.0",
+                          "--import-root", str(tmp_path), "--workspace", str(tmp_path / "ws")])
+    accounts = options.accounts
+    assert [accounts.role_of(n) for n in ("ann", "bob", "lena")] == ["owner", "owner", "labeler"]
+    assert options.remote and options.import_roots == (tmp_path.resolve(),)
+    assert launch_kwargs(options)["auth"]("lena", "pw") and not launch_kwargs(options)["auth"]("lena", "no")
+    assert not parse_args(["--workspace", str(tmp_path)]).remote
+    users.write_text('[[user]]\nname = "x"\nrole = "owner"\n')
+    with pytest.raises(StudioError, match="needs a password"):
+        parse_args(["--users", str(users)])
