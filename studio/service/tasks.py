@@ -13,7 +13,7 @@ from typing import Any
 
 from studio.service.jobs import JobCancelled, JobContext
 from studio.service.predictors import PredictorCache
-from studio.service.runs import running_runs, settle_status
+from studio.service.runs import settle_status
 
 
 def train_job(project_root: str | Path, config: dict[str, Any]):
@@ -23,25 +23,18 @@ def train_job(project_root: str | Path, config: dict[str, Any]):
         from studio.data.store import Project
         from studio.train import TrainConfig, train
 
-        train_config = TrainConfig.from_dict(dict(config))
-        started = time.time()
+        settings = dict(config)
+        if settings.get("device") in (None, "auto"):  # the service's device unless the job names one
+            settings["device"] = getattr(ctx.device, "type", None) or str(ctx.device)
+        train_config = TrainConfig.from_dict(settings)
         with Project.open(project_root) as project:
-
-            def callback(event: dict[str, Any]) -> None:
-                # The engine creates its run folder before its first event; name it for the job at once
-                # (an engine `run_dir` event, when sent, is used instead).
-                if ctx.job.run_dir is None and event.get("type") != "run_dir":
-                    found = running_runs(project.runs_dir, started)
-                    if len(found) == 1:
-                        ctx.set_run_dir(found[0])
-                ctx.emit(event)
-
             try:
-                result = train(project, train_config, callback=callback, cancel=ctx.cancel_event)
+                # The engine's first event (RunStarted) names the run folder; ctx.emit ties it to the job.
+                result = train(project, train_config, callback=ctx.emit, cancel=ctx.cancel_event)
             except BaseException:
                 # The engine marks its own failures; this covers one that escaped before it could.
-                for run_dir in ([ctx.job.run_dir] if ctx.job.run_dir else running_runs(project.runs_dir, started)):
-                    settle_status(run_dir, "failed", "The training job stopped with an error.")
+                if ctx.job.run_dir:
+                    settle_status(ctx.job.run_dir, "failed", "The training job stopped with an error.")
                 raise
         return _run_result(result)
 
@@ -64,17 +57,18 @@ def _run_result(result: Any) -> dict[str, Any]:
 
 
 def evaluate_job(run_dir: str | Path, tta: bool = False, project_root: str | Path | None = None):
-    """Evaluate a run's checkpoint on its validation images (the engine's `evaluate`)."""
+    """Evaluate a run's checkpoint on its own snapshot's val images, or with a project on its val
+    split of today (`studio.app.evaluation.evaluate_run`)."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from studio.predict import evaluate
+        from studio.app.evaluation import evaluate_run
 
         if project_root is None:
-            return evaluate(Path(run_dir), tta=tta)
+            return evaluate_run(Path(run_dir), tta=tta, device=ctx.device)
         from studio.data.store import Project
 
         with Project.open(project_root) as project:
-            return evaluate(Path(run_dir), project, tta=tta)
+            return evaluate_run(Path(run_dir), project, current_split=True, tta=tta, device=ctx.device)
 
     return run
 

@@ -277,16 +277,11 @@ class TrainerService:
 
     def _settle_run_folder(self, job: Job) -> None:
         """Record the final state in the run folder; a job that did not finish is never marked done."""
-        run_dirs: list[Path] = [job.run_dir] if job.run_dir else []
-        if not run_dirs and job.kind in EXCLUSIVE_KINDS and job.started and job.project:
-            # The engine never named its folder: only this job can have started a run since then.
-            run_dirs = runs.running_runs(Path(job.project) / "runs", job.started)
-            if len(run_dirs) == 1:
-                job.run_dir = run_dirs[0]
-        for run_dir in run_dirs:
-            if job.state is not JobState.DONE:
-                runs.settle_status(run_dir, job.state.value, job.error)
-            self._write_job_file(job)
+        if job.run_dir is None:  # the engine announces its folder (RunStarted) as soon as it creates it
+            return
+        if job.state is not JobState.DONE:
+            runs.settle_status(job.run_dir, job.state.value, job.error)
+        self._write_job_file(job)
 
     def _live_run_dirs(self) -> list[Path]:
         return [j.run_dir for j in self.list_jobs() if j.run_dir and not j.is_finished]

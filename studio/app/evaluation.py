@@ -1,0 +1,74 @@
+"""Evaluating a run, the same way for `studio eval` and the Evaluate tab.
+
+By default a run is evaluated on its own snapshot (the val images it was trained against): the numbers
+do not move when images are relabeled or excluded later, and the training-time eval.json is kept as it
+is. Evaluating on today's validation split is an explicit choice and goes to its own file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.data.store import Project
+from studio.train.runs import save_evaluation
+
+
+def evaluate_run(run_dir: str | Path, project: Project | None = None, *, current_split: bool = False,
+                 tta: bool = False, device: Any = None, predictor: Any = None) -> dict[str, Any]:
+    """Evaluate and store the report (see `studio.train.runs.save_evaluation`); returns the report."""
+    from studio.predict.evaluate import evaluate
+
+    report = evaluate(run_dir, project, current_split=current_split, tta=tta, device=device,
+                      predictor=predictor)
+    save_evaluation(run_dir, report, current_split=current_split)
+    return report
+
+
+class _RecordingPredictor:
+    """Passes `evaluate`'s calls to the real predictor and keeps the probabilities it computed, so the
+    confusion cells can list every image without a second pass over the validation set."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.paths: list[str] = []
+        self.probs: np.ndarray | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.predictor.class_names
+
+    def probabilities(self, images: Any, views: Any = None) -> np.ndarray:
+        probs = self.predictor.probabilities(images, views) if views is not None else self.predictor.probabilities(images)
+        self.paths, self.probs = [str(p) for p in images], probs
+        return probs
+
+
+def evaluation_job(service: Any, open_project: Callable[[Path], Project], project_root: Path, run_dir: Path,
+                   *, current_split: bool = False):
+    """Job function for the service: evaluate with TTA (the run's snapshot, or today's split), per-image
+    predictions added for the Evaluate tab's confusion cells."""
+
+    def run(ctx: Any) -> dict[str, Any]:
+        project = open_project(project_root)
+        with service.predictors.use(run_dir, ctx.device) as predictor:
+            recorder = _RecordingPredictor(predictor)
+            report = evaluate_run(run_dir, project, current_split=current_split, tta=True, predictor=recorder)
+        rows = project.dataset(labeled_only=True).set_index("path")
+        names = recorder.class_names
+        images = []
+        if recorder.probs is not None:
+            plain, tta = recorder.probs[:, 0], recorder.probs.mean(axis=1)
+            for i, path in enumerate(recorder.paths):
+                if path not in rows.index:
+                    continue
+                row = rows.loc[path]
+                images.append({"image_id": int(row["image_id"]), "path": path, "label": row["label"],
+                               "plain": names[int(plain[i].argmax())], "tta": names[int(tta[i].argmax())],
+                               "plain_p": float(plain[i].max()), "tta_p": float(tta[i].max())})
+        return {"run_dir": str(run_dir), "report": report, "images": images}
+
+    return run
