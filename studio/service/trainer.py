@@ -23,8 +23,9 @@ import pandas as pd
 from studio.errors import StudioError
 from studio.service import runs, tasks
 from studio.service.jobs import Job, JobContext, JobState
-from studio.service.predictors import Loader, PredictorCache, cpu_count, limit_thread_cpu, load_predictor
+from studio.service.predictors import Loader, PredictorCache, limit_thread_cpu, load_predictor
 from studio.service.worker import JobQueue, run_job
+from studio.system import cpu_count
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +35,10 @@ EXCLUSIVE_KINDS = frozenset({"train"})
 
 
 def resolve_device(name: Any = "auto") -> Any:
-    """A torch.device for "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps"."""
-    import torch
+    """The engine's one device resolver (`studio.predict.device.select_device`), imported when used."""
+    from studio.predict.device import select_device
 
-    if isinstance(name, torch.device):
-        return name
-    if name in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise StudioError("No CUDA GPU is available here; start the studio with device auto or cpu.")
-    return device
+    return select_device(name)
 
 
 class TrainerService:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from train_helpers import tiny_config
 
-from studio.predict import Predictor
 from studio.data.snapshot import take_snapshot
+from studio.predict import Predictor
 from studio.train import train
 
 
