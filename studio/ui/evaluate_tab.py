@@ -20,6 +20,7 @@ from studio.app.evaluation import evaluation_job
 from studio.errors import StudioError
 from studio.ui import charts, media
 from studio.ui.context import AppContext, ProjectBinding
+from studio.ui.feedback import user_errors
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
 VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
@@ -84,10 +85,8 @@ def wait_for(job: Any, what: str) -> Iterator[str]:
 
 
 def guarded(call: Any, *args: Any) -> Any:
-    try:
-        return call(*args)
-    except StudioError as error:
-        raise gr.Error(str(error)) from None
+    """`call(*args)` under the app's one error wrapper (a bug is logged, a user error shown)."""
+    return user_errors(call)(*args)
 
 
 # ---- drawing ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
 from studio.train.config import STRATEGIES, TrainConfig
 from studio.ui import charts
 from studio.ui.context import AppContext, ProjectBinding
+from studio.ui.feedback import user_errors
 
 POLL_SECONDS = 2.0
 
@@ -294,10 +295,7 @@ class TrainApi:
 
 
 def _api(call: Any) -> Any:
-    try:
-        return call()
-    except StudioError as error:
-        raise gr.Error(str(error)) from None
+    return user_errors(call)()
 
 
 def build(context: AppContext, binding: ProjectBinding) -> None:
@@ -373,10 +371,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 *tables(root, initial or job.is_finished), gr.Timer(active=not job.is_finished))
 
     def guarded(call, *args):
-        try:
-            return call(*args)
-        except StudioError as error:
-            raise gr.Error(str(error)) from None
+        return user_errors(call)(*args)
 
     def on_project(root: str):
         if not root:
