@@ -4,18 +4,18 @@
 its results persist in the project's cache, so the tab shows them again after a restart. Five panels
 review them: near-duplicate groups (leakage first), the label-issue queue, active learning, the
 embedding map with box selection and bulk labeling, and outliers with dataset warnings.
-Widget-free logic lives in `curate_session`; the keyboard listener is the `gr.HTML` below.
+Widget-free logic lives in `studio.app.curation`; the keyboard listener is the `gr.HTML` below.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
+from studio.app.curation import CurateSession
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
 from studio.ui import curate_views as views
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.curate_session import CurateSession
 from studio.ui.feedback import user_errors
 
 POLL_SECONDS = 1.0

@@ -12,10 +12,10 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
+from studio.app.curation import REFIT_EVERY, CurateSession
 from studio.curate.embedding import embedding_figure
 from studio.data.store import Project
 from studio.errors import StudioError
-from studio.ui.curate_session import REFIT_EVERY, CurateSession
 from studio.ui.media import display_image, thumbnails
 
 NOT_ANALYSED = "Run **Analyse** first."

@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from studio.app.suggestions import SuggestionStore
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.service.runs import latest_model_run
@@ -19,7 +20,6 @@ from studio.ui import label_queue as lq
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.feedback import user_errors
 from studio.ui.media import display_image, thumbnails
-from studio.ui.suggestions import SuggestionStore
 
 MAX_KEYS = 9
 PAGE_SIZE = 48

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from studio.app.jobs import job_status
 from studio.augment import PRESET_NAMES, augment_from_setting, describe, load_project_augment
 from studio.augment.project_settings import PROJECT_CHOICE as PROJECT_AUGMENT
 from studio.augment.project_settings import resolve_augment_choice
@@ -172,36 +173,6 @@ def _positive(label: str, value: Any) -> float | None:
 def augment_fields(project: Any, choice: str) -> dict[str, Any]:
     """TrainConfig fields for the augmentation choice: a preset, or every strength the Augment tab saved."""
     return {"augment": resolve_augment_choice(choice or PROJECT_AUGMENT, project.root)}
-
-
-def job_status(job: Any, events: list[dict[str, Any]], queue_position: int | None = None) -> dict[str, Any]:
-    """What /train_status returns: state, progress (0..1 of the current stage), eta_s, last metrics."""
-    info = job.to_dict()
-    stage, stage_start, eta, epoch, metrics, when = None, None, None, None, {}, None
-    for event in events:
-        name = event.get("stage") or (event.get("name") if event.get("type") == "stage" else None)
-        if name and name != stage:
-            stage, stage_start, eta, epoch = name, event.get("time"), None, None
-        if event.get("eta_s") is not None:
-            eta, when = float(event["eta_s"]), event.get("time")
-        if event.get("type") in ("step", "epoch") and event.get("epoch") is not None:
-            epoch = event["epoch"]
-        if event.get("type") == "epoch":
-            metrics = {k: event.get(k) for k in ("stage", "epoch", "train_loss", "train_accuracy", "val_loss",
-                                                 "val_accuracy", "lr") if event.get(k) is not None}
-    progress = float(info["progress"] or 0.0)
-    if info["state"] == "running" and not progress and eta is not None and stage_start and when:
-        # The engine reports time left per stage; the bar shows how far the current stage is.
-        spent = max(0.0, when - stage_start)
-        progress = spent / (spent + eta) if spent + eta > 0 else 0.0
-    if info["state"] == "done":
-        progress, eta = 1.0, 0.0
-    return {
-        "job_id": info["id"], "kind": info["kind"], "state": info["state"], "progress": round(progress, 4),
-        "eta_s": None if eta is None or info["state"] != "running" else round(eta, 1),
-        "stage": stage, "epoch": epoch, "metrics": metrics, "error": info["error"], "run_dir": info["run_dir"],
-        "queue_position": queue_position, "result": info["result"] if info["state"] == "done" else None,
-    }
 
 
 class TrainApi:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from studio.data.store import Project
+from studio.durable import atomic_write_text
 from studio.service.runs import latest_model_run
 
-log = logging.getLogger("studio.ui")
+log = logging.getLogger("studio.app")
 CHUNK = 128
 
 
@@ -129,6 +129,4 @@ def _read(path: Path) -> dict[str, Suggestion]:
 
 def _write(path: Path, known: dict[str, Suggestion]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_suffix(".part")
-    scratch.write_text(json.dumps({h: [s.label, round(s.confidence, 5)] for h, s in known.items()}), encoding="utf-8")
-    os.replace(scratch, path)
+    atomic_write_text(path, json.dumps({h: [s.label, round(s.confidence, 5)] for h, s in known.items()}))
