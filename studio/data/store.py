@@ -157,55 +157,42 @@ class Project:
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r})"
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding both the thread lock and SQLite's write lock.
+    def transaction(self):
+        """One write transaction holding both the thread lock and SQLite's write lock (a context manager
+        yielding the connection).
 
         Store calls made inside it (on this thread) join it: everything commits when the outermost
         block ends, and an exception anywhere inside rolls all of it back."""
-        with self._lock:
-            conn = self._connection()
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield conn
-                finally:
-                    self._depth -= 1
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            finally:
-                self._depth = 0
+        return self._open("BEGIN IMMEDIATE", write=True)
 
-    _write = transaction
+    def reading(self):
+        """A read transaction: a consistent snapshot across several queries (and store calls) inside it."""
+        return self._open("BEGIN", write=False)
+
+    _write, _read = transaction, reading
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: a consistent snapshot across several queries (and store calls) inside it."""
+    def _open(self, begin: str, *, write: bool) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._connection()
-            if self._depth:
+            if self._depth:  # inside an open transaction: join it
                 self._depth += 1
                 try:
                     yield conn
                 finally:
                     self._depth -= 1
                 return
-            conn.execute("BEGIN")
+            conn.execute(begin)
             self._depth = 1
             try:
                 yield conn
+            except BaseException:
+                conn.execute("ROLLBACK" if write else "COMMIT")
+                raise
+            else:
+                conn.execute("COMMIT")
             finally:
                 self._depth = 0
-                conn.execute("COMMIT")
-
-    _read = reading
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
