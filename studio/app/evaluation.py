@@ -42,7 +42,10 @@ class _RecordingPredictor:
         return self.predictor.class_names
 
     def probabilities(self, images: Any, views: Any = None) -> np.ndarray:
-        probs = self.predictor.probabilities(images, views) if views is not None else self.predictor.probabilities(images)
+        if views is None:
+            probs = self.predictor.probabilities(images)
+        else:
+            probs = self.predictor.probabilities(images, views)
         self.paths, self.probs = [str(p) for p in images], probs
         return probs
 

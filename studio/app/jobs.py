@@ -36,6 +36,7 @@ def job_status(job: Any, events: list[dict[str, Any]], queue_position: int | Non
     return {
         "job_id": info["id"], "kind": info["kind"], "state": info["state"], "progress": round(progress, 4),
         "eta_s": None if eta is None or info["state"] != "running" else round(eta, 1),
-        "stage": stage, "epoch": epoch, "metrics": metrics, "error": info["error"], "run_dir": info["run_dir"],
+        "stage": stage, "epoch": epoch, "metrics": metrics, "error": info["error"],
+        "run_dir": info["run_dir"],
         "queue_position": queue_position, "result": info["result"] if info["state"] == "done" else None,
     }

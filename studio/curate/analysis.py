@@ -42,7 +42,8 @@ def analyse(project: Any, features: Any = None, *, backbone: str | None = None, 
     started = time.perf_counter()
     if features is None:
         if on_stage is not None:
-            on_stage("features", f"Extracting {backbone or 'default backbone'} features (cached ones are reused).")
+            on_stage("features",
+                     f"Extracting {backbone or 'default backbone'} features (cached ones are reused).")
         features = curate_features.project_features(project, backbone or None, weights=weights, device=device,
                                                     should_stop=should_stop, on_batch=on_batch)
     if should_stop is not None and should_stop():

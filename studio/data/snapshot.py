@@ -59,8 +59,8 @@ class Snapshot:
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise StudioError(f"{run_dir} has no readable {SPLIT_FILE} ({error}): the images this run used are "
-                              "unknown; evaluate it on the project's current split instead.") from None
+            raise StudioError(f"{run_dir} has no readable {SPLIT_FILE} ({error}): the images this run used "
+                              "are unknown; evaluate it on the project's current split instead.") from None
         classes = list(data["classes"])
         index = {name: i for i, name in enumerate(classes)}
 
@@ -98,11 +98,12 @@ def usable_images(project: Project) -> tuple[pd.DataFrame, list[str], list[str]]
     damaged = data[damaged_files(data["path"].tolist(), data["hash"].tolist(), project.cache_dir)]
     if len(damaged):
         data = data[~data["image_id"].isin(damaged["image_id"])]
-        listed = ", ".join(f"#{r.image_id} {r.original_name} ({r.label})" for r in damaged.head(5).itertuples())
+        listed = ", ".join(f"#{r.image_id} {r.original_name} ({r.label})"
+                           for r in damaged.head(5).itertuples())
         more = f" and {len(damaged) - 5} more" if len(damaged) > 5 else ""
-        warnings.append(f"{len(damaged)} image file(s) in the project changed or went missing since their import and "
-                        f"are left out of this run (their labels are kept): {listed}{more}. Import the originals "
-                        "again to train on them.")
+        warnings.append(f"{len(damaged)} image file(s) in the project changed or went missing since their import "
+                        f"and are left out of this run (their labels are kept): {listed}{more}. Import the "
+                        "originals again to train on them.")
     return data, classes, warnings
 
 
@@ -141,7 +142,8 @@ def take_snapshot(project: Project) -> Snapshot:
         )
     unsplit = int(data["split"].isna().sum())
     if unsplit:
-        warnings.append(f"{unsplit} labeled image(s) have no split and are not used; assign splits to use them.")
+        warnings.append(f"{unsplit} labeled image(s) have no split and are not used; "
+                        "assign splits to use them.")
     # The Curate tab's checks, said where training starts.
     warnings += [f"Note: {w}." for w in dataset_warnings(data, class_names)]
     index = {name: i for i, name in enumerate(class_names)}

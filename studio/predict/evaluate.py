@@ -74,7 +74,8 @@ def _validation_items(run_dir: Path, project: Project | None, current_split: boo
     items = val[["image_id", "path", "label"]].to_dict(orient="records")
     items = [item for item in items if item["label"] in class_names]
     if not items:
-        raise StudioError("No validation images with the model's classes: label some images in the 'val' split.")
+        raise StudioError("No validation images with the model's classes: "
+                          "label some images in the 'val' split.")
     return items
 
 
