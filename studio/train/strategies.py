@@ -36,6 +36,8 @@ class Outcome:
 
     status: str = "done"  # "done" | "cancelled"
     epochs_run: int = 0
+    # The strategy whose checkpoint the run kept, for every strategy alike (RunResult.strategy): for auto
+    # the method that won on validation ("linear" or "finetune"), otherwise the strategy asked for.
     kept: str = ""
     reason: str = ""
     details: dict = field(default_factory=dict)
@@ -194,7 +196,7 @@ def run_two_stage(ctx: RunContext) -> Outcome:
     groups = discriminative_groups(model, resolved.lr / 10, resolved.backbone_lr, ctx.config.layer_decay, top=top)
     result = Trainer(ctx, model, "two-stage").run(Stage(f"top-{top}-blocks", resolved.epochs, groups,
                                                         ctx.config.warmup_epochs))
-    return Outcome(_status(result.status), 1 + result.epochs_run, ctx.best.strategy or "two-stage",
+    return Outcome(_status(result.status), 1 + result.epochs_run, "two-stage",
                    f"head on frozen features, then the top {top} block groups ({result.status})")
 
 
