@@ -41,12 +41,10 @@ class _RecordingPredictor:
     def class_names(self) -> list[str]:
         return self.predictor.class_names
 
-    def probabilities(self, images: Any, views: Any = None) -> np.ndarray:
-        if views is None:
-            probs = self.predictor.probabilities(images)
-        else:
-            probs = self.predictor.probabilities(images, views)
-        self.paths, self.probs = [str(p) for p in images], probs
+    def probabilities(self, images: Any, views: Any, errors: dict[int, str] | None = None) -> np.ndarray:
+        probs = self.predictor.probabilities(images, views, errors)
+        readable = [i for i in range(len(images)) if not errors or i not in errors]  # junk rows left out
+        self.paths, self.probs = [str(images[i]) for i in readable], probs[readable]
         return probs
 
 

@@ -84,7 +84,8 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
              predictor: Predictor | None = None) -> dict:
     """Metrics of a run's model on its snapshot's validation images (or, with `current_split`, on the
     project's val split of today); with `tta`, also under `"tta"` with TTA. `"images"` in the report
-    says which set was used (`snapshot` or `current-split`)."""
+    says which set was used (`snapshot` or `current-split`); an image that can no longer be read (its file
+    damaged since the run) is left out and listed under `"unreadable"` (image_id, path, error)."""
     run_dir = Path(run_dir)
     predictor = predictor or Predictor.from_run(run_dir, device)
     class_names = predictor.class_names
@@ -94,10 +95,20 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
     paths = [item["path"] for item in items]
     ids = [item["image_id"] for item in items]
     views = TTA_VIEWS if tta else (IDENTITY,)
-    probs = predictor.probabilities(paths, views)  # views[0] is the identity view
+    errors: dict[int, str] = {}
+    probs = predictor.probabilities(paths, views, errors)  # views[0] is the identity view
+    unreadable = [{"image_id": ids[i], "path": paths[i], "error": errors[i]} for i in sorted(errors)]
+    if errors:
+        readable = [i for i in range(len(paths)) if i not in errors]
+        if not readable:
+            raise StudioError(f"None of the {len(paths)} validation images can be read now "
+                              f"(first: {unreadable[0]['path']}: {unreadable[0]['error']}).")
+        targets, probs = targets[readable], probs[readable]
+        paths, ids = [paths[i] for i in readable], [ids[i] for i in readable]
     report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
     if tta:
         report["tta"] = metrics_from_probs(targets, probs.mean(axis=1), class_names, ids, paths)
         report["tta"]["views"] = [v.name for v in views]
     report["images"] = "current-split" if current_split else "snapshot"
+    report["unreadable"] = unreadable
     return report

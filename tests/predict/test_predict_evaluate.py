@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,3 +53,18 @@ def test_evaluate_reports_on_the_runs_own_snapshot(trained):
     assert set(report["per_class"]) == {"cat", "dog"} and len(report["tta"]["views"]) == 4
     # Today's split is an explicit choice (same images here).
     assert evaluate(result.run_dir, project, current_split=True, device="cpu")["n"] == n_val
+
+
+def test_an_image_damaged_after_the_run_is_left_out_and_named(tmp_path):
+    from predict_helpers import tiny_run
+
+    project, result = tiny_run(tmp_path)
+    try:
+        val = project.dataset().query("split == 'val'")
+        Path(val["path"].iloc[0]).write_bytes(b"not an image any more")
+        report = evaluate(result.run_dir, device="cpu")
+        assert report["n"] == len(val) - 1
+        assert [u["image_id"] for u in report["unreadable"]] == [int(val["image_id"].iloc[0])]
+        assert report["unreadable"][0]["error"]
+    finally:
+        project.close()
