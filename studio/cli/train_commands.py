@@ -174,7 +174,7 @@ def _predict(args) -> list[dict]:
 
 
 def _eval(args) -> dict:
-    from studio.app.evaluation import evaluate_run
+    from studio.train.evaluation import evaluate_run
 
     run = Path(run_argument(args.run))
     if not run.is_dir():

@@ -55,10 +55,10 @@ def _run_result(result: Any) -> dict[str, Any]:
 
 def evaluate_job(run_dir: str | Path, tta: bool = False, project_root: str | Path | None = None):
     """Evaluate a run's checkpoint on its own snapshot's val images, or with a project on its val
-    split of today (`studio.app.evaluation.evaluate_run`)."""
+    split of today (`studio.train.evaluation.evaluate_run`)."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from studio.app.evaluation import evaluate_run
+        from studio.train.evaluation import evaluate_run
 
         if project_root is None:
             return evaluate_run(Path(run_dir), tta=tta, device=ctx.device)
