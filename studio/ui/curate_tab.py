@@ -153,22 +153,26 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     everything = [status, *dup_out, *issue_out, *active_out, skipped, *map_out, *rest_out]
 
     @user_errors
-    def reload(root):
-        if not root:
-            return views.nothing_open(session)
-        project = context.open_project(root)
-        report = session.report(project)
-        return (views.summary(session, project, report),
-                *views.duplicates(session, project, report, None),
-                *views.issue(session, project, report),
-                *views.active(session, root, []), [],
-                *views.embedding(session, project, report, None),
-                *views.outliers(session, project, report))
+    def reload(root) -> dict:
+        """Every panel redrawn: each view's values matched to that panel's own components (a view that
+        returns one value too many or too few fails here, not as a shifted widget)."""
+        project = context.open_project(root) if root else None
+        report = session.report(project) if project is not None else None
+
+        def panel(components: list, values: tuple) -> dict:
+            return dict(zip(components, values, strict=True))
+
+        return {status: views.summary(session, project, report),
+                **panel(dup_out, views.duplicates(session, project, report, None)),
+                **panel(issue_out, views.issue(session, project, report)),
+                **panel(active_out, views.active(session, root or "", [])), skipped: [],
+                **panel(map_out, views.embedding(session, project, report, None)),
+                **panel(rest_out, views.outliers(session, project, report))}
 
     for trigger in (binding.root.change, binding.version.change, finished.change):
         trigger(reload, binding.root, everything, api_visibility="private")
     if binding.tab is not None:  # labels may have changed in another tab meanwhile
-        binding.tab.change(lambda r, t: reload(r) if t == "curate" else [gr.skip()] * len(everything),
+        binding.tab.change(lambda r, t: reload(r) if t == "curate" else gr.skip(),
                            [binding.root, binding.tab], everything, api_visibility="private")
 
     # ---- the analysis job ----------------------------------------------------------------------
