@@ -1,7 +1,7 @@
 """What the Curate tab does with a project, without widgets: the stored analysis, the review queues, the
 active learner and bulk labeling from the embedding map. `studio.ui.curate_tab` (widgets) and its api
 endpoints both call this, so the browser and `gradio_client` see the same behaviour; the review answers
-are the CLI's too (`REVIEW_DECISIONS`).
+are the CLI's too (`studio.curate.decisions.REVIEW_DECISIONS`).
 
 The analysis runs as a service job (`TrainerService.submit_curate`) or as `studio curate`; either way its
 results live in `cache/curate/` (`studio.curate.analysis`), and decisions made since are applied when
@@ -20,14 +20,13 @@ import pandas as pd
 
 from studio.curate import analysis, decisions
 from studio.curate.active import ActiveLearner, learner_for_project
+from studio.curate.decisions import REVIEW_DECISIONS
 from studio.curate.duplicates import resolve_group
 from studio.curate.embedding import UNLABELED, ids_in_box
 from studio.curate.label_issues import review
 from studio.data.store import Project
 from studio.errors import StudioError
 
-# The expert's answers to a label issue (the Curate tab's buttons, `studio review`'s choices) -> stored outcome.
-REVIEW_DECISIONS = {"accept": "accepted", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
 REFIT_EVERY = 5  # new labels between background refits of the active learner
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from studio.app.curation import REVIEW_DECISIONS
 from studio.cli import add_command
 from studio.curate import decisions
 from studio.data.store import Project
@@ -29,7 +28,7 @@ def register(subparsers) -> None:
                  "label, mark it ambiguous, or exclude the image from training")
     parser.add_argument("project")
     parser.add_argument("image_id", type=int)
-    parser.add_argument("answer", choices=tuple(REVIEW_DECISIONS))
+    parser.add_argument("answer", choices=tuple(decisions.REVIEW_DECISIONS))
     parser.add_argument("--label", default=None, help="the class to relabel to (with accept)")
     parser.add_argument("--by", default="user", help="who decided (kept with the decision)")
 
@@ -63,8 +62,9 @@ def _review(args) -> dict:
     from studio.curate.label_issues import review
 
     with Project.open(args.project) as project:
-        label = review(project, args.image_id, REVIEW_DECISIONS[args.answer], label=args.label, by=args.by)
-        return {"image_id": args.image_id, "decision": REVIEW_DECISIONS[args.answer], "label": label}
+        outcome = decisions.REVIEW_DECISIONS[args.answer]
+        label = review(project, args.image_id, outcome, label=args.label, by=args.by)
+        return {"image_id": args.image_id, "decision": outcome, "label": label}
 
 
 def _dedupe(args) -> dict:

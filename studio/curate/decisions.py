@@ -24,6 +24,8 @@ from studio.errors import StudioError
 
 KINDS = ("label_issue", "duplicate")
 OUTCOMES = ("accepted", "kept", "ambiguous", "excluded")
+# The expert's answers to a label issue (the Curate tab's buttons, `studio review`'s choices) -> outcome.
+REVIEW_DECISIONS = {"accept": "accepted", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
 
 COLUMNS = ["image_id", "kind", "outcome", "label", "detail", "at", "by"]
 
