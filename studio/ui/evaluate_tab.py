@@ -94,11 +94,14 @@ def guarded(call: Any, *args: Any) -> Any:
 def summary_markdown(data: dict[str, Any]) -> str:
     report = data["report"]
     tta = report.get("tta", {})
-    parts = [(f"**Run {html.escape(Path(data['run_dir']).name)}** on {report['n']} validation images: "
+    which = "today's validation split" if report.get("images") == "current-split" else "its own validation images"
+    parts = [(f"**Run {html.escape(Path(data['run_dir']).name)}** on {report['n']} images ({which}): "
               f"accuracy **{report['accuracy']:.1%}** without TTA")]
     if tta:
         parts.append(f", **{tta['accuracy']:.1%}** with TTA")
     parts.append(f" · macro F1 {report['macro_f1']:.3f}")
+    if report.get("unreadable"):
+        parts.append(f"  \n⚠ {len(report['unreadable'])} image(s) can no longer be read and were left out.")
     return "".join(parts)
 
 
