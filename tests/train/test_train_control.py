@@ -20,7 +20,7 @@ def test_cancel_stops_within_one_batch_and_keeps_best_checkpoint(project):
     events = []
 
     def callback(event):
-        events.append(event)
+        events.append(event.to_dict())
         if isinstance(event, Epoch):  # after epoch 1 saved its checkpoint
             cancel.set()
 

@@ -59,6 +59,7 @@ def test_strategy_writes_complete_run(project, settings):
     assert {"stage", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
             "images_per_s", "eta_s"} <= set(epoch)
     assert any(e["type"] == "stage" for e in events)
+    assert events[0] == {"type": "run_started", "run_dir": str(run_dir)}  # the engine names its folder first
     report = json.loads((run_dir / "eval.json").read_text())
     assert report["accuracy"] == pytest.approx(result.val_accuracy)
     assert report["tta"]["accuracy"] == pytest.approx(result.val_accuracy_tta)
