@@ -41,6 +41,7 @@ from studio.predict.checkpoint import preprocessing_dict
 from studio.predict.device import cpu_count, inference_dtype, select_device
 from studio.predict.inference import IDENTITY, InferenceRunner
 from studio.train import TrainConfig, train
+from studio.train.events import Epoch, Log, TrainEvent
 from studio.train.features import extract_features
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -140,7 +141,7 @@ def studio_finetune_speed(project: Project) -> float:
     """Training images/s of the studio's loop (epoch event), same backbone, batch 16, default size."""
     rates = []
     config = TrainConfig(strategy="finetune", epochs=1, batch_size=16, augment="light")
-    train(project, config, callback=lambda e: rates.append(e["images_per_s"]) if e["type"] == "epoch" else None)
+    train(project, config, callback=lambda e: rates.append(e.images_per_s) if isinstance(e, Epoch) else None)
     return rates[-1]
 
 
@@ -189,12 +190,12 @@ def run_dataset(name: str, args, work: Path) -> dict:
     return row
 
 
-def _log(event: dict) -> None:
-    if event["type"] == "epoch":
-        print(f"  [{event['stage']}] epoch {event['epoch']}: val {event['val_accuracy']:.3f} "
-              f"({event['images_per_s']:.1f} img/s)", file=sys.stderr, flush=True)
-    elif event["type"] == "log":
-        print(f"  {event['message']}", file=sys.stderr, flush=True)
+def _log(event: TrainEvent) -> None:
+    if isinstance(event, Epoch):
+        print(f"  [{event.stage}] epoch {event.epoch}: val {event.val_accuracy:.3f} "
+              f"({event.images_per_s:.1f} img/s)", file=sys.stderr, flush=True)
+    elif isinstance(event, Log):
+        print(f"  {event.message}", file=sys.stderr, flush=True)
 
 
 def _mean(values) -> float:

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from studio.app.suggestions import SuggestionStore
 from studio.ui import label_queue as lq
 from studio.ui.context import AppContext
 from studio.ui.label_tab import LabelSession
 from studio.ui.launcher import start
-from studio.ui.suggestions import SuggestionStore
 
 
 def write_images(folder: Path, count: int, size: int = 16) -> Path:

@@ -9,8 +9,6 @@ from studio.cli import add_command
 from studio.curate import decisions
 from studio.data.store import Project
 
-REVIEW_OUTCOMES = {"accept": "accepted", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
-
 
 def register(subparsers) -> None:
     """Add the curation subcommands to the `studio` parser."""
@@ -30,7 +28,7 @@ def register(subparsers) -> None:
                  "label, mark it ambiguous, or exclude the image from training")
     parser.add_argument("project")
     parser.add_argument("image_id", type=int)
-    parser.add_argument("answer", choices=tuple(REVIEW_OUTCOMES))
+    parser.add_argument("answer", choices=tuple(decisions.REVIEW_DECISIONS))
     parser.add_argument("--label", default=None, help="the class to relabel to (with accept)")
     parser.add_argument("--by", default="user", help="who decided (kept with the decision)")
 
@@ -50,19 +48,23 @@ def register(subparsers) -> None:
 # The handlers import the curation engine when called: cleanlab and scikit-learn take seconds to load,
 # which every other `studio` command (and --help) would otherwise pay.
 def _curate(args) -> dict:
-    from studio.curate.report import curate
+    from studio.curate.analysis import analyse
 
     with Project.open(args.project) as project:
-        return curate(project, backbone=args.backbone, weights=args.weights, device=args.device,
-                      label_issue_limit=args.limit)
+        # Stored where the Curate tab reads it: the tab shows this analysis and reviews its findings.
+        report = analyse(project, backbone=args.backbone, weights=args.weights, device=args.device,
+                         label_issue_limit=args.limit)
+    report.pop("embedding", None)  # the map's coordinates are for the tab, not for the terminal
+    return report
 
 
 def _review(args) -> dict:
     from studio.curate.label_issues import review
 
     with Project.open(args.project) as project:
-        label = review(project, args.image_id, REVIEW_OUTCOMES[args.answer], label=args.label, by=args.by)
-        return {"image_id": args.image_id, "decision": REVIEW_OUTCOMES[args.answer], "label": label}
+        outcome = decisions.REVIEW_DECISIONS[args.answer]
+        label = review(project, args.image_id, outcome, label=args.label, by=args.by)
+        return {"image_id": args.image_id, "decision": outcome, "label": label}
 
 
 def _dedupe(args) -> dict:

@@ -17,6 +17,7 @@ from studio.data.store import Project
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
 from studio.train.config import DEVICES, HEADS, STRATEGIES
+from studio.train.events import Epoch, Log, Stage, TrainEvent
 
 
 def register(subparsers) -> None:
@@ -60,25 +61,27 @@ def register(subparsers) -> None:
     parser.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")
     parser.add_argument("--device", choices=DEVICES, default="auto")
 
-    parser = add("eval", _eval, "evaluate a run on its validation images (writes eval.json)")
+    parser = add("eval", _eval, "evaluate a run on the validation images it was trained against (its snapshot)")
     parser.add_argument("run", help="run folder, or a project (its newest finished run)")
     parser.add_argument("--tta", action="store_true", help="also evaluate with test-time augmentation")
-    parser.add_argument("--project", help="evaluate on this project's current val split instead")
+    parser.add_argument("--current-split", action="store_true",
+                        help="evaluate on the project's val split of today instead (later relabels and exclusions "
+                             "included; written to eval-current-split.json, eval.json is kept)")
+    parser.add_argument("--project", help="the project of --current-split (default: the run's own project)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
 
     add("backbones", _backbones, "list the recommended backbones")
 
 
-def _progress(event: dict) -> None:
-    kind = event.get("type")
-    if kind == "epoch":
-        print(f"[{event['stage']}] epoch {event['epoch']}: train loss {event['train_loss']:.4f} "
-              f"acc {event['train_accuracy']:.3f} | val loss {event['val_loss']:.4f} acc {event['val_accuracy']:.3f} "
-              f"| {event['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
-    elif kind == "log":
-        print(event["message"], file=sys.stderr, flush=True)
-    elif kind == "stage":
-        print(f"== {event['name']}", file=sys.stderr, flush=True)
+def _progress(event: TrainEvent) -> None:
+    if isinstance(event, Epoch):
+        print(f"[{event.stage}] epoch {event.epoch}: train loss {event.train_loss:.4f} "
+              f"acc {event.train_accuracy:.3f} | val loss {event.val_loss:.4f} acc {event.val_accuracy:.3f} "
+              f"| {event.images_per_s:.1f} img/s", file=sys.stderr, flush=True)
+    elif isinstance(event, Log):
+        print(event.message, file=sys.stderr, flush=True)
+    elif isinstance(event, Stage):
+        print(f"== {event.name}", file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -171,15 +174,19 @@ def _predict(args) -> list[dict]:
 
 
 def _eval(args) -> dict:
-    from studio.predict.evaluate import evaluate
+    from studio.train.evaluation import evaluate_run
 
     run = Path(run_argument(args.run))
     if not run.is_dir():
         raise StudioError(f"{run} is not a run folder (look in PROJECT/runs/).")
-    if args.project:
-        with Project.open(args.project) as project:
-            return evaluate(run, project, tta=args.tta, device=args.device)
-    return evaluate(run, tta=args.tta, device=args.device)
+    if args.project and not args.current_split:
+        raise StudioError("--project names the project of --current-split; add --current-split, or leave "
+                          "--project out to evaluate the run on its own images.")
+    if args.current_split:
+        # A run folder lives at PROJECT/runs/NAME: its own project unless told otherwise.
+        with Project.open(args.project or run.resolve().parent.parent) as project:
+            return evaluate_run(run, project, current_split=True, tta=args.tta, device=args.device)
+    return evaluate_run(run, tta=args.tta, device=args.device)
 
 
 def _backbones(args) -> list[dict]:

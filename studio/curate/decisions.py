@@ -6,58 +6,32 @@ replaces the old one. Nothing is deleted: an excluded image keeps its file and i
 left out of training (`excluded_image_ids`), and `clear` brings it back.
 
 The table is created by the store's schema migration 2 (`studio/data/schema.py`): every `Project`
-passed here was opened through the store, which migrates older projects on open. The store exposes no
-public connection, so this module opens its own short-lived sqlite3 connection to `project.db` (WAL,
-busy_timeout, one `BEGIN IMMEDIATE` transaction per decision).
+passed here was opened through the store, which migrates older projects on open. Every query runs in
+the store's own transactions (`Project.transaction` / `Project.reading`), under its lock; a decision
+recorded inside a caller's `project.transaction()` commits together with the label change it causes.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
 
-from studio.data.store import DB_NAME, Project
+from studio.data.store import Project
 from studio.errors import StudioError
 
 KINDS = ("label_issue", "duplicate")
 OUTCOMES = ("accepted", "kept", "ambiguous", "excluded")
-BUSY_TIMEOUT_MS = 30_000
+# The expert's answers to a label issue (the Curate tab's buttons, `studio review`'s choices) -> outcome.
+REVIEW_DECISIONS = {"accept": "accepted", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
 
 COLUMNS = ["image_id", "kind", "outcome", "label", "detail", "at", "by"]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@contextmanager
-def _connect(project: Project) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(project.root / DB_NAME, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")  # the store's choice: decisions are hand-made work too
-        conn.execute("PRAGMA foreign_keys = ON")
-        yield conn
-    finally:
-        conn.close()
-
-
-@contextmanager
-def _transaction(project: Project) -> Iterator[sqlite3.Connection]:
-    with _connect(project) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
 
 def _check(kind: str, outcome: str) -> None:
@@ -82,7 +56,7 @@ def record_many(project: Project, items: Iterable[tuple[int, str]], kind: str, *
     for _, outcome in items:
         _check(kind, outcome)
     text = json.dumps(detail or {}, sort_keys=True, default=str)
-    with _transaction(project) as conn:
+    with project.transaction() as conn:
         now = _now()
         for image_id, outcome in items:
             row = conn.execute(
@@ -105,7 +79,7 @@ def clear(project: Project, image_ids: Sequence[int], kind: str | None = None) -
     if kind is not None and kind not in KINDS:
         raise StudioError(f"decision kind must be one of {', '.join(KINDS)}, got {kind!r}")
     ids = [int(i) for i in image_ids]
-    with _transaction(project) as conn:
+    with project.transaction() as conn:
         removed = 0
         for image_id in ids:
             if kind is None:
@@ -119,7 +93,7 @@ def clear(project: Project, image_ids: Sequence[int], kind: str | None = None) -
 
 def decisions(project: Project, kind: str | None = None) -> pd.DataFrame:
     """All stored decisions (columns COLUMNS, `detail` parsed to a dict), ordered by image id."""
-    with _connect(project) as conn:
+    with project.reading() as conn:
         query = "SELECT image_id, kind, outcome, label, detail, at, by FROM curation_decisions"
         rows = conn.execute(query + (" WHERE kind=?" if kind else "") + " ORDER BY image_id, kind",
                             (kind,) if kind else ()).fetchall()
@@ -130,7 +104,7 @@ def decisions(project: Project, kind: str | None = None) -> pd.DataFrame:
 
 def decided_ids(project: Project, kind: str) -> set[int]:
     """Images that already have a decision of this kind (not to be asked again)."""
-    with _connect(project) as conn:
+    with project.reading() as conn:
         rows = conn.execute("SELECT image_id FROM curation_decisions WHERE kind=?", (kind,)).fetchall()
     return {row[0] for row in rows}
 
@@ -141,10 +115,4 @@ def excluded_image_ids(project: Project, *, ambiguous: bool = False) -> set[int]
     The engine should drop these from its training (and validation) snapshot. Ambiguous images keep
     their label (the expert's best guess) and are trained on unless `ambiguous=True`.
     """
-    outcomes = ("excluded", "ambiguous") if ambiguous else ("excluded",)
-    with _connect(project) as conn:
-        rows = conn.execute(
-            f"SELECT DISTINCT image_id FROM curation_decisions WHERE outcome IN ({','.join('?' * len(outcomes))})",
-            outcomes,
-        ).fetchall()
-    return {row[0] for row in rows}
+    return project.excluded_image_ids(ambiguous=ambiguous)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from studio.curate import decisions
-from studio.curate.balance import dataset_warnings
 from studio.curate.duplicates import find_duplicates, leakage_pairs, pending_groups, project_hashes
 from studio.curate.features import FeatureSet, project_features
 from studio.curate.label_issues import label_issues
 from studio.curate.outliers import find_outliers
+from studio.data.balance import dataset_warnings
 from studio.data.store import Project
 from studio.errors import StudioError
 

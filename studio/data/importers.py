@@ -21,6 +21,7 @@ from studio.data.ingest import PreparedImage, prepare_image
 from studio.data.layouts import LAYOUTS, Candidate, Listing, detect_layout, list_source, walk_files
 from studio.data.store import Project
 from studio.errors import StudioError
+from studio.system import cpu_count
 
 BATCH_SIZE = 200
 MAX_LISTED_WARNINGS = 20  # conflicts beyond this are summed up in one line (all are in `conflicts`)
@@ -142,7 +143,7 @@ def _run(
     candidates = listing.candidates
     if not candidates and not report.rejected:
         raise StudioError("found no image files to import")
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(4, cpu_count())
 
     def prepare(candidate: Candidate) -> PreparedImage | dict:
         try:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from studio.durable import atomic_write_text
+from studio.system import cpu_count
 
 CACHE_NAME = "verified-files.json"
 
@@ -40,7 +41,7 @@ def damaged_files(paths: Sequence[str], digests: Sequence[str], cache_dir: Path 
             stamps.append(None)
     todo = [i for i, stamp in enumerate(stamps) if stamp is not None and verified.get(digests[i]) != stamp]
     damaged = [stamp is None for stamp in stamps]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:  # hashlib frees the GIL
+    with ThreadPoolExecutor(max_workers=max(1, min(4, cpu_count()))) as pool:  # hashlib frees the GIL
         for i, intact in zip(todo, pool.map(lambda i: is_intact(paths[i], digests[i]), todo)):
             damaged[i] = not intact
             if intact:

@@ -8,11 +8,13 @@ Durability choices:
   fsync per commit is worth it; bulk import batches ~200 images per commit to keep that cost low.
 - Thread safety: one connection guarded by an RLock. Every public method holds the lock for its whole
   transaction, so a `Project` can be shared by the UI, the trainer service and import threads.
+- Every access to `project.db` goes through a `Project` (curation decisions too): `transaction()` is
+  the public write transaction, and transactions nest, so several store calls made inside one (a relabel
+  and the decision that caused it) commit together or not at all.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -92,6 +94,7 @@ class Project:
         self.cache_dir = self.root / "cache"
         self._conn: sqlite3.Connection | None = _connection
         self._lock = threading.RLock()
+        self._depth = 0  # transactions open on the thread holding the lock (nested ones join the outer)
 
     # ---- opening and closing -------------------------------------------------------------------
 
@@ -157,29 +160,42 @@ class Project:
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r})"
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding both the thread lock and SQLite's write lock."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+    def transaction(self):
+        """One write transaction holding both the thread lock and SQLite's write lock (a context manager
+        yielding the connection).
+
+        Store calls made inside it (on this thread) join it: everything commits when the outermost
+        block ends, and an exception anywhere inside rolls all of it back."""
+        return self._open("BEGIN IMMEDIATE", write=True)
+
+    def reading(self):
+        """A read transaction: a consistent snapshot across several queries (and store calls) inside it."""
+        return self._open("BEGIN", write=False)
+
+    _write, _read = transaction, reading
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: a consistent snapshot across several queries."""
+    def _open(self, begin: str, *, write: bool) -> Iterator[sqlite3.Connection]:
         with self._lock:
             conn = self._connection()
-            conn.execute("BEGIN")
+            if self._depth:  # inside an open transaction: join it
+                self._depth += 1
+                try:
+                    yield conn
+                finally:
+                    self._depth -= 1
+                return
+            conn.execute(begin)
+            self._depth = 1
             try:
                 yield conn
-            finally:
+            except BaseException:
+                conn.execute("ROLLBACK" if write else "COMMIT")
+                raise
+            else:
                 conn.execute("COMMIT")
+            finally:
+                self._depth = 0
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -538,15 +554,13 @@ class Project:
             "splits": splits,
         }
 
-    def label_hash(self) -> str:
-        """sha256 over the sorted (hash, label, split) of labeled images: names a training snapshot."""
+    def excluded_image_ids(self, *, ambiguous: bool = False) -> set[int]:
+        """Images a curation review excluded (with `ambiguous`, those marked ambiguous too): left out of
+        every training snapshot. The decisions themselves are `studio.curate.decisions`."""
+        outcomes = ("excluded", "ambiguous") if ambiguous else ("excluded",)
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT i.hash, c.name, COALESCE(s.split, '') FROM images i "
-                "JOIN labels l ON l.image_id = i.id JOIN classes c ON c.id = l.class_id "
-                "LEFT JOIN splits s ON s.image_id = i.id ORDER BY i.hash"
+                f"SELECT DISTINCT image_id FROM curation_decisions WHERE outcome IN ({','.join('?' * len(outcomes))})",
+                outcomes,
             ).fetchall()
-        digest = hashlib.sha256()
-        for row in rows:
-            digest.update("\t".join(row).encode("utf-8") + b"\n")
-        return digest.hexdigest()
+        return {row[0] for row in rows}

@@ -6,20 +6,12 @@ import contextlib
 import ctypes
 import os
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import torch
 
 from studio.errors import StudioError
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
+from studio.system import cpu_count
 
 # glibc's malloc gives every large block (a batch's activations: tens of MB) a fresh mmap() that is
 # page-faulted in and unmapped again on each forward pass. Serving them from the heap made CPU feature
@@ -43,29 +35,50 @@ def tune_cpu_allocator() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
-def select_device(name: str = "auto") -> torch.device:
-    """The requested device, or the best available for "auto"; StudioError if it is not there."""
-    if name == "auto":
+def select_device(name: str | torch.device | None = "auto") -> torch.device:
+    """The one device resolver (engine, service, CLI, UI): a torch.device, None or "auto" (CUDA, then
+    MPS, then CPU), "cpu", "cuda", "cuda:N", "mps"; StudioError if it is not there or unknown.
+    The process-wide settings of the device's kind are applied once (`_configure`)."""
+    if isinstance(name, torch.device):
+        device = name
+    elif name in (None, "auto"):
         if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
+            device = torch.device("cuda")
+        elif _mps_available():
+            device = torch.device("mps")
         else:
-            name = "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+    else:
+        try:
+            device = torch.device(str(name))
+        except RuntimeError:
+            device = None
+        if device is None or device.type not in ("cpu", "cuda", "mps"):
+            raise StudioError(f"Unknown device {name!r}; use auto, cpu, cuda (or cuda:N) or mps.")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise StudioError("No CUDA GPU is available here; use --device auto or --device cpu.")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device.type == "mps" and not _mps_available():
         raise StudioError("Apple MPS is not available here; use --device auto or --device cpu.")
-    if name not in ("cpu", "cuda", "mps"):
-        raise StudioError(f"Unknown device {name!r}; use auto, cpu, cuda or mps.")
-    if name == "cpu":
+    _configure(device.type)
+    return device
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+@cache
+def _configure(kind: str) -> None:
+    """Process-wide settings for a kind of device, once per process: a later call (the service's side
+    lane, which limits its own threads) must not undo what another thread set for itself."""
+    if kind == "cpu":
         torch.set_num_threads(cpu_count())
         tune_cpu_allocator()
-    if name == "cuda":
+    if kind == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return torch.device(name)
 
 
 @lru_cache(maxsize=1)

@@ -1,9 +1,13 @@
 """Evaluate a run on its validation images: accuracy, per-class precision/recall/F1, confusion matrix,
-top losses (the most confident mistakes), with and without test-time augmentation; saved as eval.json."""
+top losses (the most confident mistakes), with and without test-time augmentation.
+
+By default the images are the run's own snapshot (its split.json), so what a run reports does not change
+when images are relabeled or excluded later; `current_split=True` uses the project's val split of today
+(with the same exclusions as a new snapshot). Storing the report is the run store's job
+(`studio.train.runs.save_evaluation`)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from studio.data.snapshot import Snapshot, current_validation
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.predict.inference import IDENTITY, TTA_VIEWS
@@ -57,44 +62,53 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _validation_items(run_dir: Path, project: Project | None, class_names: list[str]) -> list[dict]:
-    """The run's own validation list (split.json), or the project's current val split when given."""
-    if project is None:
-        split = run_dir / "split.json"
-        if not split.is_file():
-            raise StudioError(f"{run_dir} has no split.json; pass the project to evaluate on its val split.")
-        items = json.loads(split.read_text())["val"]
+def _validation_items(run_dir: Path, project: Project | None, current_split: bool,
+                      class_names: list[str]) -> list[dict]:
+    """The run's own snapshot's val images, or (current_split) the project's val split of today."""
+    if current_split:
+        if project is None:
+            raise StudioError("Evaluating on the current split needs the project (--project PROJECT).")
+        val, _ = current_validation(project)
     else:
-        data = project.dataset(labeled_only=True)
-        data = data[(data["split"] == "val") & data["label"].notna()]
-        items = data[["image_id", "path", "label"]].to_dict(orient="records")
+        val = Snapshot.load(run_dir).val
+    items = val[["image_id", "path", "label"]].to_dict(orient="records")
     items = [item for item in items if item["label"] in class_names]
     if not items:
-        raise StudioError("No validation images with the model's classes: label some images in the 'val' split.")
+        raise StudioError("No validation images with the model's classes: "
+                          "label some images in the 'val' split.")
     return items
 
 
-def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, tta: bool = False,
-             device: torch.device | str | None = None, predictor: Predictor | None = None,
-             write: bool = True) -> dict:
-    """Metrics of a run's model on validation images; with `tta`, also under `"tta"` with TTA.
-
-    Writes eval.json into the run folder (when `write`).
-    """
+def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, current_split: bool = False,
+             tta: bool = False, device: torch.device | str | None = None,
+             predictor: Predictor | None = None) -> dict:
+    """Metrics of a run's model on its snapshot's validation images (or, with `current_split`, on the
+    project's val split of today); with `tta`, also under `"tta"` with TTA. `"images"` in the report
+    says which set was used (`snapshot` or `current-split`); an image that can no longer be read (its file
+    damaged since the run) is left out and listed under `"unreadable"` (image_id, path, error)."""
     run_dir = Path(run_dir)
     predictor = predictor or Predictor.from_run(run_dir, device)
     class_names = predictor.class_names
-    items = _validation_items(run_dir, project, class_names)
+    items = _validation_items(run_dir, project, current_split, class_names)
     index = {name: i for i, name in enumerate(class_names)}
     targets = np.array([index[item["label"]] for item in items])
     paths = [item["path"] for item in items]
     ids = [item["image_id"] for item in items]
     views = TTA_VIEWS if tta else (IDENTITY,)
-    probs = predictor.probabilities(paths, views)  # views[0] is the identity view
+    errors: dict[int, str] = {}
+    probs = predictor.probabilities(paths, views, errors)  # views[0] is the identity view
+    unreadable = [{"image_id": ids[i], "path": paths[i], "error": errors[i]} for i in sorted(errors)]
+    if errors:
+        readable = [i for i in range(len(paths)) if i not in errors]
+        if not readable:
+            raise StudioError(f"None of the {len(paths)} validation images can be read now "
+                              f"(first: {unreadable[0]['path']}: {unreadable[0]['error']}).")
+        targets, probs = targets[readable], probs[readable]
+        paths, ids = [paths[i] for i in readable], [ids[i] for i in readable]
     report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
     if tta:
         report["tta"] = metrics_from_probs(targets, probs.mean(axis=1), class_names, ids, paths)
         report["tta"]["views"] = [v.name for v in views]
-    if write:
-        (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    report["images"] = "current-split" if current_split else "snapshot"
+    report["unreadable"] = unreadable
     return report

@@ -18,6 +18,7 @@ from typing import Any
 
 from studio.errors import StudioError
 from studio.service.events import EventLog
+from studio.train.events import RunStarted, TrainEvent
 
 
 class JobState(StrEnum):
@@ -178,11 +179,13 @@ class JobContext:
         if self.cancelled:
             raise JobCancelled
 
-    def emit(self, event: dict[str, Any]) -> None:
-        """Record an event (the engine's callback). Understands `run_dir` events and progress fields."""
-        kind = event.get("type")
-        if kind == "run_dir" and event.get("path"):
-            self.set_run_dir(event["path"])
+    def emit(self, event: TrainEvent | dict[str, Any]) -> None:
+        """Record an event (the engine's callback): typed engine events are kept in their JSON form; the
+        engine's RunStarted ties the job to its run folder; progress fields update the job's progress."""
+        if isinstance(event, RunStarted):
+            self.set_run_dir(event.run_dir)
+        if isinstance(event, TrainEvent):
+            event = event.to_dict()
         fraction = _number(event.get("fraction", event.get("progress")))
         eta_s = _number(event.get("eta_s"))
         if fraction is not None or eta_s is not None:

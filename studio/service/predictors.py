@@ -8,7 +8,6 @@ by two threads at once; different models may predict in parallel.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -88,14 +87,6 @@ class PredictorCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def limit_thread_cpu(threads: int) -> None:

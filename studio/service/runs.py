@@ -1,13 +1,13 @@
 """Run folders as the service sees them: job.json, honest final status, and listing past runs.
 
-The engine writes config.json, metrics.csv, model.pt and status.json. The service adds job.json (the
-job's config and final state) and makes sure a folder whose job did not finish never says `done`.
-Listing reads only files, so after a restart the app can show past runs and their curves.
+The engine writes config.json, metrics.csv, model.pt and status.json through the run store
+(`studio.train.runs`, whose file names and JSON reading and writing this module uses too). The service
+adds job.json (the job's config and final state) and makes sure a folder whose job did not finish never
+says `done`. Listing reads only files, so after a restart the app can show past runs and their curves.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -15,27 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from studio.durable import atomic_write_text
+from studio.train.runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, STATUS_FILE, read_json, write_json
 
 JOB_FILE = "job.json"
-STATUS_FILE = "status.json"
-METRICS_FILE = "metrics.csv"
-CONFIG_FILE = "config.json"
 # A run folder whose status.json still says `running` with no live job behind it: the process died.
 INTERRUPTED = "interrupted"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write: readers see the old file or the new one, never half of one."""
-    atomic_write_text(path, json.dumps(data, indent=2, default=str))
-
-
-def read_json(path: Path) -> Any:
-    """The parsed file, or None when it is missing or unreadable (a run being written, a damaged file)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def write_job_file(run_dir: Path, job_summary: dict) -> None:
@@ -68,21 +52,9 @@ def latest_model_run(project_root: str | Path) -> Path | None:
     if not runs_dir.is_dir():
         return None
     for run in sorted((p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
-        if (run / "model.pt").is_file() and (read_json(run / STATUS_FILE) or {}).get("status") in (None, "done"):
+        if (run / MODEL_FILE).is_file() and (read_json(run / STATUS_FILE) or {}).get("status") in (None, "done"):
             return run
     return None
-
-
-def running_runs(runs_dir: Path, since: float) -> list[Path]:
-    """Run folders created at or after `since` (epoch s) whose status.json still says `running`."""
-    if not Path(runs_dir).is_dir():
-        return []
-    found = []
-    for path in Path(runs_dir).iterdir():
-        status = read_json(path / STATUS_FILE) if path.is_dir() else None
-        if status and status.get("status") == "running" and path.stat().st_mtime >= since - 1:
-            found.append(path)
-    return found
 
 
 def run_curves(run_dir: str | Path) -> pd.DataFrame:
@@ -125,5 +97,5 @@ def _describe(path: Path, live: set[str]) -> dict[str, Any]:
         "run_dir": str(path), "name": path.name, "status": state, "message": status.get("message"),
         "config": read_json(path / CONFIG_FILE), "job": read_json(path / JOB_FILE),
         "epochs": len(curves), "best_val_accuracy": best, "last": last,
-        "has_model": (path / "model.pt").is_file(), "modified": max(times),
+        "has_model": (path / MODEL_FILE).is_file(), "modified": max(times),
     }

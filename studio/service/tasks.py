@@ -3,18 +3,14 @@ service imports (and its queue works) without the engine installed."""
 
 from __future__ import annotations
 
-import io
-import json
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from studio.durable import atomic_write_bytes, atomic_write_text
 from studio.service.jobs import JobCancelled, JobContext
 from studio.service.predictors import PredictorCache
-from studio.service.runs import running_runs, settle_status
+from studio.service.runs import settle_status
+from studio.train.events import Stage
 
 
 def train_job(project_root: str | Path, config: dict[str, Any]):
@@ -24,25 +20,18 @@ def train_job(project_root: str | Path, config: dict[str, Any]):
         from studio.data.store import Project
         from studio.train import TrainConfig, train
 
-        train_config = TrainConfig.from_dict(dict(config))
-        started = time.time()
+        settings = dict(config)
+        if settings.get("device") in (None, "auto"):  # the service's device unless the job names one
+            settings["device"] = getattr(ctx.device, "type", None) or str(ctx.device)
+        train_config = TrainConfig.from_dict(settings)
         with Project.open(project_root) as project:
-
-            def callback(event: dict[str, Any]) -> None:
-                # The engine creates its run folder before its first event; name it for the job at once
-                # (an engine `run_dir` event, when sent, is used instead).
-                if ctx.job.run_dir is None and event.get("type") != "run_dir":
-                    found = running_runs(project.runs_dir, started)
-                    if len(found) == 1:
-                        ctx.set_run_dir(found[0])
-                ctx.emit(event)
-
             try:
-                result = train(project, train_config, callback=callback, cancel=ctx.cancel_event)
+                # The engine's first event (RunStarted) names the run folder; ctx.emit ties it to the job.
+                result = train(project, train_config, callback=ctx.emit, cancel=ctx.cancel_event)
             except BaseException:
                 # The engine marks its own failures; this covers one that escaped before it could.
-                for run_dir in ([ctx.job.run_dir] if ctx.job.run_dir else running_runs(project.runs_dir, started)):
-                    settle_status(run_dir, "failed", "The training job stopped with an error.")
+                if ctx.job.run_dir:
+                    settle_status(ctx.job.run_dir, "failed", "The training job stopped with an error.")
                 raise
         return _run_result(result)
 
@@ -65,17 +54,18 @@ def _run_result(result: Any) -> dict[str, Any]:
 
 
 def evaluate_job(run_dir: str | Path, tta: bool = False, project_root: str | Path | None = None):
-    """Evaluate a run's checkpoint on its validation images (the engine's `evaluate`)."""
+    """Evaluate a run's checkpoint on its own snapshot's val images, or with a project on its val
+    split of today (`studio.train.evaluation.evaluate_run`)."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from studio.predict import evaluate
+        from studio.train.evaluation import evaluate_run
 
         if project_root is None:
-            return evaluate(Path(run_dir), tta=tta)
+            return evaluate_run(Path(run_dir), tta=tta, device=ctx.device)
         from studio.data.store import Project
 
         with Project.open(project_root) as project:
-            return evaluate(Path(run_dir), project, tta=tta)
+            return evaluate_run(Path(run_dir), project, current_split=True, tta=tta, device=ctx.device)
 
     return run
 
@@ -134,111 +124,34 @@ def features_job(project_root: str | Path, backbone: str | None = None,
 
 # ---- curation ------------------------------------------------------------------------------------
 
-CURATE_FOLDER = "curate"  # under the project's cache folder (safe to delete: Analyse writes it again)
-REPORT_FILE = "report.json"
-FEATURES_FILE = "features.npz"
 FEATURES_SHARE = 0.9  # of the job's progress bar: extracting features is nearly all of the work
 
 
-def curation_folder(project_root: str | Path) -> Path:
-    return Path(project_root) / "cache" / CURATE_FOLDER
-
-
 def curate_job(project_root: str | Path, backbone: str | None = None):
-    """One curation pass (`studio.curate.report.curate`) whose results outlive the job.
-
-    Writes `cache/curate/report.json` (the report plus the embedding map's coordinates) and
-    `cache/curate/features.npz` (the flip-averaged features it used, for active learning), so a
-    reopened Curate tab shows the last analysis without loading a backbone. Features come from the
-    engine's cache: a second pass only extracts images added since.
-    """
+    """One stored curation pass (`studio.curate.analysis.analyse`, as `studio curate` runs it)."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
-        from studio.curate import features as curate_features
-        from studio.curate.embedding import embedding_frame
-        from studio.curate.report import curate
+        from studio.curate.analysis import analyse, curation_summary
         from studio.data.store import Project
         from studio.errors import StudioError
 
-        started = time.perf_counter()
-
-        def on_batch(done: int, total: int) -> None:
-            ctx.progress(FEATURES_SHARE * done / max(total, 1))
+        def on_stage(name: str, message: str) -> None:
+            ctx.emit(Stage(name))
+            ctx.log(message)
 
         with Project.open(project_root) as project:
-            ctx.emit({"type": "stage", "name": "features"})
-            ctx.log(f"Extracting {backbone or 'default backbone'} features (cached ones are reused).")
             try:
-                features = curate_features.project_features(
-                    project, backbone or None, device=ctx.device.type, should_stop=lambda: ctx.cancelled, on_batch=on_batch)
+                report = analyse(project, backbone=backbone or None, device=ctx.device.type,
+                                 should_stop=lambda: ctx.cancelled, on_stage=on_stage,
+                                 on_batch=lambda done, total: ctx.progress(FEATURES_SHARE * done / max(total, 1)))
             except StudioError:
                 if ctx.cancelled:  # the extractor stops with a StudioError; the job was cancelled, not failed
                     raise JobCancelled from None
                 raise
             ctx.check_cancelled()
-            ctx.emit({"type": "stage", "name": "analysis"})
-            ctx.log("Looking for near-duplicates, label issues and outliers.")
-            report = curate(project, features)
-            frame = embedding_frame(project, features)
-            report["embedding"] = {"image_id": frame["image_id"].tolist(), "x": frame["x"].tolist(),
-                                   "y": frame["y"].tolist()}
-            report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-            report["seconds"] = round(time.perf_counter() - started, 2)
-            folder = curation_folder(project.root)
-            _save_features(folder / FEATURES_FILE, features)
-            _write_json(folder / REPORT_FILE, report)
         ctx.progress(1.0)
+        if report is None:  # stopped without a cancel (cannot happen today): never report nothing as done
+            raise StudioError("The curation pass stopped before it finished.")
         return curation_summary(report)
 
     return run
-
-
-def curation_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """Counts of what a report found (the job's result and the UI's headline)."""
-    return {
-        "backbone": report.get("backbone"), "images": report.get("images", 0),
-        "excluded": report.get("excluded", 0), "duplicate_groups": len(report.get("duplicates", [])),
-        "leakage_groups": sum(1 for g in report.get("duplicates", []) if g.get("leakage")),
-        "leakage_pairs": len(report.get("leakage", [])), "label_issues": len(report.get("label_issues", [])),
-        "outliers": len(report.get("outliers", [])), "warnings": len(report.get("warnings", [])),
-        "finished_at": report.get("finished_at"), "seconds": report.get("seconds"),
-    }
-
-
-def read_curation_report(project_root: str | Path) -> dict[str, Any] | None:
-    """The last curation report of the project, or None if it was never analysed (or the file is bad)."""
-    path = curation_folder(project_root) / REPORT_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
-def read_curation_features(project_root: str | Path):
-    """The FeatureSet the last curation pass used, or None."""
-    import numpy as np
-
-    from studio.curate.features import FeatureSet
-
-    path = curation_folder(project_root) / FEATURES_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as data:
-            return FeatureSet(data["image_ids"], data["features"], str(data["backbone"]))
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _save_features(path: Path, features: Any) -> None:
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, image_ids=features.image_ids, features=features.features, backbone=features.backbone)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(data, default=str))

@@ -23,8 +23,9 @@ import pandas as pd
 from studio.errors import StudioError
 from studio.service import runs, tasks
 from studio.service.jobs import Job, JobContext, JobState
-from studio.service.predictors import Loader, PredictorCache, cpu_count, limit_thread_cpu, load_predictor
+from studio.service.predictors import Loader, PredictorCache, limit_thread_cpu, load_predictor
 from studio.service.worker import JobQueue, run_job
+from studio.system import cpu_count
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +35,10 @@ EXCLUSIVE_KINDS = frozenset({"train"})
 
 
 def resolve_device(name: Any = "auto") -> Any:
-    """A torch.device for "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1", "mps"."""
-    import torch
+    """The engine's one device resolver (`studio.predict.device.select_device`), imported when used."""
+    from studio.predict.device import select_device
 
-    if isinstance(name, torch.device):
-        return name
-    if name in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise StudioError("No CUDA GPU is available here; start the studio with device auto or cpu.")
-    return device
+    return select_device(name)
 
 
 class TrainerService:
@@ -280,16 +271,11 @@ class TrainerService:
 
     def _settle_run_folder(self, job: Job) -> None:
         """Record the final state in the run folder; a job that did not finish is never marked done."""
-        run_dirs: list[Path] = [job.run_dir] if job.run_dir else []
-        if not run_dirs and job.kind in EXCLUSIVE_KINDS and job.started and job.project:
-            # The engine never named its folder: only this job can have started a run since then.
-            run_dirs = runs.running_runs(Path(job.project) / "runs", job.started)
-            if len(run_dirs) == 1:
-                job.run_dir = run_dirs[0]
-        for run_dir in run_dirs:
-            if job.state is not JobState.DONE:
-                runs.settle_status(run_dir, job.state.value, job.error)
-            self._write_job_file(job)
+        if job.run_dir is None:  # the engine announces its folder (RunStarted) as soon as it creates it
+            return
+        if job.state is not JobState.DONE:
+            runs.settle_status(job.run_dir, job.state.value, job.error)
+        self._write_job_file(job)
 
     def _live_run_dirs(self) -> list[Path]:
         return [j.run_dir for j in self.list_jobs() if j.run_dir and not j.is_finished]

@@ -119,9 +119,6 @@ def run_job(job: Job, ctx: JobContext) -> None:
         job._emit({"type": "log", "level": "error", "message": traceback.format_exc()})
         job._set_state(JobState.FAILED, error=f"{type(error).__name__}: {error}")
     else:
-        run_dir = _field(result, "run_dir")
-        if run_dir:
-            ctx.set_run_dir(run_dir)
         status = _field(result, "status")
         if status == "failed":
             job._set_state(JobState.FAILED, error=str(_field(result, "message") or "The job failed."),

@@ -8,13 +8,14 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from studio.data.snapshot import Snapshot
 from studio.data.store import Project
 from studio.models.weights import WeightsSource, create_backbone
 from studio.predict.checkpoint import make_checkpoint, save_checkpoint
 from studio.predict.inference import IDENTITY, Cropper, iter_batches
 from studio.train.config import Resolved, TrainConfig
-from studio.train.data import DecodedImages, Snapshot
-from studio.train.runs import Events, RunFolder
+from studio.train.data import DecodedImages
+from studio.train.runs import Events, RunStore
 
 # Training images are kept at this multiple of the training size (room for random resized crops).
 TRAIN_CACHE_SCALE = 1.15
@@ -43,7 +44,7 @@ class RunContext:
     snapshot: Snapshot
     device: torch.device
     events: Events
-    folder: RunFolder
+    folder: RunStore
     backbone: str
     weights_source: WeightsSource
     preprocessing: dict

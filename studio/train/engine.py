@@ -14,6 +14,7 @@ import numpy as np
 import timm
 import torch
 
+from studio.data.snapshot import take_snapshot
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.models.registry import check_backbone
@@ -24,8 +25,8 @@ from studio.predict.evaluate import evaluate
 from studio.train import strategies
 from studio.train.config import TrainConfig, resolve
 from studio.train.context import RunContext
-from studio.train.data import take_snapshot
-from studio.train.runs import Events, RunFolder
+from studio.train.events import TrainEvent
+from studio.train.runs import CONFIG_FILE, EVAL_FILE, SPLIT_FILE, Events, RunStore
 
 
 @dataclass
@@ -53,7 +54,7 @@ def seed_everything(seed: int) -> None:
 
 
 def train(project: Project, config: TrainConfig | None = None, *,
-          callback: Callable[[dict], None] | None = None,
+          callback: Callable[[TrainEvent], None] | None = None,
           cancel: threading.Event | None = None) -> RunResult:
     """Train one model on the project's train split, pick the best on val, write a run folder.
 
@@ -75,8 +76,8 @@ def train(project: Project, config: TrainConfig | None = None, *,
     preprocessing = preprocessing_dict(resolved.image_size, data_cfg)
     seed_everything(config.seed)
 
-    folder = RunFolder(project.runs_dir, config.strategy)
-    events = Events(callback, cancel, folder)
+    folder = RunStore(project.runs_dir, config.strategy)
+    events = Events(callback, cancel, folder)  # announces the folder first (RunStarted)
     ctx = RunContext(project, config, resolved, snapshot, device, events, folder, backbone, source,
                      preprocessing, inference_dtype(device), training_dtype(device))
     record = {
@@ -88,8 +89,8 @@ def train(project: Project, config: TrainConfig | None = None, *,
         "versions": {"torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()},
         "project": str(project.root),
     }
-    folder.write("config.json", record)
-    folder.write("split.json", snapshot.to_dict())
+    folder.write(CONFIG_FILE, record)
+    folder.write(SPLIT_FILE, snapshot.to_dict())
     for warning in snapshot.warnings:
         events.log(warning)
     try:
@@ -100,11 +101,12 @@ def train(project: Project, config: TrainConfig | None = None, *,
         if folder.checkpoint_path.is_file() and outcome.status == "done":
             events.stage("evaluate")
             report = evaluate(folder.path, tta=True, device=device)
+            folder.write(EVAL_FILE, report)
             result.val_accuracy = report["accuracy"]
             result.val_accuracy_tta = report["tta"]["accuracy"]
         elif folder.checkpoint_path.is_file():
             result.val_accuracy = ctx.best.accuracy
-        folder.write("config.json", {**record, "result": {**result.to_dict(), "details": outcome.details,
+        folder.write(CONFIG_FILE, {**record, "result": {**result.to_dict(), "details": outcome.details,
                                                           "best": asdict(ctx.best)}})
         folder.set_status(outcome.status, outcome.reason, result=result.to_dict())
         events.log(f"Run {outcome.status}: {outcome.reason}")

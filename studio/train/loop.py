@@ -27,6 +27,7 @@ from studio.predict.device import autocast, is_oom
 from studio.predict.inference import IDENTITY, InferenceRunner
 from studio.train.context import Best, RunContext
 from studio.train.data import AugmentedImages, class_weights
+from studio.train.events import Epoch, Step
 from studio.train.schedule import set_total_steps, still_warming_up, warmup_cosine
 
 
@@ -221,13 +222,12 @@ class Trainer:
                 took = time.perf_counter() - step_start
                 seconds_per_step = took if seconds_per_step is None else 0.8 * seconds_per_step + 0.2 * took
                 if step % ctx.config.log_every == 0:
-                    events.emit({
-                        "type": "step", "stage": stage.name, "epoch": epoch, "step": step,
-                        "steps_per_epoch": steps_per_epoch,
-                        "loss": float(np.mean(losses[-ctx.config.log_every:])),
-                        "lr": optimizer.param_groups[-1]["lr"], "images_per_s": len(targets) / took,
-                        "eta_s": (total_steps - step) * seconds_per_step + (stage.epochs - epoch + 1) * val_seconds,
-                    })
+                    events.emit(Step(
+                        stage=stage.name, epoch=epoch, step=step, steps_per_epoch=steps_per_epoch,
+                        loss=float(np.mean(losses[-ctx.config.log_every:])),
+                        lr=optimizer.param_groups[-1]["lr"], images_per_s=len(targets) / took,
+                        eta_s=(total_steps - step) * seconds_per_step + (stage.epochs - epoch + 1) * val_seconds,
+                    ))
             train_seconds = time.perf_counter() - epoch_start
             val_start = time.perf_counter()
             val_accuracy, val_loss = self.validate()
@@ -237,13 +237,13 @@ class Trainer:
                 stage.epochs = max(1, stage.replan(train_seconds + val_seconds))
                 total_steps = steps_per_epoch * stage.epochs
                 set_total_steps(schedule, total_steps)
-            events.emit({
-                "type": "epoch", "stage": stage.name, "epoch": epoch,
-                "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                "train_accuracy": correct / max(1, seen), "val_loss": val_loss, "val_accuracy": val_accuracy,
-                "lr": optimizer.param_groups[-1]["lr"], "images_per_s": seen / max(train_seconds, 1e-9),
-                "eta_s": (stage.epochs - epoch) * (train_seconds + val_seconds),
-            })
+            events.emit(Epoch(
+                stage=stage.name, epoch=epoch,
+                train_loss=float(np.mean(losses)) if losses else float("nan"),
+                train_accuracy=correct / max(1, seen), val_loss=val_loss, val_accuracy=val_accuracy,
+                lr=optimizer.param_groups[-1]["lr"], images_per_s=seen / max(train_seconds, 1e-9),
+                eta_s=(stage.epochs - epoch) * (train_seconds + val_seconds),
+            ))
             ctx.offer(val_accuracy, val_loss, lambda: ctx.checkpoint(self.evaluated_model, self.strategy),
                       stage=stage.name, epoch=epoch, strategy=self.strategy)
             # Patience counts from this stage's own best: a stage that starts below an earlier one (a

@@ -21,6 +21,7 @@ from sklearn.metrics import log_loss
 from studio.predict.inference import FLIP_VIEWS, IDENTITY, InferenceRunner
 from studio.train.context import RunContext
 from studio.train.data import class_weights
+from studio.train.events import Epoch, Step
 from studio.train.features import FeatureCache, extract_features, feature_key
 from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear
 from studio.train.loop import Stage, Trainer, seconds_per_image
@@ -35,6 +36,8 @@ class Outcome:
 
     status: str = "done"  # "done" | "cancelled"
     epochs_run: int = 0
+    # The strategy whose checkpoint the run kept, for every strategy alike (RunResult.strategy): for auto
+    # the method that won on validation ("linear" or "finetune"), otherwise the strategy asked for.
     kept: str = ""
     reason: str = ""
     details: dict = field(default_factory=dict)
@@ -67,8 +70,8 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
 
     def progress(done: int, total: int) -> None:
         elapsed = time.perf_counter() - started
-        events.emit({"type": "step", "stage": "features", "epoch": 1, "step": done, "loss": None, "lr": None,
-                     "images_per_s": done / max(elapsed, 1e-9), "eta_s": (total - done) * elapsed / max(done, 1)})
+        events.emit(Step(stage="features", epoch=1, step=done, loss=None, lr=None,
+                         images_per_s=done / max(elapsed, 1e-9), eta_s=(total - done) * elapsed / max(done, 1)))
 
     features, stats = extract_features(runner, cache, hashes, paths, views,
                                        should_stop=lambda: events.cancelled, on_batch=progress)
@@ -102,13 +105,13 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
     val_accuracy = float((val_probs[:, 0].argmax(1) == y_val).mean())
     val_accuracy_flip = float((val_probs.mean(1).argmax(1) == y_val).mean())
     val_loss = float(log_loss(y_val, val_probs[:, 0], labels=list(range(k))))
-    events.emit({
-        "type": "epoch", "stage": "linear-probe", "epoch": 1,
-        "train_loss": float(log_loss(y_train, train_probs, labels=list(range(k)))),
-        "train_accuracy": float((train_probs.argmax(1) == y_train).mean()),
-        "val_loss": val_loss, "val_accuracy": val_accuracy, "lr": None,
-        "images_per_s": stats.images_per_s, "eta_s": 0.0,
-    })
+    events.emit(Epoch(
+        stage="linear-probe", epoch=1,
+        train_loss=float(log_loss(y_train, train_probs, labels=list(range(k)))),
+        train_accuracy=float((train_probs.argmax(1) == y_train).mean()),
+        val_loss=val_loss, val_accuracy=val_accuracy, lr=None,
+        images_per_s=stats.images_per_s, eta_s=0.0,
+    ))
     if head in ("logreg", "torch"):
         model.reset_classifier(k)
         fold_linear(pipeline, model.get_classifier())
@@ -193,7 +196,7 @@ def run_two_stage(ctx: RunContext) -> Outcome:
     groups = discriminative_groups(model, resolved.lr / 10, resolved.backbone_lr, ctx.config.layer_decay, top=top)
     result = Trainer(ctx, model, "two-stage").run(Stage(f"top-{top}-blocks", resolved.epochs, groups,
                                                         ctx.config.warmup_epochs))
-    return Outcome(_status(result.status), 1 + result.epochs_run, ctx.best.strategy or "two-stage",
+    return Outcome(_status(result.status), 1 + result.epochs_run, "two-stage",
                    f"head on frozen features, then the top {top} block groups ({result.status})")
 
 

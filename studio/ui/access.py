@@ -11,38 +11,19 @@ who made a change (`caller_name()`). Without accounts (one person on this machin
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gradio as gr
 
-from studio.sharing.accounts import LOCAL_USER, Accounts, check_role, role_allows
+from studio.sharing.accounts import Accounts, check_role, role_allows
+from studio.sharing.caller import LOCAL as _LOCAL
+from studio.sharing.caller import Caller, act_as, current_caller, release
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROLE_ATTRIBUTE = "_studio_role"
-
-
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    role: str
-
-
-_LOCAL = Caller(LOCAL_USER, "owner")
-_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("studio_caller", default=None)
-
-
-def current_caller() -> Caller:
-    """The user of the event being run (the local owner outside of a request, as in tests and scripts)."""
-    return _caller.get() or _LOCAL
-
-
-def caller_name() -> str:
-    return current_caller().name
 
 
 def refusal(needed: str, caller: Caller) -> gr.Error:
@@ -108,10 +89,10 @@ def install(app: gr.Blocks, accounts: Accounts) -> None:
         needed = required_role(fn.fn)
         if not role_allows(caller.role, needed):
             raise refusal(needed, caller)
-        token = _caller.set(caller)
+        token = act_as(caller)
         try:
             return await original(block_fn, inputs, state, request, *args, **kwargs)
         finally:
-            _caller.reset(token)
+            release(token)
 
     app.process_api = process_api  # type: ignore[method-assign]

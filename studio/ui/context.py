@@ -52,7 +52,7 @@ class AppContext:
 
     def server_path(self, path: str | os.PathLike) -> Path:
         """A server path a request names, resolved, when the caller may name it (one refusal otherwise)."""
-        from studio.ui.access import current_caller
+        from studio.sharing.caller import current_caller
 
         return self.paths.check(path, current_caller().role)
 

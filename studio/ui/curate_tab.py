@@ -4,20 +4,20 @@
 its results persist in the project's cache, so the tab shows them again after a restart. Five panels
 review them: near-duplicate groups (leakage first), the label-issue queue, active learning, the
 embedding map with box selection and bulk labeling, and outliers with dataset warnings.
-Widget-free logic lives in `curate_session`; the keyboard listener is the `gr.HTML` below.
+Widget-free logic lives in `studio.app.curation`; the keyboard listener is the `gr.HTML` below.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
+from studio.app.curation import CurateSession
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
 from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import curate_views as views
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.curate_session import CurateSession
 from studio.ui.feedback import user_errors
 
 POLL_SECONDS = 1.0
@@ -156,22 +156,26 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     @requires("viewer")
     @user_errors
-    def reload(root):
-        if not root:
-            return views.nothing_open(session)
-        project = context.open_project(root)
-        report = session.report(project)
-        return (views.summary(session, project, report),
-                *views.duplicates(session, project, report, None),
-                *views.issue(session, project, report),
-                *views.active(session, root, []), [],
-                *views.embedding(session, project, report, None),
-                *views.outliers(session, project, report))
+    def reload(root) -> dict:
+        """Every panel redrawn: each view's values matched to that panel's own components (a view that
+        returns one value too many or too few fails here, not as a shifted widget)."""
+        project = context.open_project(root) if root else None
+        report = session.report(project) if project is not None else None
+
+        def panel(components: list, values: tuple) -> dict:
+            return dict(zip(components, values, strict=True))
+
+        return {status: views.summary(session, project, report),
+                **panel(dup_out, views.duplicates(session, project, report, None)),
+                **panel(issue_out, views.issue(session, project, report)),
+                **panel(active_out, views.active(session, root or "", [])), skipped: [],
+                **panel(map_out, views.embedding(session, project, report, None)),
+                **panel(rest_out, views.outliers(session, project, report))}
 
     for trigger in (binding.root.change, binding.version.change, finished.change):
         trigger(reload, binding.root, everything, api_visibility="private")
     if binding.tab is not None:  # labels may have changed in another tab meanwhile
-        binding.tab.change(lambda r, t: reload(r) if t == "curate" else [gr.skip()] * len(everything),
+        binding.tab.change(lambda r, t: reload(r) if t == "curate" else gr.skip(),
                            [binding.root, binding.tab], everything, api_visibility="private")
 
     # ---- the analysis job ----------------------------------------------------------------------

@@ -12,10 +12,10 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
+from studio.app.curation import REFIT_EVERY, CurateSession
 from studio.curate.embedding import embedding_figure
 from studio.data.store import Project
 from studio.errors import StudioError
-from studio.ui.curate_session import REFIT_EVERY, CurateSession
 from studio.ui.media import display_image, thumbnails
 
 NOT_ANALYSED = "Run **Analyse** first."
@@ -225,9 +225,3 @@ def outliers(session: CurateSession, project: Project | None, report: dict | Non
     items = _gallery(project, table["image"].tolist(),
                      lambda row: f"#{row.image_id} · z {z[row.image_id]:.1f}")
     return text, table, items
-
-
-def nothing_open(session: CurateSession) -> tuple:
-    """Every panel's empty look (no project open)."""
-    return (summary(session, None, None), *duplicates(session, None, None, None), *issue(session, None, None),
-            *active(session, "", []), [], *embedding(session, None, None, None), *outliers(session, None, None))

@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
+from studio.app.evaluation import evaluation_job
 from studio.errors import StudioError
+from studio.sharing.caller import caller_name
 from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import charts, media
-from studio.ui.access import caller_name, requires
+from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
+from studio.ui.feedback import user_errors
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
 VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
+IMAGE_SETS = [("The run's own images (its snapshot)", "snapshot"), ("Today's validation split", "current")]
 # Thumbnail galleries: six per row, captions ("true→predicted 87%") wrap when class names are long (app CSS).
 THUMBNAILS = {"columns": 6, "fit_columns": False, "height": 240, "allow_preview": False, "object_fit": "contain",
               "elem_classes": ["wrap-captions"]}
@@ -85,59 +88,8 @@ def wait_for(job: Any, what: str) -> Iterator[str]:
 
 
 def guarded(call: Any, *args: Any) -> Any:
-    try:
-        return call(*args)
-    except StudioError as error:
-        raise gr.Error(str(error)) from None
-
-
-# ---- the evaluation job ----------------------------------------------------------------------------------
-
-class _RecordingPredictor:
-    """Passes `evaluate`'s calls to the real predictor and keeps the probabilities it computed, so the
-    confusion cells can list every image without a second pass over the validation set."""
-
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-        self.paths: list[str] = []
-        self.probs: np.ndarray | None = None
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.predictor.class_names
-
-    def probabilities(self, images: Any, views: Any = None) -> np.ndarray:
-        probs = self.predictor.probabilities(images, views) if views is not None else self.predictor.probabilities(images)
-        self.paths, self.probs = [str(p) for p in images], probs
-        return probs
-
-
-def evaluation_job(context: AppContext, project_root: Path, run_dir: Path):
-    """Job function: evaluate (with TTA) on the project's validation split; per-image predictions added."""
-    service = service_of(context)
-
-    def run(ctx: Any) -> dict[str, Any]:
-        from studio.predict import evaluate
-
-        project = context.open_project(project_root)
-        with service.predictors.use(run_dir, ctx.device) as predictor:
-            recorder = _RecordingPredictor(predictor)
-            report = evaluate(run_dir, project, tta=True, predictor=recorder)
-        rows = project.dataset(labeled_only=True).set_index("path")
-        names = recorder.class_names
-        images = []
-        if recorder.probs is not None:
-            plain, tta = recorder.probs[:, 0], recorder.probs.mean(axis=1)
-            for i, path in enumerate(recorder.paths):
-                if path not in rows.index:
-                    continue
-                row = rows.loc[path]
-                images.append({"image_id": int(row["image_id"]), "path": path, "label": row["label"],
-                               "plain": names[int(plain[i].argmax())], "tta": names[int(tta[i].argmax())],
-                               "plain_p": float(plain[i].max()), "tta_p": float(tta[i].max())})
-        return {"run_dir": str(run_dir), "report": report, "images": images}
-
-    return run
+    """`call(*args)` under the app's one error wrapper (a bug is logged, a user error shown)."""
+    return user_errors(call)(*args)
 
 
 # ---- drawing ---------------------------------------------------------------------------------------------
@@ -145,11 +97,14 @@ def evaluation_job(context: AppContext, project_root: Path, run_dir: Path):
 def summary_markdown(data: dict[str, Any]) -> str:
     report = data["report"]
     tta = report.get("tta", {})
-    parts = [(f"**Run {html.escape(Path(data['run_dir']).name)}** on {report['n']} validation images: "
+    which = "today's validation split" if report.get("images") == "current-split" else "its own validation images"
+    parts = [(f"**Run {html.escape(Path(data['run_dir']).name)}** on {report['n']} images ({which}): "
               f"accuracy **{report['accuracy']:.1%}** without TTA")]
     if tta:
         parts.append(f", **{tta['accuracy']:.1%}** with TTA")
     parts.append(f" · macro F1 {report['macro_f1']:.3f}")
+    if report.get("unreadable"):
+        parts.append(f"  \n⚠ {len(report['unreadable'])} image(s) can no longer be read and were left out.")
     return "".join(parts)
 
 
@@ -216,6 +171,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         run = gr.Dropdown(choices=[], label="Run", scale=5)
         refresh = gr.Button("Refresh runs", scale=0, min_width=120)
         start = gr.Button("Evaluate", variant="primary", scale=1)
+    images_choice = gr.Radio(IMAGE_SETS, value="snapshot", label="Validation images",
+                             info="The run's own images give the same numbers as when it was trained; today's "
+                                  "split includes later relabels and exclusions (saved separately).")
     summary = gr.Markdown("Pick a run and press **Evaluate**.")
     view = gr.Radio(VIEWS, value="plain", label="Results shown")
     with gr.Row():
@@ -259,11 +217,14 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     draw_outputs = [confusion, per_class, cell, losses_gallery, losses_state, cell_gallery, cell_state]
 
     @requires("owner")
-    def on_evaluate(root: str, run_dir: str, view_name: str):
+    def on_evaluate(root: str, run_dir: str, view_name: str, image_set: str = "snapshot"):
         project_root = guarded(lambda: context.open_project(root).root)
         path = guarded(checked_run_dir, context, root, run_dir)
+        current_split = image_set == "current"
         job = guarded(lambda: service_of(context).submit(
-            "evaluate", evaluation_job(context, project_root, path), config={"run_dir": str(path), "tta": True},
+            "evaluate", evaluation_job(service_of(context), context.open_project, project_root, path,
+                                       current_split=current_split),
+            config={"run_dir": str(path), "tta": True, "current_split": current_split},
             interactive=True, project=str(project_root)))
         try:
             for line in wait_for(job, "Evaluating"):
@@ -306,7 +267,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     binding.root.change(on_project, binding.root, run, api_visibility="private")
     refresh.click(on_project, binding.root, run, api_visibility="private")
-    start.click(on_evaluate, [binding.root, run, view], [summary, data_state, *draw_outputs],
+    start.click(on_evaluate, [binding.root, run, view, images_choice], [summary, data_state, *draw_outputs],
                 api_visibility="private")
     view.change(draw, [binding.root, data_state, view], draw_outputs, api_visibility="private")
     cell.change(on_cell, [data_state, view, cell, binding.root], [cell_gallery, cell_state], api_visibility="private")

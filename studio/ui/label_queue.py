@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from studio.app.suggestions import Suggestion
 from studio.errors import StudioError
-from studio.ui.suggestions import Suggestion
 
 ORDER_IMPORT = "import order"
 ORDER_UNCERTAIN = "most uncertain first"

@@ -13,15 +13,16 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from studio.app.suggestions import SuggestionStore
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.service.runs import latest_model_run
+from studio.sharing.caller import caller_name
 from studio.ui import label_queue as lq
-from studio.ui.access import caller_name, requires
+from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.feedback import user_errors
 from studio.ui.media import display_image, thumbnails
-from studio.ui.suggestions import SuggestionStore
 
 MAX_KEYS = 9
 PAGE_SIZE = 48

@@ -16,16 +16,19 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from studio.app.jobs import job_status
 from studio.augment import PRESET_NAMES, augment_from_setting, describe, load_project_augment
 from studio.augment.project_settings import PROJECT_CHOICE as PROJECT_AUGMENT
 from studio.augment.project_settings import resolve_augment_choice
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
+from studio.sharing.caller import caller_name
 from studio.sharing.quotas import JobQuota
 from studio.train.config import STRATEGIES, TrainConfig
 from studio.ui import charts
-from studio.ui.access import caller_name, requires
+from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
+from studio.ui.feedback import user_errors
 
 POLL_SECONDS = 2.0
 
@@ -178,36 +181,6 @@ def augment_fields(project: Any, choice: str) -> dict[str, Any]:
     return {"augment": resolve_augment_choice(choice or PROJECT_AUGMENT, project.root)}
 
 
-def job_status(job: Any, events: list[dict[str, Any]], queue_position: int | None = None) -> dict[str, Any]:
-    """What /train_status returns: state, progress (0..1 of the current stage), eta_s, last metrics."""
-    info = job.to_dict()
-    stage, stage_start, eta, epoch, metrics, when = None, None, None, None, {}, None
-    for event in events:
-        name = event.get("stage") or (event.get("name") if event.get("type") == "stage" else None)
-        if name and name != stage:
-            stage, stage_start, eta, epoch = name, event.get("time"), None, None
-        if event.get("eta_s") is not None:
-            eta, when = float(event["eta_s"]), event.get("time")
-        if event.get("type") in ("step", "epoch") and event.get("epoch") is not None:
-            epoch = event["epoch"]
-        if event.get("type") == "epoch":
-            metrics = {k: event.get(k) for k in ("stage", "epoch", "train_loss", "train_accuracy", "val_loss",
-                                                 "val_accuracy", "lr") if event.get(k) is not None}
-    progress = float(info["progress"] or 0.0)
-    if info["state"] == "running" and not progress and eta is not None and stage_start and when:
-        # The engine reports time left per stage; the bar shows how far the current stage is.
-        spent = max(0.0, when - stage_start)
-        progress = spent / (spent + eta) if spent + eta > 0 else 0.0
-    if info["state"] == "done":
-        progress, eta = 1.0, 0.0
-    return {
-        "job_id": info["id"], "kind": info["kind"], "state": info["state"], "progress": round(progress, 4),
-        "eta_s": None if eta is None or info["state"] != "running" else round(eta, 1),
-        "stage": stage, "epoch": epoch, "metrics": metrics, "error": info["error"], "run_dir": info["run_dir"],
-        "queue_position": queue_position, "result": info["result"] if info["state"] == "done" else None,
-    }
-
-
 class TrainApi:
     """The tab's calls into the service, shared by the widgets and the /train, /train_status, /cancel API."""
 
@@ -307,10 +280,7 @@ class TrainApi:
 
 
 def _api(call: Any) -> Any:
-    try:
-        return call()
-    except StudioError as error:
-        raise gr.Error(str(error)) from None
+    return user_errors(call)()
 
 
 def build(context: AppContext, binding: ProjectBinding) -> None:
@@ -386,10 +356,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 *tables(root, initial or job.is_finished), gr.Timer(active=not job.is_finished))
 
     def guarded(call, *args):
-        try:
-            return call(*args)
-        except StudioError as error:
-            raise gr.Error(str(error)) from None
+        return user_errors(call)(*args)
 
     @requires("viewer")
     def on_project(root: str):

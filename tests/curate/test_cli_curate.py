@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from studio.cli import _Parser, curate_commands
-from studio.curate import decisions
-from studio.curate import report as report_module
+from studio.curate import analysis, decisions
+from studio.curate import features as curate_features
 from studio.curate.features import FeatureSet
 from studio.errors import StudioError
 from tests.curate.conftest import smooth_image
@@ -38,7 +38,7 @@ def planted(labeled_project, tmp_path, monkeypatch):
     project.set_label(flipped, "bee")
     rows = np.vstack([features.features, features.rows([original]) + 0.01])
     all_features = FeatureSet(np.r_[features.image_ids, copy], rows, "synthetic")
-    monkeypatch.setattr(report_module, "project_features", lambda *a, **k: all_features)
+    monkeypatch.setattr(curate_features, "project_features", lambda *a, **k: all_features)
     return project, {"original": original, "copy": copy, "flipped": flipped}
 
 
@@ -54,6 +54,8 @@ def test_curate_json_reports_every_section(planted):
     assert 0.0 <= first["score"] < 0.5
     assert isinstance(result["outliers"], list)
     assert any("validation has only" in w for w in result["warnings"])
+    stored = analysis.read_curation_report(project.root)  # where the Curate tab reads it
+    assert stored["label_issues"] == result["label_issues"] and "embedding" in stored
 
 
 def test_decisions_through_the_cli_are_not_reported_again(planted):

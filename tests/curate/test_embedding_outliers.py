@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from studio.curate.balance import dataset_warnings
 from studio.curate.embedding import (
     UNLABELED,
     embedding_figure,
@@ -16,6 +15,7 @@ from studio.curate.embedding import (
 )
 from studio.curate.features import FeatureSet
 from studio.curate.outliers import find_outliers, outlier_scores
+from studio.data.balance import dataset_warnings
 from tests.curate.conftest import clustered_features
 
 

@@ -131,3 +131,38 @@ def test_a_class_of_one_image_does_not_block_the_ranking():
     probs = out_of_fold_probs(np.vstack([features, features[:1] + 50]), targets, 4)
     assert probs.shape == (len(targets), 4)
     assert len(rank_label_issues(targets, probs)) == len(targets)
+
+
+def test_a_relabel_and_its_decision_commit_together_or_not_at_all(labeled_project, monkeypatch):
+    project, features, _truth = labeled_project
+    image = int(features.image_ids[0])
+    before = project.dataset().set_index("image_id").loc[image, "label"]
+    target = next(c for c in project.classes() if c != before)
+    history = len(project.label_history())
+
+    def failing_record(*args, **kwargs):  # the relabel has been written in the transaction by now
+        raise OSError("disk full")
+
+    monkeypatch.setattr(decisions, "record", failing_record)
+    with pytest.raises(OSError):
+        review(project, image, "accepted", label=target)
+    assert project.dataset().set_index("image_id").loc[image, "label"] == before  # relabel rolled back
+    assert len(project.label_history()) == history
+    assert decisions.decisions(project).empty
+    monkeypatch.undo()
+
+    review(project, image, "accepted", label=target)  # and without a failure both are stored
+    assert project.dataset().set_index("image_id").loc[image, "label"] == target
+    assert decisions.decisions(project).set_index("image_id").loc[image, "detail"]["was"] == before
+
+
+def test_project_transactions_nest_and_roll_back_as_one(labeled_project):
+    project, features, _truth = labeled_project
+    ids = [int(i) for i in features.image_ids[:2]]
+    labels = project.dataset().set_index("image_id")["label"]
+    with pytest.raises(RuntimeError), project.transaction():
+        project.set_label(ids[0], None)
+        decisions.record(project, [ids[1]], "duplicate", "excluded")
+        raise RuntimeError("stop")
+    assert project.dataset().set_index("image_id").loc[ids[0], "label"] == labels[ids[0]]
+    assert decisions.excluded_image_ids(project) == set()

@@ -166,7 +166,7 @@ def test_set_label_keeps_split_and_assign_splits_places_new_images(project, tmp_
         project.set_split(ids, "holdout")
 
 
-def test_info_counts_and_label_hash(project, tmp_path):
+def test_info_counts(project, tmp_path):
     ids = add_images(project, tmp_path, ["cat", "cat", "dog", None])
     project.set_split(ids[:1], "val")
     project.set_split(ids[1:3], "train")
@@ -177,16 +177,6 @@ def test_info_counts_and_label_hash(project, tmp_path):
         "cat": {"train": 1, "val": 1, "test": 0, "unsplit": 0},
         "dog": {"train": 1, "val": 0, "test": 0, "unsplit": 0},
     }
-    first = project.label_hash()
-    assert project.label_hash() == first
-    project.set_label(ids[3], "dog")
-    second = project.label_hash()
-    assert second != first
-    project.set_split(ids[:1], "train")
-    assert project.label_hash() != second
-    project.set_label(ids[3], None)
-    project.set_split(ids[:1], "val")
-    assert project.label_hash() == first
 
 
 def test_project_is_safe_to_share_between_threads(project, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,13 +42,29 @@ def test_metrics_match_hand_computed_case():
                                     "probability": 0.9, "true_probability": 0.05, "loss": -np.log(0.05)})
 
 
-def test_evaluate_writes_eval_json_with_and_without_tta(trained):
+def test_evaluate_reports_on_the_runs_own_snapshot(trained):
     project, result = trained
+    saved = json.loads((result.run_dir / "eval.json").read_text())  # written by training
     report = evaluate(result.run_dir, tta=True, device="cpu")
-    saved = json.loads((result.run_dir / "eval.json").read_text())
+    assert report["images"] == "snapshot"
     assert saved["accuracy"] == report["accuracy"] and saved["tta"]["accuracy"] == report["tta"]["accuracy"]
     n_val = int((project.dataset()["split"] == "val").sum())
     assert report["n"] == n_val == sum(map(sum, report["confusion_matrix"]))
     assert set(report["per_class"]) == {"cat", "dog"} and len(report["tta"]["views"]) == 4
-    # With the project, the current val split is used (same images here).
-    assert evaluate(result.run_dir, project, device="cpu", write=False)["n"] == n_val
+    # Today's split is an explicit choice (same images here).
+    assert evaluate(result.run_dir, project, current_split=True, device="cpu")["n"] == n_val
+
+
+def test_an_image_damaged_after_the_run_is_left_out_and_named(tmp_path):
+    from predict_helpers import tiny_run
+
+    project, result = tiny_run(tmp_path)
+    try:
+        val = project.dataset().query("split == 'val'")
+        Path(val["path"].iloc[0]).write_bytes(b"not an image any more")
+        report = evaluate(result.run_dir, device="cpu")
+        assert report["n"] == len(val) - 1
+        assert [u["image_id"] for u in report["unreadable"]] == [int(val["image_id"].iloc[0])]
+        assert report["unreadable"][0]["error"]
+    finally:
+        project.close()

@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 from service_helpers import GUARD_S
 
+from studio.curate import analysis
 from studio.curate import features as curate_features
 from studio.curate.features import FeatureSet
 from studio.data.store import Project
-from studio.service import JobState, tasks
+from studio.service import JobState
 
 
 def _smooth(seed: int, size: int = 32) -> Image.Image:
@@ -72,7 +73,7 @@ def test_curate_job_reports_and_persists_its_results(service, small_project, mon
     job = service.submit_curate(small_project.root, backbone="fake-net")
     summary = job.outcome(GUARD_S)
     assert job.state is JobState.DONE and job.kind == "curate" and job.project == str(small_project.root)
-    assert calls == [{"backbone": "fake-net", "device": "cpu"}]
+    assert calls == [{"backbone": "fake-net", "weights": None, "device": "cpu"}]
     assert summary["images"] == 13 and summary["backbone"] == "fake-net"
     assert summary["duplicate_groups"] >= 1 and summary["leakage_groups"] >= 1
 
@@ -81,14 +82,14 @@ def test_curate_job_reports_and_persists_its_results(service, small_project, mon
     fractions = [e["fraction"] for e in job.events() if e.get("type") == "progress"]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and 0 < fractions[0] < 0.9
 
-    report = tasks.read_curation_report(small_project.root)
+    report = analysis.read_curation_report(small_project.root)
     copy_id = int(small_project.dataset().set_index("original_name").loc["copy.png", "image_id"])
     assert any(copy_id in g["image_ids"] and g["leakage"] for g in report["duplicates"])
     assert sorted(report["embedding"]["image_id"]) == sorted(small_project.dataset()["image_id"])
     assert len(report["embedding"]["x"]) == 13 and report["finished_at"]
-    features = tasks.read_curation_features(small_project.root)
+    features = analysis.read_curation_features(small_project.root)
     assert features.backbone == "fake-net" and features.features.shape == (13, 48)
-    assert tasks.curation_summary(report) == summary
+    assert analysis.curation_summary(report) == summary
 
 
 def test_cancelling_a_running_curate_job_ends_it_cancelled(service, small_project, monkeypatch):
@@ -103,7 +104,7 @@ def test_cancelling_a_running_curate_job_ends_it_cancelled(service, small_projec
     gate.set()
     assert job.wait(GUARD_S)
     assert job.state is JobState.CANCELLED
-    assert tasks.read_curation_report(small_project.root) is None  # nothing half-written
+    assert analysis.read_curation_report(small_project.root) is None  # nothing half-written
 
 
 def test_a_user_error_fails_the_job_with_its_message(service, tmp_path):
@@ -114,12 +115,12 @@ def test_a_user_error_fails_the_job_with_its_message(service, tmp_path):
 
 
 def test_broken_result_files_read_as_missing(tmp_path):
-    folder = tasks.curation_folder(tmp_path)
+    folder = analysis.curation_folder(tmp_path)
     folder.mkdir(parents=True)
-    (folder / tasks.REPORT_FILE).write_text("{not json")
-    (folder / tasks.FEATURES_FILE).write_bytes(b"garbage")
-    assert tasks.read_curation_report(tmp_path) is None
-    assert tasks.read_curation_features(tmp_path) is None
+    (folder / analysis.REPORT_FILE).write_text("{not json")
+    (folder / analysis.FEATURES_FILE).write_bytes(b"garbage")
+    assert analysis.read_curation_report(tmp_path) is None
+    assert analysis.read_curation_features(tmp_path) is None
 
 
 def test_the_service_still_imports_without_loading_torch():
@@ -132,7 +133,7 @@ def test_curate_job_with_the_real_default_backbone(service, small_project):
     """End to end through the engine's feature cache (bundled weights, no network); a rerun is cached."""
     first = service.submit_curate(small_project.root).outcome(120)
     assert first["images"] == 13 and first["backbone"]
-    features = tasks.read_curation_features(small_project.root)
+    features = analysis.read_curation_features(small_project.root)
     assert features.features.shape[0] == 13 and np.isfinite(features.features).all()
     again = service.submit_curate(small_project.root)
     again.outcome(120)

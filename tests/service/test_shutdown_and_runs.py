@@ -8,6 +8,7 @@ import threading
 from service_helpers import GUARD_S, fake_run_dir
 
 from studio.service import JobState, TrainerService, list_runs, run_curves
+from studio.train.events import RunStarted
 
 METRICS = "stage,epoch,train_loss,val_accuracy\nfinetune,1,1.2,0.5\nfinetune,2,0.8,0.75\n"
 
@@ -18,7 +19,7 @@ def fake_train(run_dir, started: threading.Event, *, obey_cancel: bool = True, s
     def run(ctx):
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "status.json").write_text(json.dumps({"status": "running"}))
-        ctx.emit({"type": "run_dir", "path": str(run_dir)})
+        ctx.emit(RunStarted(str(run_dir)))
         started.set()
         if not obey_cancel:
             stuck.wait(GUARD_S)
@@ -39,7 +40,7 @@ def test_job_json_records_config_and_final_state(service, tmp_path):
 
     def fn(ctx):
         run_dir.mkdir(parents=True)
-        ctx.emit({"type": "run_dir", "path": str(run_dir)})
+        ctx.emit(RunStarted(str(run_dir)))
         assert json.loads((run_dir / "job.json").read_text())["state"] == "running"
         (run_dir / "status.json").write_text(json.dumps({"status": "done"}))
         return {"run_dir": str(run_dir), "status": "done", "val_accuracy": 0.9}
@@ -103,22 +104,27 @@ def test_shutdown_with_a_job_that_does_not_stop_in_time(tmp_path):
     assert job.state is JobState.CANCELLED
 
 
-def test_train_job_without_a_named_run_dir_is_found_and_settled(tmp_path):
-    """An engine that never names its folder: the service finds the run this job started."""
+def test_the_run_folder_comes_from_the_engines_event_never_from_guessing(tmp_path):
+    """The service ties a job to the folder its RunStarted event names; a running folder it was not told
+    about (another studio process training on the same project) is left alone."""
     svc = TrainerService("cpu")
     started = threading.Event()
+    other = fake_run_dir(tmp_path, "20990101-000000-finetune", status="running")
 
     def fn(ctx):
-        fake_run_dir(tmp_path, "20990101-000000-finetune", status="running")
+        ctx.emit(RunStarted(str(fake_run_dir(tmp_path, "20990101-000001-linear", status="running"))))
         started.set()
         ctx.cancel_event.wait(GUARD_S)
         return {"status": "cancelled"}
 
     job = svc.submit("train", fn, project=str(tmp_path))
     assert started.wait(GUARD_S)
+    assert job.run_dir == tmp_path / "runs" / "20990101-000001-linear"
+    assert {"type": "run_started", "run_dir": str(job.run_dir)} in [
+        {k: e.get(k) for k in ("type", "run_dir")} for e in job.events()]  # recorded in its JSON form
     svc.shutdown(GUARD_S)
-    assert status_of(tmp_path / "runs" / "20990101-000000-finetune") == "cancelled"
-    assert job.run_dir == tmp_path / "runs" / "20990101-000000-finetune"
+    assert status_of(job.run_dir) == "cancelled"
+    assert status_of(other) == "running"
 
 
 def test_list_runs_and_curves(tmp_path):

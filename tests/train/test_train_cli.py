@@ -11,6 +11,7 @@ import pytest
 from train_helpers import TINY_BACKBONE
 
 from studio.cli import main
+from studio.train.events import Epoch
 
 TINY = ["--backbone", TINY_BACKBONE, "--no-pretrained", "--image-size", "64", "--epochs", "1",
         "--batch-size", "4", "--device", "cpu"]
@@ -85,7 +86,7 @@ def _ctrl_c_on_epoch(monkeypatch, presses: int) -> None:
 
     def pressing(event):
         progress(event)
-        if event["type"] == "epoch" and event["epoch"] == 1:
+        if isinstance(event, Epoch) and event.epoch == 1:
             for _ in range(presses):
                 signal.raise_signal(signal.SIGINT)
 
@@ -147,3 +148,36 @@ def test_a_project_stands_for_its_newest_finished_run(project, capsys, tmp_path)
     assert json.loads(captured.out.strip().splitlines()[-1])[0]["path"] == image
     assert main(["eval", str(project.root), "--json"]) == 0
     assert (Path(run_dir) / "eval.json").is_file()
+
+
+def test_eval_keeps_reporting_the_runs_own_images_after_relabel_and_exclusion(project, capsys):
+    from studio.curate import decisions
+
+    assert main(["train", str(project.root), *TINY, "--strategy", "linear", "--json", "--quiet"]) == 0
+    run_dir = Path(_last_json(capsys)["run_dir"])
+    training_eval = (run_dir / "eval.json").read_bytes()
+    assert main(["eval", str(run_dir), "--json"]) == 0
+    before = _last_json(capsys)
+
+    val = project.dataset().query("split == 'val'")
+    relabeled, excluded = val.iloc[0], val.iloc[1]
+    other = next(c for c in project.classes() if c != relabeled["label"])
+    project.set_label(int(relabeled["image_id"]), other)
+    decisions.record(project, [int(excluded["image_id"])], "label_issue", "excluded")
+
+    assert main(["eval", str(run_dir), "--json"]) == 0
+    after = _last_json(capsys)
+    assert {k: after[k] for k in ("n", "accuracy", "confusion_matrix")} == \
+        {k: before[k] for k in ("n", "accuracy", "confusion_matrix")}
+    assert (run_dir / "eval.json").read_bytes() == training_eval  # the training-time file is never rewritten
+
+    # Today's split is explicit, leaves out the excluded image, sees the new label, and has its own file.
+    assert main(["eval", str(run_dir), "--current-split", "--json"]) == 0
+    current = _last_json(capsys)
+    assert current["n"] == before["n"] - 1 and current["images"] == "current-split"
+    support = current["per_class"][other]["support"]
+    assert support == before["per_class"][other]["support"] + 1 - int(excluded["label"] == other)
+    saved = json.loads((run_dir / "eval-current-split.json").read_text())
+    assert saved["n"] == current["n"]
+    assert (run_dir / "eval.json").read_bytes() == training_eval
+    assert main(["eval", str(run_dir), "--project", str(project.root)]) == 2  # --project alone is ambiguous

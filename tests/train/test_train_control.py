@@ -12,6 +12,7 @@ from train_helpers import tiny_config
 
 from studio.errors import StudioError
 from studio.train import loop, train
+from studio.train.events import Epoch
 
 
 def test_cancel_stops_within_one_batch_and_keeps_best_checkpoint(project):
@@ -19,8 +20,8 @@ def test_cancel_stops_within_one_batch_and_keeps_best_checkpoint(project):
     events = []
 
     def callback(event):
-        events.append(event)
-        if event["type"] == "epoch":  # after epoch 1 saved its checkpoint
+        events.append(event.to_dict())
+        if isinstance(event, Epoch):  # after epoch 1 saved its checkpoint
             cancel.set()
 
     result = train(project, tiny_config(epochs=5), callback=callback, cancel=cancel)

@@ -38,7 +38,7 @@ def built_transforms(monkeypatch):
 
 def test_dict_of_strengths_trains_with_exactly_those(project, built_transforms):
     events = []
-    result = train(project, tiny_config(augment=dict(CUSTOM)), callback=events.append)
+    result = train(project, tiny_config(augment=dict(CUSTOM)), callback=lambda e: events.append(e.to_dict()))
     assert built_transforms and all(c == AugmentConfig.from_dict(CUSTOM) for c in built_transforms)
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert saved["config"]["augment"] == CUSTOM  # the run reproduces without the project's file

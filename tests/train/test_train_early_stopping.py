@@ -21,7 +21,7 @@ def _scripted_validation(monkeypatch, accuracies):
 def test_patience_counts_stale_epochs(project, monkeypatch, accuracies, epochs_run):
     _scripted_validation(monkeypatch, accuracies)
     events = []
-    result = train(project, tiny_config(epochs=6, patience=2), callback=events.append)
+    result = train(project, tiny_config(epochs=6, patience=2), callback=lambda e: events.append(e.to_dict()))
     assert result.epochs_run == epochs_run
     assert len([e for e in events if e["type"] == "epoch"]) == epochs_run
     stopped = [e for e in events if e["type"] == "log" and "Early stopping" in e["message"]]

@@ -7,6 +7,7 @@ from train_helpers import make_project, tiny_config
 
 from studio.errors import StudioError
 from studio.train import TrainConfig, train
+from studio.train.events import Log
 
 
 def test_unknown_backbone_suggests_close_names(project):
@@ -25,7 +26,7 @@ def test_small_classes_are_noted_in_the_run_log(tmp_path):
     project = make_project(tmp_path, classes=("cat", "dog"), per_class=4)
     logs = []
     train(project, tiny_config(strategy="linear"),
-          callback=lambda e: logs.append(e["message"]) if e["type"] == "log" else None)
+          callback=lambda e: logs.append(e.message) if isinstance(e, Log) else None)
     assert "Note: class 'cat' has only 4 labeled images: aim for at least 10" in "\n".join(logs)
     assert any(m.startswith("Note: validation has only") for m in logs)
 

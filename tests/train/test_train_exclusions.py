@@ -5,8 +5,8 @@ from pathlib import Path
 
 from studio.curate import decisions
 from studio.data.importers import import_source
+from studio.data.snapshot import take_snapshot
 from studio.data.store import Project
-from studio.train.data import take_snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers_images import make_image_folder

@@ -35,7 +35,7 @@ def pessimistic_estimate(monkeypatch):
 
 def test_auto_uses_the_measured_epoch_time(project, pessimistic_estimate):
     events = []
-    result = train(project, tiny_config(strategy="auto", epochs=8, time_budget_s=100), callback=events.append)
+    result = train(project, tiny_config(strategy="auto", epochs=8, time_budget_s=100), callback=lambda e: events.append(e.to_dict()))
     logs = [e["message"] for e in events if e["type"] == "log"]
     assert any("for up to 4 epochs" in m for m in logs), logs
     assert any("planning 8 epochs instead of 4" in m for m in logs), logs
@@ -58,7 +58,7 @@ def test_auto_shortens_the_plan_when_epochs_are_slower_than_estimated(project, m
 
     monkeypatch.setattr(loop.Trainer, "_run", slow_first_epoch)
     events = []
-    result = train(project, tiny_config(strategy="auto", epochs=8, time_budget_s=100), callback=events.append)
+    result = train(project, tiny_config(strategy="auto", epochs=8, time_budget_s=100), callback=lambda e: events.append(e.to_dict()))
     logs = [e["message"] for e in events if e["type"] == "log"]
     assert any("for up to 8 epochs" in m for m in logs), logs
     assert any("instead of 8" in m for m in logs), logs

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from train_helpers import tiny_config
 
+from studio.data.snapshot import take_snapshot
 from studio.predict import Predictor
 from studio.train import train
 
@@ -36,7 +37,7 @@ def _read_metrics(run_dir):
 )
 def test_strategy_writes_complete_run(project, settings):
     events = []
-    result = train(project, tiny_config(**settings), callback=events.append)
+    result = train(project, tiny_config(**settings), callback=lambda e: events.append(e.to_dict()))
     run_dir = result.run_dir
     assert result.status == "done"
     assert 0.0 <= result.val_accuracy <= 1.0 and 0.0 <= result.val_accuracy_tta <= 1.0
@@ -47,7 +48,7 @@ def test_strategy_writes_complete_run(project, settings):
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "done"
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["label_hash"] == project.label_hash()
+    assert config["label_hash"] == take_snapshot(project).label_hash
     assert config["seed"] == 0 and config["config"]["strategy"] == settings["strategy"]
     assert config["weights_source"]["kind"] == "none"
     assert config["resolved"]["batch_size"] == 4
@@ -58,6 +59,7 @@ def test_strategy_writes_complete_run(project, settings):
     assert {"stage", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
             "images_per_s", "eta_s"} <= set(epoch)
     assert any(e["type"] == "stage" for e in events)
+    assert events[0] == {"type": "run_started", "run_dir": str(run_dir)}  # the engine names its folder first
     report = json.loads((run_dir / "eval.json").read_text())
     assert report["accuracy"] == pytest.approx(result.val_accuracy)
     assert report["tta"]["accuracy"] == pytest.approx(result.val_accuracy_tta)
@@ -70,7 +72,7 @@ def test_strategy_writes_complete_run(project, settings):
 
 def test_finetune_streams_step_events_and_keeps_best(project):
     events = []
-    result = train(project, tiny_config(epochs=2), callback=events.append)
+    result = train(project, tiny_config(epochs=2), callback=lambda e: events.append(e.to_dict()))
     steps = [e for e in events if e["type"] == "step"]
     assert steps and {"stage", "epoch", "step", "loss", "lr", "images_per_s", "eta_s"} <= set(steps[0])
     assert [e["step"] for e in steps] == list(range(1, len(steps) + 1))

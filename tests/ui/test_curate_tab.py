@@ -15,11 +15,11 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from studio.curate import decisions
+from studio.curate import analysis, decisions
 from studio.curate import features as curate_features
 from studio.curate.features import FeatureSet
 from studio.data.store import Project
-from studio.service import TrainerService, tasks
+from studio.service import TrainerService
 from studio.ui.context import AppContext
 from studio.ui.launcher import start
 
@@ -103,7 +103,7 @@ def test_analyse_finds_the_planted_problems_and_the_results_persist(studio, anal
     flagged = [issue["image"] for issue in report["pending_label_issues"]]
     assert flagged[0] == ids["bee_5"]  # the planted error ranks first
     assert report["pending_label_issues"][0]["suggested"] == "bee"
-    assert tasks.read_curation_report(analysed["root"]) is not None  # survives a restart
+    assert analysis.read_curation_report(analysed["root"]) is not None  # survives a restart
 
 
 def test_reviewing_a_label_issue_relabels_and_is_not_asked_again(studio, analysed):
@@ -158,7 +158,7 @@ def test_active_learning_suggests_the_class_and_labels_in_one_call(studio, analy
 
 def test_box_on_the_embedding_map_labels_every_unlabeled_image_inside(studio, analysed):
     client, ids, root = studio["client"], analysed["ids"], analysed["root"]
-    report = tasks.read_curation_report(root)
+    report = analysis.read_curation_report(root)
     points = dict(zip(report["embedding"]["image_id"], zip(report["embedding"]["x"], report["embedding"]["y"])))
     bees = [ids[f"bee_u{i}"] for i in range(3)]
     xs, ys = [points[i][0] for i in bees], [points[i][1] for i in bees]
@@ -227,3 +227,17 @@ def test_browser_shows_the_analysis_and_reviews_with_a_key(studio, analysed):
     labels = studio["context"].open_project(root).dataset().set_index("image_id")["label"]
     assert labels[ids["bee_5"]] == "bee"
     assert labels[shown] is not None
+
+
+def test_a_cli_analysis_appears_in_the_curate_tab(studio, capsys):
+    from studio.cli import main
+
+    made = make_project(studio["workspace"], "cli-analysed")
+    assert studio["client"].predict(made["root"], api_name="/curate_report") == {"analysed": False}
+    assert main(["curate", made["root"], "--json"]) == 0
+    printed = capsys.readouterr().out
+    assert "embedding" not in printed and '"label_issues"' in printed
+    report = studio["client"].predict(made["root"], api_name="/curate_report")
+    assert report["analysed"] is True and report["backbone"] == "fake" and report["images"] == 34
+    assert report["pending_label_issues"][0]["image"] == made["ids"]["bee_5"]
+    assert any(made["ids"]["copy"] in g["image_ids"] and g["leakage"] for g in report["pending_duplicates"])

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from helpers_images import make_image_folder
 
+from studio.app.suggestions import Suggestion, SuggestionStore
 from studio.data.importers import import_source
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.service.runs import latest_model_run
 from studio.ui import label_queue as lq
-from studio.ui.suggestions import Suggestion, SuggestionStore
 
 
 def _table() -> pd.DataFrame:

@@ -6,6 +6,7 @@ One tiny project (two colors, 40 px images) and one linear-probe run are shared 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from helpers_images import make_image, make_image_folder
 
+from studio.app.evaluation import evaluation_job
 from studio.augment import AugmentConfig, preset, save_project_augment
 from studio.data.importers import import_source
 from studio.data.store import Project
@@ -144,10 +146,12 @@ def test_train_helpers_turn_a_job_into_widgets(studio, trained) -> None:
 def test_evaluation_job_lists_every_image_of_each_confusion_cell(studio, trained) -> None:
     context, root = studio["context"], studio["root"]
     run_dir = evaluate_tab.checked_run_dir(context, root, Path(trained["run_dir"]).name)
-    job = studio["service"].submit("evaluate", evaluate_tab.evaluation_job(context, Path(root), run_dir),
-                                   interactive=True, project=root)
+    training_eval = (run_dir / "eval.json").read_bytes()
+    job = studio["service"].submit("evaluate", evaluation_job(studio["service"], context.open_project, Path(root),
+                                                              run_dir), interactive=True, project=root)
     data = job.outcome(120)
     report = data["report"]
+    assert report["images"] == "snapshot" and (run_dir / "eval.json").read_bytes() == training_eval
     assert "tta" in report and 0 <= report["accuracy"] <= 1
     assert len(data["images"]) == report["n"]
     matrix = report["confusion_matrix"]
@@ -159,6 +163,18 @@ def test_evaluation_job_lists_every_image_of_each_confusion_cell(studio, trained
     assert sorted(table["class"]) == ["blue", "red"]
     assert (table["images"].sum()) == report["n"]
     assert "accuracy" in evaluate_tab.summary_markdown(data)
+
+
+def test_the_evaluate_tabs_current_split_choice_writes_its_own_file(studio, trained) -> None:
+    context, root = studio["context"], studio["root"]
+    run_dir = evaluate_tab.checked_run_dir(context, root, Path(trained["run_dir"]).name)
+    training_eval = (run_dir / "eval.json").read_bytes()
+    job = studio["service"].submit("evaluate", evaluation_job(studio["service"], context.open_project, Path(root),
+                                                              run_dir, current_split=True), interactive=True)
+    report = job.outcome(120)["report"]
+    assert report["images"] == "current-split"
+    assert json.loads((run_dir / "eval-current-split.json").read_text())["n"] == report["n"]
+    assert (run_dir / "eval.json").read_bytes() == training_eval
 
 
 def test_add_to_project_labels_a_new_image(studio, trained) -> None:

@@ -1,10 +1,11 @@
 """What the Curate tab does with a project, without widgets: the stored analysis, the review queues, the
-active learner and bulk labeling from the embedding map. `curate_tab` (widgets) and its api endpoints
-both call this, so the browser and `gradio_client` see the same behaviour.
+active learner and bulk labeling from the embedding map. `studio.ui.curate_tab` (widgets) and its api
+endpoints both call this, so the browser and `gradio_client` see the same behaviour; the review answers
+are the CLI's too (`studio.curate.decisions.REVIEW_DECISIONS`).
 
-The analysis itself runs as a service job (`TrainerService.submit_curate`); its results live in
-`cache/curate/` (`studio.service.tasks`), and decisions made since are applied when they are read:
-a resolved duplicate group or a reviewed label issue is never shown again.
+The analysis runs as a service job (`TrainerService.submit_curate`) or as `studio curate`; either way its
+results live in `cache/curate/` (`studio.curate.analysis`), and decisions made since are applied when
+they are read: a resolved duplicate group or a reviewed label issue is never shown again.
 """
 
 from __future__ import annotations
@@ -13,22 +14,20 @@ import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from studio.curate import decisions
+from studio.curate import analysis, decisions
 from studio.curate.active import ActiveLearner, learner_for_project
+from studio.curate.decisions import REVIEW_DECISIONS
 from studio.curate.duplicates import resolve_group
 from studio.curate.embedding import UNLABELED, ids_in_box
 from studio.curate.label_issues import review
 from studio.data.store import Project
 from studio.errors import StudioError
-from studio.service import tasks
-from studio.ui.access import caller_name
-from studio.ui.context import AppContext
+from studio.sharing.caller import caller_name
 
-REVIEW_DECISIONS = {"accept": "accepted", "keep": "kept", "ambiguous": "ambiguous", "exclude": "excluded"}
 REFIT_EVERY = 5  # new labels between background refits of the active learner
 
 
@@ -39,10 +38,20 @@ class _LearnerEntry:
     synced: dict[int, str] = field(default_factory=dict)  # the labels the learner was last told about
 
 
+class ProjectAccess(Protocol):
+    """What a session needs from the app (the UI's AppContext is one)."""
+
+    service: Any
+
+    def open_project(self, root: str | Path) -> Project: ...
+
+    def check_project_root(self, root: str | Path) -> Path: ...
+
+
 class CurateSession:
     """Per-app state (one active learner per project) and the calls behind every Curate action."""
 
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: ProjectAccess) -> None:
         self.context = context
         self._learners: dict[Path, _LearnerEntry] = {}
         self._lock = threading.Lock()
@@ -73,7 +82,7 @@ class CurateSession:
         return None
 
     def report(self, project: Project) -> dict | None:
-        return tasks.read_curation_report(project.root)
+        return analysis.read_curation_report(project.root)
 
     # ---- duplicates ----------------------------------------------------------------------------
 
@@ -142,7 +151,7 @@ class CurateSession:
 
     def learner(self, project: Project) -> ActiveLearner:
         """The project's learner, built from the analysis' features and kept in step with its labels."""
-        features_path = tasks.curation_folder(project.root) / tasks.FEATURES_FILE
+        features_path = analysis.curation_folder(project.root) / analysis.FEATURES_FILE
         if not features_path.is_file():
             raise StudioError("run Analyse first: active learning ranks images by their features")
         mtime = features_path.stat().st_mtime
@@ -150,7 +159,7 @@ class CurateSession:
         with self._lock:
             entry = self._learners.get(project.root)
             if entry is None or entry.features_mtime != mtime:
-                features = tasks.read_curation_features(project.root)
+                features = analysis.read_curation_features(project.root)
                 if features is None:
                     raise StudioError("the stored features cannot be read; run Analyse again")
                 known = set(features.image_ids.tolist())
@@ -263,7 +272,7 @@ class CurateSession:
         report = self.report(project)
         if report is None:
             return {"analysed": False}
-        return {"analysed": True, **tasks.curation_summary(report),
+        return {"analysed": True, **analysis.curation_summary(report),
                 "pending_duplicates": self.pending_duplicates(project, report),
                 "pending_label_issues": self.pending_issues(project, report),
                 "outliers": self.outliers(project, report).to_dict("records"),

@@ -18,7 +18,7 @@ from studio.data.store import Project
 from studio.durable import atomic_write_text
 from studio.service.runs import latest_model_run
 
-log = logging.getLogger("studio.ui")
+log = logging.getLogger("studio.app")
 CHUNK = 128
 
 
