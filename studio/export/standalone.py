@@ -280,8 +280,9 @@ class BundleModel:
         return self._crop_probabilities(np.stack([preprocess(image, self.preprocessing) for image in images]), tta)
 
     def predict(self, images, *, tta: bool = False, top_k: int = 5, skip_unreadable: bool = False) -> list[dict]:
-        """[{"image", "top": [{"class", "probability"}, ...]}] best first. With `skip_unreadable`, an image
-        that cannot be decoded gets {"image", "top": [], "error": reason} instead of stopping the others."""
+        """[{"path", "top": [{"class", "probability"}, ...]}] best first: the shape of `studio predict --json`.
+        With `skip_unreadable`, an image that cannot be decoded gets {"path", "top": [], "error": reason}
+        instead of stopping the others."""
         images = list(images)
         crops, errors = [], {}
         for index, image in enumerate(images):
@@ -297,11 +298,11 @@ class BundleModel:
         for index, image in enumerate(images):
             name = str(image) if isinstance(image, (str, os.PathLike)) else None
             if index in errors:
-                results.append({"image": name, "top": [], "error": errors[index]})
+                results.append({"path": name, "top": [], "error": errors[index]})
                 continue
             row = next(rows)
             order = np.argsort(-row, kind="stable")[:k]
-            results.append({"image": name,
+            results.append({"path": name,
                             "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order]})
         return results
 
@@ -321,14 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     results = model.predict(args.images, tta=args.tta, top_k=args.top_k, skip_unreadable=True)
     for result in results:
         if "error" in result:
-            print(f"skipped {result['image']}: {result['error']}", file=sys.stderr)
+            print(f"skipped {result['path']}: {result['error']}", file=sys.stderr)
     if args.json:
         print(json.dumps(results))
     else:
         for result in results:
             if "error" not in result:
                 ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
-                print(f"{result['image']}: {ranked}")
+                print(f"{result['path']}: {ranked}")
     return 0 if any("error" not in r for r in results) else 1
 
 
