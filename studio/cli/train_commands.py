@@ -137,7 +137,8 @@ def _train(args) -> dict:
 
 
 def _plain_predictions(results: list[dict]) -> list[dict]:
-    return [{"path": r["path"], "top": r["top"], **({"error": r["error"]} if r.get("error") else {})}
+    return [{"path": r["path"], "top": r["top"],
+             **({"error": r["error"]} if r.get("error") else {"unknown": bool(r.get("unknown"))})}
             for r in results]
 
 

@@ -29,6 +29,7 @@ from PIL import Image
 
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 BATCH_SIZE = 32
+DECISION_FILE = "decision.json"  # {"unknown_threshold": ..., "calibration": ...}
 
 # EXIF orientation -> the transpose that displays the image upright (PIL.ImageOps.exif_transpose's table).
 _TRANSPOSE = {
@@ -237,6 +238,9 @@ class BundleModel:
         self.folder = Path(folder)
         self.class_names: list[str] = json.loads((self.folder / "classes.json").read_text())
         self.preprocessing: dict = json.loads((self.folder / "preprocessing.json").read_text())
+        decision = self.folder / DECISION_FILE  # absent in bundles exported before it existed
+        self.unknown_threshold = float(json.loads(decision.read_text()).get("unknown_threshold") or 0.0) \
+            if decision.is_file() else 0.0
         self.format = next((fmt for fmt, name in MODEL_FILES.items() if (self.folder / name).is_file()), None)
         if self.format == "onnx":
             import onnxruntime
@@ -280,7 +284,7 @@ class BundleModel:
         return self._crop_probabilities(np.stack([preprocess(image, self.preprocessing) for image in images]), tta)
 
     def predict(self, images, *, tta: bool = False, top_k: int = 5, skip_unreadable: bool = False) -> list[dict]:
-        """[{"path", "top": [{"class", "probability"}, ...]}] best first: the shape of `studio predict --json`.
+        """[{"path", "top": [{"class", "probability"}, ...], "unknown"}] best first: `studio predict --json`'s shape.
         With `skip_unreadable`, an image that cannot be decoded gets {"path", "top": [], "error": reason}
         instead of stopping the others."""
         images = list(images)
@@ -303,7 +307,8 @@ class BundleModel:
             row = next(rows)
             order = np.argsort(-row, kind="stable")[:k]
             results.append({"path": name,
-                            "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order]})
+                            "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
+                            "unknown": bool(row.max() < self.unknown_threshold)})
         return results
 
     def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> np.ndarray:
@@ -329,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         for result in results:
             if "error" not in result:
                 ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
-                print(f"{result['path']}: {ranked}")
+                unsure = " (not sure: none of the classes fits well)" if result["unknown"] else ""
+                print(f"{result['path']}: {ranked}{unsure}")
     return 0 if any("error" not in r for r in results) else 1
 
 

@@ -6,7 +6,8 @@ two-stage  linear probe head, then the top block groups with the head at a lower
 gradual    linear probe head, then one more block group per stage from the top down (ULMFiT)
 scratch    random weights, all layers (a baseline only)
 auto       linear probe, then a fine-tune of all but the lowest layers (fresh head, weight average)
-           when the time budget allows; keeps whichever is best on validation and says why
+           when the time budget allows; chooses on held-out training images (never validation),
+           calibrates, and says why
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from studio.train.features import FeatureCache, extract_features, feature_key
 from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear
 from studio.train.loop import Stage, Trainer, seconds_per_image
 from studio.train.schedule import body_group_count, discriminative_groups
+from studio.train.selection import fit_run_decision, selection_context, store_decision
 
 ULMFIT_DECAY = 1 / 2.6  # ULMFiT's ratio between the rates of neighbouring layer groups
 
@@ -219,20 +221,49 @@ def run_gradual(ctx: RunContext) -> Outcome:
 def run_auto(ctx: RunContext, started: float) -> Outcome:
     """Linear probe first; then a fine-tune when the measured speed fits the time budget.
 
+    Every choice is made on the training split (studio.train.selection): a fifth of it is held out to
+    choose between probe and fine-tune epochs and to fit the calibration and the unknown threshold; the
+    validation split is only evaluated at the end, for the reported number. A kept probe is then refit
+    on the whole training split (C again by cross-validation on it).
+
     The fine-tune starts from a fresh head (the probe's head, fitted to near-zero training loss,
     leaves little gradient for the backbone: LP-FT lost to it on flowers and mri, see bench/engine.py),
     with the backbone at a fifth of the head's rate, label smoothing and a weight average (EMA). The
     stem and the lowest block groups stay frozen (`frozen_groups`): generic low-level features, and
     on CPU the backward pass through them is the most expensive part of a step.
-    Whichever of probe and fine-tune epochs scores best on validation is kept.
     """
+    inner = selection_context(ctx)
+    held = inner.snapshot.val
+    ctx.events.log(f"Auto: choices are made on the training split ({len(inner.snapshot.train)} images to fit, "
+                   f"{len(held)} held out to choose); the validation split is used once, for the reported number.")
+    outcome = _auto_on(inner, started, reserve_images=len(held) + 4 * len(ctx.snapshot.val))
+    if outcome.status == "cancelled" or not ctx.folder.checkpoint_path.is_file():
+        ctx.best = inner.best
+        return outcome
+    decision = fit_run_decision(inner, held, f"{len(held)} held-out training images")
+    if outcome.kept == "linear":  # refit on every training image: cheap, and the probe gains from them
+        if linear_probe(ctx, "logreg", "auto") is None:
+            ctx.best = inner.best
+            return Outcome("cancelled", outcome.epochs_run, "linear", outcome.reason)
+        outcome.reason += "; refit on the whole training split"
+    else:
+        ctx.best = inner.best
+    store_decision(ctx, decision)
+    outcome.details.update(decision)
+    return outcome
+
+
+def _auto_on(ctx: RunContext, started: float, reserve_images: int) -> Outcome:
+    """Auto's choices on `ctx`, whose `snapshot.val` is the held-out part of the training split;
+    `reserve_images` inference passes are left in the budget for calibration and the final evaluation."""
     probe = linear_probe(ctx, "logreg", "auto")
     if probe is None:
         return Outcome("cancelled", 0, "linear")
     resolved, events = ctx.resolved, ctx.events
-    lp = f"linear probe {probe.val_accuracy:.1%} on validation"
+    lp = f"linear probe {probe.val_accuracy:.1%} on held-out training images (C={probe.details.get('C')})"
     if probe.val_accuracy >= 1.0:
-        return Outcome("done", 1, "linear", f"{lp}: already perfect, fine-tuning cannot do better")
+        return Outcome("done", 1, "linear", f"{lp}: already perfect, fine-tuning cannot do better",
+                       {"probe_C": probe.details.get("C")})
     model = ctx.new_model()
     groups = fine_tune_groups(ctx, model, resolved.lr)
     trainer = Trainer(ctx, model, "auto")
@@ -240,7 +271,7 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     n_train, n_val = len(ctx.snapshot.train), len(ctx.snapshot.val)
     # Training dominates; validation (inference only) costs about a third of a training step per image.
     epoch_seconds = per_image * (1.1 * n_train + n_val / 3)
-    final_eval_seconds = per_image * n_val * 4 / 3
+    final_eval_seconds = per_image * reserve_images / 3
 
     def seconds_left() -> float:
         return resolved.time_budget_s - (time.perf_counter() - started) - final_eval_seconds
@@ -250,7 +281,8 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     if epochs < 2:
         return Outcome("done", 1, "linear",
                        f"{lp}; fine-tuning would take ~{epoch_seconds:.0f} s/epoch, over the "
-                       f"{resolved.time_budget_s:.0f} s budget, so the probe was kept")
+                       f"{resolved.time_budget_s:.0f} s budget, so the probe was kept",
+                       {"probe_C": probe.details.get("C")})
     events.log(f"Auto: {lp}; fine-tuning {trained_layers(ctx, model)} for up to {epochs} epochs "
                f"(~{epoch_seconds:.0f} s each).")
 
@@ -267,7 +299,10 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     kept = "finetune" if ctx.best.strategy == "auto" else "linear"
     ft = f"fine-tune {stage.epochs} epochs ({result.status}, {trainer.epochs_run} run)"
     if kept == "finetune":
-        reason = f"{lp}; {ft} reached {ctx.best.accuracy:.1%}: kept the fine-tuned model"
+        reason = (f"{lp}; {ft} reached {ctx.best.accuracy:.1%} there (best epoch {ctx.best.epoch}): "
+                  "kept the fine-tuned model")
     else:
-        reason = f"{lp}; {ft} did not beat it on validation: kept the linear probe"
-    return Outcome(_status(result.status), 1 + trainer.epochs_run, kept, reason, {"finetune_epochs_planned": stage.epochs})
+        reason = f"{lp}; {ft} did not beat it on the held-out training images: kept the linear probe"
+    details = {"probe_C": probe.details.get("C"), "finetune_epochs_planned": stage.epochs,
+               "best_epoch": ctx.best.epoch if kept == "finetune" else None}
+    return Outcome(_status(result.status), 1 + trainer.epochs_run, kept, reason, details)
