@@ -26,8 +26,8 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     """The T minimizing the negative log-likelihood of softmax(logits / T) (1.0 with nothing to fit)."""
     logits = np.asarray(logits, dtype=np.float64)
     targets = np.asarray(targets, dtype=int)
-    if len(targets) < 2:
-        return 1.0
+    if len(targets) < 2 or (logits.argmax(axis=1) == targets).all():
+        return 1.0  # no mistakes to learn from: the likelihood would only push T towards zero
 
     def nll(t: float) -> float:
         return float(-log_softmax(logits / t, axis=1)[np.arange(len(targets)), targets].mean())

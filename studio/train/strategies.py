@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from sklearn.metrics import log_loss
 
+from studio.predict.calibration import fit_decision
 from studio.predict.inference import FLIP_VIEWS, IDENTITY, InferenceRunner
 from studio.train.context import RunContext
 from studio.train.data import class_weights
 from studio.train.features import FeatureCache, extract_features, feature_key
-from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear
+from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear, out_of_fold_probs
 from studio.train.loop import Stage, Trainer, seconds_per_image
 from studio.train.schedule import body_group_count, discriminative_groups
 from studio.train.selection import fit_run_decision, selection_context, store_decision
@@ -48,6 +49,8 @@ class Probe:
     val_accuracy: float
     val_accuracy_flip: float
     details: dict
+    # logistic-regression probes: out-of-fold probabilities of the training images, and their targets
+    out_of_fold: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
@@ -119,7 +122,12 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
         make = lambda: ctx.checkpoint(model, strategy, head=head, sklearn_head=pipeline,
                                       extra={"linear_head": details})
     ctx.offer(val_accuracy, val_loss, make, stage="linear-probe", epoch=1, strategy="linear")
-    return Probe(model, val_accuracy, val_accuracy_flip, details)
+    out_of_fold = None
+    if head == "logreg":
+        oof = out_of_fold_probs(x_train, y_train, groups, c=details["C"], seed=config.seed, balanced=balanced,
+                                views=n_views)
+        out_of_fold = None if oof is None else (oof, train["target"].to_numpy())
+    return Probe(model, val_accuracy, val_accuracy_flip, details, out_of_fold)
 
 
 def _full_probs(pipeline, x: np.ndarray, k: int) -> np.ndarray:
@@ -139,7 +147,13 @@ def run_linear(ctx: RunContext) -> Outcome:
     probe = linear_probe(ctx, ctx.config.head, "linear")
     if probe is None:
         return Outcome("cancelled", 0, "linear")
-    return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", probe.details)
+    details = dict(probe.details)
+    if probe.out_of_fold is not None:
+        oof, targets = probe.out_of_fold
+        decision = fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
+        store_decision(ctx, decision)
+        details.update(decision)
+    return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", details)
 
 
 def _frozen_split(ctx: RunContext, model: torch.nn.Module) -> tuple[int, int]:
@@ -240,14 +254,19 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     if outcome.status == "cancelled" or not ctx.folder.checkpoint_path.is_file():
         ctx.best = inner.best
         return outcome
-    decision = fit_run_decision(inner, held, f"{len(held)} held-out training images")
     if outcome.kept == "linear":  # refit on every training image: cheap, and the probe gains from them
-        if linear_probe(ctx, "logreg", "auto") is None:
+        refit = linear_probe(ctx, "logreg", "auto")
+        if refit is None:
             ctx.best = inner.best
             return Outcome("cancelled", outcome.epochs_run, "linear", outcome.reason)
-        outcome.reason += "; refit on the whole training split"
+        outcome.reason += f"; refit on the whole training split (C={refit.details.get('C')})"
+        outcome.details["C"] = refit.details.get("C")
+        oof, targets = refit.out_of_fold or (None, None)
+        decision = (fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
+                    if oof is not None else fit_run_decision(inner, held, f"{len(held)} held-out training images"))
     else:
         ctx.best = inner.best
+        decision = fit_run_decision(inner, held, f"{len(held)} held-out training images")
     store_decision(ctx, decision)
     outcome.details.update(decision)
     return outcome
