@@ -32,7 +32,7 @@ def test_poisoned_validation_labels_change_no_choice_of_auto(tmp_path):
     train_rows = data[data["split"] == "train"]
     shuffled = np.random.default_rng(0).permutation(train_rows["label"].to_numpy())
     project.set_labels([(int(i), str(label)) for i, label in zip(train_rows["image_id"], shuffled)])
-    config = dict(strategy="auto", epochs=3, time_budget_s=600, seed=1)
+    config = {"strategy": "auto", "epochs": 3, "time_budget_s": 600, "seed": 1}
     honest = _choices(train(project, tiny_config(**config)))
     val = project.dataset(labeled_only=True)
     val = val[val["split"] == "val"]
@@ -55,5 +55,5 @@ def test_holdout_split_is_stratified_and_keeps_every_class_to_fit():
     assert sorted(held["target"].tolist()) == [0, 0, 1]
     assert set(fit["target"]) == {0, 1, 2}
     assert len(fit) + len(held) == len(train_frame)
-    again_fit, again_held = holdout_split(train_frame, seed=0)
+    _, again_held = holdout_split(train_frame, seed=0)
     assert np.array_equal(held["path"], again_held["path"])
