@@ -110,7 +110,9 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, tta:
     views = TTA_VIEWS if tta else (IDENTITY,)
     probs = predictor.probabilities(paths, views)  # views[0] is the identity view
     report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
-    report.update(calibration_report(predictor.loaded, targets, probs[:, 0]))
+    loaded = getattr(predictor, "loaded", None)  # a stand-in predictor may not carry a checkpoint
+    if loaded is not None:
+        report.update(calibration_report(loaded, targets, probs[:, 0]))
     if tta:
         report["tta"] = metrics_from_probs(targets, probs.mean(axis=1), class_names, ids, paths)
         report["tta"]["views"] = [v.name for v in views]

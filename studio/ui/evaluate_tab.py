@@ -104,6 +104,10 @@ class _RecordingPredictor:
     def class_names(self) -> list[str]:
         return self.predictor.class_names
 
+    @property
+    def loaded(self) -> Any:  # the checkpoint's calibration and unknown threshold, for evaluate()
+        return self.predictor.loaded
+
     def probabilities(self, images: Any, views: Any = None) -> np.ndarray:
         probs = self.predictor.probabilities(images, views) if views is not None else self.predictor.probabilities(images)
         self.paths, self.probs = [str(p) for p in images], probs
