@@ -8,13 +8,20 @@ For each dataset (imported into a temporary project, keeping its fixed train/val
   the main process, AdamW 1e-4/1e-3, one-cycle, batch 16, label smoothing 0.1): its images/s is the
   "plain loop" speed;
 - the studio's fine-tuning speed with the same model, batch and image size;
-- the studio's default `auto` run (val accuracy with and without TTA, total time).
+- the studio's default `auto` run (val accuracy with and without TTA, total time, chosen backbone, the
+  calibration it fitted on training data and its validation ECE before/after);
+- `parity`: a linear-probe run exported as an ONNX bundle, then the same validation images predicted by
+  the app's path (the trainer service), `studio predict --json` (a subprocess), the evaluation and the
+  bundle's own predict.py: the max probability difference between each pair; and prediction images/s
+  of the studio (float32, onnxruntime), the bundle (onnxruntime), float32 torch, bf16 torch (where the
+  CPU runs it natively; with its max difference from float32) and a naive float32 loop.
 
 Prints one markdown table. Usage:
     uv run python bench/engine.py                      # everything (takes a while on 2 cores)
     uv run python bench/engine.py --quick              # small subsets, 1 epoch: checks the wiring
     uv run python bench/engine.py --only features auto --datasets flowers
     uv run python bench/engine.py --only finetune auto --seeds 0 1 2     # accuracy averaged over seeds
+    uv run python bench/engine.py --only parity --datasets mri            # one numeric truth + speeds
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from studio.train.events import Epoch, Log, TrainEvent
 from studio.train.features import extract_features
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-PARTS = ("features", "finetune", "auto")
+PARTS = ("features", "finetune", "auto", "parity")
 
 
 def _images(project: Project, split: str, limit: int | None) -> tuple[list[str], np.ndarray, list[str]]:
@@ -181,11 +188,17 @@ def run_dataset(name: str, args, work: Path) -> dict:
             start = time.perf_counter()
             results.append(train(project, TrainConfig(seed=seed), callback=_log))
             seconds.append(time.perf_counter() - start)
+        calibrations = [r.calibration or {} for r in results]
+        row.update(auto_ece=" | ".join(f"T={c.get('temperature', 1):.2f}, val ECE {c.get('ece_before', 0):.3f}->"
+                                       f"{c.get('ece_after', 0):.3f}" for c in calibrations),
+                   auto_backbone=", ".join(r.backbone for r in results))
         row.update(auto_accuracy=_mean(r.val_accuracy for r in results),
                    auto_range=_spread(r.val_accuracy for r in results),
                    auto_accuracy_tta=_mean(r.val_accuracy_tta for r in results),
                    auto_seconds=max(seconds), auto_kept=", ".join(r.strategy for r in results),
                    auto_reason=" | ".join(r.reason for r in results))
+    if "parity" in args.only:
+        row.update(parity(project, val_paths, work / f"{name}-bundle"))
     project.close()
     return row
 
@@ -196,6 +209,89 @@ def _log(event: TrainEvent) -> None:
               f"({event.images_per_s:.1f} img/s)", file=sys.stderr, flush=True)
     elif isinstance(event, Log):
         print(f"  {event.message}", file=sys.stderr, flush=True)
+def _images_per_s(call, paths: list[str]) -> tuple[np.ndarray, float]:
+    call(paths[:8])  # warm-up: sessions, allocator
+    start = time.perf_counter()
+    out = call(paths)
+    return np.asarray(out), len(paths) / (time.perf_counter() - start)
+
+
+def parity(project: Project, paths: list[str], bundle_dir: Path) -> dict:
+    """App, CLI, evaluation and bundle on the same images: max probability differences; prediction speeds."""
+    import json
+    import subprocess
+
+    from studio.export import export_run
+    from studio.export.parity import load_bundle_script
+    from studio.predict.checkpoint import load_model
+    from studio.predict.device import _cpu_bf16_fast
+    from studio.predict.evaluate import evaluate
+    from studio.predict.predictor import Predictor
+    from studio.service.trainer import TrainerService
+
+    run = train(project, TrainConfig(strategy="linear", seed=0)).run_dir
+    export_run(run, bundle_dir, "onnx")
+    classes = load_model(run).class_names
+    service = TrainerService("cpu")
+    try:
+        app = np.stack([r["probs"] for r in service.predict(run, paths, False, len(classes), timeout=600)])
+    finally:
+        service.shutdown(10)
+    done = subprocess.run([sys.executable, "-m", "studio", "predict", str(run), *paths, "--json", "--top-k",
+                           str(len(classes)), "--device", "cpu"], capture_output=True, text=True, check=True)
+    cli = np.array([[{t["class"]: t["probability"] for t in r["top"]}[c] for c in classes]
+                    for r in json.loads(done.stdout.strip().splitlines()[-1])])
+
+    class Recorder:
+        def __init__(self, predictor):
+            self.inner, self.loaded, self.class_names = predictor, predictor.loaded, predictor.class_names
+
+        def probabilities(self, images, views):
+            self.paths, self.probs = [str(p) for p in images], self.inner.probabilities(images, views)
+            return self.probs
+
+    recorder = Recorder(Predictor(load_model(run), "cpu"))
+    evaluate(run, project, predictor=recorder, write=False)
+    row_of = {p: i for i, p in enumerate(recorder.paths)}
+    eval_probs = recorder.probs[:, 0][[row_of[p] for p in paths]]
+    bundle = load_bundle_script(bundle_dir).BundleModel(bundle_dir)
+    sources = {"app": app, "cli": cli, "eval": eval_probs, "bundle": bundle.probabilities(paths)}
+    names = list(sources)
+    diffs = {f"{a} vs {b}": float(np.abs(sources[a] - sources[b]).max())
+             for i, a in enumerate(names) for b in names[i + 1:]}
+    row = {"parity_max_diff": max(diffs.values()), "parity_pairs": diffs}
+    predictor = Predictor(load_model(run), "cpu")
+    f32, row["predict_studio_images_per_s"] = _images_per_s(lambda p: predictor.probabilities(p)[:, 0], paths)
+    _, row["predict_bundle_images_per_s"] = _images_per_s(bundle.probabilities, paths)
+    predictor.runner.runtime = "torch"
+    torch_f32, row["predict_torch_f32_images_per_s"] = _images_per_s(lambda p: predictor.probabilities(p)[:, 0], paths)
+    row["torch_f32_vs_onnx_max_diff"] = float(np.abs(torch_f32 - f32).max())
+    if _cpu_bf16_fast():
+        predictor.runner.dtype = torch.bfloat16
+        bf16, row["predict_bf16_images_per_s"] = _images_per_s(lambda p: predictor.probabilities(p)[:, 0], paths)
+        row["bf16_max_diff"] = float(np.abs(bf16 - f32).max())
+    loaded = load_model(run)
+    _, row["predict_naive_images_per_s"] = _images_per_s(lambda p: naive_features(loaded.model, p)[0], paths)
+    print(f"parity: {diffs}", file=sys.stderr, flush=True)
+    return row
+
+
+def parity_lines(rows: list[dict]) -> list[str]:
+    lines = []
+    for r in rows:
+        if "parity_max_diff" not in r:
+            continue
+        g = r.get
+        lines.append(f"\n{r['dataset']} one numeric truth: max probability difference {r['parity_max_diff']:.1e} "
+                     f"over app/CLI/eval/bundle ({', '.join(f'{k} {v:.1e}' for k, v in r['parity_pairs'].items())}).")
+        bf16 = (f", bf16 torch {g('predict_bf16_images_per_s'):.1f} (max diff from float32 {g('bf16_max_diff'):.3f})"
+                if g("predict_bf16_images_per_s") else "")
+        lines.append(f"{r['dataset']} prediction images/s (batch 32, CPU): studio float32 onnxruntime "
+                     f"{g('predict_studio_images_per_s'):.1f}, bundle onnxruntime {g('predict_bundle_images_per_s'):.1f}, "
+                     f"float32 torch {g('predict_torch_f32_images_per_s'):.1f} (max diff "
+                     f"{g('torch_f32_vs_onnx_max_diff'):.1e}){bf16}, naive float32 loop "
+                     f"{g('predict_naive_images_per_s'):.1f}.")
+    return lines
 
 
 def _mean(values) -> float:
@@ -266,7 +362,9 @@ def main() -> int:
     print(table(rows, len(args.seeds)))
     for r in rows:
         if r.get("auto_reason"):
-            print(f"\n{r['dataset']} auto: {r['auto_reason']}")
+            print(f"\n{r['dataset']} auto ({r['auto_backbone']}): {r['auto_reason']}\n  calibration: {r['auto_ece']}")
+    for line in parity_lines(rows):
+        print(line)
     print(f"\n{cpu_count()} CPU cores, torch {torch.__version__}, inference dtype "
           f"{inference_dtype(select_device('auto'))}, device {select_device('auto')}.")
     return 0

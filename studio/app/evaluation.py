@@ -26,6 +26,10 @@ class _RecordingPredictor:
     def class_names(self) -> list[str]:
         return self.predictor.class_names
 
+    @property
+    def loaded(self) -> Any:  # the checkpoint's calibration and unknown threshold, for evaluate()
+        return self.predictor.loaded
+
     def probabilities(self, images: Any, views: Any, errors: dict[int, str] | None = None) -> np.ndarray:
         probs = self.predictor.probabilities(images, views, errors)
         readable = [i for i in range(len(images)) if not errors or i not in errors]  # junk rows left out

@@ -70,6 +70,21 @@ def register(subparsers) -> None:
     parser.add_argument("--project", help="the project of --current-split (default: the run's own project)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
 
+    parser = add("lr-find", _lr_find, "sweep the learning rate on a project's training images and suggest one",
+                 _lr_find_text)
+    parser.add_argument("project")
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"timm model name (default {DEFAULT_BACKBONE})")
+    parser.add_argument("--weights", help="pretrained weights file for the backbone (timm layout)")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--steps", type=int, default=40, help="steps of the sweep (default 40)")
+    parser.add_argument("--start-lr", type=float, default=1e-6)
+    parser.add_argument("--end-lr", type=float, default=1.0)
+    parser.add_argument("--chart", metavar="OUT.html", help="also write the loss-vs-rate chart (plotly) here")
+    parser.add_argument("--no-pretrained", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+
     add("backbones", _backbones, "list the recommended backbones")
 
 
@@ -140,7 +155,8 @@ def _train(args) -> dict:
 
 
 def _plain_predictions(results: list[dict]) -> list[dict]:
-    return [{"path": r["path"], "top": r["top"], **({"error": r["error"]} if r.get("error") else {})}
+    return [{"path": r["path"], "top": r["top"],
+             **({"error": r["error"]} if r.get("error") else {"unknown": bool(r.get("unknown"))})}
             for r in results]
 
 
@@ -187,6 +203,28 @@ def _eval(args) -> dict:
         with Project.open(args.project or run.resolve().parent.parent) as project:
             return evaluate_run(run, project, current_split=True, tta=args.tta, device=args.device)
     return evaluate_run(run, tta=args.tta, device=args.device)
+
+
+def _lr_find(args) -> dict:
+    from studio.train import TrainConfig
+    from studio.train.lr_find import lr_find, sweep_chart
+
+    with Project.open(args.project) as project:
+        config = TrainConfig(strategy="finetune", backbone=args.backbone, weights=args.weights,
+                             pretrained=not args.no_pretrained, image_size=args.image_size,
+                             batch_size=args.batch_size, seed=args.seed, device=args.device)
+        result = lr_find(project, config, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    if args.chart:
+        Path(args.chart).parent.mkdir(parents=True, exist_ok=True)
+        sweep_chart(result).write_html(args.chart, include_plotlyjs="cdn")
+        result["chart"] = str(args.chart)
+    return result
+
+
+def _lr_find_text(result: dict) -> str:
+    rate = result["suggested_lr"]
+    suggestion = f"suggested learning rate {rate:.2e} (--lr)" if rate else "no clear suggestion (the loss never fell)"
+    return f"{result['steps']} steps from {result['rates'][0]:.1e} to {result['rates'][-1]:.1e}: {suggestion}"
 
 
 def _backbones(args) -> list[dict]:

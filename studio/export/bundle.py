@@ -4,6 +4,7 @@ DEST/
   model.onnx | model.torchscript.pt   uint8 pixels in, probabilities out (normalization inside)
   classes.json                        class names in output order
   preprocessing.json                  every number of the resize + crop outside the model
+  decision.json                       the "unknown" threshold predict.py applies (and the calibration)
   predict.py                          standalone prediction (numpy + Pillow + onnxruntime)
   parity.json                         measured agreement with the studio's predictor
   model_card.md                       backbone, strategy, data, validation metrics, date, parity
@@ -54,6 +55,12 @@ def bundle_preprocessing(preprocessing: dict) -> dict:
     }
 
 
+def bundle_decision(checkpoint: dict) -> dict:
+    """decision.json: the rejection threshold predict.py applies, and the calibration folded into the model."""
+    return {"unknown_threshold": float(checkpoint.get("unknown_threshold") or 0.0),
+            "calibration": checkpoint.get("calibration")}
+
+
 def _check_format(fmt: str) -> str:
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
@@ -96,6 +103,7 @@ def export_run(run_dir: str | os.PathLike, dest_dir: str | os.PathLike, fmt: str
         writer(module, staging / model_file, class_names=class_names, preprocessing=preprocessing)
         (staging / "classes.json").write_text(json.dumps(class_names, indent=2))
         (staging / "preprocessing.json").write_text(json.dumps(preprocessing, indent=2))
+        (staging / standalone.DECISION_FILE).write_text(json.dumps(bundle_decision(checkpoint), indent=2))
         shutil.copyfile(standalone.__file__, staging / "predict.py")
         # A fresh model for the reference: the exported one was converted in place.
         report = parity.check_parity(build_model(checkpoint), staging, run_dir)

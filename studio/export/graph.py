@@ -18,9 +18,10 @@ OUTPUT_NAME = "probabilities"
 class PixelsToProbabilities(torch.nn.Module):
     """uint8 N x H x W x 3 RGB pixels -> N x classes probabilities (float32)."""
 
-    def __init__(self, model: torch.nn.Module, mean: list[float], std: list[float]) -> None:
+    def __init__(self, model: torch.nn.Module, mean: list[float], std: list[float], temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
+        self.temperature = float(temperature)  # the run's calibration (logits / T), as LoadedModel does
         # The same arithmetic as the studio's inference (x - 255*mean) / (255*std), for identical inputs.
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
@@ -28,7 +29,7 @@ class PixelsToProbabilities(torch.nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.permute(0, 3, 1, 2).float()
         logits = self.model((x - self.mean) / self.std)
-        return torch.softmax(logits.float(), dim=1)
+        return torch.softmax(logits.float() / self.temperature, dim=1)
 
 
 def exportable_module(loaded: LoadedModel) -> PixelsToProbabilities:
@@ -40,7 +41,8 @@ def exportable_module(loaded: LoadedModel) -> PixelsToProbabilities:
             "logistic-regression head (--head logreg) or a fine-tuned strategy, then export that run."
         )
     model = loaded.model.float().eval()
-    module = PixelsToProbabilities(model, loaded.preprocessing["mean"], loaded.preprocessing["std"]).eval()
+    module = PixelsToProbabilities(model, loaded.preprocessing["mean"], loaded.preprocessing["std"],
+                                   loaded.temperature).eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module

@@ -67,8 +67,8 @@ def load_bundle_script(bundle_dir: Path) -> ModuleType:
 
 
 def reference_predictor(loaded: LoadedModel) -> Predictor:
-    """The studio's predictor on the CPU in float32 (the app may use bf16 on CPUs that run it natively;
-    that is a precision choice of the device, not a difference an export could reproduce)."""
+    """The studio's predictor on the CPU in float32: what the app, the CLI and the evaluation run by
+    default (only an explicit STUDIO_CPU_PRECISION=bf16 changes that, and not here)."""
     predictor = Predictor(loaded, torch.device("cpu"))
     predictor.runner.dtype = None
     return predictor

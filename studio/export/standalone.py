@@ -29,6 +29,7 @@ from PIL import Image
 
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 BATCH_SIZE = 32
+DECISION_FILE = "decision.json"  # {"unknown_threshold": ..., "calibration": ...}
 
 # EXIF orientation -> the transpose that displays the image upright (PIL.ImageOps.exif_transpose's table).
 _TRANSPOSE = {
@@ -237,6 +238,9 @@ class BundleModel:
         self.folder = Path(folder)
         self.class_names: list[str] = json.loads((self.folder / "classes.json").read_text())
         self.preprocessing: dict = json.loads((self.folder / "preprocessing.json").read_text())
+        decision = self.folder / DECISION_FILE  # absent in bundles exported before it existed
+        self.unknown_threshold = float(json.loads(decision.read_text()).get("unknown_threshold") or 0.0) \
+            if decision.is_file() else 0.0
         self.format = next((fmt for fmt, name in MODEL_FILES.items() if (self.folder / name).is_file()), None)
         if self.format == "onnx":
             import onnxruntime
@@ -280,8 +284,9 @@ class BundleModel:
         return self._crop_probabilities(np.stack([preprocess(image, self.preprocessing) for image in images]), tta)
 
     def predict(self, images, *, tta: bool = False, top_k: int = 5, skip_unreadable: bool = False) -> list[dict]:
-        """[{"image", "top": [{"class", "probability"}, ...]}] best first. With `skip_unreadable`, an image
-        that cannot be decoded gets {"image", "top": [], "error": reason} instead of stopping the others."""
+        """[{"path", "top": [{"class", "probability"}, ...], "unknown"}] best first: `studio predict --json`'s shape.
+        With `skip_unreadable`, an image that cannot be decoded gets {"path", "top": [], "error": reason}
+        instead of stopping the others."""
         images = list(images)
         crops, errors = [], {}
         for index, image in enumerate(images):
@@ -297,12 +302,13 @@ class BundleModel:
         for index, image in enumerate(images):
             name = str(image) if isinstance(image, (str, os.PathLike)) else None
             if index in errors:
-                results.append({"image": name, "top": [], "error": errors[index]})
+                results.append({"path": name, "top": [], "error": errors[index]})
                 continue
             row = next(rows)
             order = np.argsort(-row, kind="stable")[:k]
-            results.append({"image": name,
-                            "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order]})
+            results.append({"path": name,
+                            "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
+                            "unknown": bool(row.max() < self.unknown_threshold)})
         return results
 
     def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> np.ndarray:
@@ -321,14 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     results = model.predict(args.images, tta=args.tta, top_k=args.top_k, skip_unreadable=True)
     for result in results:
         if "error" in result:
-            print(f"skipped {result['image']}: {result['error']}", file=sys.stderr)
+            print(f"skipped {result['path']}: {result['error']}", file=sys.stderr)
     if args.json:
         print(json.dumps(results))
     else:
         for result in results:
             if "error" not in result:
                 ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
-                print(f"{result['image']}: {ranked}")
+                unsure = " (not sure: none of the classes fits well)" if result["unknown"] else ""
+                print(f"{result['path']}: {ranked}{unsure}")
     return 0 if any("error" not in r for r in results) else 1
 
 

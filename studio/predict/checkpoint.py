@@ -8,7 +8,10 @@ A checkpoint is a plain dict saved with torch.save (loadable with weights_only=T
   linear probes whose scaler + logistic regression were folded into that layer), or "svm" / "knn"
   when a scikit-learn estimator classifies the pooled features (the model then has no classifier);
 - `state_dict`: the timm model's weights; `sklearn_head`: the estimator as tensors and JSON
-  (`studio.predict.sklearn_state`, never a pickle) or None. Readers ignore keys they do not know.
+  (`studio.predict.sklearn_state`, never a pickle) or None. Readers ignore keys they do not know;
+- optional `calibration` ({temperature, ece_before, ece_after, fitted_on, n}: linear heads divide their
+  logits by the temperature) and `unknown_threshold` (a prediction whose top probability is below it is
+  flagged unknown), both plain floats fitted on held-out training predictions (studio.predict.calibration).
 """
 
 from __future__ import annotations
@@ -83,6 +86,16 @@ def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+def set_decision(path: str | os.PathLike, decision: dict) -> None:
+    """Store `calibration` and `unknown_threshold` (plain floats) in a saved checkpoint."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    checkpoint["calibration"] = {k: (float(v) if isinstance(v, (int, float)) else v)
+                                 for k, v in decision["calibration"].items()}
+    checkpoint["unknown_threshold"] = float(decision["unknown_threshold"])
+    save_checkpoint(checkpoint, path)
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if path.is_dir():
@@ -116,11 +129,23 @@ class LoadedModel:
     sklearn_head: Any
     checkpoint: dict
 
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature (1.0 for an uncalibrated run or a scikit-learn head)."""
+        if self.sklearn_head is not None:
+            return 1.0
+        return float((self.checkpoint.get("calibration") or {}).get("temperature", 1.0))
+
+    @property
+    def unknown_threshold(self) -> float:
+        """Top probabilities below this are flagged unknown (0.0: never, for runs without one)."""
+        return float(self.checkpoint.get("unknown_threshold") or 0.0)
+
     def probabilities(self, outputs: torch.Tensor) -> np.ndarray:
-        """Class probabilities (N x classes) from the model's outputs for a batch."""
+        """Class probabilities (N x classes) from the model's outputs for a batch (calibrated)."""
         outputs = outputs.float()
         if self.sklearn_head is None:
-            return torch.softmax(outputs, dim=1).cpu().numpy()
+            return torch.softmax(outputs / self.temperature, dim=1).cpu().numpy()
         return np.asarray(self.sklearn_head.predict_proba(outputs.cpu().numpy()), dtype=np.float32)
 
 

@@ -18,6 +18,8 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from studio.data.snapshot import Snapshot, current_validation
 from studio.data.store import Project
 from studio.errors import StudioError
+from studio.predict.calibration import apply_temperature, expected_calibration_error, reliability_bins
+from studio.predict.checkpoint import LoadedModel
 from studio.predict.inference import IDENTITY, TTA_VIEWS
 from studio.predict.predictor import Predictor
 
@@ -55,6 +57,22 @@ def metrics_from_probs(targets: np.ndarray, probs: np.ndarray, class_names: list
         "macro_f1": float(np.mean(f1)) if len(f1) else 0.0,
         "confusion_matrix": confusion_matrix(targets, predicted, labels=labels).tolist(),
         "top_losses": top_losses,
+    }
+
+
+def calibration_report(loaded: LoadedModel, targets: np.ndarray, probs: np.ndarray) -> dict:
+    """ECE before/after the run's temperature on these images, the reliability bins, the unknown rate."""
+    temperature = loaded.temperature
+    raw = apply_temperature(probs, 1.0 / temperature)  # undo the calibration: softmax(T * log p)
+    threshold = loaded.unknown_threshold
+    stored = loaded.checkpoint.get("calibration") or {}
+    return {
+        "calibration": {"temperature": temperature, "ece_before": expected_calibration_error(raw, targets),
+                        "ece_after": expected_calibration_error(probs, targets),
+                        "fitted_on": stored.get("fitted_on")},
+        "reliability": {"before": reliability_bins(raw, targets), "after": reliability_bins(probs, targets)},
+        "unknown_threshold": threshold,
+        "unknown_rate": float((np.asarray(probs).max(axis=1) < threshold).mean()) if len(probs) else 0.0,
     }
 
 
@@ -106,6 +124,9 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
         targets, probs = targets[readable], probs[readable]
         paths, ids = [paths[i] for i in readable], [ids[i] for i in readable]
     report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
+    loaded = getattr(predictor, "loaded", None)  # a stand-in predictor may not carry a checkpoint
+    if loaded is not None:
+        report.update(calibration_report(loaded, targets, probs[:, 0]))
     if tta:
         report["tta"] = metrics_from_probs(targets, probs.mean(axis=1), class_names, ids, paths)
         report["tta"]["views"] = [v.name for v in views]

@@ -47,7 +47,10 @@ class Predictor:
 
     def predict(self, images: ImageInput | Sequence[ImageInput], *, tta: bool = False, top_k: int = 5,
                 skip_unreadable: bool = False) -> list[dict]:
-        """Top-k classes per image: [{"path", "top": [{"class", "probability"}], "probs"}].
+        """Top-k classes per image: [{"path", "top": [{"class", "probability"}], "unknown", "probs"}].
+
+        `unknown` is True when the top probability is below the run's rejection threshold ("none of
+        these": the top guesses are still given).
 
         An unreadable image raises a StudioError naming it, unless `skip_unreadable`: then its result
         is {"path", "top": [], "probs": None, "error": reason} and the other images are still predicted.
@@ -68,6 +71,7 @@ class Predictor:
             results.append({
                 "path": path,
                 "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
+                "unknown": bool(row.max() < self.loaded.unknown_threshold),
                 "probs": row,
             })
         return results
@@ -94,18 +98,19 @@ def image_files(folder: str | os.PathLike) -> list[str]:
 
 
 def write_predictions_csv(results: list[dict], csv_path: str | os.PathLike, class_names: list[str]) -> Path:
-    """One row per image: path, predicted class, its probability, every class's probability, and the
-    reason when the image could not be read (its other cells are empty)."""
+    """One row per image: path, predicted class, its probability, `unknown` (1 below the run's rejection
+    threshold), every class's probability, and the reason when the image could not be read (its other
+    cells are empty)."""
     path = Path(csv_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "prediction", "probability", *[f"p_{c}" for c in class_names], "error"])
+        writer.writerow(["path", "prediction", "probability", "unknown", *[f"p_{c}" for c in class_names], "error"])
         for result in results:
             if result.get("error"):
-                writer.writerow([result["path"], "", "", *[""] * len(class_names), result["error"]])
+                writer.writerow([result["path"], "", "", "", *[""] * len(class_names), result["error"]])
                 continue
             best = result["top"][0]
             writer.writerow([result["path"], best["class"], f"{best['probability']:.6f}",
-                             *[f"{p:.6f}" for p in result["probs"]], ""])
+                             int(bool(result.get("unknown"))), *[f"{p:.6f}" for p in result["probs"]], ""])
     return path

@@ -40,6 +40,9 @@ class RunResult:
     epochs_run: int
     train_seconds: float
     reason: str = ""
+    # {temperature, ece_before, ece_after} on the validation split (fitted on held-out training images)
+    calibration: dict | None = None
+    unknown_threshold: float | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -104,6 +107,8 @@ def train(project: Project, config: TrainConfig | None = None, *,
             folder.write(EVAL_FILE, report)
             result.val_accuracy = report["accuracy"]
             result.val_accuracy_tta = report["tta"]["accuracy"]
+            result.calibration = report.get("calibration")
+            result.unknown_threshold = report.get("unknown_threshold")
         elif folder.checkpoint_path.is_file():
             result.val_accuracy = ctx.best.accuracy
         folder.write(CONFIG_FILE, {**record, "result": {**result.to_dict(), "details": outcome.details,

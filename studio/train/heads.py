@@ -68,6 +68,24 @@ def fit_logreg(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int, b
     return pipeline, {"C": best_c, "cv": None if folds is None else len(folds), "cv_log_loss": score}
 
 
+def out_of_fold_probs(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, c: float, seed: int, balanced: bool,
+                      views: int = 1) -> np.ndarray | None:
+    """Out-of-fold probabilities of the identity rows (N images x classes) with the chosen C, or None
+    with too few images per class to make folds. Calibration and the unknown threshold are fitted on them."""
+    first = np.arange(0, len(y), views)
+    folds = _folds(y[first], groups[first], seed, max_splits=5)
+    if folds is None:
+        return None
+    probs = np.zeros((len(first), int(y.max()) + 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for fit, held in folds:
+            rows = np.concatenate([first[fit] + v for v in range(views)])  # every view of the fitting images
+            model = _logreg(c, balanced, seed).fit(x[rows], y[rows])
+            probs[np.ix_(held, model.classes_)] = model.predict_proba(x[first[held]])
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
 def fit_svm(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int, balanced: bool) -> tuple[Pipeline, dict]:
     """RBF SVM on standardized features, probabilities calibrated (sigmoid) on grouped folds."""
     folds = _folds(y, groups, seed)

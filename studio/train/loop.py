@@ -23,7 +23,7 @@ from studio.augment.previews import describe
 from studio.augment.project_settings import augment_from_setting
 from studio.augment.transforms import build_train_transform
 from studio.errors import StudioError
-from studio.predict.device import autocast, is_oom
+from studio.predict.device import autocast, is_oom, validation_dtype
 from studio.predict.inference import IDENTITY, InferenceRunner
 from studio.train.context import Best, RunContext
 from studio.train.data import AugmentedImages, class_weights
@@ -96,8 +96,10 @@ class Trainer:
         balance = ctx.resolved.balance
         self.loss_weights = class_weights(ctx.snapshot.class_counts).to(ctx.device) if balance == "weights" else None
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.runner = InferenceRunner(self.model, ctx.preprocessing, ctx.device, ctx.inference_dtype,
-                                      batch_size=64)
+        # Per-epoch validation ranks this run's epochs only (bf16 where the CPU runs it natively, in
+        # torch: the weights change every epoch); the reported numbers come from the float32 evaluation.
+        self.runner = InferenceRunner(self.model, ctx.preprocessing, ctx.device, validation_dtype(ctx.device),
+                                      batch_size=64, runtime="torch")
         self.ema: ModelEmaV3 | None = None
 
     @property

@@ -6,7 +6,8 @@ two-stage  linear probe head, then the top block groups with the head at a lower
 gradual    linear probe head, then one more block group per stage from the top down (ULMFiT)
 scratch    random weights, all layers (a baseline only)
 auto       linear probe, then a fine-tune of all but the lowest layers (fresh head, weight average)
-           when the time budget allows; keeps whichever is best on validation and says why
+           when the time budget allows; chooses on held-out training images (never validation),
+           calibrates, and says why
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import numpy as np
 import torch
 from sklearn.metrics import log_loss
 
+from studio.predict.calibration import fit_decision
 from studio.predict.inference import FLIP_VIEWS, IDENTITY, InferenceRunner
 from studio.train.context import RunContext
 from studio.train.data import class_weights
 from studio.train.events import Epoch, Step
 from studio.train.features import FeatureCache, extract_features, feature_key
-from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear
+from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear, out_of_fold_probs
 from studio.train.loop import Stage, Trainer, seconds_per_image
 from studio.train.schedule import body_group_count, discriminative_groups
+from studio.train.selection import fit_run_decision, selection_context, store_decision
 
 ULMFIT_DECAY = 1 / 2.6  # ULMFiT's ratio between the rates of neighbouring layer groups
 
@@ -49,6 +52,8 @@ class Probe:
     val_accuracy: float
     val_accuracy_flip: float
     details: dict
+    # logistic-regression probes: out-of-fold probabilities of the training images, and their targets
+    out_of_fold: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
@@ -120,7 +125,12 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
         make = lambda: ctx.checkpoint(model, strategy, head=head, sklearn_head=pipeline,
                                       extra={"linear_head": details})
     ctx.offer(val_accuracy, val_loss, make, stage="linear-probe", epoch=1, strategy="linear")
-    return Probe(model, val_accuracy, val_accuracy_flip, details)
+    out_of_fold = None
+    if head == "logreg":
+        oof = out_of_fold_probs(x_train, y_train, groups, c=details["C"], seed=config.seed, balanced=balanced,
+                                views=n_views)
+        out_of_fold = None if oof is None else (oof, train["target"].to_numpy())
+    return Probe(model, val_accuracy, val_accuracy_flip, details, out_of_fold)
 
 
 def _full_probs(pipeline, x: np.ndarray, k: int) -> np.ndarray:
@@ -140,7 +150,13 @@ def run_linear(ctx: RunContext) -> Outcome:
     probe = linear_probe(ctx, ctx.config.head, "linear")
     if probe is None:
         return Outcome("cancelled", 0, "linear")
-    return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", probe.details)
+    details = dict(probe.details)
+    if probe.out_of_fold is not None:
+        oof, targets = probe.out_of_fold
+        decision = fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
+        store_decision(ctx, decision)
+        details.update(decision)
+    return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", details)
 
 
 def _frozen_split(ctx: RunContext, model: torch.nn.Module) -> tuple[int, int]:
@@ -222,20 +238,54 @@ def run_gradual(ctx: RunContext) -> Outcome:
 def run_auto(ctx: RunContext, started: float) -> Outcome:
     """Linear probe first; then a fine-tune when the measured speed fits the time budget.
 
+    Every choice is made on the training split (studio.train.selection): a fifth of it is held out to
+    choose between probe and fine-tune epochs and to fit the calibration and the unknown threshold; the
+    validation split is only evaluated at the end, for the reported number. A kept probe is then refit
+    on the whole training split (C again by cross-validation on it).
+
     The fine-tune starts from a fresh head (the probe's head, fitted to near-zero training loss,
     leaves little gradient for the backbone: LP-FT lost to it on flowers and mri, see bench/engine.py),
     with the backbone at a fifth of the head's rate, label smoothing and a weight average (EMA). The
     stem and the lowest block groups stay frozen (`frozen_groups`): generic low-level features, and
     on CPU the backward pass through them is the most expensive part of a step.
-    Whichever of probe and fine-tune epochs scores best on validation is kept.
     """
+    inner = selection_context(ctx)
+    held = inner.snapshot.val
+    ctx.events.log(f"Auto: choices are made on the training split ({len(inner.snapshot.train)} images to fit, "
+                   f"{len(held)} held out to choose); the validation split is used once, for the reported number.")
+    outcome = _auto_on(inner, started, reserve_images=len(held) + 4 * len(ctx.snapshot.val))
+    if outcome.status == "cancelled" or not ctx.folder.checkpoint_path.is_file():
+        ctx.best = inner.best
+        return outcome
+    if outcome.kept == "linear":  # refit on every training image: cheap, and the probe gains from them
+        refit = linear_probe(ctx, "logreg", "auto")
+        if refit is None:
+            ctx.best = inner.best
+            return Outcome("cancelled", outcome.epochs_run, "linear", outcome.reason)
+        outcome.reason += f"; refit on the whole training split (C={refit.details.get('C')})"
+        outcome.details["C"] = refit.details.get("C")
+        oof, targets = refit.out_of_fold or (None, None)
+        decision = (fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
+                    if oof is not None else fit_run_decision(inner, held, f"{len(held)} held-out training images"))
+    else:
+        ctx.best = inner.best
+        decision = fit_run_decision(inner, held, f"{len(held)} held-out training images")
+    store_decision(ctx, decision)
+    outcome.details.update(decision)
+    return outcome
+
+
+def _auto_on(ctx: RunContext, started: float, reserve_images: int) -> Outcome:
+    """Auto's choices on `ctx`, whose `snapshot.val` is the held-out part of the training split;
+    `reserve_images` inference passes are left in the budget for calibration and the final evaluation."""
     probe = linear_probe(ctx, "logreg", "auto")
     if probe is None:
         return Outcome("cancelled", 0, "linear")
     resolved, events = ctx.resolved, ctx.events
-    lp = f"linear probe {probe.val_accuracy:.1%} on validation"
+    lp = f"linear probe {probe.val_accuracy:.1%} on held-out training images (C={probe.details.get('C')})"
     if probe.val_accuracy >= 1.0:
-        return Outcome("done", 1, "linear", f"{lp}: already perfect, fine-tuning cannot do better")
+        return Outcome("done", 1, "linear", f"{lp}: already perfect, fine-tuning cannot do better",
+                       {"probe_C": probe.details.get("C")})
     model = ctx.new_model()
     groups = fine_tune_groups(ctx, model, resolved.lr)
     trainer = Trainer(ctx, model, "auto")
@@ -243,7 +293,7 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     n_train, n_val = len(ctx.snapshot.train), len(ctx.snapshot.val)
     # Training dominates; validation (inference only) costs about a third of a training step per image.
     epoch_seconds = per_image * (1.1 * n_train + n_val / 3)
-    final_eval_seconds = per_image * n_val * 4 / 3
+    final_eval_seconds = per_image * reserve_images / 3
 
     def seconds_left() -> float:
         return resolved.time_budget_s - (time.perf_counter() - started) - final_eval_seconds
@@ -253,7 +303,8 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     if epochs < 2:
         return Outcome("done", 1, "linear",
                        f"{lp}; fine-tuning would take ~{epoch_seconds:.0f} s/epoch, over the "
-                       f"{resolved.time_budget_s:.0f} s budget, so the probe was kept")
+                       f"{resolved.time_budget_s:.0f} s budget, so the probe was kept",
+                       {"probe_C": probe.details.get("C")})
     events.log(f"Auto: {lp}; fine-tuning {trained_layers(ctx, model)} for up to {epochs} epochs "
                f"(~{epoch_seconds:.0f} s each).")
 
@@ -270,7 +321,10 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     kept = "finetune" if ctx.best.strategy == "auto" else "linear"
     ft = f"fine-tune {stage.epochs} epochs ({result.status}, {trainer.epochs_run} run)"
     if kept == "finetune":
-        reason = f"{lp}; {ft} reached {ctx.best.accuracy:.1%}: kept the fine-tuned model"
+        reason = (f"{lp}; {ft} reached {ctx.best.accuracy:.1%} there (best epoch {ctx.best.epoch}): "
+                  "kept the fine-tuned model")
     else:
-        reason = f"{lp}; {ft} did not beat it on validation: kept the linear probe"
-    return Outcome(_status(result.status), 1 + trainer.epochs_run, kept, reason, {"finetune_epochs_planned": stage.epochs})
+        reason = f"{lp}; {ft} did not beat it on the held-out training images: kept the linear probe"
+    details = {"probe_C": probe.details.get("C"), "finetune_epochs_planned": stage.epochs,
+               "best_epoch": ctx.best.epoch if kept == "finetune" else None}
+    return Outcome(_status(result.status), 1 + trainer.epochs_run, kept, reason, details)

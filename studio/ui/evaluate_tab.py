@@ -108,6 +108,12 @@ def summary_markdown(data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def reliability_of(data: dict[str, Any] | None) -> tuple[dict | None, dict | None]:
+    """(reliability bins, calibration) of an evaluation, or Nones before one has run."""
+    report = (data or {}).get("report") or {}
+    return report.get("reliability"), report.get("calibration")
+
+
 def class_frame(report: dict[str, Any]) -> pd.DataFrame:
     rows = [[name, round(m["precision"], 3), round(m["recall"], 3), round(m["f1"], 3), m["support"]]
             for name, m in report["per_class"].items()]
@@ -184,6 +190,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                                      label="Per class (validation)")
             cell = gr.Dropdown(choices=[], label="Show the images of a confusion cell (true → predicted)")
     cell_gallery = gr.Gallery(label="Images in the chosen cell", visible=False, **THUMBNAILS)
+    reliability = gr.Plot(charts.reliability_diagram(None), label="Reliability diagram", show_label=False)
     gr.Markdown("### Top losses\nThe most confident mistakes: often a wrong label rather than a wrong model.")
     losses_gallery = gr.Gallery(label="Most confident mistakes (click one to select it)", **THUMBNAILS)
     with gr.Row(equal_height=True):
@@ -270,6 +277,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     start.click(on_evaluate, [binding.root, run, view, images_choice], [summary, data_state, *draw_outputs],
                 api_visibility="private")
     view.change(draw, [binding.root, data_state, view], draw_outputs, api_visibility="private")
+    data_state.change(lambda data: charts.reliability_diagram(*reliability_of(data)), data_state, reliability,
+                      api_visibility="private")
     cell.change(on_cell, [data_state, view, cell, binding.root], [cell_gallery, cell_state], api_visibility="private")
     select_outputs = [selected, selected_text, fix, cam_button]
     losses_gallery.select(on_select, losses_state, select_outputs, api_visibility="private")

@@ -27,9 +27,26 @@ RESULT_COLUMNS = ["image", "prediction", "probability"]
 MAX_TOP_K = 10
 
 
+NOT_SURE = "not sure"
+
+
+def shown_class(result: dict[str, Any]) -> str:
+    """The top class, or "not sure (top class?)" below the run's unknown threshold."""
+    best = result["top"][0]["class"]
+    return f"{NOT_SURE} ({best}?)" if result.get("unknown") else best
+
+
+def bars_title(result: dict[str, Any], name: str | None) -> str | None:
+    """The bars' title: the image name when several, and "not sure" when the model flagged it unknown."""
+    if not result.get("unknown"):
+        return name
+    unsure = "Not sure: none of the classes fits well (top guesses below)"
+    return f"{name}: {unsure}" if name else unsure
+
+
 def prediction_rows(results: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
     rows = [[name, f"could not read: {r['error']}", ""] if r.get("error") else
-            [name, r["top"][0]["class"], f"{r['top'][0]['probability']:.1%}"] for name, r in zip(names, results)]
+            [name, shown_class(r), f"{r['top'][0]['probability']:.1%}"] for name, r in zip(names, results)]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
@@ -199,10 +216,11 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_predict(root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float):
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
         found = guarded(api.predict, root, run_dir, paths, use_tta, k)
-        found = [{"path": p, "top": plain_top(r), **({"error": r["error"]} if r.get("error") else {})}
-                 for p, r in zip(paths, found)]
+        found = [{"path": p, "top": plain_top(r), "unknown": bool(r.get("unknown")),
+                  **({"error": r["error"]} if r.get("error") else {})} for p, r in zip(paths, found)]
         first = next(r for r in found if not r.get("error"))
-        return (charts.topk_bars(first["top"], title=Path(first["path"]).name if len(found) > 1 else None),
+        return (charts.topk_bars(first["top"], title=bars_title(first, Path(first["path"]).name if len(found) > 1
+                                                                else None)),
                 gr.Dataframe(prediction_rows(found, [Path(p).name for p in paths]), visible=len(found) > 1),
                 found, first["path"], gr.Dropdown(value=first["top"][0]["class"]), None)
 
@@ -215,7 +233,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if item.get("error"):
             gr.Warning(f"{Path(item['path']).name} could not be read: {item['error']}")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return (charts.topk_bars(item["top"], title=Path(item["path"]).name), item["path"],
+        return (charts.topk_bars(item["top"], title=bars_title(item, Path(item["path"]).name)), item["path"],
                 gr.Dropdown(value=item["top"][0]["class"]), None)
 
     @requires("viewer")

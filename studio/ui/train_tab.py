@@ -216,6 +216,19 @@ class TrainApi:
         )
         return project.root, config.to_dict()
 
+    def lr_find_job(self, root: str, *settings: Any) -> Any:
+        """Queue the learning-rate sweep with the tab's settings (checked like a training run's)."""
+        project_root, config = self.train_config(root, *settings)
+        config = {**config, "strategy": "finetune"}
+
+        def run(ctx: Any) -> dict[str, Any]:
+            from studio.train.lr_find import lr_find
+
+            settings = TrainConfig.from_dict({**config, "device": ctx.device.type})
+            return lr_find(self.context.open_project(project_root), settings)
+
+        return self.service.submit("lr-find", run, config=config, project=str(project_root))
+
     def train(self, root: str, *settings: Any) -> str:
         project_root, config = self.train_config(root, *settings)
         job = self.quota.admit(self.service, caller_name(), "train",
@@ -309,6 +322,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             with gr.Row():
                 start = gr.Button("Start training", variant="primary")
                 cancel = gr.Button("Cancel job", variant="stop")
+            with gr.Accordion("Learning-rate finder", open=False):
+                lr_find_button = gr.Button("Find a learning rate", size="sm")
+                lr_find_text = gr.Markdown("A short sweep of rising rates on the training images (nothing is "
+                                           "saved); the suggestion goes into **Learning rate**.",
+                                           elem_classes="help-text")
+                lr_find_plot = gr.Plot(visible=False, show_label=False)
         with gr.Column(scale=5):
             progress = gr.HTML(progress_html(None), elem_id="train-progress")
             curves = gr.Plot(charts.training_curves([]), label="Training curves", show_label=False,
@@ -411,4 +430,23 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     timer.tick(on_tick, [watched, binding.root, seen], outputs, api_visibility="private", show_progress="hidden")
     refresh.click(on_refresh, binding.root, [jobs, runs, compare], api_visibility="private")
     compare.change(on_compare, compare, compare_plot, api_visibility="private")
+
+    def on_lr_find(root, *chosen):
+        from studio.train.lr_find import sweep_chart
+        from studio.ui.evaluate_tab import wait_for
+
+        job = guarded(api.lr_find_job, root, *chosen)
+        try:
+            for line in wait_for(job, "Finding a learning rate"):
+                yield line, gr.skip(), gr.skip()
+        except StudioError as error:
+            raise gr.Error(str(error)) from None
+        result = job.result
+        rate = result["suggested_lr"]
+        text = (f"Suggested learning rate **{rate:.2e}** ({result['steps']} steps)." if rate else
+                "No clear suggestion: the loss did not fall during the sweep. Keep the automatic rate.")
+        yield text, gr.Plot(sweep_chart(result), visible=True), (round(rate, 8) if rate else gr.skip())
+
+    lr_find_button.click(on_lr_find, [binding.root, *settings], [lr_find_text, lr_find_plot, lr],
+                         api_visibility="private")
     api.register()

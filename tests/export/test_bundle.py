@@ -21,7 +21,7 @@ from studio.export import export_run, export_zip, is_bundle
 from studio.export.parity import TOLERANCE, reference_predictor
 from studio.predict.checkpoint import load_model, make_checkpoint, preprocessing_dict, save_checkpoint
 
-FILES = {"classes.json", "preprocessing.json", "predict.py", "parity.json", "model_card.md"}
+FILES = {"classes.json", "preprocessing.json", "decision.json", "predict.py", "parity.json", "model_card.md"}
 
 
 def _studio_probs(run_dir: Path, paths: list[str]) -> np.ndarray:

@@ -28,7 +28,8 @@ def pessimistic_estimate(monkeypatch):
     monkeypatch.setattr(strategies, "seconds_per_image", lambda trainer, stage: 2.0)
     probe = strategies.linear_probe
     monkeypatch.setattr(strategies, "linear_probe",
-                        lambda *a: type("P", (), {"val_accuracy": 0.1, "inner": probe(*a)})())
+                        lambda *a: type("P", (), {"val_accuracy": 0.1, "details": {}, "out_of_fold": None,
+                                                  "inner": probe(*a)})())
     scores = itertools.count(1)
     monkeypatch.setattr(loop.Trainer, "validate", lambda self: (min(1.0, 0.2 + 0.05 * next(scores)), 1.0))
 
@@ -37,8 +38,10 @@ def test_auto_uses_the_measured_epoch_time(project, pessimistic_estimate):
     events = []
     result = train(project, tiny_config(strategy="auto", epochs=8, time_budget_s=100), callback=lambda e: events.append(e.to_dict()))
     logs = [e["message"] for e in events if e["type"] == "log"]
-    assert any("for up to 4 epochs" in m for m in logs), logs
-    assert any("planning 8 epochs instead of 4" in m for m in logs), logs
+    # The plan counts the images auto fits on (the training split less its held-out fifth).
+    planned = next(int(m.split("for up to ")[1].split()[0]) for m in logs if "for up to" in m)
+    assert 2 <= planned < 8, logs
+    assert any(f"planning 8 epochs instead of {planned}" in m for m in logs), logs
     assert result.epochs_run == 1 + 8 and "fine-tune 8 epochs" in result.reason
     finetune = [e for e in events if e["type"] == "epoch" and e["stage"] == "finetune"]
     assert [e["epoch"] for e in finetune] == list(range(1, 9))

@@ -254,3 +254,13 @@ def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_pat
     (root / "augment.json").write_text("{broken")
     assert "augment.json" in train_tab.augment_note(str(root), "project")  # a readable warning, not a crash
     api.context.close()
+
+
+def test_train_tab_lr_finder_job_suggests_a_rate(studio) -> None:
+    api = train_tab.TrainApi(studio["context"])
+    job = api.lr_find_job(studio["root"], "tf_efficientnet_lite0", "auto", 0, 0, 4, 64, "none")
+    result = job.outcome(300)
+    assert result["steps"] >= 5 and len(result["rates"]) == len(result["losses"])
+    assert result["suggested_lr"] is None or result["rates"][0] <= result["suggested_lr"] <= result["rates"][-1]
+    with pytest.raises(StudioError):
+        api.lr_find_job(studio["empty"], "tf_efficientnet_lite0", "auto", 0, 0, 4, 64, "none")

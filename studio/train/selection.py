@@ -1,0 +1,56 @@
+"""Honest selection: every choice a method makes is fitted on the training split.
+
+`selection_context` splits the run's training images into a part to fit and a part held out to choose
+(probe vs fine-tune, epochs, calibration, the unknown threshold). The validation split is not in it:
+it is touched once, by the final evaluation, for the reported number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from studio.predict.calibration import fit_decision
+from studio.predict.checkpoint import load_model, set_decision
+from studio.predict.inference import IDENTITY
+from studio.predict.predictor import Predictor
+from studio.train.context import Best, RunContext
+
+HOLDOUT_FRACTION = 0.2
+
+
+def holdout_split(train: pd.DataFrame, seed: int, fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, held out): stratified, each class keeps at least one image to fit; a class with one
+    image has none held out."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for _, rows in train.groupby("target", sort=True):
+        n_held = round(len(rows) * fraction) if len(rows) >= 2 else 0
+        n_held = min(max(n_held, 1 if len(rows) >= 2 else 0), len(rows) - 1)
+        held.extend(rng.choice(rows.index.to_numpy(), size=n_held, replace=False).tolist())
+    mask = train.index.isin(held)
+    return train[~mask].reset_index(drop=True), train[mask].reset_index(drop=True)
+
+
+def selection_context(ctx: RunContext) -> RunContext:
+    """The run seen through its training split only: `snapshot.val` is the held-out part of train."""
+    fit, held = holdout_split(ctx.snapshot.train, ctx.config.seed)
+    snapshot = dataclasses.replace(ctx.snapshot, train=fit, val=held)
+    return dataclasses.replace(ctx, snapshot=snapshot, best=Best())
+
+
+def fit_run_decision(ctx: RunContext, held: pd.DataFrame, fitted_on: str) -> dict:
+    """Calibration and unknown threshold from the saved model's predictions on held-out training images."""
+    predictor = Predictor(load_model(ctx.folder.checkpoint_path), ctx.device)
+    probs = predictor.probabilities(held["path"].tolist(), (IDENTITY,))[:, 0]
+    return fit_decision(probs, held["target"].to_numpy(), fitted_on)
+
+
+def store_decision(ctx: RunContext, decision: dict) -> None:
+    set_decision(ctx.folder.checkpoint_path, decision)
+    ctx.events.log(f"Calibration (on {decision['calibration']['fitted_on']}): temperature "
+                   f"{decision['calibration']['temperature']:.3f}, ECE {decision['calibration']['ece_before']:.3f} "
+                   f"-> {decision['calibration']['ece_after']:.3f}; predictions below "
+                   f"{decision['unknown_threshold']:.3f} confidence are flagged unknown.")

@@ -1,0 +1,48 @@
+"""One numeric truth: `studio predict --json` and the exported bundle's predict.py give the same JSON
+shape, the same probabilities (within 1e-4) and the same "unknown" flags; so does the evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from conftest import val_paths
+
+from studio.cli import main
+from studio.export.parity import TOLERANCE, load_bundle_script, write_generated_images
+from studio.predict.checkpoint import load_model, read_checkpoint
+from studio.predict.evaluate import evaluate
+from studio.predict.predictor import Predictor
+
+
+def _by_class(prediction: dict) -> dict:
+    return {t["class"]: t["probability"] for t in prediction["top"]}
+
+
+def test_cli_predict_and_bundle_agree_within_tolerance(trained_run, onnx_bundle, capsys, tmp_path):
+    dest, _ = onnx_bundle
+    images = val_paths(trained_run) + write_generated_images(tmp_path)
+    assert main(["predict", str(trained_run), *images, "--top-k", "2", "--json", "--device", "cpu"]) == 0
+    cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bundle = load_bundle_script(dest).BundleModel(dest).predict(images, top_k=2)
+    assert [set(p) for p in cli] == [set(p) for p in bundle] == [{"path", "top", "unknown"}] * len(images)
+    for ours, theirs in zip(cli, bundle):
+        assert ours["path"] == theirs["path"] and ours["unknown"] == theirs["unknown"]
+        assert ours["top"][0]["class"] == theirs["top"][0]["class"]
+        a, b = _by_class(ours), _by_class(theirs)
+        assert max(abs(a[c] - b[c]) for c in a) <= TOLERANCE
+    checkpoint = read_checkpoint(trained_run)
+    assert json.loads((dest / "decision.json").read_text())["unknown_threshold"] == checkpoint["unknown_threshold"]
+
+
+def test_evaluation_uses_the_predictor_s_numbers(trained_run):
+    report = evaluate(trained_run, write=False, device="cpu")
+    paths = val_paths(trained_run)
+    probs = Predictor(load_model(trained_run), "cpu").probabilities(paths)[:, 0]
+    assert report["accuracy"] == float(np.mean(probs.argmax(1) == [report["classes"].index(label) for label in
+                                                                   _labels(trained_run)]))
+    assert {"temperature", "ece_before", "ece_after"} <= set(report["calibration"])
+
+
+def _labels(run_dir) -> list[str]:
+    return [item["label"] for item in json.loads((run_dir / "split.json").read_text())["val"]]

@@ -1,0 +1,59 @@
+"""Auto's choices are fitted on training data: poisoning the validation labels changes none of them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from train_helpers import make_project, tiny_config
+
+from studio.predict.checkpoint import read_checkpoint
+from studio.train import train
+from studio.train.selection import holdout_split
+
+
+def _choices(result) -> dict:
+    record = json.loads((result.run_dir / "config.json").read_text())["result"]
+    details = record["details"]
+    checkpoint = read_checkpoint(result.run_dir)
+    return {
+        "kept": result.strategy, "epochs_run": result.epochs_run, "probe_C": details.get("probe_C"),
+        "C": details.get("C"), "planned": details.get("finetune_epochs_planned"),
+        "best_epoch": details.get("best_epoch"), "temperature": details["calibration"]["temperature"],
+        "threshold": details["unknown_threshold"],
+        "weights": float(sum(v.float().abs().sum() for v in checkpoint["state_dict"].values())),
+    }
+
+
+def test_poisoned_validation_labels_change_no_choice_of_auto(tmp_path):
+    project = make_project(tmp_path, classes=("cat", "dog", "owl"), per_class=9)
+    # Shuffled training labels: the probe cannot be perfect on held-out images, so auto fine-tunes too.
+    data = project.dataset(labeled_only=True)
+    train_rows = data[data["split"] == "train"]
+    shuffled = np.random.default_rng(0).permutation(train_rows["label"].to_numpy())
+    project.set_labels([(int(i), str(label)) for i, label in zip(train_rows["image_id"], shuffled)])
+    config = {"strategy": "auto", "epochs": 3, "time_budget_s": 600, "seed": 1}
+    honest = _choices(train(project, tiny_config(**config)))
+    val = project.dataset(labeled_only=True)
+    val = val[val["split"] == "val"]
+    classes = sorted(set(val["label"]))
+    project.set_labels([(int(r.image_id), classes[(classes.index(r.label) + 1) % len(classes)])
+                        for r in val.itertuples()])
+    poisoned_result = train(project, tiny_config(**config))
+    poisoned = _choices(poisoned_result)
+    project.close()
+    assert poisoned == honest
+    assert honest["planned"] == 3  # the fine-tune ran: its epochs were chosen too
+    assert "held-out training images" in poisoned_result.reason
+
+
+def test_holdout_split_is_stratified_and_keeps_every_class_to_fit():
+    import pandas as pd
+
+    train_frame = pd.DataFrame({"target": [0] * 10 + [1] * 5 + [2], "path": [f"{i}.jpg" for i in range(16)]})
+    fit, held = holdout_split(train_frame, seed=0)
+    assert sorted(held["target"].tolist()) == [0, 0, 1]
+    assert set(fit["target"]) == {0, 1, 2}
+    assert len(fit) + len(held) == len(train_frame)
+    _, again_held = holdout_split(train_frame, seed=0)
+    assert np.array_equal(held["path"], again_held["path"])

@@ -1,0 +1,26 @@
+"""The Predict tab's "not sure" and the Evaluate tab's reliability diagram (pure helpers, no server)."""
+
+from __future__ import annotations
+
+from studio.ui import charts, evaluate_tab, predict_tab
+
+
+def test_unknown_predictions_read_not_sure_with_their_top_guess():
+    sure = {"top": [{"class": "daisy", "probability": 0.97}], "unknown": False}
+    unsure = {"top": [{"class": "tulip", "probability": 0.41}, {"class": "rose", "probability": 0.3}], "unknown": True}
+    rows = predict_tab.prediction_rows([sure, unsure], ["a.jpg", "b.jpg"])
+    assert rows.iloc[0]["prediction"] == "daisy"
+    assert rows.iloc[1]["prediction"] == "not sure (tulip?)" and rows.iloc[1]["probability"] == "41.0%"
+    assert predict_tab.bars_title(sure, None) is None
+    assert "Not sure" in predict_tab.bars_title(unsure, None) and predict_tab.bars_title(unsure, "b.jpg").startswith("b.jpg")
+
+
+def test_reliability_diagram_draws_both_curves_and_the_ece():
+    bins = [{"low": 0.4, "high": 0.5, "n": 3, "confidence": 0.45, "accuracy": 0.33},
+            {"low": 0.9, "high": 1.0, "n": 9, "confidence": 0.97, "accuracy": 0.89}]
+    data = {"report": {"reliability": {"before": bins, "after": bins},
+                       "calibration": {"temperature": 1.3, "ece_before": 0.08, "ece_after": 0.03}}}
+    figure = charts.reliability_diagram(*evaluate_tab.reliability_of(data))
+    assert len(figure.data) == 3 and "0.080" in figure.layout.title.text
+    empty = charts.reliability_diagram(*evaluate_tab.reliability_of(None))
+    assert "Evaluate a run" in str(empty.layout)
