@@ -16,7 +16,7 @@ from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
 from studio.ui import curate_views as views
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.curate_session import CurateSession
-from studio.ui.feedback import user_errors
+from studio.ui.feedback import api_errors, user_errors
 
 POLL_SECONDS = 1.0
 HELP = (
@@ -295,37 +295,37 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 def _register_api(session: CurateSession) -> None:
     """Scriptable endpoints for `gradio_client`: the same calls as the buttons above."""
 
-    @user_errors
+    @api_errors
     def curate(project: str, backbone: str = "") -> dict:
         """Run the curation analysis (waits for the job); returns what it found, counted."""
         return session.start(project, backbone or None).outcome()
 
-    @user_errors
+    @api_errors
     def curate_report(project: str) -> dict:
         """The last analysis with the decisions made since applied: pending duplicates and label issues."""
         return session.overview(project)
 
-    @user_errors
+    @api_errors
     def review_label_issue(project: str, image_id: int, decision: str, label: str = "") -> dict:
         """Answer a label issue: accept (relabel as `label`, default the suggestion), keep, ambiguous, exclude."""
         return session.review_issue(project, image_id, decision, label or None)
 
-    @user_errors
+    @api_errors
     def resolve_duplicates(project: str, image_ids: list[int], keep: str) -> dict:
         """Resolve a duplicate group: keep one image id (the others are excluded from training) or "all"."""
         return session.resolve_duplicates(project, image_ids, keep)
 
-    @user_errors
+    @api_errors
     def next_to_label(project: str) -> dict:
         """The most uncertain unlabeled image and the model's suggestion for it."""
         return session.next_to_label(project)
 
-    @user_errors
+    @api_errors
     def label_suggested(project: str, image_id: int, label: str = "") -> dict:
         """Label an image from the active-learning queue ("" takes the model's suggestion)."""
         return session.label_active(project, image_id, label or None)
 
-    @user_errors
+    @api_errors
     def label_box(project: str, x_min: float, x_max: float, y_min: float, y_max: float, label: str,
                   unlabeled_only: bool = True) -> dict:
         """Label every image whose embedding-map point lies in the box."""

@@ -20,6 +20,7 @@ import pandas as pd
 from studio.errors import StudioError
 from studio.ui import charts, media
 from studio.ui.context import AppContext, ProjectBinding
+from studio.ui.feedback import user_errors
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
 VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
@@ -239,6 +240,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     cell_state = gr.State([])
     selected = gr.State(None)
 
+    @user_errors
     def on_project(root: str):
         choices = guarded(run_choices, context, root) if root else []
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
@@ -254,6 +256,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     draw_outputs = [confusion, per_class, cell, losses_gallery, losses_state, cell_gallery, cell_state]
 
+    @user_errors
     def on_evaluate(root: str, run_dir: str, view_name: str):
         project_root = guarded(lambda: context.open_project(root).root)
         path = guarded(checked_run_dir, context, root, run_dir)
@@ -268,6 +271,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         data = job.result
         yield (summary_markdown(data), data, *draw(root, data, view_name))
 
+    @user_errors
     def on_cell(data, view_name: str, chosen: str | None, root: str):
         items = cell_items(data, view_name, chosen) if data else []
         return gr.Gallery(value=gallery_items(root, items), visible=bool(chosen)), items
@@ -277,6 +281,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         wrong = bool(item) and item["label"] != item["predicted"]
         return (item, selected_markdown(item), gr.Button(interactive=wrong), gr.Button(interactive=bool(item)))
 
+    @user_errors
     def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells):
         if not item:
             raise gr.Error("Select an image first.")
@@ -287,6 +292,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return ((version or 0) + 1, None, selected_markdown(None), gr.Button(interactive=False),
                 gallery_items(root, losses), losses, gallery_items(root, cells), cells)
 
+    @user_errors
     def on_cam(root: str, run_dir: str, item: dict[str, Any] | None):
         if not item:
             raise gr.Error("Select an image first.")

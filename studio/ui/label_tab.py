@@ -17,7 +17,7 @@ from studio.errors import StudioError
 from studio.service.runs import latest_model_run
 from studio.ui import label_queue as lq
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import user_errors
+from studio.ui.feedback import api_errors, user_errors
 from studio.ui.media import display_image, thumbnails
 from studio.ui.suggestions import SuggestionStore
 
@@ -307,12 +307,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 def _register_api(context: AppContext, session: LabelSession) -> None:
     """Scriptable endpoints for `gradio_client`: /set_label and /next_image."""
 
-    @user_errors
+    @api_errors
     def set_label(project: str, image_id: int, label: str) -> dict:
         """Label image `image_id` of `project` as `label` ("" removes the label); returns the saved state."""
         return session.label(project, image_id, label)
 
-    @user_errors
+    @api_errors
     def next_image(project: str, after: int | None = None, view: str = "unlabeled",
                    order: str = lq.ORDER_IMPORT) -> dict:
         """The image the Label tab shows after `after`: id, label, model suggestion (display copy made)."""

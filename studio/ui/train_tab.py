@@ -24,6 +24,7 @@ from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
 from studio.train.config import STRATEGIES, TrainConfig
 from studio.ui import charts
 from studio.ui.context import AppContext, ProjectBinding
+from studio.ui.feedback import user_errors
 
 POLL_SECONDS = 2.0
 
@@ -378,17 +379,20 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         except StudioError as error:
             raise gr.Error(str(error)) from None
 
+    @user_errors
     def on_project(root: str):
         if not root:
             return ("", *show_job("", root))
         job_id = guarded(api.latest_train_job, root)
         return (job_id, *guarded(show_job, job_id, root, True))
 
+    @user_errors
     def on_start(root, *settings):
         job_id = guarded(api.train, root, *settings)
         gr.Info(f"Training job {job_id} queued.")
         return (job_id, *show_job(job_id, root, True))
 
+    @user_errors
     def on_cancel(job_id: str, root: str):
         if not job_id:
             raise gr.Error("There is no training job to cancel.")
@@ -396,6 +400,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         gr.Info(f"Job {job_id}: {state}.")
         return show_job(job_id, root)
 
+    @user_errors
     def on_tick(job_id: str, root: str, last_seen: int):
         # Redraw only when new events arrived (keeps the 2-second polling cheap).
         if not job_id:
@@ -405,9 +410,11 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             return (*[gr.skip()] * (len(outputs) - 1), gr.Timer(active=not job.is_finished))
         return show_job(job_id, root)
 
+    @user_errors
     def on_refresh(root: str):
         return guarded(tables, root, True)
 
+    @user_errors
     def on_compare(run_dirs: list[str]):
         return charts.compare_runs({Path(d).name: api.curve_rows(d) for d in run_dirs or []})
 
