@@ -43,8 +43,12 @@ def user_errors(fn: F) -> F:
         def streaming(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except Exception as error:
-                _notice(fn, error)
+            except (StudioError, gr.Error) as error:
+                gr.Warning(_message(error))
+                yield gr.skip()
+            except Exception as error:  # a bug, not the user's fault: log it, show one line
+                log.exception("unexpected error in %s", fn.__name__)
+                gr.Warning(bug_message(error))
                 yield gr.skip()
 
         return streaming  # type: ignore[return-value]
@@ -53,19 +57,14 @@ def user_errors(fn: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Exception as error:
-            _notice(fn, error)
-            return gr.skip()  # one skip() stands for every output of the event
+        except (StudioError, gr.Error) as error:
+            gr.Warning(_message(error))
+        except Exception as error:  # a bug, not the user's fault: log it, show one line
+            log.exception("unexpected error in %s", fn.__name__)
+            gr.Warning(bug_message(error))
+        return gr.skip()  # one skip() stands for every output of the event
 
     return wrapper  # type: ignore[return-value]
-
-
-def _notice(fn: Callable, error: Exception) -> None:
-    if isinstance(error, (StudioError, gr.Error)):
-        gr.Warning(_message(error))
-    else:  # a bug, not the user's fault: log it, show one line
-        log.error("unexpected error in %s", fn.__name__, exc_info=error)
-        gr.Warning(bug_message(error))
 
 
 def api_errors(fn: F) -> F:

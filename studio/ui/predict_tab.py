@@ -17,8 +17,8 @@ import pandas as pd
 from studio.errors import StudioError
 from studio.ui import charts, media
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import user_errors
 from studio.ui.evaluate_tab import checked_run_dir, grad_cams, guarded, run_choices, service_of, wait_for
+from studio.ui.feedback import user_errors
 
 LATEST = ""  # the run choice meaning "the newest run with a model"
 RESULT_COLUMNS = ["image", "prediction", "probability"]
