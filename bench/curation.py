@@ -27,10 +27,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from studio.curate.active import ActiveLearner, simulate
-from studio.curate.duplicates import find_duplicates, leakage_pairs, project_hashes
+from studio.curate.duplicates import leakage_pairs, project_hashes
 from studio.curate.features import FeatureSet, project_features
 from studio.curate.label_issues import label_issues
 from studio.curate.report import curate
+from studio.curate.thresholds import find_set_duplicates
 from studio.data.importers import import_source
 from studio.data.store import Project
 
@@ -171,13 +172,13 @@ def bench_duplicates(project: Project, workdir: Path) -> dict:
     features = project_features(project)
     phash, dhash = project_hashes(project, originals)
     started = time.perf_counter()
-    false_groups = find_duplicates(originals, phash, dhash, features.rows(originals["image_id"]))
+    false_groups, _ = find_set_duplicates(originals, phash, dhash, features.rows(originals["image_id"]))
     original_seconds = time.perf_counter() - started
     planted = plant_copies(project, workdir)
     features = project_features(project)  # extracts the copies
     frame = project.dataset().reset_index(drop=True)
     phash, dhash = project_hashes(project, frame)
-    groups = find_duplicates(frame, phash, dhash, features.rows(frame["image_id"]))
+    groups, thresholds = find_set_duplicates(frame, phash, dhash, features.rows(frame["image_id"]))
     group_of = {i: frozenset(g.image_ids) for g in groups for i in g.image_ids}
     found_by_variant: dict[str, list[bool]] = {}
     exact_groups = 0
@@ -191,7 +192,8 @@ def bench_duplicates(project: Project, workdir: Path) -> dict:
     expected_leaks = sum(len(c) for s, c in planted.items() if list(planted).index(s) % 2)
     return {"false_groups_original": len(false_groups), "groups": len(groups), "exact_groups": exact_groups,
             "sources": len(planted), "found_by_variant": {k: (sum(v), len(v)) for k, v in found_by_variant.items()},
-            "leakage_pairs": len(leak), "expected_leakage_min": expected_leaks, "seconds": original_seconds}
+            "leakage_pairs": len(leak), "expected_leakage_min": expected_leaks, "seconds": original_seconds,
+            "thresholds": thresholds}
 
 
 def main() -> int:

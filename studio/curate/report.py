@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 from studio.curate import decisions
 from studio.curate.balance import dataset_warnings
-from studio.curate.duplicates import find_duplicates, leakage_pairs, pending_groups, project_hashes
+from studio.curate.duplicates import leakage_pairs, pending_groups, project_hashes
 from studio.curate.features import FeatureSet, project_features
 from studio.curate.label_issues import label_issues
 from studio.curate.outliers import find_outliers
+from studio.curate.thresholds import find_set_duplicates
 from studio.data.store import Project
 from studio.errors import StudioError
 
@@ -39,7 +40,7 @@ def curate(project: Project, features: FeatureSet | None = None, *, backbone: st
     warnings = dataset_warnings(active, classes)
 
     phash, dhash = project_hashes(project, active)
-    groups = find_duplicates(active, phash, dhash, features.rows(active["image_id"]))
+    groups, thresholds = find_set_duplicates(active, phash, dhash, features.rows(active["image_id"]))
     leakage = leakage_pairs(groups)
 
     try:
@@ -71,6 +72,7 @@ def curate(project: Project, features: FeatureSet | None = None, *, backbone: st
         "excluded": len(excluded),
         "duplicates": [g.to_dict() for g in pending_groups(project, groups)],
         "leakage": leakage,
+        "duplicate_thresholds": thresholds,
         "label_issues": issue_list,
         "outliers": outlier_list,
         "warnings": warnings,
