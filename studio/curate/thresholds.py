@@ -12,7 +12,6 @@ The medians are robust to the copies themselves while fewer than half the images
 from __future__ import annotations
 
 import numpy as np
-
 import pandas as pd
 
 from studio.curate.duplicates import (
