@@ -196,3 +196,46 @@ def test_a_user_error_in_each_tab_is_a_notice_and_the_outputs_stay(tmp_path):
                 page.locator("#train-progress").get_by_text("No training job yet").wait_for()
             assert page.locator(f"#tab-{tab.lower()}").inner_text() == before, tab
         browser.close()
+
+
+def test_lasso_on_the_embedding_map_bulk_labels_the_selected_images(tmp_path):
+    workspace = tmp_path / "workspace"
+    with Project.create(workspace / "digits") as project:
+        fill_demo_project(project)
+        root = str(project.root)
+        unlabeled = set(project.dataset().query("label.isna()")["image_id"].astype(int))
+    with running_studio(workspace, initial_project=root) as (url, _), sync_api.sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Curate").click()
+        page.locator("#curate-analyse").click()
+        page.locator("#curate-status").get_by_text("Last analysis").wait_for(timeout=240_000)
+        page.get_by_role("tab", name="Embedding map").click()
+        drag = page.locator("#curate-map-plot .nsewdrag").first
+        drag.wait_for(timeout=30_000)
+        page.locator("#curate-map-plot .scatterlayer, #curate-map-plot .gl-container").first.wait_for(timeout=30_000)
+        _shot(page, "curate-map", tmp_path / "screenshots")
+
+        # A lasso drawn with the mouse around the whole plot area selects every (unlabeled) point.
+        box = drag.bounding_box()
+        corners = [(box["x"] + 3, box["y"] + 3), (box["x"] + box["width"] - 3, box["y"] + 3),
+                   (box["x"] + box["width"] - 3, box["y"] + box["height"] - 3),
+                   (box["x"] + 3, box["y"] + box["height"] - 3), (box["x"] + 3, box["y"] + 8)]
+        page.mouse.move(*corners[0])
+        page.mouse.down()
+        for x, y in corners[1:]:
+            page.mouse.move(x, y, steps=12)
+        page.mouse.up()
+        page.get_by_text(f"{len(unlabeled)} unlabeled images selected on the map").wait_for(timeout=30_000)
+        chooser = page.get_by_label("Class for the selected images")
+        chooser.fill("zero")
+        chooser.press("Enter")
+        page.get_by_role("button", name="Label all selected").click()
+        page.locator(".toast-body").get_by_text(f"Labeled {len(unlabeled)} image(s)").wait_for(timeout=30_000)
+        _shot(page, "curate-map-labeled", tmp_path / "screenshots")
+        browser.close()
+    with Project.open(root) as check:
+        labels = check.dataset().set_index("image_id")["label"]
+        assert all(labels[i] == "zero" for i in unlabeled)
