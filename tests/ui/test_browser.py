@@ -211,11 +211,11 @@ def test_lasso_on_the_embedding_map_bulk_labels_the_selected_images(tmp_path):
         page.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
         page.get_by_role("tab", name="Curate").click()
         page.locator("#curate-analyse").click()
-        page.locator("#curate-status").get_by_text("Last analysis").wait_for(timeout=240_000)
+        page.locator("#curate-status").get_by_text("Last analysis").wait_for(timeout=600_000)  # 3 backbones
         page.get_by_role("tab", name="Embedding map").click()
         drag = page.locator("#curate-map-plot .nsewdrag").first
         drag.wait_for(timeout=30_000)
-        page.locator("#curate-map-plot .scatterlayer, #curate-map-plot .gl-container").first.wait_for(timeout=30_000)
+        page.locator("#curate-map-plot .scatterlayer .point").first.wait_for(timeout=30_000)
         _shot(page, "curate-map", tmp_path / "screenshots")
 
         # A lasso drawn with the mouse around the whole plot area selects every (unlabeled) point.
