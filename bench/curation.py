@@ -1,11 +1,12 @@
-"""Curation benchmark on the flowers set: label errors, active learning, duplicates, refit speed.
+"""Curation benchmark on flowers and MRI: label errors, active learning, duplicates, refit speed.
 
-    uv run python bench/curation.py [--project DIR] [--out bench/out/curation]
+    uv run python bench/curation.py [--project DIR] [--out bench/out/curation] [--only labels]
 
 Imports `../shared/datasets/flowers` into a temporary project (or reuses `--project DIR`, created there
 when missing, so a second run starts from the feature cache) and measures:
-- label errors: 10% of the training labels flipped at random (3 seeds); the share of flipped images
-  in the top 2x(flipped) of the ranking (target >= 80%), and precision/recall of cleanlab's flags;
+- label errors, on flowers and MRI (`--label-datasets`): 10% of the training labels flipped at random
+  (3 seeds); the share of flipped images in the top 2x(flipped) of the ranking (target >= 85% on both),
+  and precision/recall of cleanlab's flags, with the features `studio curate` uses (Lite0 + Lite1 + Lite2);
 - active learning: from 5 labels per class, 50 more chosen by margin uncertainty vs at random
   (5 at a time, 3 seeds), validation accuracy curve saved as a plot;
 - linear-head refit time for 2,000 labeled images (the 750 cached features jittered up to 2,000);
@@ -27,26 +28,34 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from studio.curate.active import ActiveLearner, simulate
-from studio.curate.duplicates import find_duplicates, leakage_pairs, project_hashes
+from studio.curate.duplicates import leakage_pairs, project_hashes
 from studio.curate.features import FeatureSet, project_features
 from studio.curate.label_issues import label_issues
-from studio.curate.report import curate
+from studio.curate.report import curate, label_issue_features
+from studio.curate.thresholds import find_set_duplicates
 from studio.data.importers import import_source
 from studio.data.store import Project
 
-FLOWERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "flowers"
+DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+FLOWERS = DATASETS / "flowers"
 SEEDS = (0, 1, 2)
 
 
-def open_project(folder: Path) -> Project:
+def open_project(folder: Path, source: Path = FLOWERS) -> Project:
     if (folder / "project.db").is_file():
         return Project.open(folder)
     project = Project.create(folder)
-    import_source(project, FLOWERS, layout="pre-split")
+    import_source(project, source, layout="pre-split")
     return project
 
 
-def bench_label_errors(project: Project, features: FeatureSet) -> dict:
+def label_error_features(project: Project) -> tuple[FeatureSet, list[FeatureSet]]:
+    """The main features and the extra backbones' ones, as `studio curate` ranks label issues with."""
+    main = project_features(project)
+    return main, label_issue_features(project, main)
+
+
+def bench_label_errors(project: Project, features: FeatureSet, extra: list[FeatureSet] = ()) -> dict:
     """Flip 10% of the training labels, rank, restore; mean over SEEDS."""
     train = project.dataset(labeled_only=True)
     train = train[train["split"] == "train"]
@@ -62,7 +71,7 @@ def bench_label_errors(project: Project, features: FeatureSet) -> dict:
         project.set_labels(flips.items(), by="bench")
         try:
             started = time.perf_counter()
-            ranked = label_issues(project, features, splits=["train"], seed=seed)
+            ranked = label_issues(project, features, splits=["train"], seed=seed, extra_features=extra)
             seconds.append(time.perf_counter() - started)
         finally:
             project.set_labels(truth.items(), by="bench")
@@ -171,13 +180,13 @@ def bench_duplicates(project: Project, workdir: Path) -> dict:
     features = project_features(project)
     phash, dhash = project_hashes(project, originals)
     started = time.perf_counter()
-    false_groups = find_duplicates(originals, phash, dhash, features.rows(originals["image_id"]))
+    false_groups, _ = find_set_duplicates(originals, phash, dhash, features.rows(originals["image_id"]))
     original_seconds = time.perf_counter() - started
     planted = plant_copies(project, workdir)
     features = project_features(project)  # extracts the copies
     frame = project.dataset().reset_index(drop=True)
     phash, dhash = project_hashes(project, frame)
-    groups = find_duplicates(frame, phash, dhash, features.rows(frame["image_id"]))
+    groups, thresholds = find_set_duplicates(frame, phash, dhash, features.rows(frame["image_id"]))
     group_of = {i: frozenset(g.image_ids) for g in groups for i in g.image_ids}
     found_by_variant: dict[str, list[bool]] = {}
     exact_groups = 0
@@ -191,25 +200,37 @@ def bench_duplicates(project: Project, workdir: Path) -> dict:
     expected_leaks = sum(len(c) for s, c in planted.items() if list(planted).index(s) % 2)
     return {"false_groups_original": len(false_groups), "groups": len(groups), "exact_groups": exact_groups,
             "sources": len(planted), "found_by_variant": {k: (sum(v), len(v)) for k, v in found_by_variant.items()},
-            "leakage_pairs": len(leak), "expected_leakage_min": expected_leaks, "seconds": original_seconds}
+            "leakage_pairs": len(leak), "expected_leakage_min": expected_leaks, "seconds": original_seconds,
+            "thresholds": thresholds}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, default=None, help="reuse or create the project here")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "curation")
+    parser.add_argument("--label-datasets", nargs="+", default=["flowers", "mri"],
+                        help="sets the label-error measure runs on (reused from PROJECT's folder when given)")
+    parser.add_argument("--only", choices=["labels", "all"], default="all", help="labels: the label-error measure only")
     args = parser.parse_args()
     if not FLOWERS.is_dir():
         print(f"flowers set not found at {FLOWERS}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
+        label_errors = {}
+        for name in args.label_datasets:
+            where = (args.project.parent if args.project else Path(tmp)) / name
+            with open_project(where, DATASETS / name) as project:
+                label_errors[name] = bench_label_errors(project, *label_error_features(project))
+        print_label_errors(label_errors)
+        if args.only == "labels":
+            return 0
         folder = args.project or Path(tmp) / "flowers"
         with open_project(folder) as project:
             started = time.perf_counter()
             originals = project.dataset()
             features = project_features(project, image_ids=originals["image_id"].tolist())
             features_seconds = time.perf_counter() - started
-            labels = bench_label_errors(project, features)
+            labels = label_errors.get("flowers") or bench_label_errors(project, features)
             active = bench_active(project, features, args.out)
             frame = project.dataset().set_index("image_id").loc[features.image_ids]
             refit = bench_refit(features, frame["label"].tolist(), project.classes())
@@ -221,6 +242,16 @@ def main() -> int:
     return 0
 
 
+def print_label_errors(results: dict) -> None:
+    print("| label errors, 10% of train labels flipped (3 seeds) | flipped | in the top 2x | flags precision / recall |"
+          " ranking time |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['flipped']} | {np.mean(r['top2x_recall']):.1%} (min {min(r['top2x_recall']):.1%}) | "
+              f"{np.mean(r['precision']):.1%} / {np.mean(r['recall']):.1%} | {np.mean(r['seconds']):.1f} s |")
+    print()
+
+
 def print_table(features_seconds, labels, active, refit, duplicates, report, curate_seconds) -> None:
     mean = lambda values: float(np.mean(values))
     unc_n, unc = active["curves"]["uncertainty"]
@@ -228,7 +259,7 @@ def print_table(features_seconds, labels, active, refit, duplicates, report, cur
     rows = [
         ("features, 750 images (cache: computed or loaded)", f"{features_seconds:.1f} s", ""),
         (f"label errors: flipped in top 2x ({labels['flipped']} flipped, 3 seeds)",
-         f"{mean(labels['top2x_recall']):.1%} (min {min(labels['top2x_recall']):.1%})", ">= 80%"),
+         f"{mean(labels['top2x_recall']):.1%} (min {min(labels['top2x_recall']):.1%})", ">= 85%"),
         ("label errors: cleanlab flags precision / recall",
          f"{mean(labels['precision']):.1%} / {mean(labels['recall']):.1%}", ""),
         ("label errors: suggested class = true class", f"{mean(labels['suggested_right']):.1%}", ""),
@@ -249,6 +280,7 @@ def print_table(features_seconds, labels, active, refit, duplicates, report, cur
         ("duplicates: leakage pairs (train/val)",
          f"{duplicates['leakage_pairs']} (>= {duplicates['expected_leakage_min']} planted)", ""),
         ("duplicate search, 750 images (hashes cached)", f"{duplicates['seconds']:.2f} s", ""),
+        ("duplicate thresholds fitted to flowers + copies", str(duplicates["thresholds"]), ""),
         ("`curate` report on 750 (cached features)",
          (f"{curate_seconds:.1f} s: {len(report['label_issues'])} label issues, {len(report['outliers'])} outliers,"
          f" {len(report['duplicates'])} duplicate groups, {len(report['warnings'])} warnings"), ""),

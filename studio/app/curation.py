@@ -245,6 +245,30 @@ class CurateSession:
         changed = project.set_labels([(i, label) for i in ids], by=caller_name())
         return {"image_ids": ids, "labeled": len(ids), "changed": changed, "label": label}
 
+    def selection_ids(self, project: Project, image_ids: Any, unlabeled_only: bool) -> list[int]:
+        """The map points among `image_ids` (a mouse selection, as sent by the page: checked here, never
+        trusted), only the unlabeled ones with `unlabeled_only`; in map order."""
+        try:
+            wanted = {int(i) for i in (image_ids or [])}
+        except (TypeError, ValueError):
+            raise StudioError("the selection must be a list of image ids") from None
+        points = self.embedding(project, self.report(project))
+        if unlabeled_only:
+            points = points[points["label"] == UNLABELED]
+        return [int(i) for i in points["image_id"] if int(i) in wanted]
+
+    def label_selection(self, root: str, image_ids: Any, label: str, unlabeled_only: bool = True) -> dict:
+        """Give every selected map point the class `label`, in one transaction (see `selection_ids`)."""
+        label = (label or "").strip()
+        if not label:
+            raise StudioError("choose or type the class for the selected images")
+        project = self.context.open_project(root)
+        ids = self.selection_ids(project, image_ids, unlabeled_only)
+        if not ids:
+            raise StudioError("nothing is selected: drag on the map (lasso or box) to select images first")
+        changed = project.set_labels([(i, label) for i in ids], by=caller_name())
+        return {"image_ids": ids, "labeled": len(ids), "changed": changed, "label": label}
+
     def box_ids(self, project: Project, box: tuple[float, float, float, float], unlabeled_only: bool) -> list[int]:
         """Image ids whose map point lies in the box (only unlabeled ones with `unlabeled_only`)."""
         if len(box) != 4 or any(v is None or math.isnan(float(v)) for v in box):

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--backbone", default=None, help="feature backbone (default: the studio's default)")
     parser.add_argument("--weights", default=None, help="weights file for the backbone (timm layout)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--limit", type=int, default=None, help="report at most this many label issues")
+    parser.add_argument("--limit", type=int, default=None, help="list at most this many ranked labels (most likely wrong first)")
 
     parser = add("review", _review, "answer a label issue: accept the suggestion (--label CLASS), keep the "
                  "label, mark it ambiguous, or exclude the image from training")
@@ -93,10 +93,11 @@ def _curate_text(result: dict) -> str:
         flags += " (conflicting labels)" if group["conflicting_labels"] else ""
         lines.append(f"  images {', '.join(map(str, group['image_ids']))}{flags}")
     lines.append(f"train/val leakage pairs: {len(result['leakage'])}")
-    lines.append(f"likely label errors: {len(result['label_issues'])}")
-    for issue in result["label_issues"][:20]:
-        lines.append(f"  image {issue['image']}: labeled {issue['label']}, looks like {issue['suggested']} "
-                     f"(label quality {issue['score']:.2f})")
+    flagged = [issue for issue in result["label_issues"] if issue.get("flagged", True)]
+    lines.append(f"likely label errors: {len(flagged)} (of {len(result['label_issues'])} labels ranked; --json lists all)")
+    for issue in flagged[:20]:
+        lines.append(f"  image {issue['image']} ({issue.get('original_name')}): labeled {issue['label']}, looks like "
+                     f"{issue['suggested']} (label quality {issue['score']:.2f})")
     lines.append(f"outliers: {len(result['outliers'])}")
     for outlier in result["outliers"][:20]:
         lines.append(f"  image {outlier['image']} (z {outlier['z']:.1f}, nearest {outlier['nearest_class']})")

@@ -69,7 +69,8 @@ def curation_summary(report: dict[str, Any]) -> dict[str, Any]:
         "backbone": report.get("backbone"), "images": report.get("images", 0),
         "excluded": report.get("excluded", 0), "duplicate_groups": len(report.get("duplicates", [])),
         "leakage_groups": sum(1 for g in report.get("duplicates", []) if g.get("leakage")),
-        "leakage_pairs": len(report.get("leakage", [])), "label_issues": len(report.get("label_issues", [])),
+        "leakage_pairs": len(report.get("leakage", [])), "label_issues": sum(1 for i in report.get("label_issues", []) if i.get("flagged", True)),
+        "labels_ranked": len(report.get("label_issues", [])),
         "outliers": len(report.get("outliers", [])), "warnings": len(report.get("warnings", [])),
         "finished_at": report.get("finished_at"), "seconds": report.get("seconds"),
     }

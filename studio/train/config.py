@@ -14,6 +14,7 @@ from typing import Any
 from studio.augment.project_settings import augment_from_setting
 from studio.errors import StudioError
 from studio.models.registry import DEFAULT_BACKBONE
+from studio.train.limits import check_limits
 
 STRATEGIES = ("auto", "linear", "finetune", "two-stage", "gradual", "scratch")
 HEADS = ("logreg", "svm", "knn", "torch")
@@ -129,6 +130,7 @@ class TrainConfig:
                 raise StudioError(f"{name} must be a Beta alpha between 0 (off) and 4, got {getattr(self, name)!r}.")
         if self.unfreeze_groups < 1:
             raise StudioError(f"unfreeze_groups must be at least 1, got {self.unfreeze_groups}.")
+        check_limits(self)  # values far beyond sense (epochs, batch for the memory at hand, rates)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

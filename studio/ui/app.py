@@ -6,10 +6,12 @@ Look (theme, CSS, keyboard script) is passed to `launch()` (Gradio 6 takes them 
 from __future__ import annotations
 
 import importlib
+import secrets
 from pathlib import Path
 
 import gradio as gr
 
+from studio.errors import StudioError
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 
@@ -80,8 +82,44 @@ def _tab_name(title: str):
     return lambda: name
 
 
+# What a browser comes back to after a reload (or in a second tab): kept in its localStorage, encrypted.
+VIEW_STORAGE_KEY = "studio-last-view"
+BROWSER_KEY_FILE = ".studio-browser-key"
+
+
+def _browser_secret(context: AppContext) -> str:
+    """The key BrowserState encrypts with, kept in the workspace so a restart still reads what it wrote."""
+    path = context.workspace / BROWSER_KEY_FILE
+    try:
+        if path.is_file():
+            return path.read_text().strip()
+        context.workspace.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(24)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+    except OSError:  # a read-only workspace: remembered until the studio restarts
+        return secrets.token_urlsafe(24)
+
+
+def restored_view(context: AppContext, saved: dict | None, initial_project: str = "") -> tuple[str, str]:
+    """(project root, tab id) a page opens on: the browser's last view when that project still opens
+    (the server checks it like any other path), else `initial_project` on the Data tab."""
+    saved = saved if isinstance(saved, dict) else {}
+    project, tab = str(saved.get("project") or ""), str(saved.get("tab") or "data")
+    if project:
+        try:
+            project = str(context.open_project(project).root)
+        except StudioError:
+            project = ""
+    if tab not in {title.lower() for title, _ in TABS}:
+        tab = "data"
+    return (project, tab) if project else (initial_project, "data")
+
+
 def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
-    """The whole studio. `initial_project` (a path) is opened in every new browser session."""
+    """The whole studio. A page opens on the project and tab its browser showed last (a reload, a second
+    tab), else on `initial_project` (a path)."""
     with gr.Blocks(title=APP_TITLE) as app:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {APP_TITLE}\nLabel a few hundred images, train a classifier, check it, use it.")
@@ -92,12 +130,24 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
             version=gr.Number(value=0, visible="hidden", elem_id="project-version", label="data version"),
             tab=gr.Textbox(value="data", visible="hidden", elem_id="current-tab", label="tab"),
         )
-        with gr.Tabs(elem_id="studio-tabs"):
+        saved_view = gr.BrowserState({"project": "", "tab": "data"}, storage_key=VIEW_STORAGE_KEY,
+                                     secret=_browser_secret(context))
+        with gr.Tabs(elem_id="studio-tabs") as tabs:
             for title, module_name in TABS:
                 module = importlib.import_module(module_name)
                 with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}") as tab:
                     module.build(context, binding)
                 tab.select(_tab_name(title), None, binding.tab, api_visibility="private")
         binding.root.change(_header_text, binding.root, project_label, api_visibility="private")
-        app.load(lambda: initial_project, None, binding.root, api_visibility="private")
+
+        def restore(saved: dict | None):
+            project, tab = restored_view(context, saved, initial_project)
+            return project, tab, gr.Tabs(selected=tab)
+
+        def remember(root: str, tab: str) -> dict:
+            return {"project": root or "", "tab": tab or "data"}
+
+        app.load(restore, saved_view, [binding.root, binding.tab, tabs], api_visibility="private")
+        for trigger in (binding.root.change, binding.tab.change):
+            trigger(remember, [binding.root, binding.tab], saved_view, api_visibility="private")
     return app

@@ -9,6 +9,8 @@ Widget-free logic lives in `studio.app.curation`; the keyboard listener is the `
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
 from studio.app.curation import CurateSession
@@ -18,7 +20,7 @@ from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import curate_views as views
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import user_errors
+from studio.ui.feedback import api_errors, user_errors
 
 POLL_SECONDS = 1.0
 HELP = (
@@ -59,6 +61,46 @@ if (!window.__studioCurateKeys) {
 }
 """
 
+# The embedding map's mouse bridge: plotly's lasso/box selection events (gr.Plot has no select event)
+# write the selected image ids into the hidden #curate-map-selection textbox, whose change the server
+# checks and turns into the selection; hovering a point shows its thumbnail (customdata[3]) beside it.
+MAP_JS = """
+if (!window.__studioMapBridge) {
+  window.__studioMapBridge = true;
+  const hover = document.createElement('img');
+  hover.id = 'curate-map-hover';
+  hover.style.cssText = 'position:fixed;display:none;pointer-events:none;z-index:1000;max-width:96px;' +
+    'max-height:96px;border:2px solid #4f46e5;border-radius:4px;background:white';
+  document.body.appendChild(hover);
+  const send = (ids) => {
+    const field = document.querySelector('#curate-map-selection textarea, #curate-map-selection input');
+    if (!field) return;
+    field.value = JSON.stringify(ids);
+    field.dispatchEvent(new Event('input', {bubbles: true}));
+  };
+  const attach = () => {
+    const plot = document.querySelector('#curate-map-plot .js-plotly-plot');
+    if (!plot || plot.__studioBridge || typeof plot.on !== 'function') return;
+    plot.__studioBridge = true;
+    plot.on('plotly_selected', (event) => {
+      const points = (event && event.points) || [];
+      send([...new Set(points.filter(p => p.customdata).map(p => Number(p.customdata[0])))]);
+    });
+    plot.on('plotly_deselect', () => send([]));
+    plot.on('plotly_hover', (event) => {
+      const point = event.points[0];
+      const url = point.customdata && point.customdata[3];
+      if (!url) return;
+      hover.src = url;
+      hover.style.left = (event.event.clientX + 18) + 'px';
+      hover.style.top = (event.event.clientY + 18) + 'px';
+      hover.style.display = 'block';
+    });
+    plot.on('plotly_unhover', () => { hover.style.display = 'none'; });
+  };
+  new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
+}
+"""
 
 # Small images (64 px scans) fill the review panels instead of sitting in a corner of them.
 STYLE = """
@@ -123,8 +165,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             skipped = gr.State([])
         with gr.Tab("Embedding map", id="curate-map"):
             plot = gr.Plot(views.empty_figure(), show_label=False, elem_id="curate-map-plot")
-            gr.Markdown("Pick a region by its coordinates (hover a point to read them; drag to zoom), then label "
-                        "every image inside at once.", elem_classes="help-text")
+            gr.Markdown("**Drag on the map** to draw a lasso around images (the box tool and zoom are in the "
+                        "plot's toolbar; hover a point to see its image), or give a region's coordinates below; "
+                        "then label every selected image at once.", elem_classes="help-text")
+            # The page script (MAP_JS) writes the ids of a mouse selection here as JSON.
+            map_selection = gr.Textbox(value="", visible="hidden", elem_id="curate-map-selection",
+                                       label="map selection")
+            selected_ids = gr.State([])
             with gr.Row(elem_classes="align-end"):
                 x_min = gr.Number(label="x from", scale=1)
                 x_max = gr.Number(label="x to", scale=1)
@@ -150,7 +197,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     dup_out = [group, group_text, group_gallery, keep, group_ids]
     issue_out = [issue_image, issue_text, issue_label, issue_id]
     active_out = [active_image, active_text, active_label, active_id]
-    map_out = [plot, *box, box_text, box_gallery, box_class]
+    map_out = [plot, *box, box_text, box_gallery, box_class, selected_ids]
     rest_out = [warnings, outlier_table, outlier_gallery]
     everything = [status, *dup_out, *issue_out, *active_out, skipped, *map_out, *rest_out]
 
@@ -297,17 +344,32 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     @requires("labeler")
     @user_errors
-    def on_box_label(root, x0, x1, y0, y1, unlabeled_only, label, version):
-        result = session.label_box(root, (x0, x1, y0, y1), label, unlabeled_only)
+    def on_map_selection(root, text, unlabeled_only):
+        if not root:
+            return gr.skip()
+        try:
+            chosen = json.loads(text or "[]")
+        except ValueError:
+            raise StudioError("the map selection could not be read; select again") from None
+        project = context.open_project(root)
+        ids = session.selection_ids(project, chosen, unlabeled_only)
+        return (*views.selection_view(project, ids, "selected on the map", unlabeled_only), ids)
+
+    @user_errors
+    def on_selection_label(root, ids, unlabeled_only, label, version):
+        result = session.label_selection(root, ids, label, unlabeled_only)
         gr.Info(f"Labeled {result['labeled']} image(s) as {result['label']!r} ({result['changed']} changed).")
         return (version or 0) + 1  # every tab refreshes, this one included
 
     show_box.click(on_box, [binding.root, *box, only_unlabeled], map_out, api_visibility="private")
-    box_apply.click(on_box_label, [binding.root, *box, only_unlabeled, box_class, binding.version], binding.version,
-                    api_visibility="private")
+    for trigger in (map_selection.change, only_unlabeled.change):
+        trigger(on_map_selection, [binding.root, map_selection, only_unlabeled], [box_text, box_gallery, selected_ids],
+                api_visibility="private")
+    box_apply.click(on_selection_label, [binding.root, selected_ids, only_unlabeled, box_class, binding.version],
+                    binding.version, api_visibility="private")
 
     # Last, so its (empty) block adds no gap above the controls; `head` carries the tab's own styles.
-    gr.HTML("", js_on_load=KEYS_JS, head=STYLE, elem_id="curate-keys")
+    gr.HTML("", js_on_load=KEYS_JS + MAP_JS, head=STYLE, elem_id="curate-keys")
     _register_api(session)
 
 
@@ -318,43 +380,43 @@ def _register_api(session: CurateSession) -> None:
     """Scriptable endpoints for `gradio_client`: the same calls as the buttons above."""
 
     @requires("owner")
-    @user_errors
+    @api_errors
     def curate(project: str, backbone: str = "") -> dict:
         """Run the curation analysis (waits for the job); returns what it found, counted."""
         return outcome_or_cancel(session.service(), session.start(project, backbone or None), CURATE_WAIT_S)
 
     @requires("viewer")
-    @user_errors
+    @api_errors
     def curate_report(project: str) -> dict:
         """The last analysis with the decisions made since applied: pending duplicates and label issues."""
         return session.overview(project)
 
     @requires("labeler")
-    @user_errors
+    @api_errors
     def review_label_issue(project: str, image_id: int, decision: str, label: str = "") -> dict:
         """Answer a label issue: accept (relabel as `label`, default the suggestion), keep, ambiguous, exclude."""
         return session.review_issue(project, image_id, decision, label or None)
 
     @requires("labeler")
-    @user_errors
+    @api_errors
     def resolve_duplicates(project: str, image_ids: list[int], keep: str) -> dict:
         """Resolve a duplicate group: keep one image id (the others are excluded from training) or "all"."""
         return session.resolve_duplicates(project, image_ids, keep)
 
     @requires("viewer")
-    @user_errors
+    @api_errors
     def next_to_label(project: str) -> dict:
         """The most uncertain unlabeled image and the model's suggestion for it."""
         return session.next_to_label(project)
 
     @requires("labeler")
-    @user_errors
+    @api_errors
     def label_suggested(project: str, image_id: int, label: str = "") -> dict:
         """Label an image from the active-learning queue ("" takes the model's suggestion)."""
         return session.label_active(project, image_id, label or None)
 
     @requires("labeler")
-    @user_errors
+    @api_errors
     def label_box(project: str, x_min: float, x_max: float, y_min: float, y_max: float, label: str,
                   unlabeled_only: bool = True) -> dict:
         """Label every image whose embedding-map point lies in the box."""

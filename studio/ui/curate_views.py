@@ -6,6 +6,10 @@ Each function returns the values of one panel's outputs in the order `curate_tab
 
 from __future__ import annotations
 
+import base64
+import functools
+import io
+import os
 from typing import Any
 
 import gradio as gr
@@ -14,12 +18,15 @@ import plotly.graph_objects as go
 
 from studio.app.curation import REFIT_EVERY, CurateSession
 from studio.curate.embedding import embedding_figure
+from studio.data.imaging import load_rgb
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.ui.media import display_image, thumbnails
 
 NOT_ANALYSED = "Run **Analyse** first."
 MAX_BOX_THUMBS = 60
+HOVER_SIZE = 96  # px of the image shown beside a hovered map point
+MAX_HOVER_THUMBS = 3000  # ~3 kB each ride in the figure; beyond this the page would grow too heavy
 STAGES = {"features": "extracting features", "analysis": "finding duplicates, label issues and outliers"}
 
 
@@ -47,7 +54,7 @@ def summary(session: CurateSession, project: Project | None, report: dict | None
                 "hundred images on a CPU); later runs reuse them and take seconds.")
     groups = session.pending_duplicates(project, report)
     leaks = sum(1 for g in groups if g["leakage"])
-    issues = session.pending_issues(project, report)
+    issues = [i for i in session.pending_issues(project, report) if i.get("flagged", True)]
     outliers = session.outliers(project, report)
     when = (report.get("finished_at") or "").replace("T", " ").replace("+00:00", " UTC")
     lines = [(f"Last analysis {when} · {report.get('backbone')} · {report.get('images')} images · "
@@ -137,7 +144,9 @@ def issue(session: CurateSession, project: Project | None, report: dict | None):
     text = (f"**#{first['image']}** · {row['original_name']} · split: {row['split'] or 'none'}\n\n"
             f"Labeled **{first['label']}**; the model thinks it is **{first['suggested']}**.  \n"
             f"Label quality {first['score']:.2f} (0 = surely wrong, 1 = fine)\n\n"
-            f"**{len(pending)}** left in the queue, most likely mislabeled first.")
+            f"**{sum(1 for i in pending if i.get('flagged', True))}** flagged as likely wrong left in the queue, "
+            f"then {sum(1 for i in pending if not i.get('flagged', True))} more labels ranked by the same score "
+            "(most likely mislabeled first): keep going past the flagged ones to check further.")
     return (display_image(project.root, row["path"]), text, gr.update(choices=classes, value=first["suggested"]),
             first["image"])
 
@@ -185,30 +194,61 @@ def _extent(values: pd.Series) -> tuple[float, float]:
     return round(low - pad, 3), round(high + pad, 3)
 
 
+@functools.lru_cache(maxsize=20_000)
+def _hover_thumbnail(path: str, mtime: float) -> str:
+    """A small JPEG data: URI of an image, for the map's hover (cached per file version)."""
+    image = load_rgb(path, draft_size=HOVER_SIZE)
+    image.thumbnail((HOVER_SIZE, HOVER_SIZE))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def hover_thumbnails(project: Project, image_ids: list[int]) -> dict[int, str]:
+    """{image id: data URI} for the map's hover images; none beyond MAX_HOVER_THUMBS points (page size)."""
+    if len(image_ids) > MAX_HOVER_THUMBS:
+        return {}
+    paths = _rows(project).loc[image_ids, "path"]
+    found = {}
+    for image_id, path in paths.items():
+        try:
+            found[int(image_id)] = _hover_thumbnail(str(path), os.path.getmtime(path))
+        except (StudioError, OSError):
+            continue  # an unreadable file just has no hover image
+    return found
+
+
+def selection_view(project: Project, ids: list[int], where: str, unlabeled_only: bool) -> tuple[str, list]:
+    """(text, gallery) of the images a selection holds."""
+    kind = "unlabeled images" if unlabeled_only else "images"
+    text = f"**{len(ids)}** {kind} {where}" + (f" (showing the first {MAX_BOX_THUMBS})"
+                                                if len(ids) > MAX_BOX_THUMBS else "")
+    return text, _gallery(project, ids[:MAX_BOX_THUMBS], lambda row: f"#{row.image_id} · {row.label or '—'}")
+
+
 def embedding(session: CurateSession, project: Project | None, report: dict | None,
               box: tuple | None, unlabeled_only: bool = True):
-    """(figure, x from, x to, y from, y to, selection text, selection gallery, class dropdown).
+    """(figure, x from, x to, y from, y to, selection text, selection gallery, class dropdown, selected ids).
 
     Without a box the limits are set to the whole map and nothing is selected.
     """
     classes = _classes(project)
     frame = session.embedding(project, report) if project is not None else pd.DataFrame()
     if frame.empty:
-        return (empty_figure(), None, None, None, None, "", [], gr.update(choices=classes))
-    figure = embedding_figure(frame, title="")
-    figure.update_layout(dragmode="zoom", height=520, margin={"l": 50, "r": 20, "t": 20, "b": 45})
+        return (empty_figure(), None, None, None, None, "", [], gr.update(choices=classes), [])
+    figure = embedding_figure(frame, title="",
+                              thumbnails=hover_thumbnails(project, frame["image_id"].astype(int).tolist()))
+    # Dragging draws a lasso (the box tool and zoom are in the plot's toolbar).
+    figure.update_layout(dragmode="lasso", height=520, margin={"l": 50, "r": 20, "t": 20, "b": 45})
     if box is None:
         (x0, x1), (y0, y1) = _extent(frame["x"]), _extent(frame["y"])
-        return (figure, x0, x1, y0, y1, "", [], gr.update(choices=classes))
+        return (figure, x0, x1, y0, y1, "", [], gr.update(choices=classes), [])
     ids = session.box_ids(project, box, unlabeled_only)
     x0, x1, y0, y1 = box
     figure.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line={"color": "#4f46e5", "dash": "dash", "width": 2},
                      fillcolor="rgba(79, 70, 229, 0.08)")
-    kind = "unlabeled images" if unlabeled_only else "images"
-    text = f"**{len(ids)}** {kind} in the box" + (f" (showing the first {MAX_BOX_THUMBS})"
-                                                    if len(ids) > MAX_BOX_THUMBS else "")
-    items = _gallery(project, ids[:MAX_BOX_THUMBS], lambda row: f"#{row.image_id} · {row.label or '—'}")
-    return (figure, x0, x1, y0, y1, text, items, gr.update(choices=classes))
+    text, items = selection_view(project, ids, "in the box", unlabeled_only)
+    return (figure, x0, x1, y0, y1, text, items, gr.update(choices=classes), ids)
 
 
 # ---- outliers and warnings -------------------------------------------------------------------------

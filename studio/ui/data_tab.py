@@ -15,7 +15,7 @@ from studio.errors import StudioError
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.demo_data import fill_demo_project, free_demo_name
-from studio.ui.feedback import user_errors
+from studio.ui.feedback import api_errors, user_errors
 from studio.ui.importing import REPORT_COLUMNS, import_uploads, merge_reports, report_summary, report_table
 
 SPLIT_COLORS = {"train": "#4f46e5", "val": "#0ea5e9", "test": "#f59e0b", "unsplit": "#94a3b8"}
@@ -196,7 +196,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     )
 
     @requires("owner")
-    @user_errors
+    @api_errors
     def import_path(project: str, folder: str, layout: str = "auto") -> dict:
         """Import a folder, .zip or .csv on the server's disk into a project; returns the import report."""
         opened = context.open_project(project)
@@ -206,7 +206,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     gr.api(import_path, api_name="import_path")
 
     @requires("owner")
-    @user_errors
+    @api_errors
     def create_project_api(name: str, demo: bool = False) -> str:
         """Create project `name` in the workspace (filled with the demo digits if `demo`); returns its path."""
         project = context.create_project(name)

@@ -207,6 +207,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     selected = gr.State(None)
 
     @requires("viewer")
+    @user_errors
     def on_project(root: str):
         choices = guarded(run_choices, context, root) if root else []
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
@@ -224,6 +225,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     draw_outputs = [confusion, per_class, cell, losses_gallery, losses_state, cell_gallery, cell_state]
 
     @requires("owner")
+    @user_errors
     def on_evaluate(root: str, run_dir: str, view_name: str, image_set: str = "snapshot"):
         project_root = guarded(lambda: context.open_project(root).root)
         path = guarded(checked_run_dir, context, root, run_dir)
@@ -242,6 +244,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         yield (summary_markdown(data), data, *draw(root, data, view_name))
 
     @requires("viewer")
+    @user_errors
     def on_cell(data, view_name: str, chosen: str | None, root: str):
         items = cell_items(data, view_name, chosen) if data else []
         return gr.Gallery(value=gallery_items(root, items), visible=bool(chosen)), items
@@ -253,6 +256,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return (item, selected_markdown(item), gr.Button(interactive=wrong), gr.Button(interactive=bool(item)))
 
     @requires("labeler")
+    @user_errors
     def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells):
         if not item:
             raise gr.Error("Select an image first.")
@@ -265,6 +269,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 gallery_items(root, losses), losses, gallery_items(root, cells), cells)
 
     @requires("viewer")
+    @user_errors
     def on_cam(root: str, run_dir: str, item: dict[str, Any] | None):
         if not item:
             raise gr.Error("Select an image first.")

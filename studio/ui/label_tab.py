@@ -21,7 +21,7 @@ from studio.sharing.caller import caller_name
 from studio.ui import label_queue as lq
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import user_errors
+from studio.ui.feedback import api_errors, user_errors
 from studio.ui.media import display_image, thumbnails
 
 MAX_KEYS = 9
@@ -321,13 +321,13 @@ def _register_api(context: AppContext, session: LabelSession) -> None:
     """Scriptable endpoints for `gradio_client`: /set_label, /next_image, /undo and /label_history."""
 
     @requires("labeler")
-    @user_errors
+    @api_errors
     def set_label(project: str, image_id: int, label: str) -> dict:
         """Label image `image_id` of `project` as `label` ("" removes the label); returns the saved state."""
         return session.label(project, image_id, label)
 
     @requires("viewer")
-    @user_errors
+    @api_errors
     def next_image(project: str, after: int | None = None, view: str = "unlabeled",
                    order: str = lq.ORDER_IMPORT) -> dict:
         """The image the Label tab shows after `after`: id, label, model suggestion (display copy made)."""

@@ -21,6 +21,7 @@ from studio.ui import charts, media
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.evaluate_tab import checked_run_dir, grad_cams, guarded, run_choices, service_of, wait_for
+from studio.ui.feedback import user_errors
 
 LATEST = ""  # the run choice meaning "the newest run with a model"
 RESULT_COLUMNS = ["image", "prediction", "probability"]
@@ -203,16 +204,19 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     current = gr.State("")  # the image shown in the bars: used by Grad-CAM and "add to project"
 
     @requires("viewer")
+    @user_errors
     def on_project(root: str):
         choices = [("Newest run with a model", LATEST)] + (guarded(run_choices, context, root) if root else [])
         classes = guarded(lambda: context.open_project(root).classes()) if root else []
         return gr.Dropdown(choices=choices, value=LATEST), gr.Dropdown(choices=classes, value=None)
 
     @requires("viewer")
+    @user_errors
     def on_classes(root: str):
         return gr.Dropdown(choices=guarded(lambda: context.open_project(root).classes()) if root else [])
 
     @requires("viewer")
+    @user_errors
     def on_predict(root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float):
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
         found = guarded(api.predict, root, run_dir, paths, use_tta, k)
@@ -237,6 +241,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 gr.Dropdown(value=item["top"][0]["class"]), None)
 
     @requires("viewer")
+    @user_errors
     def on_cam(root: str, run_dir: str, path: str, found: list[dict[str, Any]]):
         if not path:
             raise gr.Error("Predict an image first.")
@@ -245,6 +250,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return guarded(grad_cams, context, chosen, path, [top])[0]
 
     @requires("owner")
+    @user_errors
     def on_add(root: str, path: str, label: str, version: float):
         if not path:
             raise gr.Error("Predict an image first, then add it with its right class.")
@@ -254,6 +260,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return (version or 0) + 1, gr.Dropdown(choices=classes)
 
     @requires("viewer")
+    @user_errors
     def on_batch(root: str, run_dir: str, path: str, archive: str | None, use_tta: bool):
         job, csv_path = guarded(api.predict_batch, root, run_dir, path, archive, bool(use_tta))
         try:

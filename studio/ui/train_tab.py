@@ -378,6 +378,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return user_errors(call)(*args)
 
     @requires("viewer")
+    @user_errors
     def on_project(root: str):
         if not root:
             return ("", *show_job("", root))
@@ -385,12 +386,14 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return (job_id, *guarded(show_job, job_id, root, True))
 
     @requires("owner")
+    @user_errors
     def on_start(root, *settings):
         job_id = guarded(api.train, root, *settings)
         gr.Info(f"Training job {job_id} queued.")
         return (job_id, *show_job(job_id, root, True))
 
     @requires("owner")
+    @user_errors
     def on_cancel(job_id: str, root: str):
         if not job_id:
             raise gr.Error("There is no training job to cancel.")
@@ -399,6 +402,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return show_job(job_id, root)
 
     @requires("viewer")
+    @user_errors
     def on_tick(job_id: str, root: str, last_seen: int):
         # Redraw only when new events arrived (keeps the 2-second polling cheap).
         if not job_id:
@@ -409,10 +413,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return show_job(job_id, root)
 
     @requires("viewer")
+    @user_errors
     def on_refresh(root: str):
         return guarded(tables, root, True)
 
     @requires("viewer")
+    @user_errors
     def on_compare(run_dirs: list[str]):
         return charts.compare_runs({Path(d).name: api.curve_rows(d) for d in run_dirs or []})
 

@@ -50,7 +50,12 @@ def test_curate_json_reports_every_section(planted):
     assert result["duplicates"][0]["leakage"] is True
     assert len(result["leakage"]) == 1 and {result["leakage"][0]["split_a"], result["leakage"][0]["split_b"]} == {"train", "val"}
     first = result["label_issues"][0]
-    assert first == {"image": ids["flipped"], "label": "bee", "suggested": "ant", "score": first["score"]}
+    assert first == {"image": ids["flipped"], "original_name": "ant_11.png", "label": "bee", "suggested": "ant",
+                     "score": first["score"], "flagged": True}
+    # Every labeled image is ranked (a reviewer can go on past the flagged ones), most likely wrong first.
+    assert len(result["label_issues"]) == len(project.dataset(labeled_only=True))
+    scores = [issue["score"] for issue in result["label_issues"]]
+    assert scores == sorted(scores) and not all(issue["flagged"] for issue in result["label_issues"])
     assert 0.0 <= first["score"] < 0.5
     assert isinstance(result["outliers"], list)
     assert any("validation has only" in w for w in result["warnings"])
@@ -78,7 +83,7 @@ def test_curate_text_output(planted):
     project, ids = planted
     text = run(["curate", str(project.root)])
     assert "duplicate groups: 1" in text and "(leakage)" in text
-    assert f"image {ids['flipped']}: labeled bee, looks like ant" in text
+    assert f"image {ids['flipped']} (ant_11.png): labeled bee, looks like ant" in text
 
 
 def test_cli_user_errors(planted, tmp_path):

@@ -54,6 +54,12 @@ def test_missing_weights_file(project, tmp_path):
         ({"augment": "wild"}, "Unknown augment"),
         ({"device": "tpu"}, "Unknown device"),
         ({"image_size": 8}, "Image size"),
+        ({"epochs": 100_000}, "the limit is 1000"),
+        ({"lr": 50.0}, r"Learning rate \(--lr\) 50 would make training diverge"),
+        ({"backbone_lr": 3.0}, "Backbone learning rate"),
+        ({"batch_size": 100_000}, "above the limit of 4096"),
+        ({"warmup_epochs": -1.0}, "warmup_epochs"),
+        ({"time_budget_s": 1e9}, "more than a week"),
     ],
 )
 def test_bad_settings(settings, message):
@@ -66,3 +72,13 @@ def test_config_round_trip_and_unknown_keys():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(StudioError, match="Unknown training setting"):
         TrainConfig.from_dict({"epoch": 3})
+
+
+def test_batch_beyond_the_memory_at_hand_is_refused_with_an_estimate(monkeypatch):
+    from studio.train import limits
+
+    monkeypatch.setattr(limits, "memory_at_hand", lambda device: (8 * 2**30, "RAM"))
+    with pytest.raises(StudioError, match=r"needs about \d+ GiB .* 8 GiB of RAM: use a batch of at most \d+"):
+        TrainConfig(strategy="finetune", batch_size=512, image_size=512)
+    TrainConfig(strategy="finetune", batch_size=16, image_size=224)  # fits: accepted
+    TrainConfig(strategy="linear", batch_size=512, image_size=512)  # no backward pass through the backbone

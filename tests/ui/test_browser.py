@@ -104,3 +104,138 @@ def test_tabs_and_keyboard_labeling(tmp_path):
     shots = sorted(p.name for p in (tmp_path / "screenshots").glob("*.png"))
     if not os.environ.get("STUDIO_SHOTS"):
         assert len(shots) == 7, shots
+
+
+def _no_error_badges(page) -> None:
+    """Gradio's red "Error" badge replaces an output when its event raised; a notice must not do that."""
+    assert page.locator(".error").filter(has_text="Error").count() == 0
+
+
+def _notice(page, text: str) -> None:
+    """A notice (toast) with `text` appears; close it so it does not cover the next step."""
+    toast = page.locator(".toast-body").filter(has_text=text).first
+    toast.wait_for(timeout=30_000)
+    for close in page.locator(".toast-close").all():
+        if close.is_visible():
+            close.click()
+
+
+def test_reload_and_second_page_come_back_to_the_project_and_running_job(tmp_path):
+    workspace = tmp_path / "workspace"
+    with Project.create(workspace / "digits") as project:
+        fill_demo_project(project)
+    # No project given at start: only the browser can remember which one was open.
+    with running_studio(workspace) as (url, context), sync_api.sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        profile = browser.new_context(viewport={"width": 1400, "height": 1000})  # one profile, two pages
+        page = profile.new_page()
+        page.goto(url)
+        page.locator("#studio-project").get_by_text("No project open").wait_for(timeout=30_000)
+        page.get_by_label("Open a project").click()
+        page.get_by_role("option", name="digits").click()
+        page.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
+
+        page.get_by_role("tab", name="Train").click()
+        page.get_by_label("finetune").first.check()
+        for label, value in (("Image size (px)", "64"), ("Epochs", "200")):  # long enough to reload mid-run
+            field = page.get_by_label(label)
+            field.fill(value)
+            field.press("Tab")
+        page.get_by_role("button", name="Start training").click()
+        page.locator("#train-curves .scatterlayer .trace").first.wait_for(timeout=180_000)
+        job = next(j for j in context.service.list_jobs("train"))
+        assert job.state.value == "running"
+
+        page.reload()
+        page.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
+        assert page.get_by_role("tab", name="Train").get_attribute("aria-selected") == "true"
+        page.locator("#train-progress").get_by_text(job.id).wait_for(timeout=30_000)
+        page.locator("#train-progress").get_by_text("Running").wait_for(timeout=30_000)
+        page.locator("#train-curves .scatterlayer .trace").first.wait_for(timeout=30_000)
+
+        second = profile.new_page()
+        second.goto(url)
+        second.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
+        second.locator("#train-progress").get_by_text(job.id).wait_for(timeout=30_000)
+        context.service.cancel(job.id)
+        job.wait(60)
+        browser.close()
+
+
+def test_a_user_error_in_each_tab_is_a_notice_and_the_outputs_stay(tmp_path):
+    workspace = tmp_path / "workspace"
+    Project.create(workspace / "empty").close()  # no images, no classes: every tab has a mistake to make
+    root = str((workspace / "empty").resolve())
+    with running_studio(workspace, initial_project=root) as (url, _), sync_api.sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.locator("#studio-project").get_by_text("empty").wait_for(timeout=30_000)
+        steps = [
+            ("Data", "Add", "type the new class name"),
+            ("Label", "Apply to selected", "select some thumbnails first"),
+            ("Curate", "Analyse", "no images to analyse"),
+            ("Augment", "Another image", "no images yet"),
+            ("Train", "Start training", "at least two classes"),
+            ("Evaluate", "Evaluate", None),
+            ("Predict", "Predict", "Upload an image"),
+        ]
+        for tab, button, message in steps:
+            page.get_by_role("tab", name=tab).click()
+            page.wait_for_timeout(500)
+            before = page.locator(f"#tab-{tab.lower()}").inner_text()
+            page.locator(f"#tab-{tab.lower()}").get_by_role("button", name=button, exact=True).first.click()
+            page.locator(".toast-body").first.wait_for(timeout=30_000)
+            text = page.locator(".toast-body").first.inner_text()
+            assert message is None or message in text, (tab, text)
+            assert "Error" not in page.locator(".toast-title").first.inner_text(), (tab, text)
+            _notice(page, text.splitlines()[-1][:30])
+            page.wait_for_timeout(300)
+            _no_error_badges(page)
+            if tab == "Train":
+                page.locator("#train-progress").get_by_text("No training job yet").wait_for()
+            assert page.locator(f"#tab-{tab.lower()}").inner_text() == before, tab
+        browser.close()
+
+
+def test_lasso_on_the_embedding_map_bulk_labels_the_selected_images(tmp_path):
+    workspace = tmp_path / "workspace"
+    with Project.create(workspace / "digits") as project:
+        fill_demo_project(project)
+        root = str(project.root)
+        unlabeled = set(project.dataset().query("label.isna()")["image_id"].astype(int))
+    with running_studio(workspace, initial_project=root) as (url, _), sync_api.sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Curate").click()
+        page.locator("#curate-analyse").click()
+        page.locator("#curate-status").get_by_text("Last analysis").wait_for(timeout=600_000)  # 3 backbones
+        page.get_by_role("tab", name="Embedding map").click()
+        drag = page.locator("#curate-map-plot .nsewdrag").first
+        drag.wait_for(timeout=30_000)
+        page.locator("#curate-map-plot .scatterlayer .point").first.wait_for(timeout=30_000)
+        _shot(page, "curate-map", tmp_path / "screenshots")
+
+        # A lasso drawn with the mouse around the whole plot area selects every (unlabeled) point.
+        box = drag.bounding_box()
+        corners = [(box["x"] + 3, box["y"] + 3), (box["x"] + box["width"] - 3, box["y"] + 3),
+                   (box["x"] + box["width"] - 3, box["y"] + box["height"] - 3),
+                   (box["x"] + 3, box["y"] + box["height"] - 3), (box["x"] + 3, box["y"] + 8)]
+        page.mouse.move(*corners[0])
+        page.mouse.down()
+        for x, y in corners[1:]:
+            page.mouse.move(x, y, steps=12)
+        page.mouse.up()
+        page.get_by_text(f"{len(unlabeled)} unlabeled images selected on the map").wait_for(timeout=30_000)
+        chooser = page.get_by_label("Class for the selected images")
+        chooser.fill("zero")
+        chooser.press("Enter")
+        page.get_by_role("button", name="Label all selected").click()
+        page.locator(".toast-body").get_by_text(f"Labeled {len(unlabeled)} image(s)").wait_for(timeout=30_000)
+        _shot(page, "curate-map-labeled", tmp_path / "screenshots")
+        browser.close()
+    with Project.open(root) as check:
+        labels = check.dataset().set_index("image_id")["label"]
+        assert all(labels[i] == "zero" for i in unlabeled)

@@ -99,6 +99,10 @@ def test_user_errors_are_readable_messages(studio, tmp_path) -> None:
         client.predict(project=studio["root"], epochs=-3, api_name="/train")
     with pytest.raises(AppError, match="Unknown strategy"):
         client.predict(project=studio["root"], strategy="magic", api_name="/train")
+    with pytest.raises(AppError, match="the limit is 1000"):  # absurd settings: refused before anything starts
+        client.predict(project=studio["root"], epochs=100_000, api_name="/train")
+    with pytest.raises(AppError, match="would make training diverge"):
+        client.predict(project=studio["root"], lr=10.0, api_name="/train")
     with pytest.raises(AppError, match="not a project of this studio"):
         client.predict(project=str(tmp_path), api_name="/train")
     image = tmp_path / "x.png"
