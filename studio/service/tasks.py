@@ -16,14 +16,20 @@ from studio.service.predictors import PredictorCache
 from studio.service.runs import running_runs, settle_status
 
 
-def train_job(project_root: str | Path, config: dict[str, Any]):
-    """Train on the project; events go to the job, the job's cancel flag to the engine."""
+def train_job(project_root: str | Path, config: dict[str, Any], nproc: int = 1):
+    """Train on the project; events go to the job, the job's cancel flag to the engine. With `nproc` > 1
+    the job runs a torchrun process group and follows rank 0's events (studio.train.distributed)."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
         from studio.data.store import Project
         from studio.train import TrainConfig, train
 
         train_config = TrainConfig.from_dict(dict(config))
+        if nproc != 1:
+            from studio.train.distributed import launch
+
+            train_config.validate()
+            return launch(project_root, train_config.to_dict(), nproc, callback=ctx.emit, cancel=ctx.cancel_event)
         started = time.time()
         with Project.open(project_root) as project:
 
