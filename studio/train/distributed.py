@@ -153,9 +153,9 @@ def launch(project_root: str | Path, config: dict[str, Any], nproc: int, *,
     env = dict(os.environ)
     # Each rank gets its share of the cores (torchrun would otherwise set one thread and warn).
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    log_handle = open(control / LOG_FILE, "wb")
-    process = subprocess.Popen(command, stdout=log_handle, stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True)  # its own process group: cancel ends all of it
+    with open(control / LOG_FILE, "wb") as log_handle:
+        process = subprocess.Popen(command, stdout=log_handle, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)  # its own process group: cancel ends all of it
     follower = _EventFollower(control / EVENTS_FILE, callback)
     run_dir: Path | None = None
     cancel_sent: float | None = None
@@ -187,7 +187,6 @@ def launch(project_root: str | Path, config: dict[str, Any], nproc: int, *,
     finally:
         if process.poll() is None:  # an exception here (a second Ctrl-C): never leave ranks behind
             _end_group(process)
-        log_handle.close()
         shutil.rmtree(control, ignore_errors=True)
 
 
@@ -288,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control", required=True, help="folder for events, result, cancel and errors")
     args = parser.parse_args(argv)
     control = Path(args.control)
-    rank = int(os.environ.get("RANK", 0))
-    world = World(rank, int(os.environ.get("WORLD_SIZE", 1)), None, int(os.environ.get("LOCAL_RANK", 0)))
+    rank = int(os.environ.get("RANK", "0"))
+    world = World(rank, int(os.environ.get("WORLD_SIZE", "1")), None,
+                  int(os.environ.get("LOCAL_RANK", "0")))
     try:
         result = _train_rank(Path(args.project), json.loads(args.config), control, world)
     except BaseException as error:  # noqa: BLE001 - reported to the launcher, then the rank exits non-zero
@@ -337,10 +337,9 @@ def _watch_cancel(path: Path, cancel: threading.Event, poll_s: float = 0.2) -> N
 
 
 def _event_writer(path: Path) -> Callable[[dict], None]:
-    handle = open(path, "a", buffering=1)  # line-buffered: the launcher reads whole lines as they come
-
     def write(event: dict) -> None:
-        handle.write(json.dumps(event, default=str) + "\n")
+        with open(path, "a") as handle:  # one whole line per event: the launcher reads complete lines
+            handle.write(json.dumps(event, default=str) + "\n")
 
     return write
 
