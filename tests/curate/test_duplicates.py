@@ -65,7 +65,7 @@ def test_indexed_search_finds_exactly_the_all_pairs_duplicates(with_features):
     phash = rng.integers(0, 2, (n, 64), dtype=np.uint8)
     dhash = rng.integers(0, 2, (n, 64), dtype=np.uint8)
     features = rng.normal(size=(n, 32)).astype(np.float32)
-    for copy, original in zip(range(500, 560), range(0, 60)):
+    for copy, original in zip(range(500, 560), range(60)):
         bits = rng.integers(0, 12 if copy % 3 else 25)  # some within the hash limit, some beyond
         phash[copy], dhash[copy] = phash[original], dhash[original]
         phash[copy, rng.choice(64, bits // 2, replace=False)] ^= 1
