@@ -29,6 +29,8 @@ def train_job(project_root: str | Path, config: dict[str, Any], nproc: int = 1):
             from studio.train.distributed import launch
 
             train_config.validate()
+            if train_config.device == "auto":  # the ranks use the service's device
+                train_config.device = getattr(ctx.device, "type", "auto")
             return launch(project_root, train_config.to_dict(), nproc, callback=ctx.emit, cancel=ctx.cancel_event)
         started = time.time()
         with Project.open(project_root) as project:

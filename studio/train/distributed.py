@@ -124,6 +124,11 @@ def check_nproc(nproc: int, strategy: str, device: str = "auto") -> None:
             raise StudioError(f"--nproc {nproc} asks for more CPU processes than the {cores} cores here.")
 
 
+def visible_gpus() -> int:
+    """CUDA GPUs this process can see (0 without CUDA): the Train tab offers several when there are."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def backend_for(device: str) -> str:
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     return "nccl" if use_cuda else "gloo"

@@ -22,6 +22,7 @@ from studio.augment.project_settings import resolve_augment_choice
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
 from studio.train.config import STRATEGIES, TrainConfig
+from studio.train.distributed import DISTRIBUTED_STRATEGIES, check_nproc, visible_gpus
 from studio.ui import charts
 from studio.ui.context import AppContext, ProjectBinding
 
@@ -235,9 +236,11 @@ class TrainApi:
         )
         return project.root, config.to_dict()
 
-    def train(self, root: str, *settings: Any) -> str:
+    def train(self, root: str, *settings: Any, processes: Any = 1) -> str:
+        nproc = _whole("Processes", processes, 1) or 1
         project_root, config = self.train_config(root, *settings)
-        return self.service.submit_train(project_root, config).id
+        check_nproc(nproc, config["strategy"], str(self.service.device.type))  # before queueing, in words
+        return self.service.submit_train(project_root, config, nproc=nproc).id
 
     def job(self, job_id: str) -> Any:
         return self.service.get(str(job_id or "").strip())
@@ -274,11 +277,13 @@ class TrainApi:
 
         def train(project: str, backbone: str = DEFAULT_BACKBONE, strategy: str = "auto",
                   epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
-                  image_size: int | None = None, augment: str = PROJECT_AUGMENT, pretrained: bool = True) -> str:
+                  image_size: int | None = None, augment: str = PROJECT_AUGMENT, pretrained: bool = True,
+                  processes: int = 1) -> str:
             """Queue a training run on a project; returns the job id. Empty numbers mean automatic;
-            augment is "project" (the Augment tab's settings) or a preset name."""
+            augment is "project" (the Augment tab's settings) or a preset name; processes > 1 trains
+            with torchrun on that many GPUs (or CPU processes), strategies finetune and scratch."""
             return _api(lambda: self.train(project, backbone, strategy, epochs, lr, batch_size, image_size,
-                                           augment, pretrained))
+                                           augment, pretrained, processes=processes))
 
         def train_status(job_id: str) -> dict:
             """State (queued/running/done/failed/cancelled), progress, eta_s, stage, epoch, last metrics, error."""
@@ -323,6 +328,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 value=PROJECT_AUGMENT, label="Augmentation",
             )
             augment_help = gr.Markdown(elem_classes="help-text")
+            gpus = visible_gpus()
+            processes = gr.Number(label="GPUs", value=1, precision=0, minimum=1, maximum=max(1, gpus),
+                                  visible=gpus > 1, info=f"{gpus} visible: more than 1 trains with torchrun "
+                                  f"(DistributedDataParallel); strategies {' and '.join(DISTRIBUTED_STRATEGIES)}.")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary")
                 cancel = gr.Button("Cancel job", variant="stop")
@@ -385,7 +394,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return (job_id, *guarded(show_job, job_id, root, True))
 
     def on_start(root, *settings):
-        job_id = guarded(api.train, root, *settings)
+        *fields, processes = settings
+        job_id = guarded(lambda: api.train(root, *fields, processes=processes))
         gr.Info(f"Training job {job_id} queued.")
         return (job_id, *show_job(job_id, root, True))
 
@@ -411,7 +421,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_compare(run_dirs: list[str]):
         return charts.compare_runs({Path(d).name: api.curve_rows(d) for d in run_dirs or []})
 
-    settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment]
+    settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment, processes]
     backbone.change(backbone_note, backbone, backbone_help, api_visibility="private")
     strategy.change(strategy_note, strategy, strategy_help, api_visibility="private")
     augment.change(augment_note, [binding.root, augment], augment_help, api_visibility="private")
