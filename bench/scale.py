@@ -101,10 +101,11 @@ def feature_rate(project, sample: int) -> tuple[float, float]:
     """(images/s extracting real features of `sample` images, seconds to load N cached vectors)."""
     from studio.curate.features import project_features
 
-    ids = project.dataset()["image_id"].tolist()[:sample]
+    ids = project.dataset()["image_id"].tolist()
+    project_features(project, None, device="cpu", image_ids=ids[:8])  # warm-up: weights read, threads started
     began = time.perf_counter()
-    project_features(project, None, device="cpu", image_ids=ids)
-    rate = len(ids) / (time.perf_counter() - began)
+    project_features(project, None, device="cpu", image_ids=ids[8:8 + sample])
+    rate = sample / (time.perf_counter() - began)  # including the model's creation (~1 s)
     n = len(project.dataset())
     cache = FeatureCache(project.cache_dir / "features" / "bench-scale")
     cache.save({f"{i:064x}": np.zeros((2, FEATURE_DIM), np.float32) for i in range(n)})

@@ -89,6 +89,10 @@ class Project:
         self.cache_dir = self.root / "cache"
         self._conn: sqlite3.Connection | None = _connection
         self._lock = threading.RLock()
+        # dataset() frames by labeled_only, valid while `_revision()` is unchanged (a large project's
+        # full read costs ~100 ms; the Label tab reads it on every click).
+        self._dataset_cache: dict[bool, tuple[tuple[int, int], pd.DataFrame]] = {}
+        self._writes = 0
 
     # ---- opening and closing -------------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class Project:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self._writes += 1
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -466,27 +471,31 @@ class Project:
         """One row per image (ordered by image_id) with the columns in DATASET_COLUMNS."""
         join = "JOIN" if labeled_only else "LEFT JOIN"
         with self._read() as conn:
+            revision = self._revision(conn)
+            cached = self._dataset_cache.get(labeled_only)
+            if cached is not None and cached[0] == revision:
+                return cached[1].copy()
             rows = conn.execute(
                 "SELECT i.id, i.hash, i.ext, c.name, s.split, i.width, i.height, i.original_name, i.source "
                 f"FROM images i {join} labels l ON l.image_id = i.id {join} classes c ON c.id = l.class_id "
                 "LEFT JOIN splits s ON s.image_id = i.id ORDER BY i.id"
             ).fetchall()
-        images_dir = str(self.images_dir)
-        records = [
-            (
-                image_id,
-                digest,
-                os.path.join(images_dir, digest + ext),
-                label,
-                split,
-                width,
-                height,
-                name,
-                source,
-            )
-            for image_id, digest, ext, label, split, width, height, name, source in rows
-        ]
-        return _frame(records, DATASET_COLUMNS, ints=("image_id", "width", "height"))
+        raw = ["image_id", "hash", "ext", "label", "split", "width", "height", "original_name", "source"]
+        frame = pd.DataFrame.from_records(rows, columns=raw, coerce_float=False)
+        for name in ("image_id", "width", "height"):
+            frame[name] = frame[name].astype("int64")
+        for name in ("hash", "ext", "label", "split", "original_name", "source"):  # None stays None, not NaN
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+        frame["path"] = (str(self.images_dir) + os.sep) + frame["hash"] + frame["ext"]
+        frame = frame[DATASET_COLUMNS]
+        with self._lock:
+            self._dataset_cache[labeled_only] = (revision, frame)
+        return frame.copy()
+
+    def _revision(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """Changes since the project was opened: this connection's commits and (SQLite's data_version)
+        those of any other connection, another process's included."""
+        return self._writes, conn.execute("PRAGMA data_version").fetchone()[0]
 
     # ---- summaries -----------------------------------------------------------------------------
 
