@@ -133,10 +133,10 @@ def find_pairs(
 
     A pair is a copy when its hashes are within `hash_max` and its cosine at least
     `hash_pair_min_cosine`, or its cosine alone reaches `cosine_alone`. So with features every pair has
-    at least the smaller of the two cosines: the candidates come from scikit-learn's radius-neighbours
-    search over the unit feature vectors (memory-bounded, chunked), and only they get their hashes
-    compared. Without features the candidates are the hash pairs, compared as packed 64-bit words
-    (XOR + popcount) a chunk of rows at a time.
+    at least the smaller of the two cosines: the candidates are the pairs above it (float32 products over
+    the upper triangle, a chunk of rows at a time), and only they get their hashes compared. Without
+    features the candidates are the hash pairs, compared as packed 64-bit words (XOR + popcount) a chunk
+    of rows at a time. Exact: the same pairs as the all-pairs definition (tests compare them).
     """
     n = len(phash)
     if n < 2:
@@ -192,15 +192,18 @@ def _hash_candidates(packed: np.ndarray, hash_max: int, chunk: int) -> tuple[np.
     return np.concatenate(found_a), np.concatenate(found_b)
 
 
-def _cosine_candidates(unit: np.ndarray, min_cosine: float) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs a < b of unit vectors with cosine >= min_cosine (euclidean radius sqrt(2 - 2 cos))."""
-    from sklearn.neighbors import NearestNeighbors
-
-    radius = float(np.sqrt(max(0.0, 2.0 - 2.0 * min_cosine))) + 1e-6
-    graph = NearestNeighbors(radius=radius, algorithm="auto").fit(unit).radius_neighbors_graph(mode="connectivity")
-    graph = graph.tocoo()
-    upper = graph.row < graph.col
-    return graph.row[upper].astype(np.int64), graph.col[upper].astype(np.int64)
+def _cosine_candidates(unit: np.ndarray, min_cosine: float, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs a < b of unit vectors with cosine >= min_cosine: float32 BLAS products of each chunk of
+    rows with the rows after it only (half of all pairs; memory bounded by the chunk)."""
+    unit = np.ascontiguousarray(unit, dtype=np.float32)
+    found_a, found_b = [], []
+    for start in range(0, len(unit), chunk):
+        block = unit[start:start + chunk] @ unit[start:].T
+        rows, cols = np.nonzero(block >= min_cosine - 1e-6)
+        upper = rows < cols
+        found_a.append(rows[upper] + start)
+        found_b.append(cols[upper] + start)
+    return np.concatenate(found_a).astype(np.int64), np.concatenate(found_b).astype(np.int64)
 
 
 class _UnionFind:
