@@ -281,12 +281,33 @@ class Project:
     def set_labels(self, pairs: Iterable[tuple[int, str | None]], by: str = "user") -> int:
         """Set many labels in one transaction; returns the number of labels that changed."""
         pairs = list(pairs)
-        with self._write() as conn:
-            resolved = []
-            for image_id, label in pairs:
-                self._require_image(conn, image_id)
-                resolved.append((int(image_id), None if label is None else self._ensure_class(conn, label)))
-            return self._apply_labels(conn, resolved, by)
+        with self._lock:
+            before = self._revision(self._connection())
+            with self._write() as conn:
+                resolved = []
+                for image_id, label in pairs:
+                    self._require_image(conn, image_id)
+                    resolved.append((int(image_id), None if label is None else self._ensure_class(conn, label)))
+                changed = self._apply_labels(conn, resolved, by)
+                names = {i: None if c is None else self._class_name(conn, c) for i, c in resolved}
+            self._patch_dataset_labels(before, names)
+            return changed
+
+    def _patch_dataset_labels(self, before: tuple[int, int], names: dict[int, str | None]) -> None:
+        """After this connection's own label write: the cached dataset frame gets the new labels instead
+        of a full re-read (a click in the Label tab), unless anything else changed meanwhile."""
+        self._dataset_cache.pop(True, None)  # labeled-only membership changed: read it again when asked
+        cached = self._dataset_cache.pop(False, None)
+        after = self._revision(self._connection())
+        if cached is None or cached[0] != before or after[1] != before[1] or after[0] != before[0] + 1:
+            return
+        frame = cached[1]
+        positions = pd.Index(frame["image_id"]).get_indexer(list(names))
+        column = frame.columns.get_loc("label")
+        for position, name in zip(positions, names.values()):
+            if position >= 0:
+                frame.iloc[position, column] = name
+        self._dataset_cache[False] = (after, frame)
 
     def _apply_labels(
         self, conn: sqlite3.Connection, pairs: Sequence[tuple[int, int | None]], by: str

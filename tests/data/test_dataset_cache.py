@@ -30,6 +30,18 @@ def test_every_write_shows_in_the_next_read(tmp_path):
         assert project.dataset(labeled_only=True)["split"].tolist()[0] == "val"
         project.undo(1)  # the split is kept; the label goes back
         assert project.dataset()["label"].tolist()[0] is None
+        project.dataset()
+        project.set_labels([(int(first["image_id"][1]), None), (int(first["image_id"][2]), "owl")])
+        patched = project.dataset()  # the label write patched the cached frame
+        assert patched["label"].tolist()[1] is None and patched["label"].tolist()[2] == "owl"
+        with Project.open(project.root) as fresh:  # the same as a full read
+            pd.testing.assert_frame_equal(patched, fresh.dataset())
+        assert project.dataset(labeled_only=True)["image_id"].tolist() == fresh_ids(project)
+
+
+def fresh_ids(project) -> list[int]:
+    with Project.open(project.root) as fresh:
+        return fresh.dataset(labeled_only=True)["image_id"].tolist()
 
 
 def test_another_connections_writes_show_too(tmp_path):
