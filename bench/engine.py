@@ -251,7 +251,7 @@ def parity(project: Project, paths: list[str], bundle_dir: Path) -> dict:
             return self.probs
 
     recorder = Recorder(Predictor(load_model(run), "cpu"))
-    evaluate(run, project, predictor=recorder, write=False)
+    evaluate(run, project, predictor=recorder)
     row_of = {p: i for i, p in enumerate(recorder.paths)}
     eval_probs = recorder.probs[:, 0][[row_of[p] for p in paths]]
     bundle = load_bundle_script(bundle_dir).BundleModel(bundle_dir)

@@ -51,6 +51,9 @@ def register(subparsers) -> None:
                         help="layer groups from the stem up kept frozen by auto/finetune (default: 3 in auto, 0 in finetune)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="processes to train on with torchrun and DistributedDataParallel: one per GPU "
+                             "(gloo on CPU); finetune and scratch only (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     parser = add("predict", _predict, "predict images (files or folders) with a trained run")
@@ -144,14 +147,22 @@ def _train(args) -> dict:
             seed=args.seed, device=args.device,
         )
         cancel = threading.Event()
+        callback = None if args.quiet else _progress
         with _ctrl_c_cancels(cancel):
-            result = train(project, config, callback=None if args.quiet else _progress, cancel=cancel)
-    if result.status == "cancelled":
-        kept = (f"its best checkpoint so far (val accuracy {result.val_accuracy:.1%}) is kept"
-                if result.val_accuracy is not None else "no checkpoint was saved yet")
-        print(f"Training cancelled: {result.run_dir} is marked cancelled and {kept}.", file=sys.stderr, flush=True)
+            if args.nproc != 1:
+                from studio.train.distributed import launch
+
+                config.validate()
+                result = launch(project.root, config.to_dict(), args.nproc, callback=callback, cancel=cancel)
+            else:
+                result = train(project, config, callback=callback, cancel=cancel).to_dict()
+    if result["status"] == "cancelled":
+        accuracy = result.get("val_accuracy")
+        kept = (f"its best checkpoint so far (val accuracy {accuracy:.1%}) is kept"
+                if accuracy is not None else "no checkpoint was saved yet")
+        print(f"Training cancelled: {result['run_dir']} is marked cancelled and {kept}.", file=sys.stderr, flush=True)
         args.exit_code = 130  # scripts can tell an interrupted run from a finished one
-    return result.to_dict()
+    return result
 
 
 def _plain_predictions(results: list[dict]) -> list[dict]:

@@ -126,30 +126,83 @@ def find_pairs(
     hash_max: int = HASH_MAX,
     hash_pair_min_cosine: float = HASH_PAIR_MIN_COSINE,
     cosine_alone: float = COSINE_ALONE,
-    chunk: int = 1024,
+    chunk: int = 256,
 ) -> list[dict]:
-    """Duplicate pairs (row indices a < b) with their evidence: pHash/dHash distances and cosine."""
+    """Duplicate pairs (row indices a < b) with their evidence: pHash/dHash distances and cosine.
+
+    A pair is a copy when its hashes are within `hash_max` and its cosine at least
+    `hash_pair_min_cosine`, or its cosine alone reaches `cosine_alone`. So with features every pair has
+    at least the smaller of the two cosines: the candidates are the pairs above it (float32 products over
+    the upper triangle, a chunk of rows at a time), and only they get their hashes compared. Without
+    features the candidates are the hash pairs, compared as packed 64-bit words (XOR + popcount) a chunk
+    of rows at a time. Exact: the same pairs as the all-pairs definition (tests compare them).
+    """
     n = len(phash)
-    unit = _normalize(features) if features is not None else None
-    pairs = []
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        dp = hamming_matrix(phash[start:stop], phash)
-        dd = hamming_matrix(dhash[start:stop], dhash)
-        hash_match = dp + dd <= hash_max
-        if unit is not None:
-            cosine = unit[start:stop] @ unit.T
-            match = (hash_match & (cosine >= hash_pair_min_cosine)) | (cosine >= cosine_alone)
-        else:
-            cosine = None
-            match = hash_match
-        rows, cols = np.nonzero(match)
-        for r, c in zip(rows, cols):
-            a = start + int(r)
-            if a < int(c):
-                pairs.append({"a": a, "b": int(c), "phash": int(dp[r, c]), "dhash": int(dd[r, c]),
-                              "cosine": None if cosine is None else round(float(cosine[r, c]), 4)})
-    return pairs
+    if n < 2:
+        return []
+    packed = _pack(phash, dhash)
+    if features is None:
+        a, b = _hash_candidates(packed, hash_max, chunk)
+        cosine = None
+    else:
+        unit = _normalize(features)
+        a, b = _cosine_candidates(unit, min(hash_pair_min_cosine, cosine_alone))
+        cosine = np.einsum("ij,ij->i", unit[a], unit[b])
+    dp, dd = _pair_distances(packed, a, b)
+    match = dp + dd <= hash_max
+    if cosine is not None:
+        match = (match & (cosine >= hash_pair_min_cosine)) | (cosine >= cosine_alone)
+    order = np.lexsort((b[match], a[match]))  # row-major, as the all-pairs scan listed them
+    keep = np.flatnonzero(match)[order]
+    return [{"a": int(a[i]), "b": int(b[i]), "phash": int(dp[i]), "dhash": int(dd[i]),
+             "cosine": None if cosine is None else round(float(cosine[i]), 4)} for i in keep]
+
+
+def _pack(phash: np.ndarray, dhash: np.ndarray) -> np.ndarray:
+    """N x 2 uint64 words (pHash, dHash); a row with a missing hash (2s) gets a validity flag of 0."""
+    valid = (phash < 2).all(1) & (dhash < 2).all(1)
+    words = np.stack([np.packbits(np.minimum(h, 1).astype(np.uint8), axis=1).view(">u8")[:, 0]
+                      for h in (phash, dhash)], axis=1).astype(np.uint64)
+    return np.concatenate([words, valid[:, None].astype(np.uint64)], axis=1)
+
+
+def _pair_distances(packed: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pHash and dHash Hamming distances of the pairs (a[i], b[i]); HASH_BITS + 1 where a hash is missing."""
+    both = (packed[a, 2] & packed[b, 2]).astype(bool)
+    distances = [np.where(both, np.bitwise_count(packed[a, k] ^ packed[b, k]).astype(np.int32), HASH_BITS + 1)
+                 for k in (0, 1)]
+    return distances[0], distances[1]
+
+
+def _hash_candidates(packed: np.ndarray, hash_max: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs a < b whose summed pHash + dHash distance is at most `hash_max`."""
+    found_a, found_b = [], []
+    for start in range(0, len(packed), chunk):
+        block = packed[start:start + chunk]
+        distance = (np.bitwise_count(block[:, None, 0] ^ packed[None, :, 0]).astype(np.int16)
+                    + np.bitwise_count(block[:, None, 1] ^ packed[None, :, 1]))
+        distance[~block[:, 2].astype(bool)] = 2 * HASH_BITS
+        distance[:, ~packed[:, 2].astype(bool)] = 2 * HASH_BITS
+        rows, cols = np.nonzero(distance <= hash_max)
+        rows = rows + start
+        upper = rows < cols
+        found_a.append(rows[upper])
+        found_b.append(cols[upper])
+    return np.concatenate(found_a), np.concatenate(found_b)
+
+
+def _cosine_candidates(unit: np.ndarray, min_cosine: float, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs a < b of unit vectors with cosine >= min_cosine: float32 BLAS products of each chunk of
+    rows with the rows after it only (half of all pairs; memory bounded by the chunk)."""
+    unit = np.ascontiguousarray(unit, dtype=np.float32)
+    found_a, found_b = [], []
+    for start in range(0, len(unit), chunk):
+        block = unit[start:start + chunk] @ unit[start:].T
+        rows, cols = np.nonzero(block >= min_cosine - 1e-6)
+        upper = rows < cols
+        found_a.append(rows[upper] + start)
+        found_b.append(cols[upper] + start)
+    return np.concatenate(found_a).astype(np.int64), np.concatenate(found_b).astype(np.int64)
 
 
 class _UnionFind:

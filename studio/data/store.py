@@ -95,6 +95,10 @@ class Project:
         self._conn: sqlite3.Connection | None = _connection
         self._lock = threading.RLock()
         self._depth = 0  # transactions open on the thread holding the lock (nested ones join the outer)
+        # dataset() frames by labeled_only, valid while `_revision()` is unchanged (a large project's
+        # full read costs ~100 ms; the Label tab reads it on every click).
+        self._dataset_cache: dict[bool, tuple[tuple[int, int], pd.DataFrame]] = {}
+        self._writes = 0
 
     # ---- opening and closing -------------------------------------------------------------------
 
@@ -196,6 +200,8 @@ class Project:
                 conn.execute("COMMIT")
             finally:
                 self._depth = 0
+                if write:  # committed or rolled back: a dataset frame cached meanwhile may be stale
+                    self._writes += 1
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -295,12 +301,33 @@ class Project:
     def set_labels(self, pairs: Iterable[tuple[int, str | None]], by: str = "user") -> int:
         """Set many labels in one transaction; returns the number of labels that changed."""
         pairs = list(pairs)
-        with self._write() as conn:
-            resolved = []
-            for image_id, label in pairs:
-                self._require_image(conn, image_id)
-                resolved.append((int(image_id), None if label is None else self._ensure_class(conn, label)))
-            return self._apply_labels(conn, resolved, by)
+        with self._lock:
+            before = self._revision(self._connection())
+            with self._write() as conn:
+                resolved = []
+                for image_id, label in pairs:
+                    self._require_image(conn, image_id)
+                    resolved.append((int(image_id), None if label is None else self._ensure_class(conn, label)))
+                changed = self._apply_labels(conn, resolved, by)
+                names = {i: None if c is None else self._class_name(conn, c) for i, c in resolved}
+            self._patch_dataset_labels(before, names)
+            return changed
+
+    def _patch_dataset_labels(self, before: tuple[int, int], names: dict[int, str | None]) -> None:
+        """After this connection's own label write: the cached dataset frame gets the new labels instead
+        of a full re-read (a click in the Label tab), unless anything else changed meanwhile."""
+        self._dataset_cache.pop(True, None)  # labeled-only membership changed: read it again when asked
+        cached = self._dataset_cache.pop(False, None)
+        after = self._revision(self._connection())
+        if cached is None or cached[0] != before or after[1] != before[1] or after[0] != before[0] + 1:
+            return
+        frame = cached[1]
+        positions = pd.Index(frame["image_id"]).get_indexer(list(names))
+        column = frame.columns.get_loc("label")
+        for position, name in zip(positions, names.values()):
+            if position >= 0:
+                frame.iloc[position, column] = name
+        self._dataset_cache[False] = (after, frame)
 
     def _apply_labels(
         self, conn: sqlite3.Connection, pairs: Sequence[tuple[int, int | None]], by: str
@@ -502,27 +529,31 @@ class Project:
         """One row per image (ordered by image_id) with the columns in DATASET_COLUMNS."""
         join = "JOIN" if labeled_only else "LEFT JOIN"
         with self._read() as conn:
+            revision = self._revision(conn)
+            cached = self._dataset_cache.get(labeled_only)
+            if cached is not None and cached[0] == revision:
+                return cached[1].copy()
             rows = conn.execute(
                 "SELECT i.id, i.hash, i.ext, c.name, s.split, i.width, i.height, i.original_name, i.source "
                 f"FROM images i {join} labels l ON l.image_id = i.id {join} classes c ON c.id = l.class_id "
                 "LEFT JOIN splits s ON s.image_id = i.id ORDER BY i.id"
             ).fetchall()
-        images_dir = str(self.images_dir)
-        records = [
-            (
-                image_id,
-                digest,
-                os.path.join(images_dir, digest + ext),
-                label,
-                split,
-                width,
-                height,
-                name,
-                source,
-            )
-            for image_id, digest, ext, label, split, width, height, name, source in rows
-        ]
-        return _frame(records, DATASET_COLUMNS, ints=("image_id", "width", "height"))
+        raw = ["image_id", "hash", "ext", "label", "split", "width", "height", "original_name", "source"]
+        frame = pd.DataFrame.from_records(rows, columns=raw, coerce_float=False)
+        for name in ("image_id", "width", "height"):
+            frame[name] = frame[name].astype("int64")
+        for name in ("hash", "ext", "label", "split", "original_name", "source"):  # None stays None, not NaN
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+        frame["path"] = (str(self.images_dir) + os.sep) + frame["hash"] + frame["ext"]
+        frame = frame[DATASET_COLUMNS]
+        with self._lock:
+            self._dataset_cache[labeled_only] = (revision, frame)
+        return frame.copy()
+
+    def _revision(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """Changes since the project was opened: this connection's commits and (SQLite's data_version)
+        those of any other connection, another process's included."""
+        return self._writes, conn.execute("PRAGMA data_version").fetchone()[0]
 
     # ---- summaries -----------------------------------------------------------------------------
 

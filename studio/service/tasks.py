@@ -13,8 +13,9 @@ from studio.service.runs import settle_status
 from studio.train.events import Stage
 
 
-def train_job(project_root: str | Path, config: dict[str, Any]):
-    """Train on the project; events go to the job, the job's cancel flag to the engine."""
+def train_job(project_root: str | Path, config: dict[str, Any], nproc: int = 1):
+    """Train on the project; events go to the job, the job's cancel flag to the engine. With `nproc` > 1
+    the job runs a torchrun process group and follows rank 0's events (studio.train.distributed)."""
 
     def run(ctx: JobContext) -> dict[str, Any]:
         from studio.data.store import Project
@@ -24,6 +25,13 @@ def train_job(project_root: str | Path, config: dict[str, Any]):
         if settings.get("device") in (None, "auto"):  # the service's device unless the job names one
             settings["device"] = getattr(ctx.device, "type", None) or str(ctx.device)
         train_config = TrainConfig.from_dict(settings)
+        if nproc != 1:
+            from studio.train.distributed import launch
+
+            train_config.validate()
+            if train_config.device == "auto":  # the ranks use the service's device
+                train_config.device = getattr(ctx.device, "type", "auto")
+            return launch(project_root, train_config.to_dict(), nproc, callback=ctx.emit, cancel=ctx.cancel_event)
         with Project.open(project_root) as project:
             try:
                 # The engine's first event (RunStarted) names the run folder; ctx.emit ties it to the job.

@@ -91,10 +91,14 @@ class TrainerService:
         self._queue.put(job)
         return job
 
-    def submit_train(self, project_root: str | Path, train_config: dict[str, Any] | None = None) -> Job:
-        """Train a model on the project (`studio.train.train`); settings as in `TrainConfig.to_dict()`."""
+    def submit_train(self, project_root: str | Path, train_config: dict[str, Any] | None = None, *,
+                     nproc: int = 1) -> Job:
+        """Train a model on the project (`studio.train.train`); settings as in `TrainConfig.to_dict()`.
+        `nproc` > 1: one job running a torchrun process group (`studio.train.distributed.launch`)."""
         config = dict(train_config or {})
-        return self.submit("train", tasks.train_job(project_root, config), config=config, project=project_root)
+        job_config = config if nproc == 1 else {**config, "nproc": nproc}
+        return self.submit("train", tasks.train_job(project_root, config, nproc), config=job_config,
+                           project=project_root)
 
     def submit_evaluate(self, run_dir: str | Path, tta: bool = False,
                         project_root: str | Path | None = None) -> Job:

@@ -15,6 +15,7 @@ from studio.predict.checkpoint import make_checkpoint, save_checkpoint
 from studio.predict.inference import IDENTITY, Cropper, iter_batches
 from studio.train.config import Resolved, TrainConfig
 from studio.train.data import DecodedImages
+from studio.train.distributed import SINGLE, World
 from studio.train.runs import Events, RunStore
 
 # Training images are kept at this multiple of the training size (room for random resized crops).
@@ -52,6 +53,7 @@ class RunContext:
     training_dtype: torch.dtype | None
     best: Best = field(default_factory=Best)
     notes: dict = field(default_factory=dict)
+    world: World = SINGLE  # several processes (DDP): every rank keeps `best`, rank 0 alone saves
 
     @property
     def num_classes(self) -> int:
@@ -80,7 +82,8 @@ class RunContext:
         """Save the checkpoint `make()` builds if this result beats the best so far."""
         if not self.best.improves(accuracy, loss):
             return False
-        save_checkpoint(make(), self.folder.checkpoint_path)
+        if self.world.is_main:
+            save_checkpoint(make(), self.folder.checkpoint_path)
         self.best = Best(accuracy, loss, stage, epoch, strategy)
         return True
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import platform
 import random
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from studio.predict.evaluate import evaluate
 from studio.train import strategies
 from studio.train.config import TrainConfig, resolve
 from studio.train.context import RunContext
+from studio.train.distributed import SINGLE, World
 from studio.train.events import TrainEvent
 from studio.train.runs import CONFIG_FILE, EVAL_FILE, SPLIT_FILE, Events, RunStore
 
@@ -58,8 +61,11 @@ def seed_everything(seed: int) -> None:
 
 def train(project: Project, config: TrainConfig | None = None, *,
           callback: Callable[[TrainEvent], None] | None = None,
-          cancel: threading.Event | None = None) -> RunResult:
+          cancel: threading.Event | None = None, world: World = SINGLE) -> RunResult:
     """Train one model on the project's train split, pick the best on val, write a run folder.
+
+    `world`: this process's rank among several (studio.train.distributed); only rank 0 writes the run
+    folder, the others write into a scratch folder deleted at the end.
 
     Raises StudioError (after marking the run `failed`, when one was started) for anything the user
     can fix. A cancelled run returns status "cancelled" and keeps its best checkpoint so far.
@@ -79,10 +85,12 @@ def train(project: Project, config: TrainConfig | None = None, *,
     preprocessing = preprocessing_dict(resolved.image_size, data_cfg)
     seed_everything(config.seed)
 
-    folder = RunStore(project.runs_dir, config.strategy)
+    # Ranks above 0 write into a scratch folder the launcher never reads (rank 0 owns the run folder).
+    folder = RunStore(project.runs_dir if world.is_main else Path(tempfile.mkdtemp(prefix="studio-rank-")),
+                      config.strategy)
     events = Events(callback, cancel, folder)  # announces the folder first (RunStarted)
     ctx = RunContext(project, config, resolved, snapshot, device, events, folder, backbone, source,
-                     preprocessing, inference_dtype(device), training_dtype(device))
+                     preprocessing, inference_dtype(device), training_dtype(device), world=world)
     record = {
         "config": config.to_dict(), "resolved": resolved.to_dict(), "backbone": backbone,
         "weights_source": source.to_dict(), "preprocessing": preprocessing, "classes": snapshot.class_names,
@@ -90,7 +98,7 @@ def train(project: Project, config: TrainConfig | None = None, *,
         "n_train": len(snapshot.train), "n_val": len(snapshot.val), "seed": config.seed,
         "device": str(device), "inference_dtype": str(ctx.inference_dtype), "training_dtype": str(ctx.training_dtype),
         "versions": {"torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()},
-        "project": str(project.root),
+        "project": str(project.root), "distributed": world.to_dict(),
     }
     folder.write(CONFIG_FILE, record)
     folder.write(SPLIT_FILE, snapshot.to_dict())
@@ -127,6 +135,9 @@ def train(project: Project, config: TrainConfig | None = None, *,
     except BaseException as error:
         folder.set_status("failed", f"{type(error).__name__}: {error}")
         raise
+    finally:
+        if not world.is_main:
+            shutil.rmtree(folder.path.parent, ignore_errors=True)
 
 
 def _run_strategy(ctx: RunContext, started: float) -> strategies.Outcome:

@@ -76,3 +76,15 @@ class Epoch(TrainEvent):
 
 # metrics.csv: the epoch fields, then seconds since the run started.
 METRIC_COLUMNS = (*(f.name for f in dataclasses.fields(Epoch)), "elapsed_s")
+
+
+_BY_TYPE = {cls.TYPE: cls for cls in (RunStarted, Stage, Log, Step, Epoch)}
+
+
+def event_from_dict(data: dict[str, Any]) -> TrainEvent | dict[str, Any]:
+    """The typed event back from its JSON form (another process's events); an unknown kind stays a dict."""
+    cls = _BY_TYPE.get(data.get("type"))
+    if cls is None:
+        return data
+    names = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in data.items() if key in names})

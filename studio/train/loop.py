@@ -120,9 +120,11 @@ class Trainer:
         if ctx.resolved.balance == "sampler":
             weights = class_weights(ctx.snapshot.class_counts)[torch.tensor(targets)]
             sampler = torch.utils.data.WeightedRandomSampler(weights, len(targets), generator=generator)
+        sampler = shard_sampler(ctx.world, dataset, sampler, epoch_seed)
+        per_rank = len(sampler) if sampler is not None else len(dataset)
         return torch.utils.data.DataLoader(
             dataset, batch_size=self.batch_size, shuffle=sampler is None, sampler=sampler,
-            generator=generator, drop_last=len(dataset) > self.batch_size,
+            generator=generator, drop_last=per_rank > self.batch_size,
             # In-memory images make per-item work tiny: worker processes would cost more than they save.
             num_workers=0 if ctx.train_images.keep else 2,
             pin_memory=ctx.device.type == "cuda",
@@ -131,18 +133,20 @@ class Trainer:
     # ---- validation -------------------------------------------------------------------------------
     def validate(self) -> tuple[float, float]:
         """(accuracy, mean cross-entropy) on the validation split, identity view."""
-        crops = self.ctx.val_crops
-        targets = torch.tensor(self.ctx.snapshot.val["target"].tolist())
+        world = self.ctx.world
+        shard = world.shard(len(self.ctx.val_crops))  # each rank scores its share; the sums are all-reduced
+        crops = self.ctx.val_crops[shard]
+        targets = torch.tensor(self.ctx.snapshot.val["target"].tolist()[shard])
         self.runner.model = self.evaluated_model
         self.runner.prepare()
         logits = []
         for start in range(0, len(crops), self.runner.batch_size):
             batch = crops[start:start + self.runner.batch_size][:, None]
             logits.append(self.runner.forward_crops(batch, (IDENTITY,), [IDENTITY.zoom])[:, 0])
-        out = torch.from_numpy(np.concatenate(logits))
-        loss = F.cross_entropy(out, targets).item()
-        accuracy = (out.argmax(1) == targets).float().mean().item()
-        return accuracy, loss
+        out = torch.from_numpy(np.concatenate(logits)) if logits else torch.zeros(0, self.ctx.num_classes)
+        loss_sum, correct, n = world.sum([F.cross_entropy(out, targets, reduction="sum").item() if len(out) else 0.0,
+                                          float((out.argmax(1) == targets).sum()), float(len(targets))])
+        return correct / n, loss_sum / n
 
     # ---- training ---------------------------------------------------------------------------------
     def run(self, stage: Stage) -> StageResult:
@@ -170,6 +174,7 @@ class Trainer:
         ctx, events = self.ctx, self.ctx.events
         events.stage(stage.name)
         set_trainable(self.model, stage.groups)
+        train_model = ctx.world.wrap(self.model)  # DDP on several ranks (after set_trainable: it syncs those)
         optimizer = make_adamw(_split_decay(stage.groups, ctx.config.weight_decay), ctx.device)
         steps_per_epoch = max(1, len(self._loader(0)))
         total_steps = steps_per_epoch * stage.epochs
@@ -189,7 +194,7 @@ class Trainer:
             set_train_mode(self.model, ctx.resolved.freeze_bn)
             losses, correct, seen, epoch_start = [], 0, 0, time.perf_counter()
             for images, targets in loader:
-                if events.cancelled:
+                if ctx.world.any(events.cancelled):
                     events.log(f"Cancelled during stage '{stage.name}', epoch {epoch}.")
                     return StageResult(self.epochs_run, "cancelled")
                 step_start = time.perf_counter()
@@ -202,7 +207,7 @@ class Trainer:
                 else:
                     soft = soft_targets(targets, ctx.num_classes, ctx.resolved.label_smoothing)
                 with autocast(ctx.device, ctx.training_dtype):
-                    logits = self.model(images)
+                    logits = train_model(images)
                 loss = _soft_cross_entropy(logits, soft.to(ctx.device), self.loss_weights)
                 if not torch.isfinite(loss):
                     raise StudioError(
@@ -231,6 +236,7 @@ class Trainer:
                         eta_s=(total_steps - step) * seconds_per_step + (stage.epochs - epoch + 1) * val_seconds,
                     ))
             train_seconds = time.perf_counter() - epoch_start
+            loss_sum, batches, correct, seen = ctx.world.sum([float(np.sum(losses)), len(losses), correct, seen])
             val_start = time.perf_counter()
             val_accuracy, val_loss = self.validate()
             val_seconds = time.perf_counter() - val_start
@@ -241,7 +247,7 @@ class Trainer:
                 set_total_steps(schedule, total_steps)
             events.emit(Epoch(
                 stage=stage.name, epoch=epoch,
-                train_loss=float(np.mean(losses)) if losses else float("nan"),
+                train_loss=loss_sum / batches if batches else float("nan"),
                 train_accuracy=correct / max(1, seen), val_loss=val_loss, val_accuracy=val_accuracy,
                 lr=optimizer.param_groups[-1]["lr"], images_per_s=seen / max(train_seconds, 1e-9),
                 eta_s=(stage.epochs - epoch) * (train_seconds + val_seconds),
@@ -259,6 +265,19 @@ class Trainer:
                            f"no better validation result for {patience} epochs.")
                 return StageResult(self.epochs_run, "early-stopped")
         return StageResult(self.epochs_run, "done")
+
+
+def shard_sampler(world, dataset, sampler, seed: int):
+    """The sampler of this rank: the DistributedSampler's share (shuffled with the same seed on every
+    rank), or this rank's share of a weighted draw; `sampler` unchanged on one process."""
+    if not world.distributed:
+        return sampler
+    if sampler is None:
+        return torch.utils.data.DistributedSampler(dataset, num_replicas=world.size, rank=world.rank,
+                                                   shuffle=True, seed=seed)
+    drawn = list(sampler)  # the same draw on every rank (same generator seed)
+    drawn = drawn[:len(drawn) - len(drawn) % world.size] or drawn[:world.size]
+    return drawn[world.shard(len(drawn))]
 
 
 def make_adamw(groups: list[dict], device: torch.device) -> torch.optim.AdamW:

@@ -16,13 +16,13 @@ import torch.nn.functional as F
 
 from studio.augment.project_settings import augment_from_setting
 from studio.augment.transforms import build_train_transform
+from studio.data.snapshot import take_snapshot
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.models.registry import check_backbone
 from studio.models.weights import create_backbone, data_config
 from studio.predict.device import autocast, select_device, training_dtype
 from studio.train.config import TrainConfig, resolve
-from studio.data.snapshot import take_snapshot
 from studio.train.data import AugmentedImages, DecodedImages
 from studio.train.loop import _split_decay, make_adamw, set_train_mode, set_trainable
 from studio.train.schedule import body_group_count, discriminative_groups

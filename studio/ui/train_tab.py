@@ -25,6 +25,7 @@ from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
 from studio.sharing.caller import caller_name
 from studio.sharing.quotas import JobQuota
 from studio.train.config import STRATEGIES, TrainConfig
+from studio.train.distributed import DISTRIBUTED_STRATEGIES, check_nproc, visible_gpus
 from studio.ui import charts
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
@@ -229,10 +230,12 @@ class TrainApi:
 
         return self.service.submit("lr-find", run, config=config, project=str(project_root))
 
-    def train(self, root: str, *settings: Any) -> str:
+    def train(self, root: str, *settings: Any, processes: Any = 1) -> str:
+        nproc = _whole("Processes", processes, 1) or 1
         project_root, config = self.train_config(root, *settings)
+        check_nproc(nproc, config["strategy"], str(self.service.device.type))  # before queueing, in words
         job = self.quota.admit(self.service, caller_name(), "train",
-                               lambda: self.service.submit_train(project_root, config))
+                               lambda: self.service.submit_train(project_root, config, nproc=nproc))
         return job.id
 
     def job(self, job_id: str) -> Any:
@@ -271,11 +274,13 @@ class TrainApi:
         @requires("owner")
         def train(project: str, backbone: str = DEFAULT_BACKBONE, strategy: str = "auto",
                   epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
-                  image_size: int | None = None, augment: str = PROJECT_AUGMENT, pretrained: bool = True) -> str:
+                  image_size: int | None = None, augment: str = PROJECT_AUGMENT, pretrained: bool = True,
+                  processes: int = 1) -> str:
             """Queue a training run on a project; returns the job id. Empty numbers mean automatic;
-            augment is "project" (the Augment tab's settings) or a preset name."""
+            augment is "project" (the Augment tab's settings) or a preset name; processes > 1 trains
+            with torchrun on that many GPUs (or CPU processes), strategies finetune and scratch."""
             return _api(lambda: self.train(project, backbone, strategy, epochs, lr, batch_size, image_size,
-                                           augment, pretrained))
+                                           augment, pretrained, processes=processes))
 
         @requires("viewer")
         def train_status(job_id: str) -> dict:
@@ -319,6 +324,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 value=PROJECT_AUGMENT, label="Augmentation",
             )
             augment_help = gr.Markdown(elem_classes="help-text")
+            gpus = visible_gpus()
+            processes = gr.Number(label="GPUs", value=1, precision=0, minimum=1, maximum=max(1, gpus),
+                                  visible=gpus > 1, info=f"{gpus} visible: more than 1 trains with torchrun "
+                                  f"(DistributedDataParallel); strategies {' and '.join(DISTRIBUTED_STRATEGIES)}.")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary")
                 cancel = gr.Button("Cancel job", variant="stop")
@@ -388,7 +397,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @requires("owner")
     @user_errors
     def on_start(root, *settings):
-        job_id = guarded(api.train, root, *settings)
+        *fields, processes = settings
+        job_id = guarded(lambda: api.train(root, *fields, processes=processes))
         gr.Info(f"Training job {job_id} queued.")
         return (job_id, *show_job(job_id, root, True))
 
@@ -422,7 +432,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_compare(run_dirs: list[str]):
         return charts.compare_runs({Path(d).name: api.curve_rows(d) for d in run_dirs or []})
 
-    settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment]
+    settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment, processes]
     backbone.change(backbone_note, backbone, backbone_help, api_visibility="private")
     strategy.change(strategy_note, strategy, strategy_help, api_visibility="private")
     augment.change(augment_note, [binding.root, augment], augment_help, api_visibility="private")

@@ -47,6 +47,40 @@ def test_features_alone_find_copies_the_hashes_miss():
     assert [(p["a"], p["b"]) for p in pairs] == [(0, 3)]
 
 
+def _all_pairs(phash, dhash, features=None, hash_max=18, min_cos=0.80, alone=0.96):
+    """The exhaustive definition of a duplicate pair, every pair compared (the reference)."""
+    dp, dd = hamming_matrix(phash, phash), hamming_matrix(dhash, dhash)
+    match = dp + dd <= hash_max
+    if features is not None:
+        unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+        cosine = unit @ unit.T
+        match = (match & (cosine >= min_cos)) | (cosine >= alone)
+    return [(int(a), int(b)) for a, b in zip(*np.nonzero(match)) if a < b]
+
+
+@pytest.mark.parametrize("with_features", [False, True])
+def test_indexed_search_finds_exactly_the_all_pairs_duplicates(with_features):
+    rng = np.random.default_rng(3)
+    n = 600
+    phash = rng.integers(0, 2, (n, 64), dtype=np.uint8)
+    dhash = rng.integers(0, 2, (n, 64), dtype=np.uint8)
+    features = rng.normal(size=(n, 32)).astype(np.float32)
+    for copy, original in zip(range(500, 560), range(60)):
+        bits = rng.integers(0, 12 if copy % 3 else 25)  # some within the hash limit, some beyond
+        phash[copy], dhash[copy] = phash[original], dhash[original]
+        phash[copy, rng.choice(64, bits // 2, replace=False)] ^= 1
+        dhash[copy, rng.choice(64, bits - bits // 2, replace=False)] ^= 1
+        features[copy] = features[original] + rng.normal(scale=0.1 if copy % 2 else 0.6, size=32)
+    phash[590:] = 2  # undecodable images: never a duplicate, not even of each other
+    dhash[590:] = 2
+    used = features if with_features else None
+    pairs = find_pairs(phash, dhash, used)
+    assert [(p["a"], p["b"]) for p in pairs] == _all_pairs(phash, dhash, used)
+    assert 20 < len(pairs) < 60  # the test really has pairs on both sides of the thresholds
+    first = pairs[0]
+    assert first["phash"] == int(hamming_matrix(phash[[first["a"]]], phash[[first["b"]]])[0, 0])
+
+
 @pytest.fixture
 def planted(project, tmp_path):
     """10 distinct pictures (train) plus planted copies: resized, JPEG re-encoded, both; one in val."""

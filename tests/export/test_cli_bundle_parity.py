@@ -36,7 +36,7 @@ def test_cli_predict_and_bundle_agree_within_tolerance(trained_run, onnx_bundle,
 
 
 def test_evaluation_uses_the_predictor_s_numbers(trained_run):
-    report = evaluate(trained_run, write=False, device="cpu")
+    report = evaluate(trained_run, device="cpu")
     paths = val_paths(trained_run)
     probs = Predictor(load_model(trained_run), "cpu").probabilities(paths)[:, 0]
     assert report["accuracy"] == float(np.mean(probs.argmax(1) == [report["classes"].index(label) for label in

@@ -105,6 +105,12 @@ def test_user_errors_are_readable_messages(studio, tmp_path) -> None:
         client.predict(project=studio["root"], lr=10.0, api_name="/train")
     with pytest.raises(AppError, match="not a project of this studio"):
         client.predict(project=str(tmp_path), api_name="/train")
+    with pytest.raises(AppError, match="Strategy 'auto' cannot train on several processes"):
+        client.predict(project=studio["root"], processes=2, api_name="/train")
+    with pytest.raises(AppError, match="Processes must be a whole number"):
+        client.predict(project=studio["root"], strategy="finetune", processes=-2, api_name="/train")
+    with pytest.raises(AppError, match="more CPU processes than"):
+        client.predict(project=studio["root"], strategy="finetune", processes=4096, api_name="/train")
     image = tmp_path / "x.png"
     make_image(32, seed=1).save(image)
     with pytest.raises(AppError, match="no trained model yet"):
