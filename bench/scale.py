@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from label_latency import server_rounds
 from PIL import Image
-from studio.ui.suggestions import SuggestionStore
 
+from studio.app.suggestions import SuggestionStore
 from studio.curate.duplicates import find_pairs, project_hashes
 from studio.curate.features import FeatureSet
 from studio.curate.report import curate

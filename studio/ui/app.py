@@ -140,10 +140,12 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
                 tab.select(_tab_name(title), None, binding.tab, api_visibility="private")
         binding.root.change(_header_text, binding.root, project_label, api_visibility="private")
 
+        @requires("viewer")
         def restore(saved: dict | None):
             project, tab = restored_view(context, saved, initial_project)
             return project, tab, gr.Tabs(selected=tab)
 
+        @requires("viewer")
         def remember(root: str, tab: str) -> dict:
             return {"project": root or "", "tab": tab or "data"}
 

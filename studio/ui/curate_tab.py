@@ -355,6 +355,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         ids = session.selection_ids(project, chosen, unlabeled_only)
         return (*views.selection_view(project, ids, "selected on the map", unlabeled_only), ids)
 
+    @requires("labeler")
     @user_errors
     def on_selection_label(root, ids, unlabeled_only, label, version):
         result = session.label_selection(root, ids, label, unlabeled_only)

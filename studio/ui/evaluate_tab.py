@@ -23,7 +23,7 @@ from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import charts, media
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import user_errors
+from studio.ui.feedback import api_errors, user_errors
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
 VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
@@ -88,8 +88,9 @@ def wait_for(job: Any, what: str) -> Iterator[str]:
 
 
 def guarded(call: Any, *args: Any) -> Any:
-    """`call(*args)` under the app's one error wrapper (a bug is logged, a user error shown)."""
-    return user_errors(call)(*args)
+    """`call(*args)` with its errors as gr.Error (a bug logged): the event's `user_errors` shows them as a
+    notice, an API caller gets them as errors."""
+    return api_errors(call)(*args)
 
 
 # ---- drawing ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from studio.train.distributed import DISTRIBUTED_STRATEGIES, check_nproc, visibl
 from studio.ui import charts
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import user_errors
+from studio.ui.feedback import api_errors, user_errors
 
 POLL_SECONDS = 2.0
 
@@ -298,7 +298,7 @@ class TrainApi:
 
 
 def _api(call: Any) -> Any:
-    return user_errors(call)()
+    return api_errors(call)()
 
 
 def build(context: AppContext, binding: ProjectBinding) -> None:
@@ -384,7 +384,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 *tables(root, initial or job.is_finished), gr.Timer(active=not job.is_finished))
 
     def guarded(call, *args):
-        return user_errors(call)(*args)
+        return api_errors(call)(*args)
 
     @requires("viewer")
     @user_errors
@@ -447,6 +447,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     refresh.click(on_refresh, binding.root, [jobs, runs, compare], api_visibility="private")
     compare.change(on_compare, compare, compare_plot, api_visibility="private")
 
+    @requires("owner")
+    @user_errors
     def on_lr_find(root, *chosen):
         from studio.train.lr_find import sweep_chart
         from studio.ui.evaluate_tab import wait_for

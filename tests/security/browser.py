@@ -26,19 +26,26 @@ class Browser:
                 for served, p in zip(response.json(), paths)]
 
     def call(self, fn_index: int, data: list[Any]) -> tuple[bool, Any]:
-        """(success, output data or the error text) of one event, run by index."""
+        """(success, output data or the error text) of one event, run by index. An event that ends with a
+        warning notice and its outputs skipped (how the tabs refuse: `studio.ui.feedback.user_errors`)
+        counts as refused, with the notice's text."""
         session = uuid.uuid4().hex
         joined = self.http.post("/gradio_api/queue/join", json={
             "data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None})
         if joined.status_code != 200:
             return False, joined.text
+        warnings: list[str] = []
         with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
             for line in stream.iter_lines():
                 if not line.startswith("data:"):
                     continue
                 message = json.loads(line[5:])
+                if message.get("msg") == "log" and message.get("level") == "warning":
+                    warnings.append(str(message.get("log") or message.get("message") or ""))
                 if message.get("msg") == "process_completed":
                     output = message.get("output") or {}
+                    if message.get("success") and warnings:
+                        return False, " ".join(warnings)
                     if message.get("success"):
                         return True, output.get("data")
                     return False, str(output.get("error") or output)
