@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -235,15 +236,9 @@ class CurateSession:
     def label_box(self, root: str, box: tuple[float, float, float, float], label: str,
                   unlabeled_only: bool = True) -> dict:
         """Give every image in the box (x_min, x_max, y_min, y_max) the class `label`, in one transaction."""
-        label = (label or "").strip()
-        if not label:
-            raise StudioError("choose or type the class for the selected images")
-        project = self.context.open_project(root)
-        ids = self.box_ids(project, box, unlabeled_only)
-        if not ids:
-            raise StudioError("no image lies in that box; widen the ranges (hover the map to read coordinates)")
-        changed = project.set_labels([(i, label) for i in ids], by=caller_name())
-        return {"image_ids": ids, "labeled": len(ids), "changed": changed, "label": label}
+        return self._label_map_points(
+            root, label, lambda project: self.box_ids(project, box, unlabeled_only),
+            "no image lies in that box; widen the ranges (hover the map to read coordinates)")
 
     def selection_ids(self, project: Project, image_ids: Any, unlabeled_only: bool) -> list[int]:
         """The map points among `image_ids` (a mouse selection, as sent by the page: checked here, never
@@ -259,13 +254,19 @@ class CurateSession:
 
     def label_selection(self, root: str, image_ids: Any, label: str, unlabeled_only: bool = True) -> dict:
         """Give every selected map point the class `label`, in one transaction (see `selection_ids`)."""
+        return self._label_map_points(
+            root, label, lambda project: self.selection_ids(project, image_ids, unlabeled_only),
+            "nothing is selected: drag on the map (lasso or box) to select images first")
+
+    def _label_map_points(self, root: str, label: str, chosen_ids: Callable[[Project], list[int]],
+                          none_chosen: str) -> dict:
         label = (label or "").strip()
         if not label:
             raise StudioError("choose or type the class for the selected images")
         project = self.context.open_project(root)
-        ids = self.selection_ids(project, image_ids, unlabeled_only)
+        ids = chosen_ids(project)
         if not ids:
-            raise StudioError("nothing is selected: drag on the map (lasso or box) to select images first")
+            raise StudioError(none_chosen)
         changed = project.set_labels([(i, label) for i in ids], by=caller_name())
         return {"image_ids": ids, "labeled": len(ids), "changed": changed, "label": label}
 

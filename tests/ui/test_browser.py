@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -194,8 +195,17 @@ def test_a_user_error_in_each_tab_is_a_notice_and_the_outputs_stay(tmp_path):
             _no_error_badges(page)
             if tab == "Train":
                 page.locator("#train-progress").get_by_text("No training job yet").wait_for()
+            _settled_text(page, f"#tab-{tab.lower()}", before)
             assert page.locator(f"#tab-{tab.lower()}").inner_text() == before, tab
         browser.close()
+
+
+def _settled_text(page, selector: str, expected: str, timeout_s: float = 10.0) -> None:
+    """Wait (bounded) for the event to finish: while it runs Gradio shows a timer ("Analyse 0.1s") over
+    its outputs, which leaves once the callback has returned and its outputs were skipped."""
+    deadline = time.monotonic() + timeout_s
+    while page.locator(selector).inner_text() != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
 
 
 def test_lasso_on_the_embedding_map_bulk_labels_the_selected_images(tmp_path):
