@@ -37,6 +37,7 @@ import torch.distributed as dist
 
 from studio.errors import StudioError
 from studio.train.events import RunStarted, TrainEvent, event_from_dict
+from studio.train.runs import STATUS_FILE, read_json, write_json
 
 DISTRIBUTED_STRATEGIES = ("finetune", "scratch")
 EVENTS_FILE = "events.jsonl"
@@ -180,7 +181,7 @@ def launch(project_root: str | Path, config: dict[str, Any], nproc: int, *,
         for event in follower.read():
             if isinstance(event, RunStarted):
                 run_dir = Path(event.run_dir)
-        result = _read_json(control / RESULT_FILE)
+        result = read_json(control / RESULT_FILE)
         if process.returncode == 0 and result is not None:
             return result
         if cancel_sent is not None:
@@ -250,7 +251,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _failure_message(control: Path, returncode: int | None, nproc: int) -> str:
-    reports = [r for r in (_read_json(p) for p in control.glob("error-rank*.json")) if r]
+    reports = [r for r in (read_json(p) for p in control.glob("error-rank*.json")) if r]
     if reports:
         # The rank that failed first with a reason of its own, not the ranks that lost their peer after it.
         first = min(reports, key=lambda r: (not r.get("studio_error"), r.get("time", 0.0)))
@@ -266,22 +267,13 @@ def _failure_message(control: Path, returncode: int | None, nproc: int) -> str:
 
 def _settle(run_dir: Path | None, state: str, message: str) -> None:
     """A run folder a killed rank 0 left `running` is marked with how it ended."""
-    status = run_dir / "status.json" if run_dir else None
+    status = run_dir / STATUS_FILE if run_dir else None
     if status is None or not status.is_file():
         return
-    current = _read_json(status) or {}
+    current = read_json(status) or {}
     if current.get("status") != "running":
         return
-    from studio.train.runs import write_json
-
     write_json(status, {**current, "status": state, "message": message, "settled_by": "launcher"})
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 # ---- each rank (started by torchrun) ---------------------------------------------------------------
@@ -304,8 +296,6 @@ def main(argv: list[str] | None = None) -> int:
         (control / f"error-rank{rank}.json").write_text(json.dumps(report))
         return 1
     if world.is_main:
-        from studio.train.runs import write_json
-
         write_json(control / RESULT_FILE, result)
     return 0
 
