@@ -184,7 +184,7 @@ def test_a_user_error_in_each_tab_is_a_notice_and_the_outputs_stay(tmp_path):
         for tab, button, message in steps:
             page.get_by_role("tab", name=tab).click()
             page.wait_for_timeout(500)
-            before = page.locator(f"#tab-{tab.lower()}").inner_text()
+            before = _settled_text(page, f"#tab-{tab.lower()}")
             page.locator(f"#tab-{tab.lower()}").get_by_role("button", name=button, exact=True).first.click()
             page.locator(".toast-body").first.wait_for(timeout=30_000)
             text = page.locator(".toast-body").first.inner_text()
@@ -195,17 +195,23 @@ def test_a_user_error_in_each_tab_is_a_notice_and_the_outputs_stay(tmp_path):
             _no_error_badges(page)
             if tab == "Train":
                 page.locator("#train-progress").get_by_text("No training job yet").wait_for()
-            _settled_text(page, f"#tab-{tab.lower()}", before)
-            assert page.locator(f"#tab-{tab.lower()}").inner_text() == before, tab
+            assert _settled_text(page, f"#tab-{tab.lower()}") == before, tab
         browser.close()
 
 
-def _settled_text(page, selector: str, expected: str, timeout_s: float = 10.0) -> None:
-    """Wait (bounded) for the event to finish: while it runs Gradio shows a timer ("Analyse 0.1s") over
-    its outputs, which leaves once the callback has returned and its outputs were skipped."""
+def _settled_text(page, selector: str, timeout_s: float = 15.0) -> str:
+    """The element's text once no event is running over it: while one runs Gradio shows a timer line
+    ("0.1s") over its outputs, which leaves when the callback has returned (waits a bounded time)."""
+    timer = re.compile(r"^\d+(\.\d+)?s$", re.MULTILINE)
     deadline = time.monotonic() + timeout_s
-    while page.locator(selector).inner_text() != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
+    text = page.locator(selector).inner_text()
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+        again = page.locator(selector).inner_text()
+        if again == text and not timer.search(text):
+            break
+        text = again
+    return text
 
 
 def test_lasso_on_the_embedding_map_bulk_labels_the_selected_images(tmp_path):
