@@ -57,7 +57,9 @@ def run_fold(project: Project, held_out: list[int], all_ids: list[int], features
         probe = LogisticRegression(max_iter=2000).fit(np.stack([features[p] for p in train_paths]), train_y)
         result["probe"] = int((probe.predict(np.stack([features[p] for p in val_paths])) == val_y).sum())
     if "finetune" in args.only:
-        result["finetune"] = round(plain_finetune(project, args.epochs, None, seed=0)["accuracy"] * len(val_paths))
+        result["finetune"] = round(
+            plain_finetune(project, args.epochs, None, seed=0)["accuracy"] * len(val_paths)
+        )
     if "auto" in args.only:
         run = train(project, TrainConfig(seed=0))
         result["auto"] = round(run.val_accuracy * len(val_paths))
@@ -94,7 +96,9 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=8, help="epochs of the plain fine-tune baseline")
-    parser.add_argument("--quick", action="store_true", help="2 folds of a 60-image subset, 1-epoch baselines")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 folds of a 60-image subset, 1-epoch baselines"
+    )
     parser.add_argument("--data", type=Path, default=DATASETS, help="folder holding the datasets")
     args = parser.parse_args()
     if args.quick:
@@ -117,8 +121,12 @@ def main() -> int:
             folds = []
             for k, fold in enumerate(held):
                 folds.append(run_fold(project, fold, all_ids, features, args))
-                print(f"{name} fold {k + 1}: " + ", ".join(f"{m} {folds[-1][m]}/{folds[-1]['n']}" for m in methods),
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{name} fold {k + 1}: "
+                    + ", ".join(f"{m} {folds[-1][m]}/{folds[-1]['n']}" for m in methods),
+                    file=sys.stderr,
+                    flush=True,
+                )
             project.close()
             print(report(name, folds, methods))
             print(f"\n({time.perf_counter() - start:.0f} s)\n")

@@ -82,7 +82,9 @@ def bench_label_errors(project: Project, features: FeatureSet, extra: list[Featu
         precision.append(len(flagged & flipped) / max(len(flagged), 1))
         recall.append(len(flagged & flipped) / n_flip)
         rows = ranked.set_index("image_id").loc[sorted(flipped)]
-        suggested_right.append(float(np.mean([rows.loc[i, "suggested"] == truth[i] for i in sorted(flipped)])))
+        suggested_right.append(
+            float(np.mean([rows.loc[i, "suggested"] == truth[i] for i in sorted(flipped)]))
+        )
     return {"flipped": n_flip, "top2x_recall": top_recall, "precision": precision, "recall": recall,
             "suggested_right": suggested_right, "seconds": seconds}
 
@@ -128,8 +130,12 @@ def bench_refit(features: FeatureSet, labels: list[str], classes: list[str]) -> 
     """2,000 labeled images: the 750 real feature vectors repeated with 5% Gaussian jitter."""
     rng = np.random.default_rng(0)
     reps = -(-2000 // len(features.image_ids))
-    x = np.concatenate([features.features + rng.normal(0, 0.05 * features.features.std(), features.features.shape)
-                        for _ in range(reps)])[:2015].astype(np.float32)
+    x = np.concatenate(
+        [
+            features.features + rng.normal(0, 0.05 * features.features.std(), features.features.shape)
+            for _ in range(reps)
+        ]
+    )[:2015].astype(np.float32)
     y = (labels * reps)[:2015]
     big = FeatureSet(np.arange(len(x)), x)
     started = time.perf_counter()
@@ -198,10 +204,17 @@ def bench_duplicates(project: Project, workdir: Path) -> dict:
             found_by_variant.setdefault(name, []).append(together)
     leak = leakage_pairs(groups)
     expected_leaks = sum(len(c) for s, c in planted.items() if list(planted).index(s) % 2)
-    return {"false_groups_original": len(false_groups), "groups": len(groups), "exact_groups": exact_groups,
-            "sources": len(planted), "found_by_variant": {k: (sum(v), len(v)) for k, v in found_by_variant.items()},
-            "leakage_pairs": len(leak), "expected_leakage_min": expected_leaks, "seconds": original_seconds,
-            "thresholds": thresholds}
+    return {
+        "false_groups_original": len(false_groups),
+        "groups": len(groups),
+        "exact_groups": exact_groups,
+        "sources": len(planted),
+        "found_by_variant": {k: (sum(v), len(v)) for k, v in found_by_variant.items()},
+        "leakage_pairs": len(leak),
+        "expected_leakage_min": expected_leaks,
+        "seconds": original_seconds,
+        "thresholds": thresholds,
+    }
 
 
 def main() -> int:
@@ -210,7 +223,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "curation")
     parser.add_argument("--label-datasets", nargs="+", default=["flowers", "mri"],
                         help="sets the label-error measure runs on (reused from PROJECT's folder when given)")
-    parser.add_argument("--only", choices=["labels", "all"], default="all", help="labels: the label-error measure only")
+    parser.add_argument(
+        "--only", choices=["labels", "all"], default="all", help="labels: the label-error measure only"
+    )
     args = parser.parse_args()
     if not FLOWERS.is_dir():
         print(f"flowers set not found at {FLOWERS}", file=sys.stderr)
@@ -243,12 +258,16 @@ def main() -> int:
 
 
 def print_label_errors(results: dict) -> None:
-    print("| label errors, 10% of train labels flipped (3 seeds) | flipped | in the top 2x | flags precision / recall |"
-          " ranking time |")
+    print(
+        "| label errors, 10% of train labels flipped (3 seeds) | flipped | in the top 2x | flags precision / recall |"
+        " ranking time |"
+    )
     print("|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['flipped']} | {np.mean(r['top2x_recall']):.1%} (min {min(r['top2x_recall']):.1%}) | "
-              f"{np.mean(r['precision']):.1%} / {np.mean(r['recall']):.1%} | {np.mean(r['seconds']):.1f} s |")
+        print(
+            f"| {name} | {r['flipped']} | {np.mean(r['top2x_recall']):.1%} (min {min(r['top2x_recall']):.1%}) | "
+            f"{np.mean(r['precision']):.1%} / {np.mean(r['recall']):.1%} | {np.mean(r['seconds']):.1f} s |"
+        )
     print()
 
 
@@ -258,10 +277,16 @@ def print_table(features_seconds, labels, active, refit, duplicates, report, cur
     _, rnd = active["curves"]["random"]
     rows = [
         ("features, 750 images (cache: computed or loaded)", f"{features_seconds:.1f} s", ""),
-        (f"label errors: flipped in top 2x ({labels['flipped']} flipped, 3 seeds)",
-         f"{mean(labels['top2x_recall']):.1%} (min {min(labels['top2x_recall']):.1%})", ">= 85%"),
-        ("label errors: cleanlab flags precision / recall",
-         f"{mean(labels['precision']):.1%} / {mean(labels['recall']):.1%}", ""),
+        (
+            f"label errors: flipped in top 2x ({labels['flipped']} flipped, 3 seeds)",
+            f"{mean(labels['top2x_recall']):.1%} (min {min(labels['top2x_recall']):.1%})",
+            ">= 85%",
+        ),
+        (
+            "label errors: cleanlab flags precision / recall",
+            f"{mean(labels['precision']):.1%} / {mean(labels['recall']):.1%}",
+            "",
+        ),
         ("label errors: suggested class = true class", f"{mean(labels['suggested_right']):.1%}", ""),
         ("label errors: ranking time (600 images, 5-fold)", f"{mean(labels['seconds']):.2f} s", ""),
         (f"active learning: val accuracy at {unc_n[0]} labels", f"{unc[0]:.1%}", ""),
@@ -273,17 +298,30 @@ def print_table(features_seconds, labels, active, refit, duplicates, report, cur
         ("linear head fit, 2,000 labeled (first fit)", f"{refit['cold']:.2f} s", ""),
         ("linear head refit, 2,000 labeled (after new labels)", f"{refit['warm']:.2f} s", "< 1 s"),
         ("duplicates: groups among the 750 originals", str(duplicates["false_groups_original"]), "0"),
-        ("duplicates: planted groups found exactly",
-         f"{duplicates['exact_groups']}/{duplicates['sources']} ({duplicates['groups']} groups in all)", "all"),
-        *[(f"duplicates: {name} copies grouped with source", f"{hit}/{total}", "all")
-          for name, (hit, total) in duplicates["found_by_variant"].items()],
-        ("duplicates: leakage pairs (train/val)",
-         f"{duplicates['leakage_pairs']} (>= {duplicates['expected_leakage_min']} planted)", ""),
+        (
+            "duplicates: planted groups found exactly",
+            f"{duplicates['exact_groups']}/{duplicates['sources']} ({duplicates['groups']} groups in all)",
+            "all",
+        ),
+        *[
+            (f"duplicates: {name} copies grouped with source", f"{hit}/{total}", "all")
+            for name, (hit, total) in duplicates["found_by_variant"].items()
+        ],
+        (
+            "duplicates: leakage pairs (train/val)",
+            f"{duplicates['leakage_pairs']} (>= {duplicates['expected_leakage_min']} planted)",
+            "",
+        ),
         ("duplicate search, 750 images (hashes cached)", f"{duplicates['seconds']:.2f} s", ""),
         ("duplicate thresholds fitted to flowers + copies", str(duplicates["thresholds"]), ""),
-        ("`curate` report on 750 (cached features)",
-         (f"{curate_seconds:.1f} s: {len(report['label_issues'])} label issues, {len(report['outliers'])} outliers,"
-         f" {len(report['duplicates'])} duplicate groups, {len(report['warnings'])} warnings"), ""),
+        (
+            "`curate` report on 750 (cached features)",
+            (
+                f"{curate_seconds:.1f} s: {len(report['label_issues'])} label issues, {len(report['outliers'])} outliers,"
+                f" {len(report['duplicates'])} duplicate groups, {len(report['warnings'])} warnings"
+            ),
+            "",
+        ),
     ]
     print("| measure | value | target |")
     print("|---|---|---|")

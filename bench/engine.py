@@ -172,16 +172,29 @@ def run_dataset(name: str, args, work: Path) -> dict:
         row["lp_seconds"] = len(features) / naive_rate + time.perf_counter() - start
         row["naive_images_per_s"] = naive_rate
         row["studio_images_per_s"] = studio_features(train_paths + val_paths)
-        print(f"{name}: features naive {naive_rate:.1f} img/s, studio {row['studio_images_per_s']:.1f} img/s, "
-              f"plain LP {row['lp_accuracy']:.3f}", file=sys.stderr, flush=True)
+        print(
+            f"{name}: features naive {naive_rate:.1f} img/s, studio {row['studio_images_per_s']:.1f} img/s, "
+            f"plain LP {row['lp_accuracy']:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
     if "finetune" in args.only:
-        plains = [plain_finetune(project, 1 if args.quick else args.epochs, limit, seed) for seed in args.seeds]
-        row.update(ft_accuracy=_mean(p["accuracy"] for p in plains), ft_range=_spread(p["accuracy"] for p in plains),
-                   ft_seconds=plains[0]["epoch_s"] * args.epochs,
-                   plain_train_images_per_s=_mean(p["images_per_s"] for p in plains))
+        plains = [
+            plain_finetune(project, 1 if args.quick else args.epochs, limit, seed) for seed in args.seeds
+        ]
+        row.update(
+            ft_accuracy=_mean(p["accuracy"] for p in plains),
+            ft_range=_spread(p["accuracy"] for p in plains),
+            ft_seconds=plains[0]["epoch_s"] * args.epochs,
+            plain_train_images_per_s=_mean(p["images_per_s"] for p in plains),
+        )
         row["studio_train_images_per_s"] = studio_finetune_speed(project)
-        print(f"{name}: fine-tune plain {row['plain_train_images_per_s']:.1f} img/s (acc {row['ft_accuracy']:.3f}), "
-              f"studio {row['studio_train_images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+        print(
+            f"{name}: fine-tune plain {row['plain_train_images_per_s']:.1f} img/s (acc {row['ft_accuracy']:.3f}), "
+            f"studio {row['studio_train_images_per_s']:.1f} img/s",
+            file=sys.stderr,
+            flush=True,
+        )
     if "auto" in args.only:
         results, seconds = [], []
         for seed in args.seeds:
@@ -189,9 +202,14 @@ def run_dataset(name: str, args, work: Path) -> dict:
             results.append(train(project, TrainConfig(seed=seed), callback=_log))
             seconds.append(time.perf_counter() - start)
         calibrations = [r.calibration or {} for r in results]
-        row.update(auto_ece=" | ".join(f"T={c.get('temperature', 1):.2f}, val ECE {c.get('ece_before', 0):.3f}->"
-                                       f"{c.get('ece_after', 0):.3f}" for c in calibrations),
-                   auto_backbone=", ".join(r.backbone for r in results))
+        row.update(
+            auto_ece=" | ".join(
+                f"T={c.get('temperature', 1):.2f}, val ECE {c.get('ece_before', 0):.3f}->"
+                f"{c.get('ece_after', 0):.3f}"
+                for c in calibrations
+            ),
+            auto_backbone=", ".join(r.backbone for r in results),
+        )
         row.update(auto_accuracy=_mean(r.val_accuracy for r in results),
                    auto_range=_spread(r.val_accuracy for r in results),
                    auto_accuracy_tta=_mean(r.val_accuracy_tta for r in results),
@@ -264,11 +282,15 @@ def parity(project: Project, paths: list[str], bundle_dir: Path) -> dict:
     f32, row["predict_studio_images_per_s"] = _images_per_s(lambda p: predictor.probabilities(p)[:, 0], paths)
     _, row["predict_bundle_images_per_s"] = _images_per_s(bundle.probabilities, paths)
     predictor.runner.runtime = "torch"
-    torch_f32, row["predict_torch_f32_images_per_s"] = _images_per_s(lambda p: predictor.probabilities(p)[:, 0], paths)
+    torch_f32, row["predict_torch_f32_images_per_s"] = _images_per_s(
+        lambda p: predictor.probabilities(p)[:, 0], paths
+    )
     row["torch_f32_vs_onnx_max_diff"] = float(np.abs(torch_f32 - f32).max())
     if _cpu_bf16_fast():
         predictor.runner.dtype = torch.bfloat16
-        bf16, row["predict_bf16_images_per_s"] = _images_per_s(lambda p: predictor.probabilities(p)[:, 0], paths)
+        bf16, row["predict_bf16_images_per_s"] = _images_per_s(
+            lambda p: predictor.probabilities(p)[:, 0], paths
+        )
         row["bf16_max_diff"] = float(np.abs(bf16 - f32).max())
     loaded = load_model(run)
     _, row["predict_naive_images_per_s"] = _images_per_s(lambda p: naive_features(loaded.model, p)[0], paths)
@@ -282,15 +304,22 @@ def parity_lines(rows: list[dict]) -> list[str]:
         if "parity_max_diff" not in r:
             continue
         g = r.get
-        lines.append(f"\n{r['dataset']} one numeric truth: max probability difference {r['parity_max_diff']:.1e} "
-                     f"over app/CLI/eval/bundle ({', '.join(f'{k} {v:.1e}' for k, v in r['parity_pairs'].items())}).")
-        bf16 = (f", bf16 torch {g('predict_bf16_images_per_s'):.1f} (max diff from float32 {g('bf16_max_diff'):.3f})"
-                if g("predict_bf16_images_per_s") else "")
-        lines.append(f"{r['dataset']} prediction images/s (batch 32, CPU): studio float32 onnxruntime "
-                     f"{g('predict_studio_images_per_s'):.1f}, bundle onnxruntime {g('predict_bundle_images_per_s'):.1f}, "
-                     f"float32 torch {g('predict_torch_f32_images_per_s'):.1f} (max diff "
-                     f"{g('torch_f32_vs_onnx_max_diff'):.1e}){bf16}, naive float32 loop "
-                     f"{g('predict_naive_images_per_s'):.1f}.")
+        lines.append(
+            f"\n{r['dataset']} one numeric truth: max probability difference {r['parity_max_diff']:.1e} "
+            f"over app/CLI/eval/bundle ({', '.join(f'{k} {v:.1e}' for k, v in r['parity_pairs'].items())})."
+        )
+        bf16 = (
+            f", bf16 torch {g('predict_bf16_images_per_s'):.1f} (max diff from float32 {g('bf16_max_diff'):.3f})"
+            if g("predict_bf16_images_per_s")
+            else ""
+        )
+        lines.append(
+            f"{r['dataset']} prediction images/s (batch 32, CPU): studio float32 onnxruntime "
+            f"{g('predict_studio_images_per_s'):.1f}, bundle onnxruntime {g('predict_bundle_images_per_s'):.1f}, "
+            f"float32 torch {g('predict_torch_f32_images_per_s'):.1f} (max diff "
+            f"{g('torch_f32_vs_onnx_max_diff'):.1e}){bf16}, naive float32 loop "
+            f"{g('predict_naive_images_per_s'):.1f}."
+        )
     return lines
 
 
@@ -325,8 +354,10 @@ def _pct_range(mean, spread) -> str:
 
 def table(rows: list[dict], seeds: int = 1) -> str:
     over = f", mean of {seeds} seeds (range)" if seeds > 1 else ""
-    header = (f"| dataset | auto val acc{over} | auto + TTA | auto kept | auto time (s, slowest) | plain LP acc (time s) | "
-              f"plain FT 8 ep acc{over} (time s) | features img/s studio vs naive | fine-tune img/s studio vs plain |")
+    header = (
+        f"| dataset | auto val acc{over} | auto + TTA | auto kept | auto time (s, slowest) | plain LP acc (time s) | "
+        f"plain FT 8 ep acc{over} (time s) | features img/s studio vs naive | fine-tune img/s studio vs plain |"
+    )
     lines = [header, "|" + "---|" * 9]
     for r in rows:
         g = r.get
@@ -338,7 +369,8 @@ def table(rows: list[dict], seeds: int = 1) -> str:
             f"{_num(g('studio_images_per_s'))} vs {_num(g('naive_images_per_s'))} "
             f"({_ratio(g('studio_images_per_s'), g('naive_images_per_s'))}) | "
             f"{_num(g('studio_train_images_per_s'))} vs {_num(g('plain_train_images_per_s'))} "
-            f"({_ratio(g('studio_train_images_per_s'), g('plain_train_images_per_s'))}) |")
+            f"({_ratio(g('studio_train_images_per_s'), g('plain_train_images_per_s'))}) |"
+        )
     return "\n".join(lines)
 
 
@@ -362,7 +394,9 @@ def main() -> int:
     print(table(rows, len(args.seeds)))
     for r in rows:
         if r.get("auto_reason"):
-            print(f"\n{r['dataset']} auto ({r['auto_backbone']}): {r['auto_reason']}\n  calibration: {r['auto_ece']}")
+            print(
+                f"\n{r['dataset']} auto ({r['auto_backbone']}): {r['auto_reason']}\n  calibration: {r['auto_ece']}"
+            )
     for line in parity_lines(rows):
         print(line)
     print(f"\n{cpu_count()} CPU cores, torch {torch.__version__}, inference dtype "

@@ -135,13 +135,19 @@ def main(argv: list[str] | None = None) -> int:
         with project:
             export_project(project, scratch / "folders", split_folders=True)
             classes = len(project.classes())
-            print(f"{torch.cuda.get_device_name()} | {args.backbone} {args.image_size}px batch {args.batch_size}, "
-                  f"{project.info()['labeled']} labeled images", flush=True)
+            print(
+                f"{torch.cuda.get_device_name()} | {args.backbone} {args.image_size}px batch {args.batch_size}, "
+                f"{project.info()['labeled']} labeled images",
+                flush=True,
+            )
             results = {}
             for strategy in ("auto", "finetune"):
                 rate, seconds = studio_images_per_s(project, strategy, args)
                 results[strategy] = rate
-                print(f"studio {strategy}: {rate:.0f} images/s (fine-tune epochs), whole run {seconds:.0f} s", flush=True)
+                print(
+                    f"studio {strategy}: {rate:.0f} images/s (fine-tune epochs), whole run {seconds:.0f} s",
+                    flush=True,
+                )
             if args.nproc > 1:
                 from studio.train import TrainConfig
                 from studio.train.distributed import launch
@@ -149,9 +155,15 @@ def main(argv: list[str] | None = None) -> int:
                 config = TrainConfig(strategy="finetune", backbone=args.backbone, image_size=args.image_size,
                                      batch_size=args.batch_size, epochs=args.epochs, device="cuda")
                 rates: list[float] = []
-                launch(project.root, config.to_dict(), args.nproc,
-                       callback=lambda e: rates.append(e["images_per_s"]) if e.get("type") == "epoch" else None)
-                print(f"studio finetune on {args.nproc} GPUs: {statistics.median(rates[1:] or rates):.0f} images/s")
+                launch(
+                    project.root,
+                    config.to_dict(),
+                    args.nproc,
+                    callback=lambda e: rates.append(e["images_per_s"]) if e.get("type") == "epoch" else None,
+                )
+                print(
+                    f"studio finetune on {args.nproc} GPUs: {statistics.median(rates[1:] or rates):.0f} images/s"
+                )
         timm_rate = timm_images_per_s(scratch / "folders" / "train", classes, args)
     print(f"timm train loop ({args.amp} autocast, channels_last): {timm_rate:.0f} images/s")
     print(f"studio finetune / timm loop: {results['finetune'] / timm_rate:.2f}x")

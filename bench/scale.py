@@ -63,7 +63,9 @@ def write_project_images(root: Path, count: int, size: int = 24, seed: int = 0) 
             originals.append(pixels)
         folder = labeled / f"class_{index % (2 * CLASSES) // 2:02d}" if is_labeled else loose
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(folder / f"img_{index:06d}.png", compress_level=1)
+        Image.fromarray(np.ascontiguousarray(pixels), "RGB").save(
+            folder / f"img_{index:06d}.png", compress_level=1
+        )
     return labeled, loose
 
 
@@ -77,7 +79,9 @@ def synthetic_features(project_frame, seed: int = 0) -> FeatureSet:
     codes = project_frame["label"].astype("category").cat.codes.to_numpy()
     codes = np.where(codes < 0, rng.integers(0, CLASSES, n), codes % CLASSES)
     features = (centres[codes] + 1.5 * rng.normal(size=(n, FEATURE_DIM))).astype(np.float32)
-    copies = project_frame.index[project_frame["original_name"].str.startswith("img_")].to_numpy()[-PLANTED_COPIES:]
+    copies = project_frame.index[project_frame["original_name"].str.startswith("img_")].to_numpy()[
+        -PLANTED_COPIES:
+    ]
     for offset, row in enumerate(copies):
         features[row] = features[offset] + rng.normal(scale=0.05, size=FEATURE_DIM)
     return FeatureSet(project_frame["image_id"].to_numpy(), features, backbone="synthetic")
@@ -128,7 +132,9 @@ def measure(size: int, rounds: int, feature_sample: int) -> dict:
             session = LabelSession(context, SuggestionStore())
             data, _ = session.table(project)
             first = lq.step(data, "unlabeled", lq.ORDER_IMPORT, None)
-            label_times = sorted(server_rounds(context, str(project.root), first, rounds)[1:])  # first: warm-up
+            label_times = sorted(
+                server_rounds(context, str(project.root), first, rounds)[1:]
+            )  # first: warm-up
             page_first, page_again = page_change_ms(session, project)
             frame = project.dataset()
             features = synthetic_features(frame)
@@ -141,7 +147,9 @@ def measure(size: int, rounds: int, feature_sample: int) -> dict:
             began = time.perf_counter()
             report = curate(project, features)
             curate_seconds = time.perf_counter() - began
-            rate, cache_load = feature_rate(project, feature_sample) if feature_sample else (float("nan"),) * 2
+            rate, cache_load = (
+                feature_rate(project, feature_sample) if feature_sample else (float("nan"),) * 2
+            )
         finally:
             context.close()
     p95 = label_times[min(len(label_times) - 1, round(0.95 * (len(label_times) - 1)))]
@@ -168,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
           "Curate analysis (hashes; pair search) | duplicate groups | features images/s; cache read |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['images']:,} | {r['import_per_s']:.0f} | {r['label_median_ms']:.0f} / {r['label_p95_ms']:.0f} ms "
-              f"| {r['page_ms']:.0f} / {r['page_cached_ms']:.0f} ms | {r['curate_s']:.1f} s ({r['hash_s']:.1f} s; "
-              f"{r['pairs_s']:.2f} s) | {r['groups']} | {r['features_per_s']:.0f}; {r['cache_load_s']:.2f} s |")
+        print(
+            f"| {r['images']:,} | {r['import_per_s']:.0f} | {r['label_median_ms']:.0f} / {r['label_p95_ms']:.0f} ms "
+            f"| {r['page_ms']:.0f} / {r['page_cached_ms']:.0f} ms | {r['curate_s']:.1f} s ({r['hash_s']:.1f} s; "
+            f"{r['pairs_s']:.2f} s) | {r['groups']} | {r['features_per_s']:.0f}; {r['cache_load_s']:.2f} s |"
+        )
     worst = max(r["label_p95_ms"] for r in results)
     return 0 if worst < 200 else 1
 

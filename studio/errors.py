@@ -8,6 +8,8 @@ class StudioError(Exception):
     """
 
 
-def cannot_create(path: object, error: OSError, advice: str = "choose a folder you can write to") -> StudioError:
+def cannot_create(
+    path: object, error: OSError, advice: str = "choose a folder you can write to"
+) -> StudioError:
     """The error for a folder that could not be made (a missing drive, no permission, a file in the way)."""
     return StudioError(f"cannot create {path} ({error.strerror or error}); {advice}")

@@ -22,7 +22,9 @@ def gpu_train():
 def test_defaults_and_settings_are_parsed(gpu_train, tmp_path):
     args = gpu_train.parse_args([])
     assert (args.images, args.image_size, args.batch_size, args.amp, args.nproc) == (2000, 224, 64, "bf16", 1)
-    args = gpu_train.parse_args(["--project", str(tmp_path), "--batch-size", "32", "--amp", "fp16", "--nproc", "4"])
+    args = gpu_train.parse_args(
+        ["--project", str(tmp_path), "--batch-size", "32", "--amp", "fp16", "--nproc", "4"]
+    )
     assert args.project == tmp_path and args.batch_size == 32 and args.amp == "fp16" and args.nproc == 4
 
 

@@ -70,7 +70,9 @@ class CurateSession:
         if project.dataset().empty:
             raise StudioError("the project has no images to analyse; import some in the Data tab first")
         running = self.active_job(root)
-        return running if running is not None else self.service().submit_curate(project.root, backbone or None)
+        return (
+            running if running is not None else self.service().submit_curate(project.root, backbone or None)
+        )
 
     def active_job(self, root: str):
         """The project's curate job that has not finished yet, if any."""
@@ -100,10 +102,16 @@ class CurateSession:
                 continue
             rows = frame.loc[members]
             splits = [s for s in rows["split"] if s]
-            groups.append({"image_ids": members, "labels": rows["label"].tolist(), "splits": rows["split"].tolist(),
-                           "leakage": len(set(splits)) > 1,
-                           "conflicting_labels": len({x for x in rows["label"] if x}) > 1,
-                           "sizes": (rows["width"] * rows["height"]).tolist()})
+            groups.append(
+                {
+                    "image_ids": members,
+                    "labels": rows["label"].tolist(),
+                    "splits": rows["split"].tolist(),
+                    "leakage": len(set(splits)) > 1,
+                    "conflicting_labels": len({x for x in rows["label"] if x}) > 1,
+                    "sizes": (rows["width"] * rows["height"]).tolist(),
+                }
+            )
         return sorted(groups, key=lambda g: (not g["leakage"], -len(g["image_ids"])))
 
     def resolve_duplicates(self, root: str, image_ids: list[int], keep: int | str) -> dict:
@@ -138,12 +146,16 @@ class CurateSession:
         if outcome not in REVIEW_DECISIONS.values():
             raise StudioError(f"decision must be one of {', '.join(REVIEW_DECISIONS)}, got {decision!r}")
         project = self.context.open_project(root)
-        issue = next((i for i in (self.report(project) or {}).get("label_issues", []) if i["image"] == int(image_id)),
-                     None)
+        issue = next(
+            (i for i in (self.report(project) or {}).get("label_issues", []) if i["image"] == int(image_id)),
+            None,
+        )
         detail = {"suggested": issue["suggested"], "score": issue["score"]} if issue else {}
         new_label = (label or "").strip() or (issue["suggested"] if issue else None)
         if outcome == "accepted" and not new_label:
-            raise StudioError(f"image {image_id} has no suggestion in the last analysis; give the class to relabel to")
+            raise StudioError(
+                f"image {image_id} has no suggestion in the last analysis; give the class to relabel to"
+            )
         final = review(project, int(image_id), outcome, label=new_label if outcome == "accepted" else None,
                        detail=detail)
         return {"image_id": int(image_id), "decision": outcome, "label": final}
@@ -270,7 +282,9 @@ class CurateSession:
         changed = project.set_labels([(i, label) for i in ids], by=caller_name())
         return {"image_ids": ids, "labeled": len(ids), "changed": changed, "label": label}
 
-    def box_ids(self, project: Project, box: tuple[float, float, float, float], unlabeled_only: bool) -> list[int]:
+    def box_ids(
+        self, project: Project, box: tuple[float, float, float, float], unlabeled_only: bool
+    ) -> list[int]:
         """Image ids whose map point lies in the box (only unlabeled ones with `unlabeled_only`)."""
         if len(box) != 4 or any(v is None or math.isnan(float(v)) for v in box):
             raise StudioError("fill in all four box limits (x from/to, y from/to)")

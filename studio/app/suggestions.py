@@ -41,7 +41,9 @@ class SuggestionStore:
     def _file(self, project: Project, run: Path) -> Path:
         return project.cache_dir / "suggestions" / f"{run.name}.json"
 
-    def suggestions(self, project: Project, hashes: list[str] | None = None, *, compute: bool = True) -> tuple[dict[str, Suggestion], str]:
+    def suggestions(
+        self, project: Project, hashes: list[str] | None = None, *, compute: bool = True
+    ) -> tuple[dict[str, Suggestion], str]:
         """(hash -> Suggestion, status line). Starts a background job for images without a suggestion."""
         run = latest_model_run(project.root)
         if run is None:

@@ -70,7 +70,11 @@ def resolve_augment_choice(choice: str, project_root: str | Path) -> str | dict[
     path = Path(choice).expanduser()
     if path.suffix.lower() == ".json":
         if not path.is_file():
-            raise StudioError(f"The augmentation file {path} does not exist; check the path passed to --augment.")
+            raise StudioError(
+                f"The augmentation file {path} does not exist; check the path passed to --augment."
+            )
         return training_setting(_read_settings(path))
-    raise StudioError(f"Unknown augmentation {choice!r}: use a preset ({', '.join(PRESET_NAMES)}), "
-                      f"'{PROJECT_CHOICE}' for the settings saved in the Augment tab, or a .json file of strengths.")
+    raise StudioError(
+        f"Unknown augmentation {choice!r}: use a preset ({', '.join(PRESET_NAMES)}), "
+        f"'{PROJECT_CHOICE}' for the settings saved in the Augment tab, or a .json file of strengths."
+    )

@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
         if extra:  # say which command's help lists the right flags
-            raise StudioError(f"unrecognized arguments: {' '.join(extra)} (see `studio {args.command} --help`)")
+            raise StudioError(
+                f"unrecognized arguments: {' '.join(extra)} (see `studio {args.command} --help`)"
+            )
         result = args.handler(args)
     except StudioError as error:
         print(f"error: {error}", file=sys.stderr)

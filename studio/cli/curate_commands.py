@@ -22,7 +22,12 @@ def register(subparsers) -> None:
     parser.add_argument("--backbone", default=None, help="feature backbone (default: the studio's default)")
     parser.add_argument("--weights", default=None, help="weights file for the backbone (timm layout)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--limit", type=int, default=None, help="list at most this many ranked labels (most likely wrong first)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="list at most this many ranked labels (most likely wrong first)",
+    )
 
     parser = add("review", _review, "answer a label issue: accept the suggestion (--label CLASS), keep the "
                  "label, mark it ambiguous, or exclude the image from training")
@@ -39,7 +44,9 @@ def register(subparsers) -> None:
     parser.add_argument("--keep", required=True, help="image id to keep, or 'all'")
     parser.add_argument("--by", default="user")
 
-    parser = add("restore", _restore, "forget curation decisions about images (excluded ones are trained on again)")
+    parser = add(
+        "restore", _restore, "forget curation decisions about images (excluded ones are trained on again)"
+    )
     parser.add_argument("project")
     parser.add_argument("image_ids", type=int, nargs="+")
     parser.add_argument("--kind", choices=decisions.KINDS, default=None, help="only this kind of decision")
@@ -94,10 +101,14 @@ def _curate_text(result: dict) -> str:
         lines.append(f"  images {', '.join(map(str, group['image_ids']))}{flags}")
     lines.append(f"train/val leakage pairs: {len(result['leakage'])}")
     flagged = [issue for issue in result["label_issues"] if issue.get("flagged", True)]
-    lines.append(f"likely label errors: {len(flagged)} (of {len(result['label_issues'])} labels ranked; --json lists all)")
+    lines.append(
+        f"likely label errors: {len(flagged)} (of {len(result['label_issues'])} labels ranked; --json lists all)"
+    )
     for issue in flagged[:20]:
-        lines.append(f"  image {issue['image']} ({issue.get('original_name')}): labeled {issue['label']}, looks like "
-                     f"{issue['suggested']} (label quality {issue['score']:.2f})")
+        lines.append(
+            f"  image {issue['image']} ({issue.get('original_name')}): labeled {issue['label']}, looks like "
+            f"{issue['suggested']} (label quality {issue['score']:.2f})"
+        )
     lines.append(f"outliers: {len(result['outliers'])}")
     for outlier in result["outliers"][:20]:
         lines.append(f"  image {outlier['image']} (z {outlier['z']:.1f}, nearest {outlier['nearest_class']})")

@@ -98,9 +98,12 @@ def _label(args) -> dict:
         result = {"image_id": args.image_id, "label": None if args.none else args.label, "changed": changed}
         if not args.none and args.label not in known:  # likely a typo when the project already has classes
             result["new_class"] = True
-            print(f"note: '{args.label}' is a new class (the others: {', '.join(known) or 'none'}); if that was a "
-                  f"typo, `studio undo {args.project}` takes the label back and `studio classes {args.project} "
-                  f"delete {args.label}` removes the class.", file=sys.stderr)
+            print(
+                f"note: '{args.label}' is a new class (the others: {', '.join(known) or 'none'}); if that was a "
+                f"typo, `studio undo {args.project}` takes the label back and `studio classes {args.project} "
+                f"delete {args.label}` removes the class.",
+                file=sys.stderr,
+            )
         return result
 
 

@@ -26,12 +26,16 @@ def register(subparsers) -> None:
         "serve-model", help="a predict-only demo page for one run or exported bundle",
         description="Serve a demo page (upload or webcam, top-k bars, TTA toggle) for one model. "
                     "Share links need --auth USER:PASS unless --no-auth is given.")
-    parser.add_argument("run", help="run folder, model.pt, exported bundle folder, or a project (its newest finished run)")
+    parser.add_argument(
+        "run", help="run folder, model.pt, exported bundle folder, or a project (its newest finished run)"
+    )
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     auth = parser.add_mutually_exclusive_group()
     auth.add_argument("--auth", metavar="USER:PASS", help="require this login")
     auth.add_argument("--no-auth", action="store_true", help="allow a share link without a login")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)"
+    )
     parser.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
     parser.add_argument("--max-upload-mb", type=int, default=DEMO_MAX_UPLOAD_MB, metavar="MB",
                         help=f"largest upload accepted (default {DEMO_MAX_UPLOAD_MB})")
@@ -46,12 +50,22 @@ def _export(args: argparse.Namespace) -> dict:
 
 def _export_text(result: dict) -> str:
     parity = result["parity"]
-    return (f"Exported {result['format']} bundle to {result['dest']} ({', '.join(result['files'])}); "
-            f"parity with the studio: max abs diff {parity['max_abs_diff']:.2e} over {parity['images']} images.")
+    return (
+        f"Exported {result['format']} bundle to {result['dest']} ({', '.join(result['files'])}); "
+        f"parity with the studio: max abs diff {parity['max_abs_diff']:.2e} over {parity['images']} images."
+    )
 
 
 def _serve(args: argparse.Namespace) -> None:
     from studio.serve.demo_app import launch_demo
 
-    launch_demo(run_argument(args.run), share=args.share, auth=args.auth, no_auth=args.no_auth, host=args.host,
-                port=args.port, block=True, max_upload_mb=args.max_upload_mb)
+    launch_demo(
+        run_argument(args.run),
+        share=args.share,
+        auth=args.auth,
+        no_auth=args.no_auth,
+        host=args.host,
+        port=args.port,
+        block=True,
+        max_upload_mb=args.max_upload_mb,
+    )

@@ -28,15 +28,24 @@ def register(subparsers) -> None:
 
     parser = add("train", _train, "train a classifier on a project's labeled images (progress on stderr)")
     parser.add_argument("project")
-    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"timm model name (default {DEFAULT_BACKBONE})")
+    parser.add_argument(
+        "--backbone", default=DEFAULT_BACKBONE, help=f"timm model name (default {DEFAULT_BACKBONE})"
+    )
     parser.add_argument("--weights", help="pretrained weights file for the backbone (timm layout)")
-    parser.add_argument("--no-pretrained", action="store_true", help="random weights (baseline; implies scratch)")
+    parser.add_argument(
+        "--no-pretrained", action="store_true", help="random weights (baseline; implies scratch)"
+    )
     parser.add_argument("--strategy", choices=STRATEGIES, help="default: auto (scratch with --no-pretrained)")
     parser.add_argument("--head", choices=HEADS, default="logreg", help="classifier of the linear strategy")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int,
-                        help="default: 32 on CPU, 64 on CUDA, halved on few images (at least 10 steps per epoch)")
-    parser.add_argument("--lr", type=float, help="head learning rate (the backbone gets a tenth; a fifth in auto)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="default: 32 on CPU, 64 on CUDA, halved on few images (at least 10 steps per epoch)",
+    )
+    parser.add_argument(
+        "--lr", type=float, help="head learning rate (the backbone gets a tenth; a fifth in auto)"
+    )
     parser.add_argument("--backbone-lr", type=float)
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--augment", default=PROJECT_CHOICE, metavar="PRESET|project|FILE.json",
@@ -45,10 +54,16 @@ def register(subparsers) -> None:
     parser.add_argument("--cutmix", type=float, default=0.0, help="CutMix Beta alpha (0: off)")
     parser.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta alpha (0: off)")
     parser.add_argument("--time-budget", type=float, help="seconds auto may spend (default 270 on CPU)")
-    parser.add_argument("--ema-decay", type=float,
-                        help="weight average kept and checkpointed, e.g. 0.998 (default: on for auto, 0 = off)")
-    parser.add_argument("--frozen-groups", type=int,
-                        help="layer groups from the stem up kept frozen by auto/finetune (default: 3 in auto, 0 in finetune)")
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        help="weight average kept and checkpointed, e.g. 0.998 (default: on for auto, 0 = off)",
+    )
+    parser.add_argument(
+        "--frozen-groups",
+        type=int,
+        help="layer groups from the stem up kept frozen by auto/finetune (default: 3 in auto, 0 in finetune)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--nproc", type=int, default=1,
@@ -57,26 +72,41 @@ def register(subparsers) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     parser = add("predict", _predict, "predict images (files or folders) with a trained run")
-    parser.add_argument("run", help="run folder (project/runs/<run>), a model.pt file, or a project (its newest finished run)")
+    parser.add_argument(
+        "run", help="run folder (project/runs/<run>), a model.pt file, or a project (its newest finished run)"
+    )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation (mirrored and whole-frame views)")
+    parser.add_argument(
+        "--tta", action="store_true", help="test-time augmentation (mirrored and whole-frame views)"
+    )
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")
     parser.add_argument("--device", choices=DEVICES, default="auto")
 
-    parser = add("eval", _eval, "evaluate a run on the validation images it was trained against (its snapshot)")
+    parser = add(
+        "eval", _eval, "evaluate a run on the validation images it was trained against (its snapshot)"
+    )
     parser.add_argument("run", help="run folder, or a project (its newest finished run)")
     parser.add_argument("--tta", action="store_true", help="also evaluate with test-time augmentation")
-    parser.add_argument("--current-split", action="store_true",
-                        help="evaluate on the project's val split of today instead (later relabels and exclusions "
-                             "included; written to eval-current-split.json, eval.json is kept)")
+    parser.add_argument(
+        "--current-split",
+        action="store_true",
+        help="evaluate on the project's val split of today instead (later relabels and exclusions "
+        "included; written to eval-current-split.json, eval.json is kept)",
+    )
     parser.add_argument("--project", help="the project of --current-split (default: the run's own project)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
 
-    parser = add("lr-find", _lr_find, "sweep the learning rate on a project's training images and suggest one",
-                 _lr_find_text)
+    parser = add(
+        "lr-find",
+        _lr_find,
+        "sweep the learning rate on a project's training images and suggest one",
+        _lr_find_text,
+    )
     parser.add_argument("project")
-    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"timm model name (default {DEFAULT_BACKBONE})")
+    parser.add_argument(
+        "--backbone", default=DEFAULT_BACKBONE, help=f"timm model name (default {DEFAULT_BACKBONE})"
+    )
     parser.add_argument("--weights", help="pretrained weights file for the backbone (timm layout)")
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--batch-size", type=int)
@@ -136,15 +166,29 @@ def _train(args) -> dict:
     if args.no_pretrained and args.weights:
         raise StudioError("--no-pretrained and --weights contradict each other; pass one of them.")
     if args.weights and not Path(args.weights).expanduser().is_file():
-        raise StudioError(f"The weights file {args.weights} does not exist; check the path passed to --weights.")
+        raise StudioError(
+            f"The weights file {args.weights} does not exist; check the path passed to --weights."
+        )
     with Project.open(args.project) as project:
         config = TrainConfig(
-            strategy=strategy, backbone=args.backbone, weights=args.weights, pretrained=not args.no_pretrained,
-            head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            backbone_lr=args.backbone_lr, image_size=args.image_size,
-            augment=resolve_augment_choice(args.augment, project.root), cutmix=args.cutmix, mixup=args.mixup,
-            time_budget_s=args.time_budget, ema_decay=args.ema_decay, frozen_groups=args.frozen_groups,
-            seed=args.seed, device=args.device,
+            strategy=strategy,
+            backbone=args.backbone,
+            weights=args.weights,
+            pretrained=not args.no_pretrained,
+            head=args.head,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            backbone_lr=args.backbone_lr,
+            image_size=args.image_size,
+            augment=resolve_augment_choice(args.augment, project.root),
+            cutmix=args.cutmix,
+            mixup=args.mixup,
+            time_budget_s=args.time_budget,
+            ema_decay=args.ema_decay,
+            frozen_groups=args.frozen_groups,
+            seed=args.seed,
+            device=args.device,
         )
         cancel = threading.Event()
         callback = None if args.quiet else _progress
@@ -160,7 +204,11 @@ def _train(args) -> dict:
         accuracy = result.get("val_accuracy")
         kept = (f"its best checkpoint so far (val accuracy {accuracy:.1%}) is kept"
                 if accuracy is not None else "no checkpoint was saved yet")
-        print(f"Training cancelled: {result['run_dir']} is marked cancelled and {kept}.", file=sys.stderr, flush=True)
+        print(
+            f"Training cancelled: {result['run_dir']} is marked cancelled and {kept}.",
+            file=sys.stderr,
+            flush=True,
+        )
         args.exit_code = 130  # scripts can tell an interrupted run from a finished one
     return result
 
@@ -234,7 +282,9 @@ def _lr_find(args) -> dict:
 
 def _lr_find_text(result: dict) -> str:
     rate = result["suggested_lr"]
-    suggestion = f"suggested learning rate {rate:.2e} (--lr)" if rate else "no clear suggestion (the loss never fell)"
+    suggestion = (
+        f"suggested learning rate {rate:.2e} (--lr)" if rate else "no clear suggestion (the loss never fell)"
+    )
     return f"{result['steps']} steps from {result['rates'][0]:.1e} to {result['rates'][-1]:.1e}: {suggestion}"
 
 

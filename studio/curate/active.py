@@ -46,7 +46,9 @@ def uncertainty(probs: np.ndarray, method: str = "margin") -> np.ndarray:
 class LinearHead:
     """Standardize (statistics of all features, labeled or not) + multinomial logistic regression."""
 
-    def __init__(self, all_features: np.ndarray, num_classes: int, *, C: float = DEFAULT_C, seed: int = 0) -> None:
+    def __init__(
+        self, all_features: np.ndarray, num_classes: int, *, C: float = DEFAULT_C, seed: int = 0
+    ) -> None:
         features = np.asarray(all_features, dtype=np.float32)
         self.mean = features.mean(axis=0)
         self.scale = np.maximum(features.std(axis=0), 1e-6)
@@ -98,8 +100,17 @@ class ActiveLearner:
     on a background thread (or at once with `background=False`). Thread-safe.
     """
 
-    def __init__(self, features: FeatureSet, class_names: Sequence[str], labels: dict[int, str] | None = None,
-                 *, refit_every: int = 5, background: bool = True, C: float = DEFAULT_C, seed: int = 0) -> None:
+    def __init__(
+        self,
+        features: FeatureSet,
+        class_names: Sequence[str],
+        labels: dict[int, str] | None = None,
+        *,
+        refit_every: int = 5,
+        background: bool = True,
+        C: float = DEFAULT_C,
+        seed: int = 0,
+    ) -> None:
         if len(class_names) < 2:
             raise StudioError("active learning needs at least two classes")
         self.features = features
@@ -262,7 +273,9 @@ def simulate(features: np.ndarray, targets: np.ndarray, val_features: np.ndarray
         if strategy == "random":
             chosen = rng.choice(pool, size=take, replace=False)
         elif strategy == "uncertainty":
-            chosen = pool[np.argsort(-uncertainty(head.predict_proba(features[pool]), method), kind="stable")[:take]]
+            chosen = pool[
+                np.argsort(-uncertainty(head.predict_proba(features[pool]), method), kind="stable")[:take]
+            ]
         else:
             raise StudioError(f"strategy must be uncertainty or random, got {strategy!r}")
         labeled.extend(int(i) for i in chosen)

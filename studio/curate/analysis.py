@@ -66,13 +66,18 @@ def analyse(project: Any, features: Any = None, *, backbone: str | None = None, 
 def curation_summary(report: dict[str, Any]) -> dict[str, Any]:
     """Counts of what a report found (the job's result and the UI's headline)."""
     return {
-        "backbone": report.get("backbone"), "images": report.get("images", 0),
-        "excluded": report.get("excluded", 0), "duplicate_groups": len(report.get("duplicates", [])),
+        "backbone": report.get("backbone"),
+        "images": report.get("images", 0),
+        "excluded": report.get("excluded", 0),
+        "duplicate_groups": len(report.get("duplicates", [])),
         "leakage_groups": sum(1 for g in report.get("duplicates", []) if g.get("leakage")),
-        "leakage_pairs": len(report.get("leakage", [])), "label_issues": sum(1 for i in report.get("label_issues", []) if i.get("flagged", True)),
+        "leakage_pairs": len(report.get("leakage", [])),
+        "label_issues": sum(1 for i in report.get("label_issues", []) if i.get("flagged", True)),
         "labels_ranked": len(report.get("label_issues", [])),
-        "outliers": len(report.get("outliers", [])), "warnings": len(report.get("warnings", [])),
-        "finished_at": report.get("finished_at"), "seconds": report.get("seconds"),
+        "outliers": len(report.get("outliers", [])),
+        "warnings": len(report.get("warnings", [])),
+        "finished_at": report.get("finished_at"),
+        "seconds": report.get("seconds"),
     }
 
 

@@ -191,7 +191,9 @@ def _hash_candidates(packed: np.ndarray, hash_max: int, chunk: int) -> tuple[np.
     return np.concatenate(found_a), np.concatenate(found_b)
 
 
-def _cosine_candidates(unit: np.ndarray, min_cosine: float, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def _cosine_candidates(
+    unit: np.ndarray, min_cosine: float, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     """Row pairs a < b of unit vectors with cosine >= min_cosine: float32 BLAS products of each chunk of
     rows with the rows after it only (half of all pairs; memory bounded by the chunk)."""
     unit = np.ascontiguousarray(unit, dtype=np.float32)

@@ -64,8 +64,12 @@ def embedding_frame(project: Project, features: FeatureSet, *, seed: int = 0) ->
     })
 
 
-def embedding_figure(frame: pd.DataFrame, *, title: str = f"Embedding map ({LAYOUT_NAME} of backbone features)",
-                     thumbnails: Mapping[int, str] | None = None) -> go.Figure:
+def embedding_figure(
+    frame: pd.DataFrame,
+    *,
+    title: str = f"Embedding map ({LAYOUT_NAME} of backbone features)",
+    thumbnails: Mapping[int, str] | None = None,
+) -> go.Figure:
     """A scatter with one trace per label; hover shows image id, label, split and file name.
 
     `thumbnails` ({image id: image URL, e.g. a data: URI}) rides in each point's customdata[3] for a
@@ -75,7 +79,9 @@ def embedding_figure(frame: pd.DataFrame, *, title: str = f"Embedding map ({LAYO
     # SVG points select and hover anywhere (WebGL may be missing, e.g. in headless or remote browsers);
     # WebGL only where SVG would get slow.
     scatter = go.Scatter if len(frame) <= SVG_MAX_POINTS else go.Scattergl
-    labels = sorted(set(frame["label"]) - {UNLABELED}) + ([UNLABELED] if (frame["label"] == UNLABELED).any() else [])
+    labels = sorted(set(frame["label"]) - {UNLABELED}) + (
+        [UNLABELED] if (frame["label"] == UNLABELED).any() else []
+    )
     for label in labels:
         part = frame[frame["label"] == label]
         figure.add_trace(scatter(

@@ -99,8 +99,13 @@ def ensemble_probs(feature_sets: Sequence[np.ndarray], targets: np.ndarray, num_
     strengths = [C] * len(feature_sets)
 
     def average(leave_out: Sequence[int]) -> np.ndarray:
-        return np.mean([out_of_fold_probs(x, targets, num_classes, folds=folds, seed=seed, C=c, leave_out=leave_out)
-                        for x, c in zip(feature_sets, strengths)], axis=0)
+        return np.mean(
+            [
+                out_of_fold_probs(x, targets, num_classes, folds=folds, seed=seed, C=c, leave_out=leave_out)
+                for x, c in zip(feature_sets, strengths)
+            ],
+            axis=0,
+        )
 
     first = average(())
     ranked = rank_label_issues(targets, first)
@@ -210,7 +215,13 @@ class LabelReviewQueue:
 
     def _decide(self, image_id: int, outcome: str, by: str) -> None:
         issue = self._issue(image_id)
-        review(self.project, image_id, outcome, by=by, detail={"suggested": issue.suggested, "score": issue.score})
+        review(
+            self.project,
+            image_id,
+            outcome,
+            by=by,
+            detail={"suggested": issue.suggested, "score": issue.score},
+        )
 
 
 def review(project: Project, image_id: int, outcome: str, *, label: str | None = None, by: str = "user",

@@ -28,7 +28,9 @@ def _unit(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
-def outlier_scores(features: np.ndarray, targets: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def outlier_scores(
+    features: np.ndarray, targets: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every row: (z, nearest class, cosine distance to its centroid). `targets` is -1 for unlabeled
     rows; only labeled rows shape the centroids and spreads."""
     unit = _unit(features)

@@ -51,7 +51,11 @@ def nearest_distances(phash: np.ndarray, dhash: np.ndarray, unit: np.ndarray | N
 def duplicate_thresholds(phash: np.ndarray, dhash: np.ndarray, features: np.ndarray | None = None, *,
                          seed: int = 0) -> dict:
     """`find_pairs` keyword thresholds for this image set (see the module docstring)."""
-    thresholds = {"hash_max": HASH_MAX, "hash_pair_min_cosine": HASH_PAIR_MIN_COSINE, "cosine_alone": COSINE_ALONE}
+    thresholds = {
+        "hash_max": HASH_MAX,
+        "hash_pair_min_cosine": HASH_PAIR_MIN_COSINE,
+        "cosine_alone": COSINE_ALONE,
+    }
     n = len(phash)
     if n < MIN_IMAGES:
         return thresholds

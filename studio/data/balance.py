@@ -31,14 +31,18 @@ def dataset_warnings(frame: pd.DataFrame, classes: Sequence[str], *, min_class: 
         big, small = max(present, key=present.get), min(present, key=present.get)
         ratio = present[big] / present[small]
         if ratio >= imbalance_ratio:
-            warnings.append(f"classes are heavily imbalanced: '{big}' has {present[big]} images, '{small}' only "
-                            f"{present[small]} ({ratio:.1f}x); label more '{small}' images or train with class "
-                            "balancing")
+            warnings.append(
+                f"classes are heavily imbalanced: '{big}' has {present[big]} images, '{small}' only "
+                f"{present[small]} ({ratio:.1f}x); label more '{small}' images or train with class "
+                "balancing"
+            )
     if (labeled["split"] == "val").any():
         for name, count in present.items():
             if val[name] < min_val:
-                warnings.append(f"validation has only {val[name]} '{name}' image(s): its accuracy on that class "
-                                f"is too noisy to trust; aim for at least {min_val}")
+                warnings.append(
+                    f"validation has only {val[name]} '{name}' image(s): its accuracy on that class "
+                    f"is too noisy to trust; aim for at least {min_val}"
+                )
     elif len(labeled):
         warnings.append("no labeled image is in the validation split: accuracy cannot be measured "
                         "(assign splits first)")

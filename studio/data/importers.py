@@ -101,8 +101,11 @@ def _list(root: Path, layout: str, shown_prefix: str = "", confine: bool = False
     listing = list_source(root, chosen, shown_prefix=shown_prefix, confine_to=root if confine else None)
     if confine:  # a symlink inside the folder must not pull in a file from elsewhere
         inside = [c for c in listing.candidates if c.path.resolve().is_relative_to(root.resolve())]
-        listing.rejected += [{"path": c.shown, "reason": "links to a file outside the imported folder; not imported"}
-                             for c in listing.candidates if c not in inside]
+        listing.rejected += [
+            {"path": c.shown, "reason": "links to a file outside the imported folder; not imported"}
+            for c in listing.candidates
+            if c not in inside
+        ]
         listing.candidates = inside
     return listing, chosen
 

@@ -101,9 +101,11 @@ def usable_images(project: Project) -> tuple[pd.DataFrame, list[str], list[str]]
         listed = ", ".join(f"#{r.image_id} {r.original_name} ({r.label})"
                            for r in damaged.head(5).itertuples())
         more = f" and {len(damaged) - 5} more" if len(damaged) > 5 else ""
-        warnings.append(f"{len(damaged)} image file(s) in the project changed or went missing since their import "
-                        f"and are left out of this run (their labels are kept): {listed}{more}. Import the "
-                        "originals again to train on them.")
+        warnings.append(
+            f"{len(damaged)} image file(s) in the project changed or went missing since their import "
+            f"and are left out of this run (their labels are kept): {listed}{more}. Import the "
+            "originals again to train on them."
+        )
     return data, classes, warnings
 
 

@@ -307,7 +307,9 @@ class Project:
                 resolved = []
                 for image_id, label in pairs:
                     self._require_image(conn, image_id)
-                    resolved.append((int(image_id), None if label is None else self._ensure_class(conn, label)))
+                    resolved.append(
+                        (int(image_id), None if label is None else self._ensure_class(conn, label))
+                    )
                 changed = self._apply_labels(conn, resolved, by)
                 names = {i: None if c is None else self._class_name(conn, c) for i, c in resolved}
             self._patch_dataset_labels(before, names)

@@ -128,7 +128,9 @@ def export_run(run_dir: str | os.PathLike, dest_dir: str | os.PathLike, fmt: str
     }
 
 
-def export_zip(run_dir: str | os.PathLike, fmt: str = "onnx", cache_dir: str | os.PathLike | None = None) -> Path:
+def export_zip(
+    run_dir: str | os.PathLike, fmt: str = "onnx", cache_dir: str | os.PathLike | None = None
+) -> Path:
     """Export into a fresh temporary folder and zip it; returns the zip's path (for a UI download).
 
     The zip holds one top-level folder `<run name>-<format>/`. `cache_dir` defaults to the system temp dir.

@@ -18,7 +18,9 @@ OUTPUT_NAME = "probabilities"
 class PixelsToProbabilities(torch.nn.Module):
     """uint8 N x H x W x 3 RGB pixels -> N x classes probabilities (float32)."""
 
-    def __init__(self, model: torch.nn.Module, mean: list[float], std: list[float], temperature: float = 1.0) -> None:
+    def __init__(
+        self, model: torch.nn.Module, mean: list[float], std: list[float], temperature: float = 1.0
+    ) -> None:
         super().__init__()
         self.model = model
         self.temperature = float(temperature)  # the run's calibration (logits / T), as LoadedModel does

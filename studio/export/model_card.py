@@ -52,17 +52,25 @@ def _decision(checkpoint: dict) -> list[str]:
     calibration = checkpoint.get("calibration") or {}
     threshold = float(checkpoint.get("unknown_threshold") or 0.0)
     if not calibration and not threshold:
-        return [("- This run stored no calibration or rejection threshold: probabilities are the softmax of the "
-                 "logits and no prediction is flagged unknown.")]
+        return [
+            (
+                "- This run stored no calibration or rejection threshold: probabilities are the softmax of the "
+                "logits and no prediction is flagged unknown."
+            )
+        ]
     lines = []
     if calibration:
-        lines.append(f"- Probabilities are temperature-scaled inside the model (T = {calibration['temperature']:.3f}, "
-                     f"fitted on {calibration.get('fitted_on') or 'held-out training images'}; expected calibration "
-                     f"error there {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after).")
-    lines.append(f"- A prediction whose top probability is below {threshold:.3f} is flagged `\"unknown\": true` "
-                 "by predict.py (\"not sure\": none of the classes fits well; the top guesses are still given). "
-                 "The threshold keeps 95% of the correctly classified held-out training images; it is in "
-                 "decision.json.")
+        lines.append(
+            f"- Probabilities are temperature-scaled inside the model (T = {calibration['temperature']:.3f}, "
+            f"fitted on {calibration.get('fitted_on') or 'held-out training images'}; expected calibration "
+            f"error there {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after)."
+        )
+    lines.append(
+        f'- A prediction whose top probability is below {threshold:.3f} is flagged `"unknown": true` '
+        'by predict.py ("not sure": none of the classes fits well; the top guesses are still given). '
+        "The threshold keeps 95% of the correctly classified held-out training images; it is in "
+        "decision.json."
+    )
     return lines
 
 
@@ -79,8 +87,10 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
     lines = [
         f"# Image classifier: {', '.join(class_names)}",
         "",
-        (f"Exported from the studio run `{run_dir.name}` on {exported.strftime('%Y-%m-%d %H:%M %Z').strip()} "
-        f"as {fmt} (`{model_file}`)."),
+        (
+            f"Exported from the studio run `{run_dir.name}` on {exported.strftime('%Y-%m-%d %H:%M %Z').strip()} "
+            f"as {fmt} (`{model_file}`)."
+        ),
         "",
         "## Model",
         f"- Backbone: `{checkpoint['backbone']}` (timm), pretrained weights: {source.get('kind', 'not recorded')}",
@@ -89,33 +99,45 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
         f"- Epochs run: {result.get('epochs_run', 'not recorded')}",
         "",
         "## Data",
-        (f"- Training images: {config.get('n_train', 'not recorded')}, validation images: "
-        f"{config.get('n_val', 'not recorded')}"),
+        (
+            f"- Training images: {config.get('n_train', 'not recorded')}, validation images: "
+            f"{config.get('n_val', 'not recorded')}"
+        ),
         *_data_table(class_names, config),
         "",
         "## Validation metrics",
         *_metrics(evaluation),
         "",
-        "## Confidence and \"unknown\"",
+        '## Confidence and "unknown"',
         *_decision(checkpoint),
         "",
         "## Input and preprocessing",
-        (f"- Input `pixels`: uint8, N x {pre['image_size']} x {pre['image_size']} x 3, RGB. Output "
-        "`probabilities`: float32, N x classes, in the order of classes.json."),
-        (f"- Resize the shorter side to {pre['resize_shorter_to']} px (area averaging when shrinking, "
-        f"{pre['interpolation']} when enlarging), center-crop {pre['image_size']} x {pre['image_size']}."),
+        (
+            f"- Input `pixels`: uint8, N x {pre['image_size']} x {pre['image_size']} x 3, RGB. Output "
+            "`probabilities`: float32, N x classes, in the order of classes.json."
+        ),
+        (
+            f"- Resize the shorter side to {pre['resize_shorter_to']} px (area averaging when shrinking, "
+            f"{pre['interpolation']} when enlarging), center-crop {pre['image_size']} x {pre['image_size']}."
+        ),
         f"- Normalization (inside the model): (pixels / 255 - mean) / std, mean {pre['mean']}, std {pre['std']}.",
         "- `predict.py` does all of it with numpy and Pillow: `python predict.py photo.jpg --tta`.",
         "",
         "## Parity with the studio",
-        (f"- Max absolute difference of probabilities from the studio's predictor: {parity['max_abs_diff']:.2e} "
-        f"over {parity['images']} images ({parity.get('validation_images', 0)} validation, "
-        f"{parity.get('generated_images', 0)} generated); limit {parity['tolerance']:.0e}. Details in parity.json."),
-        ("- TTA in predict.py averages the image and its mirror image; the studio's TTA also adds whole-frame (zoomed-out) views, "
-        "so TTA results can differ slightly from the studio's."),
+        (
+            f"- Max absolute difference of probabilities from the studio's predictor: {parity['max_abs_diff']:.2e} "
+            f"over {parity['images']} images ({parity.get('validation_images', 0)} validation, "
+            f"{parity.get('generated_images', 0)} generated); limit {parity['tolerance']:.0e}. Details in parity.json."
+        ),
+        (
+            "- TTA in predict.py averages the image and its mirror image; the studio's TTA also adds whole-frame (zoomed-out) views, "
+            "so TTA results can differ slightly from the studio's."
+        ),
         "",
         "## Limitations",
-        ("- Trained on a small labeled set: expect it to work only on images like the training images "
-        "(same kind of camera, framing and subjects). Check its mistakes before relying on it."),
+        (
+            "- Trained on a small labeled set: expect it to work only on images like the training images "
+            "(same kind of camera, framing and subjects). Check its mistakes before relying on it."
+        ),
     ]
     return "\n".join(lines) + "\n"

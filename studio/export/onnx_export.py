@@ -15,7 +15,9 @@ from studio.export.graph import INPUT_NAME, OUTPUT_NAME, PixelsToProbabilities, 
 OPSET = 17
 
 
-def write_onnx(module: PixelsToProbabilities, path: Path, *, class_names: list[str], preprocessing: dict) -> Path:
+def write_onnx(
+    module: PixelsToProbabilities, path: Path, *, class_names: list[str], preprocessing: dict
+) -> Path:
     """Export with the TorchScript-based exporter (`dynamo=False`): the dynamo path needs onnxscript,
     which the studio does not install. The batch dimension is dynamic."""
     with warnings.catch_warnings():

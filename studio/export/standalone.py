@@ -258,7 +258,9 @@ class BundleModel:
             self._torch = torch
             with warnings.catch_warnings():  # torch marks TorchScript deprecated; loading still works
                 warnings.simplefilter("ignore", FutureWarning)
-                self._module = torch.jit.load(str(self.folder / MODEL_FILES["torchscript"]), map_location="cpu")
+                self._module = torch.jit.load(
+                    str(self.folder / MODEL_FILES["torchscript"]), map_location="cpu"
+                )
             self._module.eval()
         else:
             raise FileNotFoundError(f"no {' or '.join(MODEL_FILES.values())} in {self.folder}")
@@ -281,9 +283,13 @@ class BundleModel:
         """Class probabilities (N x classes); with `tta`, the mean of the crop and its mirror image."""
         if not len(images):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        return self._crop_probabilities(np.stack([preprocess(image, self.preprocessing) for image in images]), tta)
+        return self._crop_probabilities(
+            np.stack([preprocess(image, self.preprocessing) for image in images]), tta
+        )
 
-    def predict(self, images, *, tta: bool = False, top_k: int = 5, skip_unreadable: bool = False) -> list[dict]:
+    def predict(
+        self, images, *, tta: bool = False, top_k: int = 5, skip_unreadable: bool = False
+    ) -> list[dict]:
         """[{"path", "top": [{"class", "probability"}, ...], "unknown"}] best first: `studio predict --json`'s shape.
         With `skip_unreadable`, an image that cannot be decoded gets {"path", "top": [], "error": reason}
         instead of stopping the others."""
@@ -306,9 +312,13 @@ class BundleModel:
                 continue
             row = next(rows)
             order = np.argsort(-row, kind="stable")[:k]
-            results.append({"path": name,
-                            "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
-                            "unknown": bool(row.max() < self.unknown_threshold)})
+            results.append(
+                {
+                    "path": name,
+                    "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
+                    "unknown": bool(row.max() < self.unknown_threshold),
+                }
+            )
         return results
 
     def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> np.ndarray:

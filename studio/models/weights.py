@@ -157,7 +157,9 @@ def create_backbone(
     if not pretrained:
         model = timm.create_model(name, pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
         return model, WeightsSource("none", "random initialisation (baseline only)", "none")
-    bundled = bundled_weights_path(architecture) if architecture == name and not pretrained_cfg_overlay else None
+    bundled = (
+        bundled_weights_path(architecture) if architecture == name and not pretrained_cfg_overlay else None
+    )
     if bundled is not None:
         model = _create_from_bundle(name, bundled, num_classes, drop_rate)
         return model, WeightsSource("bundled", str(bundled), f"bundled:{_file_fingerprint(bundled)}")

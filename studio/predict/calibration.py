@@ -52,8 +52,15 @@ def reliability_bins(probs: np.ndarray, targets: np.ndarray, bins: int = ECE_BIN
     for b in range(bins):
         members = which == b
         if members.any():
-            out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(members.sum()),
-                        "confidence": float(confidence[members].mean()), "accuracy": float(correct[members].mean())})
+            out.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "n": int(members.sum()),
+                    "confidence": float(confidence[members].mean()),
+                    "accuracy": float(correct[members].mean()),
+                }
+            )
     return out
 
 

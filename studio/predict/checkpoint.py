@@ -108,10 +108,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise StudioError(f"The checkpoint {path} holds Python objects (a pickle), which could run code when "
-                          "opened: refused. Studio checkpoints hold only tensors and JSON; train again.") from error
+        raise StudioError(
+            f"The checkpoint {path} holds Python objects (a pickle), which could run code when "
+            "opened: refused. Studio checkpoints hold only tensors and JSON; train again."
+        ) from error
     except Exception as error:  # torch raises many types for a damaged file
-        raise StudioError(f"The checkpoint {path} cannot be read ({type(error).__name__}); train again.") from error
+        raise StudioError(
+            f"The checkpoint {path} cannot be read ({type(error).__name__}); train again."
+        ) from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise StudioError(f"{path} is not a studio checkpoint (format {FORMAT}).")
     return checkpoint
@@ -158,8 +162,10 @@ def build_model(checkpoint: dict) -> LoadedModel:
     model.eval()
     stored = checkpoint.get("sklearn_head")
     if isinstance(stored, (bytes, bytearray)):
-        raise StudioError("This checkpoint keeps its SVM/k-NN head as a pickle (an older studio), which could run "
-                          "code when opened: refused. Train the run again.")
+        raise StudioError(
+            "This checkpoint keeps its SVM/k-NN head as a pickle (an older studio), which could run "
+            "code when opened: refused. Train the run again."
+        )
     estimator = from_state(stored) if stored is not None else None
     return LoadedModel(
         model=model,

@@ -26,8 +26,14 @@ from studio.predict.predictor import Predictor
 TOP_LOSSES = 20
 
 
-def metrics_from_probs(targets: np.ndarray, probs: np.ndarray, class_names: list[str],
-                       image_ids: list | None = None, paths: list | None = None, top_n: int = TOP_LOSSES) -> dict:
+def metrics_from_probs(
+    targets: np.ndarray,
+    probs: np.ndarray,
+    class_names: list[str],
+    image_ids: list | None = None,
+    paths: list | None = None,
+    top_n: int = TOP_LOSSES,
+) -> dict:
     """Metrics for true class indices and predicted probabilities (N x classes)."""
     targets = np.asarray(targets, dtype=int)
     probs = np.asarray(probs, dtype=np.float64)

@@ -45,7 +45,9 @@ def _feature_grid(features: torch.Tensor, model: torch.nn.Module) -> torch.Tenso
     raise StudioError(f"Grad-CAM does not support this backbone (features of shape {tuple(features.shape)}).")
 
 
-def grad_cam(predictor: Predictor, image: ImageInput, class_name: str | None = None, *, alpha: float = 0.45) -> GradCam:
+def grad_cam(
+    predictor: Predictor, image: ImageInput, class_name: str | None = None, *, alpha: float = 0.45
+) -> GradCam:
     """Grad-CAM of `image` for `class_name` (default: the predicted class)."""
     loaded = predictor.loaded
     if loaded.sklearn_head is not None:
@@ -70,7 +72,9 @@ def grad_cam(predictor: Predictor, image: ImageInput, class_name: str | None = N
         elif class_name in loaded.class_names:
             index = loaded.class_names.index(class_name)
         else:
-            raise StudioError(f"Unknown class {class_name!r}; the model knows: {', '.join(loaded.class_names)}.")
+            raise StudioError(
+                f"Unknown class {class_name!r}; the model knows: {', '.join(loaded.class_names)}."
+            )
         model.zero_grad(set_to_none=True)
         logits[0, index].backward()
     grid = _feature_grid(features.detach(), model)

@@ -102,7 +102,9 @@ def iter_batches(
         except StudioError as error:
             if errors is None:
                 image = images[index]
-                name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else f"image {index + 1}"
+                name = (
+                    os.path.basename(image) if isinstance(image, (str, os.PathLike)) else f"image {index + 1}"
+                )
                 raise StudioError(f"{name}: {error}") from None
             errors[index] = str(error)
             return cropper.blank()

@@ -38,7 +38,9 @@ class OnnxForward:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = cpu_count()
-        self.session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(x.detach().float().contiguous().cpu().numpy())

@@ -21,7 +21,9 @@ from studio.predict.inference import IDENTITY, TTA_VIEWS, ImageInput, InferenceR
 class Predictor:
     """A loaded model ready to predict. TTA averages the eval crop and the whole frame, each also mirrored."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device | str | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, loaded: LoadedModel, device: torch.device | str | None = None, batch_size: int = 32
+    ) -> None:
         self.loaded = loaded
         self.device = device if isinstance(device, torch.device) else select_device(device or "auto")
         self.runner = InferenceRunner(loaded.model, loaded.preprocessing, self.device,
@@ -105,7 +107,9 @@ def write_predictions_csv(results: list[dict], csv_path: str | os.PathLike, clas
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "prediction", "probability", "unknown", *[f"p_{c}" for c in class_names], "error"])
+        writer.writerow(
+            ["path", "prediction", "probability", "unknown", *[f"p_{c}" for c in class_names], "error"]
+        )
         for result in results:
             if result.get("error"):
                 writer.writerow([result["path"], "", "", "", *[""] * len(class_names), result["error"]])

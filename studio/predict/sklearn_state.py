@@ -21,10 +21,24 @@ from sklearn.svm import SVC
 
 from studio.errors import StudioError
 
-ALLOWED = {cls.__name__: cls for cls in (
-    Pipeline, StandardScaler, Normalizer, SVC, KNeighborsClassifier, LogisticRegression, CalibratedClassifierCV,
-    _CalibratedClassifier, _SigmoidCalibration, StratifiedGroupKFold, StratifiedKFold, GroupKFold, KFold,
-)}
+ALLOWED = {
+    cls.__name__: cls
+    for cls in (
+        Pipeline,
+        StandardScaler,
+        Normalizer,
+        SVC,
+        KNeighborsClassifier,
+        LogisticRegression,
+        CalibratedClassifierCV,
+        _CalibratedClassifier,
+        _SigmoidCalibration,
+        StratifiedGroupKFold,
+        StratifiedKFold,
+        GroupKFold,
+        KFold,
+    )
+}
 _DROPPED = {"KNeighborsClassifier": ("_tree",)}  # a KD/ball tree is a compiled object: rebuilt as brute force
 
 
@@ -68,8 +82,10 @@ def from_state(state: Any) -> Any:
         if "__estimator__" in state:
             cls = ALLOWED.get(state["__estimator__"])
             if cls is None:
-                raise StudioError(f"the checkpoint's head is a {state['__estimator__']!r}, which the studio does "
-                                  "not load; retrain the model")
+                raise StudioError(
+                    f"the checkpoint's head is a {state['__estimator__']!r}, which the studio does "
+                    "not load; retrain the model"
+                )
             estimator = cls.__new__(cls)
             estimator.__dict__.update({k: from_state(v) for k, v in state["state"].items()})
             if cls is KNeighborsClassifier:

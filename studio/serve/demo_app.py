@@ -78,9 +78,17 @@ def check_share_auth(share: bool, auth: tuple[str, str] | None, no_auth: bool) -
         raise StudioError("--auth and --no-auth contradict each other; pass one of them.")
 
 
-def launch_demo(path: str | os.PathLike, *, share: bool = False, auth: str | None = None, no_auth: bool = False,
-                host: str = "127.0.0.1", port: int | None = None, block: bool = True,
-                max_upload_mb: int = 20) -> gr.Blocks:
+def launch_demo(
+    path: str | os.PathLike,
+    *,
+    share: bool = False,
+    auth: str | None = None,
+    no_auth: bool = False,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    block: bool = True,
+    max_upload_mb: int = 20,
+) -> gr.Blocks:
     """Check the flags, build the page, launch it (blocking unless `block=False`)."""
     if max_upload_mb < 1:
         raise StudioError(f"--max-upload-mb must be at least 1, got {max_upload_mb}")
@@ -88,6 +96,14 @@ def launch_demo(path: str | os.PathLike, *, share: bool = False, auth: str | Non
     check_share_auth(share, credentials, no_auth)
     demo = build_demo(Path(path))
     demo.queue(default_concurrency_limit=2, max_size=32)
-    demo.launch(share=share, auth=credentials, server_name=host, server_port=port, max_file_size=f"{max_upload_mb}mb",
-                prevent_thread_lock=not block, show_error=False, quiet=not block)
+    demo.launch(
+        share=share,
+        auth=credentials,
+        server_name=host,
+        server_port=port,
+        max_file_size=f"{max_upload_mb}mb",
+        prevent_thread_lock=not block,
+        show_error=False,
+        quiet=not block,
+    )
     return demo

@@ -39,8 +39,9 @@ class BundleClassifier:
         try:
             self.model = BundleModel(path)
         except ImportError as error:
-            raise StudioError(f"This bundle needs {error.name}, which is not installed: pip install {error.name}.") \
-                from error
+            raise StudioError(
+                f"This bundle needs {error.name}, which is not installed: pip install {error.name}."
+            ) from error
         self.class_names = self.model.class_names
 
     def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:

@@ -52,7 +52,10 @@ def latest_model_run(project_root: str | Path) -> Path | None:
     if not runs_dir.is_dir():
         return None
     for run in sorted((p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
-        if (run / MODEL_FILE).is_file() and (read_json(run / STATUS_FILE) or {}).get("status") in (None, "done"):
+        if (run / MODEL_FILE).is_file() and (read_json(run / STATUS_FILE) or {}).get("status") in (
+            None,
+            "done",
+        ):
             return run
     return None
 

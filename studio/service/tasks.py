@@ -31,7 +31,9 @@ def train_job(project_root: str | Path, config: dict[str, Any], nproc: int = 1):
             train_config.validate()
             if train_config.device == "auto":  # the ranks use the service's device
                 train_config.device = getattr(ctx.device, "type", "auto")
-            return launch(project_root, train_config.to_dict(), nproc, callback=ctx.emit, cancel=ctx.cancel_event)
+            return launch(
+                project_root, train_config.to_dict(), nproc, callback=ctx.emit, cancel=ctx.cancel_event
+            )
         with Project.open(project_root) as project:
             try:
                 # The engine's first event (RunStarted) names the run folder; ctx.emit ties it to the job.
@@ -121,8 +123,14 @@ def features_job(project_root: str | Path, backbone: str | None = None,
         runner = InferenceRunner(model, preprocessing, ctx.device, dtype)
         ctx.log(f"Extracting {name} features for {len(images)} images.")
         features, stats = extract_features(
-            runner, FeatureCache(cache_dir), images["hash"].tolist(), images["path"].tolist(), views,
-            should_stop=lambda: ctx.cancelled, on_batch=lambda done, total: ctx.progress(done / max(total, 1)))
+            runner,
+            FeatureCache(cache_dir),
+            images["hash"].tolist(),
+            images["path"].tolist(),
+            views,
+            should_stop=lambda: ctx.cancelled,
+            on_batch=lambda done, total: ctx.progress(done / max(total, 1)),
+        )
         return {"backbone": name, "images": len(images), "computed": stats.computed, "cached": stats.cached,
                 "seconds": round(stats.seconds, 3), "dim": int(features.shape[-1]) if features.size else 0,
                 "cache_dir": str(cache_dir)}
@@ -149,9 +157,14 @@ def curate_job(project_root: str | Path, backbone: str | None = None):
 
         with Project.open(project_root) as project:
             try:
-                report = analyse(project, backbone=backbone or None, device=ctx.device.type,
-                                 should_stop=lambda: ctx.cancelled, on_stage=on_stage,
-                                 on_batch=lambda done, total: ctx.progress(FEATURES_SHARE * done / max(total, 1)))
+                report = analyse(
+                    project,
+                    backbone=backbone or None,
+                    device=ctx.device.type,
+                    should_stop=lambda: ctx.cancelled,
+                    on_stage=on_stage,
+                    on_batch=lambda done, total: ctx.progress(FEATURES_SHARE * done / max(total, 1)),
+                )
             except StudioError:
                 if ctx.cancelled:  # the extractor stops with a StudioError; the job was cancelled, not failed
                     raise JobCancelled from None

@@ -112,8 +112,12 @@ class TrainerService:
         `skip_unreadable`: see Predictor.predict."""
         images = list(images)
         config = {"run_dir": str(run_dir), "images": len(images), "tta": tta, "top_k": top_k}
-        return self.submit("predict", tasks.predict_job(self.predictors, run_dir, images, tta, top_k, skip_unreadable),
-                           config=config, interactive=interactive)
+        return self.submit(
+            "predict",
+            tasks.predict_job(self.predictors, run_dir, images, tta, top_k, skip_unreadable),
+            config=config,
+            interactive=interactive,
+        )
 
     def submit_features(self, project_root: str | Path, backbone: str | None = None, *,
                         image_ids: Sequence[int] | None = None, interactive: bool = False) -> Job:
@@ -157,7 +161,9 @@ class TrainerService:
         if self._queue.remove(job):
             job._set_state(JobState.CANCELLED)
         else:
-            job._emit({"type": "log", "level": "info", "message": "Cancel requested; stopping after this batch."})
+            job._emit(
+                {"type": "log", "level": "info", "message": "Cancel requested; stopping after this batch."}
+            )
         return True
 
     def list_jobs(self, kind: str | None = None) -> list[Job]:
@@ -271,7 +277,9 @@ class TrainerService:
             try:
                 runs.write_job_file(job.run_dir, job.to_dict())
             except OSError as error:
-                job._emit({"type": "log", "level": "warning", "message": f"Could not write job.json: {error}"})
+                job._emit(
+                    {"type": "log", "level": "warning", "message": f"Could not write job.json: {error}"}
+                )
 
     def _settle_run_folder(self, job: Job) -> None:
         """Record the final state in the run folder; a job that did not finish is never marked done."""

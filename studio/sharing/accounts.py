@@ -120,7 +120,9 @@ def load_users(path: str | os.PathLike) -> Accounts:
         else:
             data = tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as error:
-        raise StudioError(f"the users file {path} is not valid {path.suffix.lstrip('.') or 'TOML'} ({error})") from None
+        raise StudioError(
+            f"the users file {path} is not valid {path.suffix.lstrip('.') or 'TOML'} ({error})"
+        ) from None
     entries = data if isinstance(data, list) else (data.get("user") or data.get("users") or [])
     if not isinstance(entries, list) or not entries:
         raise StudioError(f"the users file {path} lists no users (expected [[user]] entries or a JSON list)")
@@ -134,7 +136,9 @@ def load_users(path: str | os.PathLike) -> Accounts:
         if "password_hash" in entry:
             stored = str(entry["password_hash"])
             if not stored.startswith("scrypt$") or stored.count("$") != 5:
-                raise StudioError(f"{where}: password_hash must come from `python -m studio.sharing.accounts`")
+                raise StudioError(
+                    f"{where}: password_hash must come from `python -m studio.sharing.accounts`"
+                )
         elif entry.get("password"):
             stored = hash_password(str(entry["password"]))
         else:

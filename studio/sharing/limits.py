@@ -18,7 +18,9 @@ def check_file_size(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) ->
     """The file's size from `stat`; StudioError when it is over `max_bytes` (the file is not read)."""
     size = os.stat(path).st_size
     if size > max_bytes:
-        raise StudioError(f"file is {size / 1024**2:.0f} MB, over the {max_bytes / 1024**2:.0f} MB limit per image")
+        raise StudioError(
+            f"file is {size / 1024**2:.0f} MB, over the {max_bytes / 1024**2:.0f} MB limit per image"
+        )
     return size
 
 

@@ -9,7 +9,9 @@ from typing import Any
 from studio.errors import StudioError
 
 MAX_QUEUED_JOBS = 16  # jobs waiting for the device, all users together
-QUEUE_FULL = "the queue is full: {n} jobs are already waiting for the device; try again when some have finished"
+QUEUE_FULL = (
+    "the queue is full: {n} jobs are already waiting for the device; try again when some have finished"
+)
 
 
 class JobQuota:

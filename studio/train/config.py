@@ -100,16 +100,23 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         augment_from_setting(self.augment)  # a preset name or a dict of strengths; StudioError otherwise
         if self.strategy == "scratch" and self.weights:
-            raise StudioError("Strategy 'scratch' trains from random weights; drop --weights or pick another strategy.")
+            raise StudioError(
+                "Strategy 'scratch' trains from random weights; drop --weights or pick another strategy."
+            )
         for name in ("epochs", "batch_size", "image_size", "patience"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise StudioError(f"{_setting(name)} must be a whole number of at least 1, got {value!r}.")
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
             raise StudioError(f"Image size must be between 32 and 1024 pixels, got {self.image_size}.")
-        if self.frozen_groups is not None and (isinstance(self.frozen_groups, bool)
-                                               or not isinstance(self.frozen_groups, int) or self.frozen_groups < 0):
-            raise StudioError(f"frozen_groups must be a whole number of at least 0, got {self.frozen_groups!r}.")
+        if self.frozen_groups is not None and (
+            isinstance(self.frozen_groups, bool)
+            or not isinstance(self.frozen_groups, int)
+            or self.frozen_groups < 0
+        ):
+            raise StudioError(
+                f"frozen_groups must be a whole number of at least 0, got {self.frozen_groups!r}."
+            )
         if self.frozen_groups and not self.uses_pretrained:
             raise StudioError("Random weights (scratch, --no-pretrained) must all learn: drop frozen_groups.")
         if self.frozen_groups and self.strategy not in ("auto", "finetune"):
@@ -119,15 +126,21 @@ class TrainConfig:
             raise StudioError(f"ema_decay must be at least 0 (off) and below 1, got {self.ema_decay!r}.")
         for name in ("lr", "backbone_lr", "time_budget_s"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if value is not None and not (
+                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+            ):
                 raise StudioError(f"{_setting(name)} must be a positive number, got {value!r}.")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise StudioError(f"layer_decay must be in (0, 1] (e.g. 0.7), got {self.layer_decay!r}.")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
-            raise StudioError(f"label_smoothing must be in [0, 1) (0.1 is typical), got {self.label_smoothing!r}.")
+            raise StudioError(
+                f"label_smoothing must be in [0, 1) (0.1 is typical), got {self.label_smoothing!r}."
+            )
         for name in ("cutmix", "mixup"):
             if not 0 <= getattr(self, name) <= 4:
-                raise StudioError(f"{name} must be a Beta alpha between 0 (off) and 4, got {getattr(self, name)!r}.")
+                raise StudioError(
+                    f"{name} must be a Beta alpha between 0 (off) and 4, got {getattr(self, name)!r}."
+                )
         if self.unfreeze_groups < 1:
             raise StudioError(f"unfreeze_groups must be at least 1, got {self.unfreeze_groups}.")
         check_limits(self)  # values far beyond sense (epochs, batch for the memory at hand, rates)
@@ -140,7 +153,9 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise StudioError(f"Unknown training setting(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+            raise StudioError(
+                f"Unknown training setting(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
+            )
         return cls(**data)
 
     @property
@@ -150,8 +165,12 @@ class TrainConfig:
 
 # What a setting is called in words, and the `studio train` flag that sets it (the field name otherwise).
 _SETTING_NAMES = {
-    "epochs": "Epochs (--epochs)", "batch_size": "Batch size (--batch-size)", "image_size": "Image size (--image-size)",
-    "patience": "Patience", "lr": "Learning rate (--lr)", "backbone_lr": "Backbone learning rate (--backbone-lr)",
+    "epochs": "Epochs (--epochs)",
+    "batch_size": "Batch size (--batch-size)",
+    "image_size": "Image size (--image-size)",
+    "patience": "Patience",
+    "lr": "Learning rate (--lr)",
+    "backbone_lr": "Backbone learning rate (--backbone-lr)",
     "time_budget_s": "Time budget in seconds (--time-budget)",
 }
 
@@ -209,7 +228,9 @@ def resolve(config: TrainConfig, *, n_train: int, class_counts: list[int], devic
     # Starting from a fitted probe head, low rates keep the pretrained features (LP-FT); measured on
     # flowers/mri (bench/engine.py): 5e-5 beat 3e-5 and 1e-4. Auto fine-tunes a fresh head with the
     # backbone at a fifth of its rate: on flowers/mri that beat LP-FT (92.0% vs 91.3%, 100% vs 95.1%).
-    backbone_lr = config.backbone_lr or (lr if scratch else 5e-5 if from_probe else lr / 5 if auto else lr / 10)
+    backbone_lr = config.backbone_lr or (
+        lr if scratch else 5e-5 if from_probe else lr / 5 if auto else lr / 10
+    )
     patience = config.patience or max(3, epochs // 3)
     # Frozen BN statistics: faster and steadier for pretrained backbones; random ones must learn them.
     freeze_bn = (not scratch) if config.freeze_bn is None else config.freeze_bn
@@ -220,11 +241,26 @@ def resolve(config: TrainConfig, *, n_train: int, class_counts: list[int], devic
     # On CPU the whole auto run on ~750 images stays under 5 minutes (flowers on 2 cores: bench/engine.py).
     budget = config.time_budget_s or (270.0 if device_type == "cpu" else 600.0)
     return Resolved(
-        epochs=epochs, batch_size=batch, lr=float(lr), backbone_lr=float(backbone_lr), patience=patience,
-        freeze_bn=freeze_bn, image_size=config.image_size or default_image_size, balance=balance,
+        epochs=epochs,
+        batch_size=batch,
+        lr=float(lr),
+        backbone_lr=float(backbone_lr),
+        patience=patience,
+        freeze_bn=freeze_bn,
+        image_size=config.image_size or default_image_size,
+        balance=balance,
         time_budget_s=float(budget),
-        label_smoothing=config.label_smoothing if config.label_smoothing is not None else (0.0 if from_probe else 0.1),
-        ema_decay=float(config.ema_decay if config.ema_decay is not None else AUTO_EMA_DECAY if auto else 0.0),
-        frozen_groups=0 if scratch else config.frozen_groups if config.frozen_groups is not None
-        else AUTO_FROZEN_GROUPS if auto else 0,
+        label_smoothing=config.label_smoothing
+        if config.label_smoothing is not None
+        else (0.0 if from_probe else 0.1),
+        ema_decay=float(
+            config.ema_decay if config.ema_decay is not None else AUTO_EMA_DECAY if auto else 0.0
+        ),
+        frozen_groups=0
+        if scratch
+        else config.frozen_groups
+        if config.frozen_groups is not None
+        else AUTO_FROZEN_GROUPS
+        if auto
+        else 0,
     )

@@ -292,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         result = _train_rank(Path(args.project), json.loads(args.config), control, world)
     except BaseException as error:  # noqa: BLE001 - reported to the launcher, then the rank exits non-zero
         message = str(error) if isinstance(error, StudioError) else f"{type(error).__name__}: {error}"
-        report = {"rank": rank, "error": message, "studio_error": isinstance(error, StudioError), "time": time.time()}
+        report = {
+            "rank": rank,
+            "error": message,
+            "studio_error": isinstance(error, StudioError),
+            "time": time.time(),
+        }
         (control / f"error-rank{rank}.json").write_text(json.dumps(report))
         return 1
     if world.is_main:

@@ -59,8 +59,14 @@ def fit_logreg(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int, b
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if folds is not None:  # with too few images per class to cross-validate, keep a moderate default
-            search = GridSearchCV(_logreg(DEFAULT_C, balanced, seed), {"logisticregression__C": list(LOGREG_CS)},
-                                  cv=folds, scoring="neg_log_loss", refit=False, n_jobs=1)
+            search = GridSearchCV(
+                _logreg(DEFAULT_C, balanced, seed),
+                {"logisticregression__C": list(LOGREG_CS)},
+                cv=folds,
+                scoring="neg_log_loss",
+                refit=False,
+                n_jobs=1,
+            )
             search.fit(x[first], y[first])
             best_c = float(search.best_params_["logisticregression__C"])
             score = float(-search.best_score_)
@@ -68,8 +74,9 @@ def fit_logreg(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int, b
     return pipeline, {"C": best_c, "cv": None if folds is None else len(folds), "cv_log_loss": score}
 
 
-def out_of_fold_probs(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, c: float, seed: int, balanced: bool,
-                      views: int = 1) -> np.ndarray | None:
+def out_of_fold_probs(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, c: float, seed: int, balanced: bool, views: int = 1
+) -> np.ndarray | None:
     """Out-of-fold probabilities of the identity rows (N images x classes) with the chosen C, or None
     with too few images per class to make folds. Calibration and the unknown threshold are fitted on them."""
     first = np.arange(0, len(y), views)
@@ -86,13 +93,19 @@ def out_of_fold_probs(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, c: fl
     return probs / probs.sum(axis=1, keepdims=True)
 
 
-def fit_svm(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int, balanced: bool) -> tuple[Pipeline, dict]:
+def fit_svm(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int, balanced: bool
+) -> tuple[Pipeline, dict]:
     """RBF SVM on standardized features, probabilities calibrated (sigmoid) on grouped folds."""
     folds = _folds(y, groups, seed)
     if folds is None:
-        raise StudioError("The SVM head needs at least two training images per class; label more or use --head logreg.")
+        raise StudioError(
+            "The SVM head needs at least two training images per class; label more or use --head logreg."
+        )
     svm = SVC(C=1.0, kernel="rbf", class_weight="balanced" if balanced else None, random_state=seed)
-    pipeline = make_pipeline(StandardScaler(), CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False))
+    pipeline = make_pipeline(
+        StandardScaler(), CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False)
+    )
     pipeline.fit(x, y)
     return pipeline, {"C": 1.0, "kernel": "rbf", "calibration_folds": len(folds)}
 
@@ -105,8 +118,18 @@ def fit_knn(x: np.ndarray, y: np.ndarray, *, views: int) -> tuple[Pipeline, dict
     return pipeline, {"k": k}
 
 
-def fit_torch_linear(x: np.ndarray, y: np.ndarray, num_classes: int, *, seed: int, class_weight: torch.Tensor | None,
-                     label_smoothing: float, lr: float, weight_decay: float, epochs: int = 300) -> tuple[Pipeline, dict]:
+def fit_torch_linear(
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    *,
+    seed: int,
+    class_weight: torch.Tensor | None,
+    label_smoothing: float,
+    lr: float,
+    weight_decay: float,
+    epochs: int = 300,
+) -> tuple[Pipeline, dict]:
     """A linear layer trained with AdamW on standardized features (full batch, cosine schedule).
 
     Returned as a scaler + LogisticRegression-shaped pipeline so it folds like logistic regression.
@@ -132,7 +155,10 @@ def fit_torch_linear(x: np.ndarray, y: np.ndarray, num_classes: int, *, seed: in
     estimator.classes_ = np.arange(num_classes)
     estimator.coef_ = layer.weight.detach().numpy().astype(np.float64)
     estimator.intercept_ = layer.bias.detach().numpy().astype(np.float64)
-    return Pipeline([("standardscaler", scaler), ("logisticregression", estimator)]), {"epochs": epochs, "lr": lr}
+    return Pipeline([("standardscaler", scaler), ("logisticregression", estimator)]), {
+        "epochs": epochs,
+        "lr": lr,
+    }
 
 
 def fold_linear(pipeline: Pipeline, classifier: torch.nn.Linear) -> None:

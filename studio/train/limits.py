@@ -36,23 +36,38 @@ def check_limits(config: Any) -> None:
     if config.patience is not None and config.patience > MAX_EPOCHS:
         raise StudioError(f"Patience {config.patience} is more than the {MAX_EPOCHS} epochs a run may have.")
     if config.batch_size is not None and config.batch_size > MAX_BATCH_SIZE:
-        raise StudioError(f"Batch size (--batch-size) {config.batch_size} is above the limit of {MAX_BATCH_SIZE} "
-                          "(0 or leaving it out picks one from the data and device).")
-    for name, flag in (("lr", "Learning rate (--lr)"), ("backbone_lr", "Backbone learning rate (--backbone-lr)")):
+        raise StudioError(
+            f"Batch size (--batch-size) {config.batch_size} is above the limit of {MAX_BATCH_SIZE} "
+            "(0 or leaving it out picks one from the data and device)."
+        )
+    for name, flag in (
+        ("lr", "Learning rate (--lr)"),
+        ("backbone_lr", "Backbone learning rate (--backbone-lr)"),
+    ):
         value = getattr(config, name)
         if value is not None and value > MAX_LR:
-            raise StudioError(f"{flag} {value:g} would make training diverge at once: use a value at most "
-                              f"{MAX_LR:g} (typical: 1e-3 for the head, 1e-4 for the backbone; 0 = automatic).")
+            raise StudioError(
+                f"{flag} {value:g} would make training diverge at once: use a value at most "
+                f"{MAX_LR:g} (typical: 1e-3 for the head, 1e-4 for the backbone; 0 = automatic)."
+            )
     if config.time_budget_s is not None and config.time_budget_s > MAX_TIME_BUDGET_S:
-        raise StudioError(f"Time budget {config.time_budget_s:g} s is more than a week ({MAX_TIME_BUDGET_S:g} s).")
+        raise StudioError(
+            f"Time budget {config.time_budget_s:g} s is more than a week ({MAX_TIME_BUDGET_S:g} s)."
+        )
     if not 0 <= config.warmup_epochs <= MAX_WARMUP_EPOCHS:
-        raise StudioError(f"warmup_epochs must be between 0 and {MAX_WARMUP_EPOCHS:g}, got {config.warmup_epochs!r}.")
+        raise StudioError(
+            f"warmup_epochs must be between 0 and {MAX_WARMUP_EPOCHS:g}, got {config.warmup_epochs!r}."
+        )
     if not 0 <= config.weight_decay <= 1:
-        raise StudioError(f"weight_decay must be between 0 and 1 (0.01 is typical), got {config.weight_decay!r}.")
+        raise StudioError(
+            f"weight_decay must be between 0 and 1 (0.01 is typical), got {config.weight_decay!r}."
+        )
     if config.log_every < 1:
         raise StudioError(f"log_every must be at least 1, got {config.log_every!r}.")
     if config.batch_size is not None and config.strategy != "linear":
-        check_memory(config.batch_size, config.image_size or DEFAULT_IMAGE_SIZE, config.backbone, config.device)
+        check_memory(
+            config.batch_size, config.image_size or DEFAULT_IMAGE_SIZE, config.backbone, config.device
+        )
 
 
 def training_bytes(batch_size: int, image_size: int, backbone: str) -> float:

@@ -68,7 +68,9 @@ def set_train_mode(model: torch.nn.Module, freeze_bn: bool) -> None:
                 module.eval()
 
 
-def _soft_cross_entropy(logits: torch.Tensor, soft: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+def _soft_cross_entropy(
+    logits: torch.Tensor, soft: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
     """Cross-entropy with soft targets; class weights scale each sample by its target's weight."""
     per_sample = -(soft * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
     if weights is None:
@@ -92,9 +94,13 @@ class Trainer:
         self.augment = augment_from_setting(config.augment)
         self.cutmix = config.cutmix or self.augment.cutmix
         self.mixup = config.mixup or self.augment.mixup
-        ctx.events.log(f"Augmentation: {describe(replace(self.augment, cutmix=self.cutmix, mixup=self.mixup))}.")
+        ctx.events.log(
+            f"Augmentation: {describe(replace(self.augment, cutmix=self.cutmix, mixup=self.mixup))}."
+        )
         balance = ctx.resolved.balance
-        self.loss_weights = class_weights(ctx.snapshot.class_counts).to(ctx.device) if balance == "weights" else None
+        self.loss_weights = (
+            class_weights(ctx.snapshot.class_counts).to(ctx.device) if balance == "weights" else None
+        )
         self.generator = torch.Generator().manual_seed(config.seed)
         # Per-epoch validation ranks this run's epochs only (bf16 where the CPU runs it natively, in
         # torch: the weights change every epoch); the reported numbers come from the float32 evaluation.
@@ -144,8 +150,13 @@ class Trainer:
             batch = crops[start:start + self.runner.batch_size][:, None]
             logits.append(self.runner.forward_crops(batch, (IDENTITY,), [IDENTITY.zoom])[:, 0])
         out = torch.from_numpy(np.concatenate(logits)) if logits else torch.zeros(0, self.ctx.num_classes)
-        loss_sum, correct, n = world.sum([F.cross_entropy(out, targets, reduction="sum").item() if len(out) else 0.0,
-                                          float((out.argmax(1) == targets).sum()), float(len(targets))])
+        loss_sum, correct, n = world.sum(
+            [
+                F.cross_entropy(out, targets, reduction="sum").item() if len(out) else 0.0,
+                float((out.argmax(1) == targets).sum()),
+                float(len(targets)),
+            ]
+        )
         return correct / n, loss_sum / n
 
     # ---- training ---------------------------------------------------------------------------------
@@ -168,7 +179,9 @@ class Trainer:
                 self.model.load_state_dict(start_state)
                 if self.ctx.device.type == "cuda":
                     torch.cuda.empty_cache()
-                self.ctx.events.log(f"Out of memory: retrying stage '{stage.name}' with batch size {self.batch_size}.")
+                self.ctx.events.log(
+                    f"Out of memory: retrying stage '{stage.name}' with batch size {self.batch_size}."
+                )
 
     def _run(self, stage: Stage) -> StageResult:
         ctx, events = self.ctx, self.ctx.events
@@ -198,7 +211,9 @@ class Trainer:
                     events.log(f"Cancelled during stage '{stage.name}', epoch {epoch}.")
                     return StageResult(self.epochs_run, "cancelled")
                 step_start = time.perf_counter()
-                images = images.to(ctx.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                images = images.to(ctx.device, non_blocking=True).contiguous(
+                    memory_format=torch.channels_last
+                )
                 targets = targets.to(ctx.device)
                 if self.cutmix > 0 or self.mixup > 0:
                     images, soft = mix_batch(images, targets, ctx.num_classes, self.cutmix, self.mixup,
@@ -229,14 +244,23 @@ class Trainer:
                 took = time.perf_counter() - step_start
                 seconds_per_step = took if seconds_per_step is None else 0.8 * seconds_per_step + 0.2 * took
                 if step % ctx.config.log_every == 0:
-                    events.emit(Step(
-                        stage=stage.name, epoch=epoch, step=step, steps_per_epoch=steps_per_epoch,
-                        loss=float(np.mean(losses[-ctx.config.log_every:])),
-                        lr=optimizer.param_groups[-1]["lr"], images_per_s=len(targets) / took,
-                        eta_s=(total_steps - step) * seconds_per_step + (stage.epochs - epoch + 1) * val_seconds,
-                    ))
+                    events.emit(
+                        Step(
+                            stage=stage.name,
+                            epoch=epoch,
+                            step=step,
+                            steps_per_epoch=steps_per_epoch,
+                            loss=float(np.mean(losses[-ctx.config.log_every :])),
+                            lr=optimizer.param_groups[-1]["lr"],
+                            images_per_s=len(targets) / took,
+                            eta_s=(total_steps - step) * seconds_per_step
+                            + (stage.epochs - epoch + 1) * val_seconds,
+                        )
+                    )
             train_seconds = time.perf_counter() - epoch_start
-            loss_sum, batches, correct, seen = ctx.world.sum([float(np.sum(losses)), len(losses), correct, seen])
+            loss_sum, batches, correct, seen = ctx.world.sum(
+                [float(np.sum(losses)), len(losses), correct, seen]
+            )
             val_start = time.perf_counter()
             val_accuracy, val_loss = self.validate()
             val_seconds = time.perf_counter() - val_start

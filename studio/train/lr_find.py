@@ -42,8 +42,15 @@ def suggest_rate(rates: np.ndarray, losses: np.ndarray) -> float | None:
     return float(rates[int(np.argmin(slopes))])
 
 
-def lr_find(project: Project, config: TrainConfig | None = None, *, start_lr: float = 1e-6, end_lr: float = 1.0,
-            steps: int = 40, cancel: threading.Event | None = None) -> dict:
+def lr_find(
+    project: Project,
+    config: TrainConfig | None = None,
+    *,
+    start_lr: float = 1e-6,
+    end_lr: float = 1.0,
+    steps: int = 40,
+    cancel: threading.Event | None = None,
+) -> dict:
     """{"rates", "losses" (smoothed), "raw_losses", "suggested_lr", "steps", "backbone"} for the project's
     training images with the config's backbone, image size, augmentation and frozen layers."""
     config = config or TrainConfig()
@@ -67,13 +74,24 @@ def lr_find(project: Project, config: TrainConfig | None = None, *, start_lr: fl
     optimizer = make_adamw(_split_decay(groups, config.weight_decay), device)
     ratios = [group["lr"] / resolved.lr for group in optimizer.param_groups]  # backbone : head, kept
     set_train_mode(model, resolved.freeze_bn)
-    transform = build_train_transform(augment_from_setting(config.augment), resolved.image_size, cfg["mean"],
-                                      cfg["std"], interpolation=cfg.get("interpolation", "bicubic"), seed=config.seed)
+    transform = build_train_transform(
+        augment_from_setting(config.augment),
+        resolved.image_size,
+        cfg["mean"],
+        cfg["std"],
+        interpolation=cfg.get("interpolation", "bicubic"),
+        seed=config.seed,
+    )
     images = DecodedImages(snapshot.train["path"].tolist(), round(resolved.image_size * 1.15))
     dataset = AugmentedImages(images, snapshot.train["target"].tolist(), transform)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=min(resolved.batch_size, len(dataset)), shuffle=True,
-                                         generator=torch.Generator().manual_seed(config.seed), num_workers=0,
-                                         drop_last=len(dataset) > resolved.batch_size)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=min(resolved.batch_size, len(dataset)),
+        shuffle=True,
+        generator=torch.Generator().manual_seed(config.seed),
+        num_workers=0,
+        drop_last=len(dataset) > resolved.batch_size,
+    )
     dtype = training_dtype(device)
     rates, smoothed, raw = [], [], []
     average, best, batches = 0.0, math.inf, iter(())

@@ -21,7 +21,9 @@ from studio.train.context import Best, RunContext
 HOLDOUT_FRACTION = 0.2
 
 
-def holdout_split(train: pd.DataFrame, seed: int, fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
+def holdout_split(
+    train: pd.DataFrame, seed: int, fraction: float = HOLDOUT_FRACTION
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(fit, held out): stratified, each class keeps at least one image to fit; a class with one
     image has none held out."""
     rng = np.random.default_rng(seed)
@@ -50,7 +52,9 @@ def fit_run_decision(ctx: RunContext, held: pd.DataFrame, fitted_on: str) -> dic
 
 def store_decision(ctx: RunContext, decision: dict) -> None:
     set_decision(ctx.folder.checkpoint_path, decision)
-    ctx.events.log(f"Calibration (on {decision['calibration']['fitted_on']}): temperature "
-                   f"{decision['calibration']['temperature']:.3f}, ECE {decision['calibration']['ece_before']:.3f} "
-                   f"-> {decision['calibration']['ece_after']:.3f}; predictions below "
-                   f"{decision['unknown_threshold']:.3f} confidence are flagged unknown.")
+    ctx.events.log(
+        f"Calibration (on {decision['calibration']['fitted_on']}): temperature "
+        f"{decision['calibration']['temperature']:.3f}, ECE {decision['calibration']['ece_before']:.3f} "
+        f"-> {decision['calibration']['ece_after']:.3f}; predictions below "
+        f"{decision['unknown_threshold']:.3f} confidence are flagged unknown."
+    )

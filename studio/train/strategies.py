@@ -65,8 +65,11 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
     fingerprint = ctx.weights_source.fingerprint
     if ctx.weights_source.kind == "none":  # random weights differ per seed
         fingerprint += f":seed{config.seed}"
-    cache = FeatureCache(ctx.project.cache_dir / "features" /
-                         feature_key(ctx.backbone, fingerprint, ctx.preprocessing, views, ctx.inference_dtype))
+    cache = FeatureCache(
+        ctx.project.cache_dir
+        / "features"
+        / feature_key(ctx.backbone, fingerprint, ctx.preprocessing, views, ctx.inference_dtype)
+    )
     train, val = ctx.snapshot.train, ctx.snapshot.val
     hashes = train["hash"].tolist() + val["hash"].tolist()
     paths = train["path"].tolist() + val["path"].tolist()
@@ -75,14 +78,25 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
 
     def progress(done: int, total: int) -> None:
         elapsed = time.perf_counter() - started
-        events.emit(Step(stage="features", epoch=1, step=done, loss=None, lr=None,
-                         images_per_s=done / max(elapsed, 1e-9), eta_s=(total - done) * elapsed / max(done, 1)))
+        events.emit(
+            Step(
+                stage="features",
+                epoch=1,
+                step=done,
+                loss=None,
+                lr=None,
+                images_per_s=done / max(elapsed, 1e-9),
+                eta_s=(total - done) * elapsed / max(done, 1),
+            )
+        )
 
     features, stats = extract_features(runner, cache, hashes, paths, views,
                                        should_stop=lambda: events.cancelled, on_batch=progress)
     if events.cancelled:
         return None
-    events.log(f"Features: {stats.computed} computed ({stats.images_per_s:.1f} images/s), {stats.cached} from cache.")
+    events.log(
+        f"Features: {stats.computed} computed ({stats.images_per_s:.1f} images/s), {stats.cached} from cache."
+    )
     n_train, n_views = len(train), len(views)
     x_train = features[:n_train].reshape(n_train * n_views, -1)
     y_train = np.repeat(train["target"].to_numpy(), n_views)
@@ -92,7 +106,9 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
     k = ctx.num_classes
     fit_start = time.perf_counter()
     if head == "logreg":
-        pipeline, details = fit_logreg(x_train, y_train, groups, seed=config.seed, balanced=balanced, views=n_views)
+        pipeline, details = fit_logreg(
+            x_train, y_train, groups, seed=config.seed, balanced=balanced, views=n_views
+        )
     elif head == "torch":
         weights = class_weights(ctx.snapshot.class_counts) if balanced else None
         pipeline, details = fit_torch_linear(x_train, y_train, k, seed=config.seed, class_weight=weights,
@@ -209,7 +225,9 @@ def run_two_stage(ctx: RunContext) -> Outcome:
         return Outcome("cancelled", 0, "two-stage")
     model, resolved, top = probe.model, ctx.resolved, ctx.config.unfreeze_groups
     # The head already fits: in stage 2 it learns at a tenth of its usual rate, beside the top blocks.
-    groups = discriminative_groups(model, resolved.lr / 10, resolved.backbone_lr, ctx.config.layer_decay, top=top)
+    groups = discriminative_groups(
+        model, resolved.lr / 10, resolved.backbone_lr, ctx.config.layer_decay, top=top
+    )
     result = Trainer(ctx, model, "two-stage").run(Stage(f"top-{top}-blocks", resolved.epochs, groups,
                                                         ctx.config.warmup_epochs))
     return Outcome(_status(result.status), 1 + result.epochs_run, "two-stage",
@@ -251,8 +269,10 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     """
     inner = selection_context(ctx)
     held = inner.snapshot.val
-    ctx.events.log(f"Auto: choices are made on the training split ({len(inner.snapshot.train)} images to fit, "
-                   f"{len(held)} held out to choose); the validation split is used once, for the reported number.")
+    ctx.events.log(
+        f"Auto: choices are made on the training split ({len(inner.snapshot.train)} images to fit, "
+        f"{len(held)} held out to choose); the validation split is used once, for the reported number."
+    )
     outcome = _auto_on(inner, started, reserve_images=len(held) + 4 * len(ctx.snapshot.val))
     if outcome.status == "cancelled" or not ctx.folder.checkpoint_path.is_file():
         ctx.best = inner.best
@@ -265,8 +285,11 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
         outcome.reason += f"; refit on the whole training split (C={refit.details.get('C')})"
         outcome.details["C"] = refit.details.get("C")
         oof, targets = refit.out_of_fold or (None, None)
-        decision = (fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
-                    if oof is not None else fit_run_decision(inner, held, f"{len(held)} held-out training images"))
+        decision = (
+            fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
+            if oof is not None
+            else fit_run_decision(inner, held, f"{len(held)} held-out training images")
+        )
     else:
         ctx.best = inner.best
         decision = fit_run_decision(inner, held, f"{len(held)} held-out training images")

@@ -129,8 +129,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         source = _source_image(project, picked)
         partner = _partner(project, int(picked), seed_number) if config.mixing else None
         images = preview(source, config, n=SAMPLES, seed=seed_number, image_size=PREVIEW_SIZE, other=partner)
-        return (images, f"**{config.preset}**: {describe(config)}", config.to_dict(), saved_text(project, config),
-                int(picked))
+        return (
+            images,
+            f"**{config.preset}**: {describe(config)}",
+            config.to_dict(),
+            saved_text(project, config),
+            int(picked),
+        )
 
     draw_in = [binding.root, image_id, seed, preset_name, *sliders]
     draw_out = [samples, summary, config_json, saved, image_id]

@@ -267,23 +267,35 @@ def topk_bars(top: Sequence[Mapping[str, Any]], title: str | None = None) -> go.
     return fig
 
 
-def reliability_diagram(reliability: Mapping[str, Any] | None, calibration: Mapping[str, Any] | None = None) -> go.Figure:
+def reliability_diagram(
+    reliability: Mapping[str, Any] | None, calibration: Mapping[str, Any] | None = None
+) -> go.Figure:
     """Accuracy against confidence per confidence bin, before and after the run's temperature scaling;
     the diagonal is perfect calibration. `reliability` is evaluate()'s {"before": bins, "after": bins}."""
     if not reliability or not (reliability.get("after") or reliability.get("before")):
         return empty_figure("Evaluate a run to see how well its confidence matches its accuracy.", height=320)
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                                line={"dash": "dot", "color": "#9ca3af"}, hoverinfo="skip"))
-    for key, label, color in (("before", "before calibration", "#93c5fd"), ("after", "calibrated", RUN_COLORS[0])):
+    for key, label, color in (
+        ("before", "before calibration", "#93c5fd"),
+        ("after", "calibrated", RUN_COLORS[0]),
+    ):
         bins = reliability.get(key) or []
         if not bins:
             continue
-        fig.add_trace(go.Scatter(
-            x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], mode="lines+markers", name=label,
-            marker={"size": [6 + min(14, b["n"]) for b in bins], "color": color}, line={"color": color},
-            customdata=[[b["n"], b["low"], b["high"]] for b in bins],
-            hovertemplate="confidence %{customdata[1]:.0%}-%{customdata[2]:.0%}: %{customdata[0]} images, "
-                          "accuracy %{y:.0%}<extra>" + label + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[b["confidence"] for b in bins],
+                y=[b["accuracy"] for b in bins],
+                mode="lines+markers",
+                name=label,
+                marker={"size": [6 + min(14, b["n"]) for b in bins], "color": color},
+                line={"color": color},
+                customdata=[[b["n"], b["low"], b["high"]] for b in bins],
+                hovertemplate="confidence %{customdata[1]:.0%}-%{customdata[2]:.0%}: %{customdata[0]} images, "
+                "accuracy %{y:.0%}<extra>" + label + "</extra>",
+            )
+        )
     title = "Reliability (validation)"
     if calibration:
         title += (f": ECE {calibration['ece_before']:.3f} → {calibration['ece_after']:.3f}, "

@@ -40,7 +40,9 @@ class AppContext:
     service: Any = None  # studio.service.TrainerService; typed loosely so the UI imports without torch jobs
     max_upload_mb: int = 200
     extra_projects: list[Path] = field(default_factory=list)  # --project folders outside the workspace
-    import_roots: list[Path] = field(default_factory=list)  # --import-root folders (studio.sharing.confinement)
+    import_roots: list[Path] = field(
+        default_factory=list
+    )  # --import-root folders (studio.sharing.confinement)
     remote: bool = False  # reachable beyond this machine (--share or a non-loopback --host)
     _projects: dict[Path, Project] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -48,7 +50,9 @@ class AppContext:
     def __post_init__(self) -> None:
         self.workspace = Path(self.workspace).expanduser().resolve()
         self.extra_projects = [Path(p).expanduser().resolve() for p in self.extra_projects]
-        self.paths = PathPolicy(self.workspace, [*self.extra_projects, *self.import_roots], remote=self.remote)
+        self.paths = PathPolicy(
+            self.workspace, [*self.extra_projects, *self.import_roots], remote=self.remote
+        )
 
     def server_path(self, path: str | os.PathLike) -> Path:
         """A server path a request names, resolved, when the caller may name it (one refusal otherwise)."""

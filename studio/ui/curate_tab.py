@@ -142,7 +142,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 with gr.Column(scale=2):
                     issue_text = gr.Markdown("Run Analyse first.")
                     issue_label = gr.Dropdown(label="Relabel as", choices=[], allow_custom_value=True)
-                    accept = gr.Button("Accept suggestion (A)", variant="primary", elem_id="curate-issue-accept")
+                    accept = gr.Button(
+                        "Accept suggestion (A)", variant="primary", elem_id="curate-issue-accept"
+                    )
                     with gr.Row():
                         keep_label = gr.Button("Keep label (K)", elem_id="curate-issue-keep")
                         ambiguous = gr.Button("Ambiguous (M)", elem_id="curate-issue-ambiguous")
@@ -165,9 +167,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             skipped = gr.State([])
         with gr.Tab("Embedding map", id="curate-map"):
             plot = gr.Plot(views.empty_figure(), show_label=False, elem_id="curate-map-plot")
-            gr.Markdown("**Drag on the map** to draw a lasso around images (the box tool and zoom are in the "
-                        "plot's toolbar; hover a point to see its image), or give a region's coordinates below; "
-                        "then label every selected image at once.", elem_classes="help-text")
+            gr.Markdown(
+                "**Drag on the map** to draw a lasso around images (the box tool and zoom are in the "
+                "plot's toolbar; hover a point to see its image), or give a region's coordinates below; "
+                "then label every selected image at once.",
+                elem_classes="help-text",
+            )
             # The page script (MAP_JS) writes the ids of a mouse selection here as JSON.
             map_selection = gr.Textbox(value="", visible="hidden", elem_id="curate-map-selection",
                                        label="map selection")
@@ -183,13 +188,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             box_gallery = gr.Gallery(columns=10, height=200, allow_preview=False, object_fit="contain",
                                      fit_columns=False, show_label=False)
             with gr.Row(elem_classes="align-end"):
-                box_class = gr.Dropdown(label="Class for the selected images", choices=[], allow_custom_value=True,
-                                        scale=3)
+                box_class = gr.Dropdown(
+                    label="Class for the selected images", choices=[], allow_custom_value=True, scale=3
+                )
                 box_apply = gr.Button("Label all selected", variant="primary", scale=1)
         with gr.Tab("Outliers & warnings", id="curate-outliers"):
             warnings = gr.Markdown()
-            outlier_table = gr.Dataframe(interactive=False, label="Outliers (fit no class well; farthest first)",
-                                         max_height=260)
+            outlier_table = gr.Dataframe(
+                interactive=False, label="Outliers (fit no class well; farthest first)", max_height=260
+            )
             outlier_gallery = gr.Gallery(columns=8, height=200, allow_preview=False, object_fit="contain",
                                          fit_columns=False, show_label=False, elem_classes=["wrap-captions"])
 
@@ -262,7 +269,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             return "", gr.Timer(active=False), gr.Button(visible=False)
         return job.id, gr.Timer(active=True), gr.Button(visible=True)
 
-    analyse.click(on_analyse, [binding.root, backbone], [job_id, status, timer, cancel], api_visibility="private")
+    analyse.click(
+        on_analyse, [binding.root, backbone], [job_id, status, timer, cancel], api_visibility="private"
+    )
     timer.tick(on_tick, [job_id, finished], [status, timer, finished, cancel], api_visibility="private",
                show_progress="hidden")
     cancel.click(on_cancel, job_id, cancel, api_visibility="private")
@@ -312,7 +321,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
         return handler
 
-    for button, decision in ((accept, "accept"), (keep_label, "keep"), (ambiguous, "ambiguous"), (exclude, "exclude")):
+    for button, decision in (
+        (accept, "accept"),
+        (keep_label, "keep"),
+        (ambiguous, "ambiguous"),
+        (exclude, "exclude"),
+    ):
         button.click(reviewer(decision), [binding.root, issue_id, issue_label], [*issue_out, status],
                      api_visibility="private")
 
@@ -331,9 +345,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         skip_list = [*(skip_list or []), image_id] if image_id is not None else list(skip_list or [])
         return *views.active(session, root, skip_list), skip_list
 
-    active_accept.click(on_active_label, [binding.root, active_id, active_label, skipped], [*active_out, skipped],
-                        api_visibility="private")
-    active_skip.click(on_skip, [binding.root, active_id, skipped], [*active_out, skipped], api_visibility="private")
+    active_accept.click(
+        on_active_label,
+        [binding.root, active_id, active_label, skipped],
+        [*active_out, skipped],
+        api_visibility="private",
+    )
+    active_skip.click(
+        on_skip, [binding.root, active_id, skipped], [*active_out, skipped], api_visibility="private"
+    )
 
     # ---- embedding map -------------------------------------------------------------------------
     @requires("viewer")
@@ -364,10 +384,18 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     show_box.click(on_box, [binding.root, *box, only_unlabeled], map_out, api_visibility="private")
     for trigger in (map_selection.change, only_unlabeled.change):
-        trigger(on_map_selection, [binding.root, map_selection, only_unlabeled], [box_text, box_gallery, selected_ids],
-                api_visibility="private")
-    box_apply.click(on_selection_label, [binding.root, selected_ids, only_unlabeled, box_class, binding.version],
-                    binding.version, api_visibility="private")
+        trigger(
+            on_map_selection,
+            [binding.root, map_selection, only_unlabeled],
+            [box_text, box_gallery, selected_ids],
+            api_visibility="private",
+        )
+    box_apply.click(
+        on_selection_label,
+        [binding.root, selected_ids, only_unlabeled, box_class, binding.version],
+        binding.version,
+        api_visibility="private",
+    )
 
     # Last, so its (empty) block adds no gap above the controls; `head` carries the tab's own styles.
     gr.HTML("", js_on_load=KEYS_JS + MAP_JS, head=STYLE, elem_id="curate-keys")

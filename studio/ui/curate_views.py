@@ -94,7 +94,9 @@ def _group_choice(number: int, group: dict) -> tuple[str, str]:
     splits = sorted({s or "no split" for s in group["splits"]})
     labels = sorted({label or "unlabeled" for label in group["labels"]})
     flag = "⚠ LEAKAGE · " if group["leakage"] else ""
-    text = f"{flag}Group {number}: {len(group['image_ids'])} images · {' + '.join(splits)} · {', '.join(labels)}"
+    text = (
+        f"{flag}Group {number}: {len(group['image_ids'])} images · {' + '.join(splits)} · {', '.join(labels)}"
+    )
     return text, ",".join(map(str, group["image_ids"]))
 
 
@@ -141,14 +143,20 @@ def issue(session: CurateSession, project: Project | None, report: dict | None):
                 gr.update(choices=classes, value=None), None)
     first = pending[0]
     row = _rows(project).loc[first["image"]]
-    text = (f"**#{first['image']}** · {row['original_name']} · split: {row['split'] or 'none'}\n\n"
-            f"Labeled **{first['label']}**; the model thinks it is **{first['suggested']}**.  \n"
-            f"Label quality {first['score']:.2f} (0 = surely wrong, 1 = fine)\n\n"
-            f"**{sum(1 for i in pending if i.get('flagged', True))}** flagged as likely wrong left in the queue, "
-            f"then {sum(1 for i in pending if not i.get('flagged', True))} more labels ranked by the same score "
-            "(most likely mislabeled first): keep going past the flagged ones to check further.")
-    return (display_image(project.root, row["path"]), text, gr.update(choices=classes, value=first["suggested"]),
-            first["image"])
+    text = (
+        f"**#{first['image']}** · {row['original_name']} · split: {row['split'] or 'none'}\n\n"
+        f"Labeled **{first['label']}**; the model thinks it is **{first['suggested']}**.  \n"
+        f"Label quality {first['score']:.2f} (0 = surely wrong, 1 = fine)\n\n"
+        f"**{sum(1 for i in pending if i.get('flagged', True))}** flagged as likely wrong left in the queue, "
+        f"then {sum(1 for i in pending if not i.get('flagged', True))} more labels ranked by the same score "
+        "(most likely mislabeled first): keep going past the flagged ones to check further."
+    )
+    return (
+        display_image(project.root, row["path"]),
+        text,
+        gr.update(choices=classes, value=first["suggested"]),
+        first["image"],
+    )
 
 
 # ---- active learning -------------------------------------------------------------------------------
@@ -175,8 +183,12 @@ def active(session: CurateSession, root: str, skipped: list[int]):
     text = (f"**#{nxt['image_id']}** · {row['original_name']}\n\n"
             f"Model's guess: **{nxt['suggested']}** ({nxt['confidence']:.0%} sure)\n\n"
             f"**{nxt['remaining']}** unlabeled images, the most uncertain first. {refits}{extra}")
-    return (display_image(project.root, row["path"]), text, gr.update(choices=classes, value=nxt["suggested"]),
-            nxt["image_id"])
+    return (
+        display_image(project.root, row["path"]),
+        text,
+        gr.update(choices=classes, value=nxt["suggested"]),
+        nxt["image_id"],
+    )
 
 
 # ---- embedding map ---------------------------------------------------------------------------------
@@ -184,7 +196,9 @@ def active(session: CurateSession, root: str, skipped: list[int]):
 def empty_figure(message: str = "Run Analyse to draw the map.") -> go.Figure:
     figure = go.Figure()
     figure.add_annotation(text=message, showarrow=False, font={"size": 16})
-    figure.update_layout(template="plotly_white", height=420, xaxis={"visible": False}, yaxis={"visible": False})
+    figure.update_layout(
+        template="plotly_white", height=420, xaxis={"visible": False}, yaxis={"visible": False}
+    )
     return figure
 
 
@@ -245,8 +259,15 @@ def embedding(session: CurateSession, project: Project | None, report: dict | No
         return (figure, x0, x1, y0, y1, "", [], gr.update(choices=classes), [])
     ids = session.box_ids(project, box, unlabeled_only)
     x0, x1, y0, y1 = box
-    figure.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line={"color": "#4f46e5", "dash": "dash", "width": 2},
-                     fillcolor="rgba(79, 70, 229, 0.08)")
+    figure.add_shape(
+        type="rect",
+        x0=x0,
+        x1=x1,
+        y0=y0,
+        y1=y1,
+        line={"color": "#4f46e5", "dash": "dash", "width": 2},
+        fillcolor="rgba(79, 70, 229, 0.08)",
+    )
     text, items = selection_view(project, ids, "in the box", unlabeled_only)
     return (figure, x0, x1, y0, y1, text, items, gr.update(choices=classes), ids)
 

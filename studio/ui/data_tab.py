@@ -57,7 +57,10 @@ def overview_text(info: dict) -> str:
 
 
 def _project_choices(context: AppContext) -> list[tuple[str, str]]:
-    return [(path.name if path.parent == context.workspace else str(path), str(path)) for path in context.list_projects()]
+    return [
+        (path.name if path.parent == context.workspace else str(path), str(path))
+        for path in context.list_projects()
+    ]
 
 
 def build(context: AppContext, binding: ProjectBinding) -> None:
@@ -81,8 +84,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                     import_upload = gr.Button("Import uploaded files", variant="primary")
                 with gr.Tab("Folder on this machine"):
                     folder = gr.Textbox(label="Folder, .zip or .csv path", placeholder="/data/photos")
-                    layout = gr.Dropdown(label="Layout", choices=["auto", *LAYOUTS], value="auto",
-                                         info="auto detects class folders, train/val folders, a CSV or loose images")
+                    layout = gr.Dropdown(
+                        label="Layout",
+                        choices=["auto", *LAYOUTS],
+                        value="auto",
+                        info="auto detects class folders, train/val folders, a CSV or loose images",
+                    )
                     import_folder = gr.Button("Import folder", variant="primary")
             summary = gr.Markdown("")
             report = gr.Dataframe(value=pd.DataFrame(columns=REPORT_COLUMNS), label="Import report",
@@ -92,8 +99,11 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             chart = gr.Plot(label="Class balance", show_label=False)
     with gr.Row():
         with gr.Column():
-            gr.Markdown("### Classes\nSelect classes, type a name, then act. Deleting a class leaves its images "
-                        "unlabeled (undo in the Label tab brings the labels back).", elem_classes="help-text")
+            gr.Markdown(
+                "### Classes\nSelect classes, type a name, then act. Deleting a class leaves its images "
+                "unlabeled (undo in the Label tab brings the labels back).",
+                elem_classes="help-text",
+            )
             selected = gr.Dropdown(label="Selected classes", multiselect=True, choices=[])
             class_name = gr.Textbox(label="Name", placeholder="new class name, new name, or merge target")
             with gr.Row():
@@ -236,7 +246,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 api_visibility="private")
 
 
-def _class_actions(context: AppContext, binding: ProjectBinding, selected, name, add, rename, merge, delete) -> None:
+def _class_actions(
+    context: AppContext, binding: ProjectBinding, selected, name, add, rename, merge, delete
+) -> None:
     """Wire the class buttons: each edits the store, then bumps the data version so every tab refreshes."""
 
     def run(action):

@@ -25,10 +25,16 @@ DEMO_IMAGE_SIZE = 64
 def _digit_image(pixels: np.ndarray) -> Image.Image:
     """An 8x8 digit (0..16, ink high) as a 64 px RGB image: dark ink on white paper."""
     gray = (255 - pixels.reshape(8, 8) * (255 / 16)).clip(0, 255).astype(np.uint8)
-    return Image.fromarray(gray, "L").resize((DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE), Image.Resampling.BICUBIC).convert("RGB")
+    return (
+        Image.fromarray(gray, "L")
+        .resize((DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE), Image.Resampling.BICUBIC)
+        .convert("RGB")
+    )
 
 
-def write_demo_images(folder: Path, labeled: int = DEMO_LABELED_PER_CLASS, unlabeled: int = DEMO_UNLABELED_PER_CLASS) -> tuple[Path, Path]:
+def write_demo_images(
+    folder: Path, labeled: int = DEMO_LABELED_PER_CLASS, unlabeled: int = DEMO_UNLABELED_PER_CLASS
+) -> tuple[Path, Path]:
     """Class folders under `folder/labeled` and loose files under `folder/unlabeled`; returns both."""
     try:
         from sklearn.datasets import load_digits

@@ -29,8 +29,14 @@ CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
 VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
 IMAGE_SETS = [("The run's own images (its snapshot)", "snapshot"), ("Today's validation split", "current")]
 # Thumbnail galleries: six per row, captions ("true→predicted 87%") wrap when class names are long (app CSS).
-THUMBNAILS = {"columns": 6, "fit_columns": False, "height": 240, "allow_preview": False, "object_fit": "contain",
-              "elem_classes": ["wrap-captions"]}
+THUMBNAILS = {
+    "columns": 6,
+    "fit_columns": False,
+    "height": 240,
+    "allow_preview": False,
+    "object_fit": "contain",
+    "elem_classes": ["wrap-captions"],
+}
 
 
 # ---- helpers shared with the Predict tab ---------------------------------------------------------------
@@ -98,7 +104,9 @@ def guarded(call: Any, *args: Any) -> Any:
 def summary_markdown(data: dict[str, Any]) -> str:
     report = data["report"]
     tta = report.get("tta", {})
-    which = "today's validation split" if report.get("images") == "current-split" else "its own validation images"
+    which = (
+        "today's validation split" if report.get("images") == "current-split" else "its own validation images"
+    )
     parts = [(f"**Run {html.escape(Path(data['run_dir']).name)}** on {report['n']} images ({which}): "
               f"accuracy **{report['accuracy']:.1%}** without TTA")]
     if tta:
@@ -178,9 +186,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         run = gr.Dropdown(choices=[], label="Run", scale=5)
         refresh = gr.Button("Refresh runs", scale=0, min_width=120)
         start = gr.Button("Evaluate", variant="primary", scale=1)
-    images_choice = gr.Radio(IMAGE_SETS, value="snapshot", label="Validation images",
-                             info="The run's own images give the same numbers as when it was trained; today's "
-                                  "split includes later relabels and exclusions (saved separately).")
+    images_choice = gr.Radio(
+        IMAGE_SETS,
+        value="snapshot",
+        label="Validation images",
+        info="The run's own images give the same numbers as when it was trained; today's "
+        "split includes later relabels and exclusions (saved separately).",
+    )
     summary = gr.Markdown("Pick a run and press **Evaluate**.")
     view = gr.Radio(VIEWS, value="plain", label="Results shown")
     with gr.Row():
@@ -199,7 +211,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         fix = gr.Button("Fix label: use the predicted class", interactive=False, scale=0, min_width=240)
         cam_button = gr.Button("Show Grad-CAM", interactive=False, scale=0, min_width=160)
     with gr.Row():
-        cam_predicted = gr.Image(label="Grad-CAM: evidence for the predicted class", interactive=False, height=300)
+        cam_predicted = gr.Image(
+            label="Grad-CAM: evidence for the predicted class", interactive=False, height=300
+        )
         cam_true = gr.Image(label="Grad-CAM: evidence for the labeled class", interactive=False, height=300)
 
     data_state = gr.State(None)  # the last evaluation (report + per-image predictions)
@@ -220,8 +234,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                     gr.Dropdown(choices=[], value=None), [], [], [], [])
         report = view_report(data, view_name)
         losses = top_loss_items(data, view_name)
-        return (charts.confusion_heatmap(report["confusion_matrix"], report["classes"]), class_frame(report),
-                gr.Dropdown(choices=cell_choices(report), value=None), gallery_items(root, losses), losses, [], [])
+        return (
+            charts.confusion_heatmap(report["confusion_matrix"], report["classes"]),
+            class_frame(report),
+            gr.Dropdown(choices=cell_choices(report), value=None),
+            gallery_items(root, losses),
+            losses,
+            [],
+            [],
+        )
 
     draw_outputs = [confusion, per_class, cell, losses_gallery, losses_state, cell_gallery, cell_state]
 
@@ -254,7 +275,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_select(items: list[dict[str, Any]], event: gr.SelectData):
         item = items[event.index] if 0 <= event.index < len(items) else None
         wrong = bool(item) and item["label"] != item["predicted"]
-        return (item, selected_markdown(item), gr.Button(interactive=wrong), gr.Button(interactive=bool(item)))
+        return (
+            item,
+            selected_markdown(item),
+            gr.Button(interactive=wrong),
+            gr.Button(interactive=bool(item)),
+        )
 
     @requires("labeler")
     @user_errors
@@ -263,7 +289,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             raise gr.Error("Select an image first.")
         guarded(lambda: context.open_project(root).set_label(item["image_id"], item["predicted"],
                                                                     by=caller_name()))
-        gr.Info(f"Image #{item['image_id']} is now labeled '{item['predicted']}'. Evaluate again to update the metrics.")
+        gr.Info(
+            f"Image #{item['image_id']} is now labeled '{item['predicted']}'. Evaluate again to update the metrics."
+        )
         losses = [i for i in losses if i["image_id"] != item["image_id"]]
         cells = [i for i in cells if i["image_id"] != item["image_id"]]
         return ((version or 0) + 1, None, selected_markdown(None), gr.Button(interactive=False),
@@ -285,14 +313,30 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     view.change(draw, [binding.root, data_state, view], draw_outputs, api_visibility="private")
     data_state.change(lambda data: charts.reliability_diagram(*reliability_of(data)), data_state, reliability,
                       api_visibility="private")
-    cell.change(on_cell, [data_state, view, cell, binding.root], [cell_gallery, cell_state], api_visibility="private")
+    cell.change(
+        on_cell, [data_state, view, cell, binding.root], [cell_gallery, cell_state], api_visibility="private"
+    )
     select_outputs = [selected, selected_text, fix, cam_button]
     losses_gallery.select(on_select, losses_state, select_outputs, api_visibility="private")
     cell_gallery.select(on_select, cell_state, select_outputs, api_visibility="private")
-    fix.click(on_fix, [binding.root, selected, binding.version, losses_state, cell_state],
-              [binding.version, selected, selected_text, fix, losses_gallery, losses_state, cell_gallery, cell_state],
-              api_visibility="private")
-    cam_button.click(on_cam, [binding.root, run, selected], [cam_predicted, cam_true], api_visibility="private")
+    fix.click(
+        on_fix,
+        [binding.root, selected, binding.version, losses_state, cell_state],
+        [
+            binding.version,
+            selected,
+            selected_text,
+            fix,
+            losses_gallery,
+            losses_state,
+            cell_gallery,
+            cell_state,
+        ],
+        api_visibility="private",
+    )
+    cam_button.click(
+        on_cam, [binding.root, run, selected], [cam_predicted, cam_true], api_visibility="private"
+    )
 
 
 def grad_cams(context: AppContext, run_dir: Path, image: Any, classes: list[str]) -> list[Any]:
@@ -305,7 +349,9 @@ def grad_cams(context: AppContext, run_dir: Path, image: Any, classes: list[str]
         with service.predictors.use(run_dir, ctx.device) as predictor:
             return [_enlarged(grad_cam(predictor, image, name).overlay) for name in classes]
 
-    job = service.submit("gradcam", run, config={"run_dir": str(run_dir), "classes": classes}, interactive=True)
+    job = service.submit(
+        "gradcam", run, config={"run_dir": str(run_dir), "classes": classes}, interactive=True
+    )
     return outcome_or_cancel(service, job, 120)
 
 

@@ -44,7 +44,10 @@ def import_uploads(
     if csvs and label:
         raise StudioError("a CSV brings its own labels: clear the 'label for uploaded images' field")
     label = check_class_name(label) if label and label.strip() else None  # it becomes a folder name below
-    reports = [import_source(project, z, "auto", val_fraction=val_fraction, seed=seed, progress=progress) for z in zips]
+    reports = [
+        import_source(project, z, "auto", val_fraction=val_fraction, seed=seed, progress=progress)
+        for z in zips
+    ]
     if csvs or loose:
         with tempfile.TemporaryDirectory(prefix="studio-upload-") as scratch:
             root = Path(scratch)

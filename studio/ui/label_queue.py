@@ -71,7 +71,9 @@ def queue_ids(data: pd.DataFrame, filter_value: str, order: str) -> list[int]:
     return rows.loc[members(rows, filter_value), "image_id"].astype(int).tolist()
 
 
-def step(data: pd.DataFrame, filter_value: str, order: str, current: int | None, direction: int = 1) -> int | None:
+def step(
+    data: pd.DataFrame, filter_value: str, order: str, current: int | None, direction: int = 1
+) -> int | None:
     """The next (direction 1) or previous (-1) queue member after `current`, wrapping around; None if empty.
 
     `current` itself is never returned unless it is the only member.

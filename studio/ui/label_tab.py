@@ -58,7 +58,10 @@ class LabelSession:
     def view(self, project: Project, data: pd.DataFrame, image_id: int | None) -> tuple[str | None, str]:
         """(display image path, caption Markdown) for one image."""
         if image_id is None:
-            return None, "Nothing to show here: every image in this view is done. Pick another view on the right."
+            return (
+                None,
+                "Nothing to show here: every image in this view is done. Pick another view on the right.",
+            )
         rows = data[data["image_id"] == image_id]
         if rows.empty:
             raise StudioError(f"no image with id {image_id} in this project")
@@ -100,11 +103,20 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                                  elem_id="label-image", buttons=["fullscreen"])
                 caption = gr.Markdown("Open a project in the Data tab.")
                 with gr.Row():
-                    keys = [gr.Button(str(k), visible=False, elem_id=f"label-key-{k}", elem_classes="class-button",
-                                      variant="primary") for k in range(1, MAX_KEYS + 1)]
+                    keys = [
+                        gr.Button(
+                            str(k),
+                            visible=False,
+                            elem_id=f"label-key-{k}",
+                            elem_classes="class-button",
+                            variant="primary",
+                        )
+                        for k in range(1, MAX_KEYS + 1)
+                    ]
                 with gr.Row(elem_classes="align-end"):
-                    other = gr.Dropdown(label="Other class (or type a new one)", choices=[], allow_custom_value=True,
-                                        scale=3)
+                    other = gr.Dropdown(
+                        label="Other class (or type a new one)", choices=[], allow_custom_value=True, scale=3
+                    )
                     apply_other = gr.Button("Label", scale=1)
                     unlabel = gr.Button("Remove label", scale=1)
                 with gr.Row():
@@ -117,15 +129,24 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 progress = gr.Markdown()
                 model_status = gr.Markdown()
                 retry = gr.Button("Refresh suggestions", size="sm")
-        gr.Markdown("### Browse and label many at once\nClick thumbnails to select them, pick a class, Apply.",
-                    elem_classes="help-text")
+        gr.Markdown(
+            "### Browse and label many at once\nClick thumbnails to select them, pick a class, Apply.",
+            elem_classes="help-text",
+        )
         with gr.Row(elem_classes="align-end"):
             click_mode = gr.Radio([SELECT, OPEN], value=SELECT, label="Clicking a thumbnail will", scale=3)
             page = gr.Number(value=1, precision=0, minimum=1, label="Page", scale=1)
             page_prev = gr.Button("◀ Page", scale=1)
             page_next = gr.Button("Page ▶", scale=1)
-        gallery = gr.Gallery(columns=8, height=440, allow_preview=False, object_fit="contain", show_label=False,
-                             elem_id="label-grid", elem_classes=["wrap-captions"])
+        gallery = gr.Gallery(
+            columns=8,
+            height=440,
+            allow_preview=False,
+            object_fit="contain",
+            show_label=False,
+            elem_id="label-grid",
+            elem_classes=["wrap-captions"],
+        )
         with gr.Row(elem_classes="align-end"):
             selected_text = gr.Markdown("0 selected", elem_classes="selected-count")
             select_page = gr.Button("Select page", size="sm")
@@ -157,8 +178,23 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @user_errors
     def reload(root, view_value, order_value, chosen):
         if not root:
-            return [None, "Open a project in the Data tab.", None, [], "", "", *[gr.update(visible=False)] * MAX_KEYS,
-                    gr.update(choices=[]), gr.update(choices=[]), gr.update(), [], [], gr.update(), [], "0 selected"]
+            return [
+                None,
+                "Open a project in the Data tab.",
+                None,
+                [],
+                "",
+                "",
+                *[gr.update(visible=False)] * MAX_KEYS,
+                gr.update(choices=[]),
+                gr.update(choices=[]),
+                gr.update(),
+                [],
+                [],
+                gr.update(),
+                [],
+                "0 selected",
+            ]
         project = context.open_project(root)
         classes = project.classes()
         data, status = session.table(project)
@@ -229,9 +265,17 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         result = label_and_next(root, image_id, history, view_value, order_value, label)
         return *result, (version or 0) + 1 if is_new else version  # a new class: other tabs refresh
 
-    labeling.append(apply_other.click(label_other, [*nav_in, other, binding.version], [*shown, binding.version],
-                                      api_visibility="private"))
-    labeling.append(unlabel.click(lambda *a: label_and_next(*a, None), nav_in, shown, api_visibility="private"))
+    labeling.append(
+        apply_other.click(
+            label_other,
+            [*nav_in, other, binding.version],
+            [*shown, binding.version],
+            api_visibility="private",
+        )
+    )
+    labeling.append(
+        unlabel.click(lambda *a: label_and_next(*a, None), nav_in, shown, api_visibility="private")
+    )
 
     @requires("labeler")
     @user_errors
@@ -245,7 +289,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         gr.Info(f"Undid your last change (image #{target}).")
         return present(project, data, status, target, list(history or []), view_value, order_value)
 
-    labeling.append(undo.click(undo_last, [binding.root, trail, view, order], shown, api_visibility="private"))
+    labeling.append(
+        undo.click(undo_last, [binding.root, trail, view, order], shown, api_visibility="private")
+    )
 
     @requires("viewer")
     @user_errors
@@ -253,7 +299,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if not root:
             return [], [], gr.update()
         project = context.open_project(root)
-        return grid(project, session.table(project, compute=False)[0], view_value, order_value, page_value, chosen)
+        return grid(
+            project, session.table(project, compute=False)[0], view_value, order_value, page_value, chosen
+        )
 
     grid_in = [binding.root, view, order, page, selection]
     page.submit(refresh_grid, grid_in, grid_out, api_visibility="private")
@@ -264,8 +312,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     for event in labeling:  # keep the grid's captions current, after the fast path has answered
         event.then(refresh_grid, grid_in, grid_out, api_visibility="private")
     for trigger in (view.input, order.input):  # a new view starts at its first image and page
-        trigger(lambda r, c, t, v, o: move(r, None, [], v, o, 1), nav_in, shown, api_visibility="private").then(
-            lambda r, v, o, p, c: refresh_grid(r, v, o, 1, c), grid_in, grid_out, api_visibility="private")
+        trigger(
+            lambda r, c, t, v, o: move(r, None, [], v, o, 1), nav_in, shown, api_visibility="private"
+        ).then(lambda r, v, o, p, c: refresh_grid(r, v, o, 1, c), grid_in, grid_out, api_visibility="private")
 
     @requires("viewer")
     @user_errors
@@ -299,8 +348,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             raise StudioError("select some thumbnails first (click them in the grid)")
         if not (label or "").strip():
             raise StudioError("choose the class for the selected images")
-        changed = context.open_project(root).set_labels([(int(i), label.strip()) for i in chosen], by=caller_name())
-        gr.Info(f"Labeled {len(chosen)} images as {label.strip()!r} ({changed} changed). Undo reverts one at a time.")
+        changed = context.open_project(root).set_labels(
+            [(int(i), label.strip()) for i in chosen], by=caller_name()
+        )
+        gr.Info(
+            f"Labeled {len(chosen)} images as {label.strip()!r} ({changed} changed). Undo reverts one at a time."
+        )
         return [], "0 selected", (version or 0) + 1
 
     apply_bulk.click(apply_to_selected, [binding.root, selection, bulk_class, binding.version],
@@ -339,8 +392,14 @@ def _register_api(context: AppContext, session: LabelSession) -> None:
         session.view(opened, data, image_id)
         row = data[data["image_id"] == image_id].iloc[0]
         confidence = None if pd.isna(row["confidence"]) else float(row["confidence"])
-        return {"image_id": int(image_id), "label": row["label"], "suggested": row["suggested"],
-                "confidence": confidence, "original_name": row["original_name"], "name": Path(row["path"]).name}
+        return {
+            "image_id": int(image_id),
+            "label": row["label"],
+            "suggested": row["suggested"],
+            "confidence": confidence,
+            "original_name": row["original_name"],
+            "name": Path(row["path"]).name,
+        }
 
     @requires("labeler")
     @user_errors

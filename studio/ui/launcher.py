@@ -47,7 +47,9 @@ class LaunchOptions:
     max_upload_mb: int
     open_browser: bool
     users: Path | None = None  # --users FILE (accounts with roles)
-    import_roots: tuple[Path, ...] = ()  # --import-root DIR: folders a remote app may read besides the workspace
+    import_roots: tuple[
+        Path, ...
+    ] = ()  # --import-root DIR: folders a remote app may read besides the workspace
     confine: bool = False  # --confine: paths confined on loopback too
 
     @functools.cached_property
@@ -74,23 +76,46 @@ def default_workspace() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="launch.py", description="Open the image-classifier studio in your browser.")
-    parser.add_argument("--workspace", metavar="DIR", help=f"folder holding your projects (default {default_workspace()})")
+    parser.add_argument(
+        "--workspace", metavar="DIR", help=f"folder holding your projects (default {default_workspace()})"
+    )
     parser.add_argument("--project", metavar="DIR", help="open this project folder (created if new or empty)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
     parser.add_argument("--port", type=int, help="port to listen on (default: 7860 or the next free one)")
     parser.add_argument("--share", action="store_true", help="also open a public share link (needs --auth)")
-    parser.add_argument("--auth", metavar="USER:PASS|FILE", action="append",
-                        help="require a login as an owner: USER:PASS, or a file of USER:PASS lines (repeatable)")
-    parser.add_argument("--users", metavar="FILE",
-                        help="accounts with roles (owner, labeler, viewer): a TOML or JSON file, see the README")
-    parser.add_argument("--import-root", metavar="DIR", action="append", default=[],
-                        help="a folder a shared or network app may import from besides the workspace (repeatable)")
-    parser.add_argument("--no-auth", action="store_true", help="allow --share without a password (anyone with the link gets in)")
+    parser.add_argument(
+        "--auth",
+        metavar="USER:PASS|FILE",
+        action="append",
+        help="require a login as an owner: USER:PASS, or a file of USER:PASS lines (repeatable)",
+    )
+    parser.add_argument(
+        "--users",
+        metavar="FILE",
+        help="accounts with roles (owner, labeler, viewer): a TOML or JSON file, see the README",
+    )
+    parser.add_argument(
+        "--import-root",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a folder a shared or network app may import from besides the workspace (repeatable)",
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="allow --share without a password (anyone with the link gets in)",
+    )
     parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"largest upload accepted (default {DEFAULT_MAX_UPLOAD_MB})")
-    parser.add_argument("--confine", action="store_true",
-                        help="confine server paths to the workspace and --import-root folders even on this machine "
-                             "(always on with --share or a network --host)")
+    parser.add_argument(
+        "--confine",
+        action="store_true",
+        help="confine server paths to the workspace and --import-root folders even on this machine "
+        "(always on with --share or a network --host)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     return parser
 
@@ -160,16 +185,20 @@ def build_context(options: LaunchOptions, service: Any = None) -> tuple[AppConte
     try:
         options.workspace.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise StudioError(f"Cannot create the workspace folder {options.workspace} ({error.strerror or error}); "
-                          "pass --workspace with a folder you can write to.") from None
+        raise StudioError(
+            f"Cannot create the workspace folder {options.workspace} ({error.strerror or error}); "
+            "pass --workspace with a folder you can write to."
+        ) from None
     extra = []
     initial = ""
     if options.project is not None:
         try:
             Project.open_or_create(options.project).close()
         except OSError as error:
-            raise StudioError(f"Cannot create the project folder {options.project} ({error.strerror or error}); "
-                              "pass --project with a folder you can write to.") from None
+            raise StudioError(
+                f"Cannot create the project folder {options.project} ({error.strerror or error}); "
+                "pass --project with a folder you can write to."
+            ) from None
         extra.append(options.project)
         initial = str(options.project)
     context = AppContext(
@@ -206,7 +235,11 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
 
 
 def start(
-    context: AppContext, initial_project: str = "", *, options: LaunchOptions | None = None, block: bool = False
+    context: AppContext,
+    initial_project: str = "",
+    *,
+    options: LaunchOptions | None = None,
+    block: bool = False,
 ):
     """Build and launch the app; returns (blocks, local_url). Used by launch.py and by tests (block=False)."""
     from studio.ui import access
@@ -231,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if is_remote(options.host, False) and not options.share and not options.accounts.enabled:
-        print(f"warning: listening on {options.host} without --auth: anyone on your network can open the studio",
-              file=sys.stderr)
+        print(
+            f"warning: listening on {options.host} without --auth: anyone on your network can open the studio",
+            file=sys.stderr,
+        )
     start(context, initial, options=options, block=True)
     return 0

@@ -82,7 +82,9 @@ class PredictApi:
         if not (project or "").strip() and (run or "").strip() and Path(run).is_absolute():
             project = str(Path(run).resolve().parent.parent)
         if not (project or "").strip():
-            raise StudioError("No project is open: open one in the Data tab (API: pass project or a run folder).")
+            raise StudioError(
+                "No project is open: open one in the Data tab (API: pass project or a run folder)."
+            )
         return checked_run_dir(self.context, project, run)
 
     def uploaded(self, path: str) -> str:
@@ -91,7 +93,9 @@ class PredictApi:
             return str(path)
         return str(self.context.server_path(path))
 
-    def predict(self, project: str, run: str, paths: list[str], tta: bool, top_k: Any) -> list[dict[str, Any]]:
+    def predict(
+        self, project: str, run: str, paths: list[str], tta: bool, top_k: Any
+    ) -> list[dict[str, Any]]:
         if not paths:
             raise StudioError("Upload an image (or take one with the webcam) first.")
         run_dir = self.run_dir(project, run)
@@ -123,7 +127,9 @@ class PredictApi:
                 raise StudioError("Type the full path of a folder on this machine, or upload a zip.")
             source = self.context.server_path(folder)
             if not source.is_dir():
-                raise StudioError(f"{folder} is not a folder on this machine; type its full path or upload a zip.")
+                raise StudioError(
+                    f"{folder} is not a folder on this machine; type its full path or upload a zip."
+                )
         run_dir = self.run_dir(project, run)
         out = output_folder()
         if zip_path:
@@ -146,8 +152,12 @@ class PredictApi:
             return {"images": len(results), "unreadable": sum(bool(r.get("error")) for r in results),
                     "csv": str(csv_path)}
 
-        job = service.submit("predict", job_fn, config={"run_dir": str(run_dir), "folder": str(source), "tta": tta},
-                             project=str(self.context.open_project(project).root))
+        job = service.submit(
+            "predict",
+            job_fn,
+            config={"run_dir": str(run_dir), "folder": str(source), "tta": tta},
+            project=str(self.context.open_project(project).root),
+        )
         return job, csv_path
 
     def register_api(self) -> None:
@@ -171,24 +181,37 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     api = PredictApi(context)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
-            run = gr.Dropdown(choices=[("Newest run with a model", LATEST)], value=LATEST, label="Model (run)")
+            run = gr.Dropdown(
+                choices=[("Newest run with a model", LATEST)], value=LATEST, label="Model (run)"
+            )
             image = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image",
                              height=300)
             files = gr.File(file_count="multiple", file_types=["image"], label="Or several images at once",
                             height=160)
             with gr.Row():
-                tta = gr.Checkbox(label="Test-time augmentation", value=False,
-                                  info="Average mirrored and whole-frame views: slower, often a little more accurate.")
+                tta = gr.Checkbox(
+                    label="Test-time augmentation",
+                    value=False,
+                    info="Average mirrored and whole-frame views: slower, often a little more accurate.",
+                )
                 top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top-k classes")
             predict = gr.Button("Predict", variant="primary")
         with gr.Column(scale=3):
             bars = gr.Plot(charts.topk_bars([]), show_label=False)
-            table = gr.Dataframe(pd.DataFrame(columns=RESULT_COLUMNS), interactive=False, max_height=220, wrap=True,
-                                 column_widths=["28%", "52%", "20%"],
-                                 label="Predictions (click a row to see its bars)", visible=False)
+            table = gr.Dataframe(
+                pd.DataFrame(columns=RESULT_COLUMNS),
+                interactive=False,
+                max_height=220,
+                wrap=True,
+                column_widths=["28%", "52%", "20%"],
+                label="Predictions (click a row to see its bars)",
+                visible=False,
+            )
             with gr.Row(equal_height=True):
                 cam_button = gr.Button("Show Grad-CAM", scale=0, min_width=160)
-                correct_class = gr.Dropdown(choices=[], allow_custom_value=True, label="Correct class", scale=2)
+                correct_class = gr.Dropdown(
+                    choices=[], allow_custom_value=True, label="Correct class", scale=2
+                )
                 add = gr.Button("Add to the project as this class", scale=1)
             cam = gr.Image(label="Grad-CAM: where the model looked for its top class", interactive=False,
                            height=300)
@@ -206,7 +229,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @requires("viewer")
     @user_errors
     def on_project(root: str):
-        choices = [("Newest run with a model", LATEST)] + (guarded(run_choices, context, root) if root else [])
+        choices = [("Newest run with a model", LATEST)] + (
+            guarded(run_choices, context, root) if root else []
+        )
         classes = guarded(lambda: context.open_project(root).classes()) if root else []
         return gr.Dropdown(choices=choices, value=LATEST), gr.Dropdown(choices=classes, value=None)
 
@@ -217,16 +242,24 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     @requires("viewer")
     @user_errors
-    def on_predict(root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float):
+    def on_predict(
+        root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float
+    ):
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
         found = guarded(api.predict, root, run_dir, paths, use_tta, k)
         found = [{"path": p, "top": plain_top(r), "unknown": bool(r.get("unknown")),
                   **({"error": r["error"]} if r.get("error") else {})} for p, r in zip(paths, found)]
         first = next(r for r in found if not r.get("error"))
-        return (charts.topk_bars(first["top"], title=bars_title(first, Path(first["path"]).name if len(found) > 1
-                                                                else None)),
-                gr.Dataframe(prediction_rows(found, [Path(p).name for p in paths]), visible=len(found) > 1),
-                found, first["path"], gr.Dropdown(value=first["top"][0]["class"]), None)
+        return (
+            charts.topk_bars(
+                first["top"], title=bars_title(first, Path(first["path"]).name if len(found) > 1 else None)
+            ),
+            gr.Dataframe(prediction_rows(found, [Path(p).name for p in paths]), visible=len(found) > 1),
+            found,
+            first["path"],
+            gr.Dropdown(value=first["top"][0]["class"]),
+            None,
+        )
 
     @requires("viewer")
     def on_row(found: list[dict[str, Any]], event: gr.SelectData):
@@ -284,8 +317,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                   [bars, table, results, current, correct_class, cam], api_visibility="private")
     table.select(on_row, results, [bars, current, correct_class, cam], api_visibility="private")
     cam_button.click(on_cam, [binding.root, run, current, results], cam, api_visibility="private")
-    add.click(on_add, [binding.root, current, correct_class, binding.version], [binding.version, correct_class],
-              api_visibility="private")
+    add.click(
+        on_add,
+        [binding.root, current, correct_class, binding.version],
+        [binding.version, correct_class],
+        api_visibility="private",
+    )
     batch.click(on_batch, [binding.root, run, folder, zip_file, tta], [batch_status, csv_file],
                 api_visibility="private")
     api.register_api()

@@ -132,7 +132,9 @@ def jobs_frame(service: Any, root: str) -> pd.DataFrame:
         info = job.to_dict()
         progress = info["progress"]
         if info["state"] == "running" and not progress and job.kind == "train":
-            progress = job_status(job, job.events(0))["progress"]  # the engine reports time left, not a fraction
+            progress = job_status(job, job.events(0))[
+                "progress"
+            ]  # the engine reports time left, not a fraction
         rows.append([info["id"], info["kind"], info["state"], f"{progress:.0%}",
                      time.strftime("%H:%M:%S", time.localtime(info["created"])),
                      Path(info["run_dir"]).name if info.get("run_dir") else ""])
@@ -173,7 +175,9 @@ def _positive(label: str, value: Any) -> float | None:
     except (TypeError, ValueError):
         number = float("nan")
     if not number > 0 or number == float("inf"):
-        raise StudioError(f"{label} must be a positive number such as 0.001 (or 0 for automatic), got {value!r}.")
+        raise StudioError(
+            f"{label} must be a positive number such as 0.001 (or 0 for automatic), got {value!r}."
+        )
     return number
 
 
@@ -320,14 +324,23 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 image_size = gr.Number(label="Image size (px)", value=0, precision=0, minimum=0, maximum=1024,
                                        info="0 = the backbone's own size.")
             augment = gr.Dropdown(
-                choices=[("The Augment tab's settings", PROJECT_AUGMENT)] + [(f"Preset: {p}", p) for p in PRESET_NAMES],
-                value=PROJECT_AUGMENT, label="Augmentation",
+                choices=[("The Augment tab's settings", PROJECT_AUGMENT)]
+                + [(f"Preset: {p}", p) for p in PRESET_NAMES],
+                value=PROJECT_AUGMENT,
+                label="Augmentation",
             )
             augment_help = gr.Markdown(elem_classes="help-text")
             gpus = visible_gpus()
-            processes = gr.Number(label="GPUs", value=1, precision=0, minimum=1, maximum=max(1, gpus),
-                                  visible=gpus > 1, info=f"{gpus} visible: more than 1 trains with torchrun "
-                                  f"(DistributedDataParallel); strategies {' and '.join(DISTRIBUTED_STRATEGIES)}.")
+            processes = gr.Number(
+                label="GPUs",
+                value=1,
+                precision=0,
+                minimum=1,
+                maximum=max(1, gpus),
+                visible=gpus > 1,
+                info=f"{gpus} visible: more than 1 trains with torchrun "
+                f"(DistributedDataParallel); strategies {' and '.join(DISTRIBUTED_STRATEGIES)}.",
+            )
             with gr.Row():
                 start = gr.Button("Start training", variant="primary")
                 cancel = gr.Button("Cancel job", variant="stop")
@@ -345,8 +358,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     with gr.Row():
         gr.Markdown("### Queue and runs")
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
-    jobs = gr.Dataframe(pd.DataFrame(columns=JOB_COLUMNS), interactive=False, label="Jobs since the app started",
-                        max_height=220)
+    jobs = gr.Dataframe(
+        pd.DataFrame(columns=JOB_COLUMNS),
+        interactive=False,
+        label="Jobs since the app started",
+        max_height=220,
+    )
     runs = gr.Dataframe(pd.DataFrame(columns=RUN_COLUMNS), interactive=False,
                         label="Run folders of this project (newest first)", max_height=300)
     gr.Markdown("### Compare runs")
@@ -438,12 +455,18 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     augment.change(augment_note, [binding.root, augment], augment_help, api_visibility="private")
     binding.root.change(augment_note, [binding.root, augment], augment_help, api_visibility="private")
     if binding.tab is not None:  # the Augment tab may have saved new settings meanwhile
-        binding.tab.change(lambda tab, root, choice: augment_note(root, choice) if tab == "train" else gr.skip(),
-                           [binding.tab, binding.root, augment], augment_help, api_visibility="private")
+        binding.tab.change(
+            lambda tab, root, choice: augment_note(root, choice) if tab == "train" else gr.skip(),
+            [binding.tab, binding.root, augment],
+            augment_help,
+            api_visibility="private",
+        )
     binding.root.change(on_project, binding.root, [watched, *outputs], api_visibility="private")
     start.click(on_start, [binding.root, *settings], [watched, *outputs], api_visibility="private")
     cancel.click(on_cancel, [watched, binding.root], outputs, api_visibility="private")
-    timer.tick(on_tick, [watched, binding.root, seen], outputs, api_visibility="private", show_progress="hidden")
+    timer.tick(
+        on_tick, [watched, binding.root, seen], outputs, api_visibility="private", show_progress="hidden"
+    )
     refresh.click(on_refresh, binding.root, [jobs, runs, compare], api_visibility="private")
     compare.change(on_compare, compare, compare_plot, api_visibility="private")
 

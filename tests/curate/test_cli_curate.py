@@ -48,10 +48,19 @@ def test_curate_json_reports_every_section(planted):
     assert set(result) >= {"duplicates", "leakage", "label_issues", "outliers", "warnings"}
     assert [sorted(g["image_ids"]) for g in result["duplicates"]] == [sorted([ids["original"], ids["copy"]])]
     assert result["duplicates"][0]["leakage"] is True
-    assert len(result["leakage"]) == 1 and {result["leakage"][0]["split_a"], result["leakage"][0]["split_b"]} == {"train", "val"}
+    assert len(result["leakage"]) == 1 and {
+        result["leakage"][0]["split_a"],
+        result["leakage"][0]["split_b"],
+    } == {"train", "val"}
     first = result["label_issues"][0]
-    assert first == {"image": ids["flipped"], "original_name": "ant_11.png", "label": "bee", "suggested": "ant",
-                     "score": first["score"], "flagged": True}
+    assert first == {
+        "image": ids["flipped"],
+        "original_name": "ant_11.png",
+        "label": "bee",
+        "suggested": "ant",
+        "score": first["score"],
+        "flagged": True,
+    }
     # Every labeled image is ranked (a reviewer can go on past the flagged ones), most likely wrong first.
     assert len(result["label_issues"]) == len(project.dataset(labeled_only=True))
     scores = [issue["score"] for issue in result["label_issues"]]

@@ -16,7 +16,9 @@ def test_record_and_read_back(labeled_project):
     a, b = (int(i) for i in features.image_ids[:2])
     decisions.record(project, [a], "label_issue", "kept", by="alice", detail={"suggested": "bee"})
     table = decisions.decisions(project)
-    assert table[["image_id", "kind", "outcome", "by"]].values.tolist() == [[a, "label_issue", "kept", "alice"]]
+    assert table[["image_id", "kind", "outcome", "by"]].values.tolist() == [
+        [a, "label_issue", "kept", "alice"]
+    ]
     assert table.loc[0, "detail"] == {"suggested": "bee"}
     assert table.loc[0, "label"] == "ant"  # the label at decision time
     assert decisions.decided_ids(project, "label_issue") == {a}
@@ -66,7 +68,9 @@ def test_exclusion_keeps_file_and_label(labeled_project):
     assert project.image_path(a).is_file()
 
 
-@pytest.mark.parametrize("kind, outcome", [("label_issue", "deleted"), ("typo", "kept"), ("duplicate", "accepted")])
+@pytest.mark.parametrize(
+    "kind, outcome", [("label_issue", "deleted"), ("typo", "kept"), ("duplicate", "accepted")]
+)
 def test_bad_decisions_are_user_errors(labeled_project, kind, outcome):
     project, features, _ = labeled_project
     with pytest.raises(StudioError):

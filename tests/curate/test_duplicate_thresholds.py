@@ -21,7 +21,9 @@ def test_digits_demo_groups_only_real_copies(tmp_path):
         exact_source, resized_source = frame.iloc[3], frame.iloc[40]
         # An exact copy (same pixels, other bytes: the store refuses byte-identical files) and a resized one.
         Image.open(exact_source.path).save(tmp_path / "copy_exact.png", compress_level=1)
-        Image.open(resized_source.path).resize((96, 96), Image.Resampling.BICUBIC).save(tmp_path / "copy_big.png")
+        Image.open(resized_source.path).resize((96, 96), Image.Resampling.BICUBIC).save(
+            tmp_path / "copy_big.png"
+        )
         exact_id, _ = project.add_image_file(tmp_path / "copy_exact.png", split="val")
         resized_id, _ = project.add_image_file(tmp_path / "copy_big.png")
         report = curate(project, project_features(project))
@@ -43,7 +45,11 @@ def test_thresholds_follow_the_typical_nearest_neighbour():
     far_hashes = rng.integers(0, 2, (n, 64), dtype=np.uint8)  # random bits: neighbours ~20 bits away
     spread = rng.normal(size=(n, 64)).astype(np.float32)  # near-orthogonal features
     photo = duplicate_thresholds(far_hashes, far_hashes, spread)
-    assert photo == {"hash_max": HASH_MAX, "hash_pair_min_cosine": HASH_PAIR_MIN_COSINE, "cosine_alone": COSINE_ALONE}
+    assert photo == {
+        "hash_max": HASH_MAX,
+        "hash_pair_min_cosine": HASH_PAIR_MIN_COSINE,
+        "cosine_alone": COSINE_ALONE,
+    }
 
     close = far_hashes.copy()  # images alike: every neighbour within 4 bits per hash
     close[:, 8:] = 0

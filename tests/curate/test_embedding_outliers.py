@@ -77,7 +77,9 @@ def _frame(counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
 
 
 def test_warnings_for_tiny_imbalanced_and_thin_validation_classes():
-    warnings = dataset_warnings(_frame({"big": (80, 20), "tiny": (6, 2), "ok": (30, 8)}), ["big", "tiny", "ok", "empty"])
+    warnings = dataset_warnings(
+        _frame({"big": (80, 20), "tiny": (6, 2), "ok": (30, 8)}), ["big", "tiny", "ok", "empty"]
+    )
     text = "\n".join(warnings)
     assert "class 'tiny' has only 8 labeled images" in text
     assert "heavily imbalanced: 'big' has 100 images, 'tiny' only 8" in text

@@ -16,8 +16,13 @@ from studio.models import weights as weights_module
 class TinyBackbone(torch.nn.Module):
     """A pooled feature extractor small enough for a unit test (4 features per image)."""
 
-    pretrained_cfg: ClassVar[dict] = {"input_size": (3, 32, 32), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-                      "interpolation": "bilinear", "crop_pct": 1.0}
+    pretrained_cfg: ClassVar[dict] = {
+        "input_size": (3, 32, 32),
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+    }
 
     def __init__(self) -> None:
         super().__init__()

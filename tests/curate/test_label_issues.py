@@ -94,7 +94,9 @@ def test_review_queue_accept_writes_the_label_and_is_not_asked_again(labeled_pro
     assert victim not in again.pending()["image_id"].tolist()
 
 
-@pytest.mark.parametrize("answer, outcome", [("keep", "kept"), ("mark_ambiguous", "ambiguous"), ("exclude", "excluded")])
+@pytest.mark.parametrize(
+    "answer, outcome", [("keep", "kept"), ("mark_ambiguous", "ambiguous"), ("exclude", "excluded")]
+)
 def test_other_answers_keep_the_label(labeled_project, answer, outcome):
     project, features, truth = labeled_project
     victim = _plant_flip(project, features, truth)

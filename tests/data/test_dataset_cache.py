@@ -21,7 +21,12 @@ def _project(tmp_path, n=4) -> Project:
 def test_every_write_shows_in_the_next_read(tmp_path):
     with _project(tmp_path) as project:
         first = project.dataset()
-        assert list(first.columns) == DATASET_COLUMNS and first["label"].tolist() == [None, "cat", None, "cat"]
+        assert list(first.columns) == DATASET_COLUMNS and first["label"].tolist() == [
+            None,
+            "cat",
+            None,
+            "cat",
+        ]
         assert first["split"].tolist()[0] is None  # missing text stays None, not NaN
         assert first["path"].tolist()[1] == str(project.image_path(int(first["image_id"][1])))
         project.set_label(int(first["image_id"][0]), "dog")

@@ -67,8 +67,9 @@ def test_bundle_predict_script_runs_without_studio_or_torch(trained_run, onnx_bu
         "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('studio', 'torch', 'timm', 'cv2'))\n"
         "print(json.dumps({'leaked': leaked}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     predictions, modules = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
     assert modules["leaked"] == []

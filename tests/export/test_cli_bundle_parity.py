@@ -32,7 +32,10 @@ def test_cli_predict_and_bundle_agree_within_tolerance(trained_run, onnx_bundle,
         a, b = _by_class(ours), _by_class(theirs)
         assert max(abs(a[c] - b[c]) for c in a) <= TOLERANCE
     checkpoint = read_checkpoint(trained_run)
-    assert json.loads((dest / "decision.json").read_text())["unknown_threshold"] == checkpoint["unknown_threshold"]
+    assert (
+        json.loads((dest / "decision.json").read_text())["unknown_threshold"]
+        == checkpoint["unknown_threshold"]
+    )
 
 
 def test_evaluation_uses_the_predictor_s_numbers(trained_run):

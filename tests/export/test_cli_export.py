@@ -19,7 +19,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_export_model_command_writes_a_bundle_and_reports_parity(trained_run, tmp_path):
-    args = _parse(["export-model", str(trained_run), str(tmp_path / "b"), "--format", "torchscript", "--json"])
+    args = _parse(
+        ["export-model", str(trained_run), str(tmp_path / "b"), "--format", "torchscript", "--json"]
+    )
     result = args.handler(args)
     assert json.loads(json.dumps(result, default=str))["format"] == "torchscript"
     assert (tmp_path / "b" / "model.torchscript.pt").is_file()

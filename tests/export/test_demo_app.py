@@ -53,7 +53,9 @@ def test_demo_of_a_run_predicts_like_the_studio_with_and_without_tta(trained_run
         confidences = _confidences(result)
         assert set(confidences) == set(CLASSES)
         assert result["label"] == CLASSES[int(expected.argmax())]
-        assert max(abs(confidences[c] - float(expected[i])) for i, c in enumerate(CLASSES)) < 2e-2  # bf16 CPUs
+        assert (
+            max(abs(confidences[c] - float(expected[i])) for i, c in enumerate(CLASSES)) < 2e-2
+        )  # bf16 CPUs
 
 
 def test_demo_of_an_onnx_bundle_predicts_through_onnxruntime(trained_run, onnx_bundle, served):

@@ -8,7 +8,13 @@ from studio.models.groups import block_groups
 
 
 def test_registry_lists_the_required_backbones():
-    for name in ["tf_efficientnet_lite0", "efficientnet_b0", "resnet50", "convnext_tiny", "vit_base_patch16_224"]:
+    for name in [
+        "tf_efficientnet_lite0",
+        "efficientnet_b0",
+        "resnet50",
+        "convnext_tiny",
+        "vit_base_patch16_224",
+    ]:
         assert name in BACKBONES
         assert check_backbone(name) == name
     assert DEFAULT_BACKBONE == "tf_efficientnet_lite0"

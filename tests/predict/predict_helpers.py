@@ -20,7 +20,13 @@ def tiny_run(root: Path, **overrides):
     source = make_image_folder(root / "source", ["cat", "dog"], 6, size=48)
     project = Project.create(root / "project")
     import_source(project, source, val_fraction=0.34, seed=0)
-    settings = {"backbone": "test_efficientnet", "pretrained": False, "strategy": "linear", "image_size": 64, "device": "cpu"}
+    settings = {
+        "backbone": "test_efficientnet",
+        "pretrained": False,
+        "strategy": "linear",
+        "image_size": 64,
+        "device": "cpu",
+    }
     settings.update(overrides)
     result = train(project, TrainConfig(**settings))
     return project, result

@@ -28,7 +28,9 @@ def test_metrics_match_hand_computed_case():
     assert report["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
     # a: predicted a twice (1 right) -> P=1/2, R=1/2; b: predicted twice (1 right) -> P=1/2, R=1
     # c: predicted once (right) -> P=1, R=1/2
-    assert report["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert report["per_class"]["a"] == pytest.approx(
+        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    )
     assert report["per_class"]["b"]["precision"] == pytest.approx(0.5)
     assert report["per_class"]["b"]["recall"] == pytest.approx(1.0)
     assert report["per_class"]["b"]["f1"] == pytest.approx(2 / 3)

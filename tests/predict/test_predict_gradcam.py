@@ -31,7 +31,13 @@ def test_gradcam_on_cnn(trained):
 def test_gradcam_on_vit_tokens():
     model = timm.create_model("test_vit", pretrained=False, num_classes=2)
     size = model.pretrained_cfg["input_size"][-1]
-    prep = {"image_size": size, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic", "crop_pct": 0.9}
+    prep = {
+        "image_size": size,
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+        "interpolation": "bicubic",
+        "crop_pct": 0.9,
+    }
     checkpoint = make_checkpoint(model, backbone="test_vit", class_names=["a", "b"], preprocessing=prep,
                                  strategy="finetune")
     predictor = Predictor(build_model(checkpoint), "cpu")

@@ -122,7 +122,9 @@ def test_tta_views_keep_the_whole_frame():
 
     image = np.zeros((100, 100, 3), np.uint8)
     image[:, :4] = 255  # a white stripe at the left border
-    crops = Cropper({"image_size": 64, "crop_pct": 0.875, "interpolation": "bilinear"}, zooms_of(TTA_VIEWS))(image)
+    crops = Cropper({"image_size": 64, "crop_pct": 0.875, "interpolation": "bilinear"}, zooms_of(TTA_VIEWS))(
+        image
+    )
     eval_crop, whole = crops
     assert eval_crop[:, 0].max() == 0 and whole[:, 0].min() > 200
     assert all(view.zoom <= 1.0 for view in TTA_VIEWS) and {v.flip for v in TTA_VIEWS} == {False, True}

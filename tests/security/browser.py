@@ -30,8 +30,16 @@ class Browser:
         warning notice and its outputs skipped (how the tabs refuse: `studio.ui.feedback.user_errors`)
         counts as refused, with the notice's text."""
         session = uuid.uuid4().hex
-        joined = self.http.post("/gradio_api/queue/join", json={
-            "data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None})
+        joined = self.http.post(
+            "/gradio_api/queue/join",
+            json={
+                "data": data,
+                "fn_index": fn_index,
+                "session_hash": session,
+                "event_data": None,
+                "trigger_id": None,
+            },
+        )
         if joined.status_code != 200:
             return False, joined.text
         warnings: list[str] = []

@@ -13,7 +13,11 @@ sys.path.insert(0, str(Path(__file__).parent))  # browser.py
 
 from helpers_images import make_image_folder
 
-USERS = {"olga": ("owner", "owner-pass"), "lena": ("labeler", "labeler-pass"), "vic": ("viewer", "viewer-pass")}
+USERS = {
+    "olga": ("owner", "owner-pass"),
+    "lena": ("labeler", "labeler-pass"),
+    "vic": ("viewer", "viewer-pass"),
+}
 
 
 def free_port() -> int:
@@ -50,7 +54,13 @@ def studio(tmp_path_factory, outside):
     context, _ = build_context(options)
     app, url = start(context, "", options=options)
     try:
-        yield {"app": app, "url": url, "context": context, "project": str(project_root), "workspace": workspace}
+        yield {
+            "app": app,
+            "url": url,
+            "context": context,
+            "project": str(project_root),
+            "workspace": workspace,
+        }
     finally:
         app.close()
         context.close()

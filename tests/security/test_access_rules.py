@@ -20,8 +20,13 @@ def test_every_named_callback_declares_its_role(tmp_path):
     from studio.ui.context import AppContext
 
     app = build_app(AppContext(workspace=tmp_path))
-    unmarked = sorted({fn.fn.__name__ for fn in app.fns.values()
-                       if fn.fn is not None and fn.fn.__name__ != "<lambda>" and not hasattr(fn.fn, ROLE_ATTRIBUTE)})
+    unmarked = sorted(
+        {
+            fn.fn.__name__
+            for fn in app.fns.values()
+            if fn.fn is not None and fn.fn.__name__ != "<lambda>" and not hasattr(fn.fn, ROLE_ATTRIBUTE)
+        }
+    )
     assert unmarked == []  # lambdas only forward to marked functions, which check again
 
 
@@ -109,8 +114,22 @@ def test_launch_flags_build_the_accounts_and_the_path_policy(tmp_path):
 
     users = tmp_path / "users.toml"
     users.write_text('[[user]]\nname = "lena"\npassword = "pw"\nrole = "labeler"\n')
-    options = parse_args(["--auth", "ann:one", "--auth", "bob:two", "--users", str(users), "--host", "0.0.0.0",
-                          "--import-root", str(tmp_path), "--workspace", str(tmp_path / "ws")])
+    options = parse_args(
+        [
+            "--auth",
+            "ann:one",
+            "--auth",
+            "bob:two",
+            "--users",
+            str(users),
+            "--host",
+            "0.0.0.0",
+            "--import-root",
+            str(tmp_path),
+            "--workspace",
+            str(tmp_path / "ws"),
+        ]
+    )
     accounts = options.accounts
     assert [accounts.role_of(n) for n in ("ann", "bob", "lena")] == ["owner", "owner", "labeler"]
     assert options.remote and options.import_roots == (tmp_path.resolve(),)

@@ -148,9 +148,14 @@ def test_oversized_file_is_refused_from_its_size(studio, owner):
 # ---- roles ----------------------------------------------------------------------------------------------
 
 def test_labeler_is_refused_owner_actions(studio, browsers, labeler):
-    for api_name, args in (("/train", (studio["project"],)), ("/import_path", (studio["project"], "/tmp", "auto")),
-                           ("/create_project", ("mine", False))):
-        assert "owner role" in error_text(lambda a=args, n=api_name: labeler.predict(*a, api_name=n)), api_name
+    for api_name, args in (
+        ("/train", (studio["project"],)),
+        ("/import_path", (studio["project"], "/tmp", "auto")),
+        ("/create_project", ("mine", False)),
+    ):
+        assert "owner role" in error_text(lambda a=args, n=api_name: labeler.predict(*a, api_name=n)), (
+            api_name
+        )
     with Project.open(studio["project"]) as project:
         classes = project.classes()
     delete = fn_index(studio["app"], "handler", button="Delete")
@@ -244,7 +249,10 @@ def test_pickle_checkpoint_is_refused(studio, owner, tmp_path):
     (run / "status.json").write_text('{"status": "done"}')
     picture = tmp_path / "p.jpg"
     picture.write_bytes(jpeg_bytes(32, seed=3))
-    message = error_text(lambda: owner.predict(handle_file(str(picture)), False, 5, str(run), studio["project"],
-                                               api_name="/predict"))
+    message = error_text(
+        lambda: owner.predict(
+            handle_file(str(picture)), False, 5, str(run), studio["project"], api_name="/predict"
+        )
+    )
     assert "pickle" in message
     assert not (Path(__file__).parent / "payload-ran").exists()

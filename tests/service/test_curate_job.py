@@ -58,7 +58,9 @@ def fake_extractor(calls: list | None = None, block: threading.Event | None = No
                 from studio.errors import StudioError
 
                 raise StudioError("feature extraction was cancelled; run the curation again to finish it")
-            pixels = np.asarray(Image.open(path).convert("RGB").resize((4, 4), Image.BILINEAR), dtype=np.float32)
+            pixels = np.asarray(
+                Image.open(path).convert("RGB").resize((4, 4), Image.BILINEAR), dtype=np.float32
+            )
             rows.append(pixels.ravel() / 255.0 - 0.5)
             if on_batch is not None:
                 on_batch(done, len(frame))

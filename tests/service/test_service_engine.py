@@ -39,7 +39,9 @@ def cpu_service():
 
 
 def test_real_training_job_records_its_run_and_predicts(cpu_service, project_root):
-    job = cpu_service.submit_train(project_root, {"strategy": "linear", "image_size": 32, "flip_features": False})
+    job = cpu_service.submit_train(
+        project_root, {"strategy": "linear", "image_size": 32, "flip_features": False}
+    )
     result = job.outcome(REAL_GUARD_S)
     run_dir = Path(result["run_dir"])
     assert job.state is JobState.DONE and job.run_dir == run_dir
@@ -57,8 +59,17 @@ def test_real_training_job_records_its_run_and_predicts(cpu_service, project_roo
 
 
 def test_cancelling_real_training_keeps_the_run_cancelled(cpu_service, project_root):
-    job = cpu_service.submit_train(project_root, {
-        "strategy": "finetune", "image_size": 32, "epochs": 50, "patience": 50, "batch_size": 2, "log_every": 1})
+    job = cpu_service.submit_train(
+        project_root,
+        {
+            "strategy": "finetune",
+            "image_size": 32,
+            "epochs": 50,
+            "patience": 50,
+            "batch_size": 2,
+            "log_every": 1,
+        },
+    )
     since = 0
     while not job.is_finished:  # cancel at the first training step
         events = job.wait_events(since, timeout=REAL_GUARD_S)

@@ -13,7 +13,9 @@ from studio.train.events import RunStarted
 METRICS = "stage,epoch,train_loss,val_accuracy\nfinetune,1,1.2,0.5\nfinetune,2,0.8,0.75\n"
 
 
-def fake_train(run_dir, started: threading.Event, *, obey_cancel: bool = True, stuck: threading.Event | None = None):
+def fake_train(
+    run_dir, started: threading.Event, *, obey_cancel: bool = True, stuck: threading.Event | None = None
+):
     """Writes a run folder like the engine (status running), names it, then waits to be stopped."""
 
     def run(ctx):

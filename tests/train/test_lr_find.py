@@ -31,8 +31,24 @@ def test_lr_find_sweeps_a_tiny_project(project):
 
 def test_lr_find_command_writes_json_and_a_chart(project, capsys, tmp_path):
     chart = tmp_path / "lr.html"
-    args = ["lr-find", str(project.root), "--backbone", TINY_BACKBONE, "--no-pretrained", "--image-size", "64",
-            "--batch-size", "4", "--steps", "8", "--device", "cpu", "--chart", str(chart), "--json"]
+    args = [
+        "lr-find",
+        str(project.root),
+        "--backbone",
+        TINY_BACKBONE,
+        "--no-pretrained",
+        "--image-size",
+        "64",
+        "--batch-size",
+        "4",
+        "--steps",
+        "8",
+        "--device",
+        "cpu",
+        "--chart",
+        str(chart),
+        "--json",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["steps"] >= 5 and "suggested_lr" in result and chart.is_file()

@@ -25,7 +25,15 @@ def _last_json(capsys):
 def test_train_predict_eval_json(project, capsys, tmp_path):
     assert main(["train", str(project.root), *TINY, "--strategy", "linear", "--json"]) == 0
     result = _last_json(capsys)
-    for key in ("val_accuracy", "val_accuracy_tta", "strategy", "backbone", "epochs_run", "train_seconds", "run_dir"):
+    for key in (
+        "val_accuracy",
+        "val_accuracy_tta",
+        "strategy",
+        "backbone",
+        "epochs_run",
+        "train_seconds",
+        "run_dir",
+    ):
         assert key in result
     assert result["strategy"] == "linear" and result["backbone"] == TINY_BACKBONE
     run_dir = result["run_dir"]
@@ -95,7 +103,9 @@ def _ctrl_c_on_epoch(monkeypatch, presses: int) -> None:
 
 def test_ctrl_c_cancels_the_run_and_keeps_its_best_checkpoint(project, capsys, monkeypatch):
     _ctrl_c_on_epoch(monkeypatch, presses=1)
-    assert main(["train", str(project.root), *TINY, "--strategy", "finetune", "--epochs", "5", "--json"]) == 130
+    assert (
+        main(["train", str(project.root), *TINY, "--strategy", "finetune", "--epochs", "5", "--json"]) == 130
+    )
     captured = capsys.readouterr()
     result = json.loads(captured.out.strip().splitlines()[-1])
     assert result["status"] == "cancelled" and result["epochs_run"] == 1

@@ -39,8 +39,26 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def test_two_processes_train_a_loadable_run_recording_world_size(project, capsys):
-    args = ["train", str(project.root), "--backbone", TINY_BACKBONE, "--no-pretrained", "--strategy", "finetune",
-            "--image-size", "64", "--epochs", "2", "--batch-size", "2", "--device", "cpu", "--nproc", "2", "--json"]
+    args = [
+        "train",
+        str(project.root),
+        "--backbone",
+        TINY_BACKBONE,
+        "--no-pretrained",
+        "--strategy",
+        "finetune",
+        "--image-size",
+        "64",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--nproc",
+        "2",
+        "--json",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run = Path(result["run_dir"])

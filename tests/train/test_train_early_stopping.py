@@ -38,5 +38,7 @@ def test_a_stage_below_an_earlier_stage_is_not_stopped_while_it_improves(project
 def test_the_run_reason_says_how_long_it_trained_and_why_it_stopped(project, monkeypatch):
     _scripted_validation(monkeypatch, [0.5, 0.4, 0.3, 0.2])
     result = train(project, tiny_config(epochs=4, patience=2))
-    assert result.reason == ("fine-tuned all layers for 3 epochs, stopped early (validation no longer improved)")
+    assert result.reason == (
+        "fine-tuned all layers for 3 epochs, stopped early (validation no longer improved)"
+    )
     assert train(project, tiny_config(epochs=1)).reason == "fine-tuned all layers for 1 epoch"

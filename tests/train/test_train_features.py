@@ -30,7 +30,9 @@ def test_second_run_computes_only_new_images(project, tmp_path):
 
     # A label change: nothing new to compute.
     some_id = int(project.dataset().query("split == 'train'").iloc[0]["image_id"])
-    project.set_label(some_id, "dog" if project.dataset().set_index("image_id").loc[some_id, "label"] == "cat" else "cat")
+    project.set_label(
+        some_id, "dog" if project.dataset().set_index("image_id").loc[some_id, "label"] == "cat" else "cat"
+    )
     second = _details(train(project, config))
     assert second["features_computed"] == 0 and second["features_cached"] == total
 
@@ -42,7 +44,13 @@ def test_second_run_computes_only_new_images(project, tmp_path):
 
 
 def test_cache_key_tracks_everything_that_changes_features():
-    prep = {"image_size": 64, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic", "crop_pct": 0.9}
+    prep = {
+        "image_size": 64,
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+        "interpolation": "bicubic",
+        "crop_pct": 0.9,
+    }
     base = feature_key("m", "w1", prep, FLIP_VIEWS, None)
     assert base == feature_key("m", "w1", dict(prep), FLIP_VIEWS, None)
     assert base != feature_key("m2", "w1", prep, FLIP_VIEWS, None)

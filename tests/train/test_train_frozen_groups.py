@@ -32,7 +32,9 @@ def _changed(run_dir, start: dict[str, torch.Tensor]) -> dict[str, bool]:
 
 def test_frozen_groups_stay_at_their_pretrained_values(project, weights_file):
     start = torch.load(weights_file)
-    result = train(project, tiny_config(pretrained=True, weights=str(weights_file), epochs=2, frozen_groups=3))
+    result = train(
+        project, tiny_config(pretrained=True, weights=str(weights_file), epochs=2, frozen_groups=3)
+    )
     changed = _changed(result.run_dir, start)
     # test_efficientnet's groups: stem, blocks.0, blocks.1 (frozen); blocks.2 and up train.
     assert not any(changed[n] for n in changed if n.startswith(("conv_stem", "blocks.0.", "blocks.1.")))

@@ -16,7 +16,9 @@ FLOWERS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "flowers
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not FLOWERS.is_dir(), reason=f"shared datasets not found at {FLOWERS} (../shared is absent)")
+@pytest.mark.skipif(
+    not FLOWERS.is_dir(), reason=f"shared datasets not found at {FLOWERS} (../shared is absent)"
+)
 def test_flowers_subset_linear_probe_and_predict(tmp_path, capsys):
     # 3 classes x (10 train + 4 val) images, copied keeping the dataset's fixed split.
     source = tmp_path / "flowers"
@@ -28,7 +30,9 @@ def test_flowers_subset_linear_probe_and_predict(tmp_path, capsys):
                 shutil.copy(image, target / image.name)
     with Project.create(tmp_path / "project") as project:
         import_source(project, source, layout="pre-split")
-    assert main(["train", str(tmp_path / "project"), "--strategy", "linear", "--device", "cpu", "--json"]) == 0
+    assert (
+        main(["train", str(tmp_path / "project"), "--strategy", "linear", "--device", "cpu", "--json"]) == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["backbone"] == "tf_efficientnet_lite0" and result["val_accuracy"] >= 0.75
     config = json.loads((Path(result["run_dir"]) / "config.json").read_text())

@@ -17,7 +17,9 @@ def test_schedule_total_can_change_during_warmup_without_a_jump():
     factor.total_steps = 100  # re-planned at the end of the warmup
     assert [factor(step) for step in range(10)] == before
     assert factor(10) == pytest.approx(1.0) and factor(9) < 1.0  # the cosine starts at the peak
-    assert factor(55) == pytest.approx(MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5)  # halfway through the new cosine
+    assert factor(55) == pytest.approx(
+        MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5
+    )  # halfway through the new cosine
     assert factor(99) == pytest.approx(MIN_LR_RATIO, abs=1e-3)
 
 
@@ -36,7 +38,11 @@ def pessimistic_estimate(monkeypatch):
 
 def test_auto_uses_the_measured_epoch_time(project, pessimistic_estimate):
     events = []
-    result = train(project, tiny_config(strategy="auto", epochs=8, time_budget_s=100), callback=lambda e: events.append(e.to_dict()))
+    result = train(
+        project,
+        tiny_config(strategy="auto", epochs=8, time_budget_s=100),
+        callback=lambda e: events.append(e.to_dict()),
+    )
     logs = [e["message"] for e in events if e["type"] == "log"]
     # The plan counts the images auto fits on (the training split less its held-out fifth).
     planned = next(int(m.split("for up to ")[1].split()[0]) for m in logs if "for up to" in m)
@@ -50,7 +56,9 @@ def test_auto_uses_the_measured_epoch_time(project, pessimistic_estimate):
     assert finetune[1]["eta_s"] > 0 and finetune[-1]["eta_s"] == 0
 
 
-def test_auto_shortens_the_plan_when_epochs_are_slower_than_estimated(project, monkeypatch, pessimistic_estimate):
+def test_auto_shortens_the_plan_when_epochs_are_slower_than_estimated(
+    project, monkeypatch, pessimistic_estimate
+):
     monkeypatch.setattr(strategies, "seconds_per_image", lambda trainer, stage: 0.2)  # plans all 8 epochs
     real = loop.Trainer._run
 
@@ -61,7 +69,11 @@ def test_auto_shortens_the_plan_when_epochs_are_slower_than_estimated(project, m
 
     monkeypatch.setattr(loop.Trainer, "_run", slow_first_epoch)
     events = []
-    result = train(project, tiny_config(strategy="auto", epochs=8, time_budget_s=100), callback=lambda e: events.append(e.to_dict()))
+    result = train(
+        project,
+        tiny_config(strategy="auto", epochs=8, time_budget_s=100),
+        callback=lambda e: events.append(e.to_dict()),
+    )
     logs = [e["message"] for e in events if e["type"] == "log"]
     assert any("for up to 8 epochs" in m for m in logs), logs
     assert any("instead of 8" in m for m in logs), logs

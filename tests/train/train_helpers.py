@@ -31,13 +31,24 @@ def make_project(root: Path, classes=("cat", "dog"), per_class: int = 6, seed: i
 
 def tiny_config(**overrides) -> TrainConfig:
     """A random-weights tiny model at 64 px, 1 epoch: for behaviour, not accuracy."""
-    settings = {"backbone": TINY_BACKBONE, "pretrained": False, "strategy": "finetune", "epochs": 1, "image_size": 64,
-                    "batch_size": 4, "device": "cpu", "log_every": 1, "augment": "light"}
+    settings = {
+        "backbone": TINY_BACKBONE,
+        "pretrained": False,
+        "strategy": "finetune",
+        "epochs": 1,
+        "image_size": 64,
+        "batch_size": 4,
+        "device": "cpu",
+        "log_every": 1,
+        "augment": "light",
+    }
     settings.update(overrides)
     return TrainConfig(**settings)
 
 
-def resolved(n_train: int = 160, device: str = "cpu", class_counts: list[int] | None = None, **settings) -> Resolved:
+def resolved(
+    n_train: int = 160, device: str = "cpu", class_counts: list[int] | None = None, **settings
+) -> Resolved:
     """What `resolve` chooses for these settings on `n_train` images (classes split evenly unless given)."""
     counts = class_counts or [n_train // 2, n_train - n_train // 2]
     return resolve(TrainConfig(**settings), n_train=n_train, class_counts=counts, device_type=device,

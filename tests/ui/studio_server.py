@@ -11,7 +11,9 @@ from studio.ui.launcher import start
 
 
 @contextmanager
-def running_studio(workspace: Path, initial_project: str = "", **context_options) -> Iterator[tuple[str, AppContext]]:
+def running_studio(
+    workspace: Path, initial_project: str = "", **context_options
+) -> Iterator[tuple[str, AppContext]]:
     """(local URL, context) of a studio serving `workspace` on 127.0.0.1 and a free port."""
     context_options.setdefault("service", default_service())  # the Train tab needs the real service
     context = AppContext(workspace=workspace, **context_options)

@@ -20,7 +20,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (uv sync --group dev)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (uv sync --group dev)"
+)
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="needs /usr/bin/chromium (apt-get install -y chromium)")
 
@@ -94,7 +96,8 @@ def test_tabs_and_keyboard_labeling(tmp_path):
         page.wait_for_function(
             "() => { const bar = document.querySelector('#train-progress .train-progress > div > div');"
             " return bar && bar.getBoundingClientRect().width >= bar.parentElement.getBoundingClientRect().width - 1; }",
-            timeout=5_000)
+            timeout=5_000,
+        )
         _shot(page, "5-train", tmp_path / "screenshots")
 
         for number, title in ((6, "Evaluate"), (7, "Predict")):

@@ -27,7 +27,9 @@ def _traces(fig: go.Figure) -> dict[str, list[go.Scatter]]:
 
 
 def test_normalize_point_maps_aliases_and_drops_unusable_values() -> None:
-    point = charts.normalize_point({"epoch": "2", "val_accuracy": 0.9, "loss": float("nan"), "learning_rate": 0.01})
+    point = charts.normalize_point(
+        {"epoch": "2", "val_accuracy": 0.9, "loss": float("nan"), "learning_rate": 0.01}
+    )
     assert point == {"epoch": 2.0, "val_acc": 0.9, "lr": 0.01}
     assert charts.normalize_point({"epoch": 1}) is None  # no metric at all
     assert charts.normalize_point({"val_acc": 0.5}) is None  # no position
@@ -58,7 +60,10 @@ def test_training_curves_has_train_and_validation_in_loss_and_accuracy_panels() 
 
 
 def test_training_curves_respects_explicit_epoch_end_flag() -> None:
-    rows = [{"epoch": 0.5, "loss": 1.0, "epoch_end": False}, {"epoch": 0.5, "train_loss": 0.9, "epoch_end": True}]
+    rows = [
+        {"epoch": 0.5, "loss": 1.0, "epoch_end": False},
+        {"epoch": 0.5, "train_loss": 0.9, "epoch_end": True},
+    ]
     traces = _traces(charts.training_curves(rows))
     assert list(traces["train loss (batches)"][0].y) == [1.0]
     assert list(traces["train"][0].y) == [0.9]
@@ -107,7 +112,9 @@ def test_history_from_events_places_steps_inside_epochs_and_stages_end_to_end() 
         for step in (2, 4):
             events.append({"type": "step", "stage": "head", "epoch": epoch, "step": (epoch - 1) * 4 + step,
                            "loss": 1.0, "lr": 0.01})
-        events.append({"type": "epoch", "stage": "head", "epoch": epoch, "train_loss": 0.9, "val_accuracy": 0.5})
+        events.append(
+            {"type": "epoch", "stage": "head", "epoch": epoch, "train_loss": 0.9, "val_accuracy": 0.5}
+        )
     events.append({"type": "step", "stage": "top", "epoch": 1, "step": 2, "loss": 0.5, "lr": 0.001})
     events.append({"type": "epoch", "stage": "top", "epoch": 1, "val_accuracy": 0.8})
     events.append({"type": "log", "message": "done"})

@@ -40,7 +40,9 @@ def fake_features(project, backbone=None, *, should_stop=None, on_batch=None, **
     rows = []
     for name in frame["original_name"]:
         base = name.removeprefix("copy_of_")
-        noise = np.random.default_rng(zlib.crc32(base.encode())).normal(0, 3.0, 16)  # same-class cosine ~0.6: not copies
+        noise = np.random.default_rng(zlib.crc32(base.encode())).normal(
+            0, 3.0, 16
+        )  # same-class cosine ~0.6: not copies
         rows.append(centers[CLASSES.index(base.split("_")[0])] + noise + (0.01 if base != name else 0.0))
     if on_batch is not None:
         on_batch(len(rows), len(rows))
@@ -58,7 +60,9 @@ def make_project(workspace: Path, name: str) -> dict:
             for i in range(8):
                 path = files / f"{label}_{i}.png"
                 _smooth(100 * c + i).save(path)
-                ids[path.stem] = project.add_image_file(path, label=label, split="val" if i < 2 else "train")[0]
+                ids[path.stem] = project.add_image_file(path, label=label, split="val" if i < 2 else "train")[
+                    0
+                ]
             for i in range(3):
                 path = files / f"{label}_u{i}.png"
                 _smooth(100 * c + 50 + i).save(path)
@@ -159,7 +163,9 @@ def test_active_learning_suggests_the_class_and_labels_in_one_call(studio, analy
 def test_box_on_the_embedding_map_labels_every_unlabeled_image_inside(studio, analysed):
     client, ids, root = studio["client"], analysed["ids"], analysed["root"]
     report = analysis.read_curation_report(root)
-    points = dict(zip(report["embedding"]["image_id"], zip(report["embedding"]["x"], report["embedding"]["y"])))
+    points = dict(
+        zip(report["embedding"]["image_id"], zip(report["embedding"]["x"], report["embedding"]["y"]))
+    )
     bees = [ids[f"bee_u{i}"] for i in range(3)]
     xs, ys = [points[i][0] for i in bees], [points[i][1] for i in bees]
     box = (min(xs) - 1e-3, max(xs) + 1e-3, min(ys) - 1e-3, max(ys) + 1e-3)
@@ -180,7 +186,9 @@ def test_user_errors_are_readable(studio, tmp_path):
     Project.create(studio["workspace"] / "empty").close()
     with pytest.raises(AppError, match="no images to analyse"):
         client.predict(str(studio["workspace"] / "empty"), "", api_name="/curate")
-    assert client.predict(str(studio["workspace"] / "empty"), api_name="/curate_report") == {"analysed": False}
+    assert client.predict(str(studio["workspace"] / "empty"), api_name="/curate_report") == {
+        "analysed": False
+    }
     with pytest.raises(AppError, match="run Analyse first"):
         client.predict(str(studio["workspace"] / "empty"), api_name="/next_to_label")
     with pytest.raises(AppError, match="not a project of this studio"):
@@ -221,7 +229,9 @@ def test_browser_shows_the_analysis_and_reviews_with_a_key(studio, analysed):
         shown = int(re.search(r"#(\d+)", caption.inner_text()).group(1))
         page.locator("body").click(position={"x": 5, "y": 5})
         page.keyboard.press("Enter")  # accepts the pre-filled guess
-        page.locator("#curate-active-panel").get_by_text(f"#{shown} ·").wait_for(state="detached", timeout=30_000)
+        page.locator("#curate-active-panel").get_by_text(f"#{shown} ·").wait_for(
+            state="detached", timeout=30_000
+        )
         browser.close()
     app.close()
     labels = studio["context"].open_project(root).dataset().set_index("image_id")["label"]

@@ -73,9 +73,14 @@ class _FakeService:
     def submit_predict(self, run_dir, images, tta=False, top_k=5, *, interactive=True, skip_unreadable=False):
         self.calls.append(len(images))
         assert skip_unreadable  # one damaged file must not cost every other image its guess
-        return _FakeJob([{"path": p, "top": [], "error": "image file is truncated"} if p in self.unreadable else
-                         {"path": p, "top": [{"class": "dog", "probability": 0.5 + 0.01 * i}]}
-                         for i, p in enumerate(images)])
+        return _FakeJob(
+            [
+                {"path": p, "top": [], "error": "image file is truncated"}
+                if p in self.unreadable
+                else {"path": p, "top": [{"class": "dog", "probability": 0.5 + 0.01 * i}]}
+                for i, p in enumerate(images)
+            ]
+        )
 
 
 def _wait(store, project, hashes):
@@ -92,14 +97,19 @@ def test_suggestions_come_from_the_latest_finished_run(tmp_path):
         import_source(project, make_image_folder(tmp_path / "src", ["cat"], 3, size=16))
         store = SuggestionStore(_FakeService())
         hashes = project.dataset()["hash"].tolist()
-        assert store.suggestions(project, hashes) == ({}, "No trained model yet: train one to get suggestions.")
+        assert store.suggestions(project, hashes) == (
+            {},
+            "No trained model yet: train one to get suggestions.",
+        )
 
         for name, status in (("20240101-000000-probe", "done"), ("20250101-000000-probe", "running")):
             run = project.runs_dir / name
             run.mkdir()
             (run / "model.pt").write_bytes(b"weights")
             (run / "status.json").write_text(json.dumps({"status": status}))
-        assert latest_model_run(project.root).name == "20240101-000000-probe"  # the running one has no final model
+        assert (
+            latest_model_run(project.root).name == "20240101-000000-probe"
+        )  # the running one has no final model
 
         found, status = _wait(store, project, hashes)
         assert {s.label for s in found.values()} == {"dog"} and "20240101-000000-probe" in status

@@ -85,7 +85,9 @@ def test_predict_with_tta_returns_sorted_probabilities(studio, trained) -> None:
     assert top[0]["probability"] >= top[1]["probability"]
     assert abs(sum(t["probability"] for t in top) - 1.0) < 1e-4
     # A run folder alone is enough: its project is implied.
-    again = client.predict(image=handle_file(str(image)), top_k=1, run=trained["run_dir"], api_name="/predict")
+    again = client.predict(
+        image=handle_file(str(image)), top_k=1, run=trained["run_dir"], api_name="/predict"
+    )
     assert len(again) == 1 and again[0]["class"] in {"red", "blue"}
 
 
@@ -99,7 +101,9 @@ def test_user_errors_are_readable_messages(studio, tmp_path) -> None:
         client.predict(project=studio["root"], epochs=-3, api_name="/train")
     with pytest.raises(AppError, match="Unknown strategy"):
         client.predict(project=studio["root"], strategy="magic", api_name="/train")
-    with pytest.raises(AppError, match="the limit is 1000"):  # absurd settings: refused before anything starts
+    with pytest.raises(
+        AppError, match="the limit is 1000"
+    ):  # absurd settings: refused before anything starts
         client.predict(project=studio["root"], epochs=100_000, api_name="/train")
     with pytest.raises(AppError, match="would make training diverge"):
         client.predict(project=studio["root"], lr=10.0, api_name="/train")
@@ -124,8 +128,15 @@ def test_user_errors_are_readable_messages(studio, tmp_path) -> None:
 
 def test_cancel_queued_and_running_jobs(studio, trained) -> None:
     client = studio["client"]
-    slow = {"project": studio["root"], "strategy": "finetune", "epochs": 200, "batch_size": 4, "image_size": 32,
-                "augment": "none", "api_name": "/train"}
+    slow = {
+        "project": studio["root"],
+        "strategy": "finetune",
+        "epochs": 200,
+        "batch_size": 4,
+        "image_size": 32,
+        "augment": "none",
+        "api_name": "/train",
+    }
     running = client.predict(**slow)
     queued = client.predict(**slow)
     assert client.predict(queued, api_name="/train_status")["queue_position"] == 1
@@ -157,8 +168,12 @@ def test_evaluation_job_lists_every_image_of_each_confusion_cell(studio, trained
     context, root = studio["context"], studio["root"]
     run_dir = evaluate_tab.checked_run_dir(context, root, Path(trained["run_dir"]).name)
     training_eval = (run_dir / "eval.json").read_bytes()
-    job = studio["service"].submit("evaluate", evaluation_job(studio["service"], context.open_project, Path(root),
-                                                              run_dir), interactive=True, project=root)
+    job = studio["service"].submit(
+        "evaluate",
+        evaluation_job(studio["service"], context.open_project, Path(root), run_dir),
+        interactive=True,
+        project=root,
+    )
     data = job.outcome(120)
     report = data["report"]
     assert report["images"] == "snapshot" and (run_dir / "eval.json").read_bytes() == training_eval
@@ -179,8 +194,11 @@ def test_the_evaluate_tabs_current_split_choice_writes_its_own_file(studio, trai
     context, root = studio["context"], studio["root"]
     run_dir = evaluate_tab.checked_run_dir(context, root, Path(trained["run_dir"]).name)
     training_eval = (run_dir / "eval.json").read_bytes()
-    job = studio["service"].submit("evaluate", evaluation_job(studio["service"], context.open_project, Path(root),
-                                                              run_dir, current_split=True), interactive=True)
+    job = studio["service"].submit(
+        "evaluate",
+        evaluation_job(studio["service"], context.open_project, Path(root), run_dir, current_split=True),
+        interactive=True,
+    )
     report = job.outcome(120)["report"]
     assert report["images"] == "current-split"
     assert json.loads((run_dir / "eval-current-split.json").read_text())["n"] == report["n"]
@@ -236,9 +254,13 @@ def test_several_images_with_an_unreadable_one(studio, trained, tmp_path) -> Non
     broken = tmp_path / "broken.jpg"
     broken.write_text("not an image")
     results = api.predict(studio["root"], "", [str(broken), str(good)], False, 2)
-    assert results[0]["error"] and results[0]["top"] == [] and results[1]["top"][0]["class"] in {"red", "blue"}
+    assert (
+        results[0]["error"] and results[0]["top"] == [] and results[1]["top"][0]["class"] in {"red", "blue"}
+    )
     rows = predict_tab.prediction_rows(results, ["broken.jpg", "good.png"])
-    assert rows.iloc[0]["prediction"].startswith("could not read:") and rows.iloc[1]["probability"].endswith("%")
+    assert rows.iloc[0]["prediction"].startswith("could not read:") and rows.iloc[1]["probability"].endswith(
+        "%"
+    )
     with pytest.raises(StudioError, match="broken.jpg: not an image"):  # one image: its own error, named
         api.predict(studio["root"], "", [str(broken)], False, 2)
     with pytest.raises(StudioError, match="None of the images could be read"):
@@ -256,10 +278,14 @@ def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_pat
     custom = preset("medium", rotate=5.0, cutmix=0.5)
     save_project_augment(root, custom)
     config = api.train_config(str(root), *settings, "project", False)[1]
-    assert AugmentConfig.from_dict(config["augment"]) == AugmentConfig(**{**custom.to_dict(), "preset": "custom"})
+    assert AugmentConfig.from_dict(config["augment"]) == AugmentConfig(
+        **{**custom.to_dict(), "preset": "custom"}
+    )
     assert api.train_config(str(root), *settings, "heavy", False)[1]["augment"] == "heavy"
-    assert train_tab.augment_note(str(root), "project") == \
-        "Saved in the Augment tab: flip 50%, crop 60-100%, rotate ±5°, color ±20%, blur 10%, CutMix α0.5 on 100% of batches."
+    assert (
+        train_tab.augment_note(str(root), "project")
+        == "Saved in the Augment tab: flip 50%, crop 60-100%, rotate ±5°, color ±20%, blur 10%, CutMix α0.5 on 100% of batches."
+    )
     assert train_tab.augment_note(str(root), "none").startswith("Preset none: no augmentation")
     (root / "augment.json").write_text("{broken")
     assert "augment.json" in train_tab.augment_note(str(root), "project")  # a readable warning, not a crash
@@ -271,6 +297,8 @@ def test_train_tab_lr_finder_job_suggests_a_rate(studio) -> None:
     job = api.lr_find_job(studio["root"], "tf_efficientnet_lite0", "auto", 0, 0, 4, 64, "none")
     result = job.outcome(300)
     assert result["steps"] >= 5 and len(result["rates"]) == len(result["losses"])
-    assert result["suggested_lr"] is None or result["rates"][0] <= result["suggested_lr"] <= result["rates"][-1]
+    assert (
+        result["suggested_lr"] is None or result["rates"][0] <= result["suggested_lr"] <= result["rates"][-1]
+    )
     with pytest.raises(StudioError):
         api.lr_find_job(studio["empty"], "tf_efficientnet_lite0", "auto", 0, 0, 4, 64, "none")

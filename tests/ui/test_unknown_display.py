@@ -7,12 +7,17 @@ from studio.ui import charts, evaluate_tab, predict_tab
 
 def test_unknown_predictions_read_not_sure_with_their_top_guess():
     sure = {"top": [{"class": "daisy", "probability": 0.97}], "unknown": False}
-    unsure = {"top": [{"class": "tulip", "probability": 0.41}, {"class": "rose", "probability": 0.3}], "unknown": True}
+    unsure = {
+        "top": [{"class": "tulip", "probability": 0.41}, {"class": "rose", "probability": 0.3}],
+        "unknown": True,
+    }
     rows = predict_tab.prediction_rows([sure, unsure], ["a.jpg", "b.jpg"])
     assert rows.iloc[0]["prediction"] == "daisy"
     assert rows.iloc[1]["prediction"] == "not sure (tulip?)" and rows.iloc[1]["probability"] == "41.0%"
     assert predict_tab.bars_title(sure, None) is None
-    assert "Not sure" in predict_tab.bars_title(unsure, None) and predict_tab.bars_title(unsure, "b.jpg").startswith("b.jpg")
+    assert "Not sure" in predict_tab.bars_title(unsure, None) and predict_tab.bars_title(
+        unsure, "b.jpg"
+    ).startswith("b.jpg")
 
 
 def test_reliability_diagram_draws_both_curves_and_the_ece():
