@@ -3,6 +3,9 @@
 Suggestions come from the newest run folder holding a `model.pt`. They are computed off the request
 thread (through the trainer service when there is one, else a `Predictor`), saved per run under
 `cache/suggestions/<run>.json` keyed by image hash, and only missing images are predicted again.
+The run's stored snapshot (split.json, `studio.data.snapshot`) says which images it trained on: the
+model's answer on those is its fit of the label it was shown, not a guess, so they get no suggestion
+(and are never predicted); its validation images and every image added or labeled since get one.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.data.snapshot import Snapshot
 from studio.data.store import Project
 from studio.durable import atomic_write_text
+from studio.errors import StudioError
 from studio.service.runs import latest_model_run
 
 log = logging.getLogger("studio.app")
@@ -28,6 +33,32 @@ class Suggestion:
     confidence: float
 
 
+@dataclass(frozen=True)
+class RunSource:
+    """Where suggestions come from: a run, and the images its snapshot trained on (content hashes)."""
+
+    run: Path
+    trained: frozenset[str]
+    label_hash: str | None  # the snapshot's hash; None when the run stored no readable snapshot
+
+    def describe(self) -> str:
+        if self.label_hash is None:
+            return f"model {self.run.name}"
+        snapshot = f"snapshot {self.label_hash[:8]}" if self.label_hash else "its snapshot"
+        return (f"model {self.run.name} ({snapshot}: its {len(self.trained)} training images get none, "
+                "the model learned their labels)")
+
+
+def run_source(run: Path) -> RunSource:
+    """The run and its snapshot's training images; a run without a readable split.json hides none."""
+    try:
+        snapshot = Snapshot.load(run)
+    except (StudioError, KeyError, TypeError, ValueError) as error:  # an old or damaged run folder
+        log.info("run %s has no usable snapshot (%s): every image gets a suggestion", run.name, error)
+        return RunSource(run, frozenset(), None)
+    return RunSource(run, frozenset(snapshot.train["hash"].astype(str)), snapshot.label_hash)
+
+
 class SuggestionStore:
     """Suggestions per (project, run): read from disk, completed in a background thread on request."""
 
@@ -37,17 +68,34 @@ class SuggestionStore:
         self._memory: dict[Path, dict[str, Suggestion]] = {}
         self._busy: dict[Path, str] = {}  # file -> state text while computing or after failing
         self._unreadable: dict[Path, set[str]] = {}  # file -> hashes the model could not read (not retried)
+        self._sources: dict[Path, RunSource] = {}  # a run's snapshot never changes once written
 
     def _file(self, project: Project, run: Path) -> Path:
         return project.cache_dir / "suggestions" / f"{run.name}.json"
 
+    def source(self, project: Project) -> RunSource | None:
+        """The run suggestions come from now (the newest finished run with a model), or None."""
+        run = latest_model_run(project.root)
+        if run is None:
+            return None
+        with self._lock:
+            known = self._sources.get(run)
+        if known is None:
+            known = run_source(run)
+            with self._lock:
+                self._sources[run] = known
+        return known
+
     def suggestions(
         self, project: Project, hashes: list[str] | None = None, *, compute: bool = True
     ) -> tuple[dict[str, Suggestion], str]:
-        """(hash -> Suggestion, status line). Starts a background job for images without a suggestion."""
-        run = latest_model_run(project.root)
-        if run is None:
+        """(hash -> Suggestion, status line). Starts a background job for images without a suggestion.
+
+        The run's training images are left out: the model saw them with their labels."""
+        source = self.source(project)
+        if source is None:
             return {}, "No trained model yet: train one to get suggestions."
+        run = source.run
         path = self._file(project, run)
         with self._lock:
             known = self._memory.get(path)
@@ -56,31 +104,33 @@ class SuggestionStore:
                 self._memory[path] = known
             busy = self._busy.get(path)
             unreadable = self._unreadable.get(path, set())
-        missing = [h for h in (hashes or []) if h not in known and h not in unreadable]
+        trained = source.trained
+        missing = [h for h in (hashes or []) if h not in known and h not in unreadable and h not in trained]
         if missing and compute and busy is None:
-            self._start(project, run, path)
+            self._start(project, source, path)
             busy = "computing"
         if busy == "computing":
             status = f"Model {run.name}: computing suggestions for {len(missing)} images…"
         elif busy:
             status = f"Model {run.name}: suggestions failed ({busy})."
         else:
-            status = f"Suggestions from model {run.name}."
-        return dict(known), status
+            status = f"Suggestions from {source.describe()}."
+        return {h: s for h, s in known.items() if h not in trained}, status
 
-    def _start(self, project: Project, run: Path, path: Path) -> None:
+    def _start(self, project: Project, source: RunSource, path: Path) -> None:
         with self._lock:
             self._busy[path] = "computing"
-        thread = threading.Thread(target=self._compute, args=(project, run, path), daemon=True,
+        thread = threading.Thread(target=self._compute, args=(project, source, path), daemon=True,
                                   name="studio-suggestions")
         thread.start()
 
-    def _compute(self, project: Project, run: Path, path: Path) -> None:
+    def _compute(self, project: Project, source: RunSource, path: Path) -> None:
+        run = source.run
         try:
             data = project.dataset()
             with self._lock:
                 known = dict(self._memory.get(path, {}))
-            todo = data[~data["hash"].isin(known)]
+            todo = data[~data["hash"].isin(known) & ~data["hash"].isin(source.trained)]
             for start in range(0, len(todo), CHUNK):
                 chunk = todo.iloc[start:start + CHUNK]
                 results = self._predict(run, chunk["path"].tolist())
@@ -113,10 +163,10 @@ class SuggestionStore:
 
     def retry(self, project: Project) -> None:
         """Forget a failure so the next request tries again."""
-        run = latest_model_run(project.root)
-        if run is not None:
+        source = self.source(project)
+        if source is not None:
             with self._lock:
-                path = self._file(project, run)
+                path = self._file(project, source.run)
                 if self._busy.get(path) != "computing":
                     self._busy.pop(path, None)
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from studio.train.runs import CONFIG_FILE, EVAL_FILE, read_json
 
-def read_json_or_empty(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+
+def _run_file(run_dir: Path, name: str) -> dict:
+    """A run file through the run store's one reader; {} when it is missing, damaged or not an object."""
+    data = read_json(run_dir / name)
     return data if isinstance(data, dict) else {}
 
 
@@ -77,8 +76,8 @@ def _decision(checkpoint: dict) -> list[str]:
 def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity: dict,
            exported: datetime | None = None) -> str:
     """The card's markdown text."""
-    config = read_json_or_empty(run_dir / "config.json")
-    evaluation = read_json_or_empty(run_dir / "eval.json")
+    config = _run_file(run_dir, CONFIG_FILE)
+    evaluation = _run_file(run_dir, EVAL_FILE)
     result = config.get("result") or {}
     pre = checkpoint["preprocessing"]
     class_names = list(checkpoint["class_names"])

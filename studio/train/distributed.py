@@ -36,6 +36,7 @@ import torch
 import torch.distributed as dist
 
 from studio.errors import StudioError
+from studio.system import cpu_count
 from studio.train.events import RunStarted, TrainEvent, event_from_dict
 from studio.train.runs import STATUS_FILE, read_json, write_json
 
@@ -122,7 +123,7 @@ def check_nproc(nproc: int, strategy: str, device: str = "auto") -> None:
         if nproc > gpus:
             raise StudioError(f"--nproc {nproc} asks for more GPUs than the {gpus} visible here.")
     else:
-        cores = os.cpu_count() or 1
+        cores = cpu_count()  # the cores this process may use (its affinity mask)
         if nproc > cores:
             raise StudioError(f"--nproc {nproc} asks for more CPU processes than the {cores} cores here.")
 
@@ -160,7 +161,7 @@ def launch(project_root: str | Path, config: dict[str, Any], nproc: int, *,
                "--control", str(control)]
     env = dict(os.environ)
     # Each rank gets its share of the cores (torchrun would otherwise set one thread and warn).
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cpu_count() // nproc)))
     with open(control / LOG_FILE, "wb") as log_handle:
         process = subprocess.Popen(command, stdout=log_handle, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)  # its own process group: cancel ends all of it

@@ -14,6 +14,7 @@ import gradio as gr
 from studio.errors import StudioError
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
+from studio.ui.feedback import user_errors
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 APP_TITLE = "Image Classifier Studio"
@@ -75,6 +76,7 @@ TABS = [
 
 
 @requires("viewer")
+@user_errors
 def _header_text(root: str) -> str:
     return f"Project: **{Path(root).name}**" if root else "No project open"
 
@@ -144,11 +146,13 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
         binding.root.change(_header_text, binding.root, project_label, api_visibility="private")
 
         @requires("viewer")
-        def restore(saved: dict | None):
+        @user_errors
+        def restore(saved: dict | None) -> dict:
             project, tab = restored_view(context, saved, initial_project)
-            return project, tab, gr.Tabs(selected=tab)
+            return {binding.root: project, binding.tab: tab, tabs: gr.Tabs(selected=tab)}
 
         @requires("viewer")
+        @user_errors
         def remember(root: str, tab: str) -> dict:
             return {"project": root or "", "tab": tab or "data"}
 

@@ -26,7 +26,7 @@ from studio.data.store import Project
 from studio.errors import StudioError
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import user_errors
+from studio.ui.feedback import by_component, user_errors
 
 SAMPLES = 12
 PREVIEW_SOURCE_PX = 448  # decode the source image at about this size: previews stay fast for big photos
@@ -115,47 +115,47 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return f"Not saved yet. The next run uses: _{describe(current)}_ ({current.preset})."
 
     @requires("viewer")
-    def draw(root: str, picked, seed_value, preset_value, *values):
+    @user_errors
+    def draw(root: str, picked, seed_value, preset_value, *values) -> dict:
         config = config_from(preset_value, list(values))
         if not root:
-            return [], describe(config), config.to_dict(), "Open a project to preview and save.", gr.update()
+            return {samples: [], summary: describe(config), config_json: config.to_dict(),
+                    saved: "Open a project to preview and save."}
         project = context.open_project(root)
         if picked is None:
             data = project.dataset()
             if data.empty:
-                return [], describe(config), config.to_dict(), saved_text(project, config), gr.update()
+                return {samples: [], summary: describe(config), config_json: config.to_dict(),
+                        saved: saved_text(project, config)}
             picked = int(data["image_id"].iloc[0])
         seed_number = int(seed_value or 0)
         source = _source_image(project, picked)
         partner = _partner(project, int(picked), seed_number) if config.mixing else None
         images = preview(source, config, n=SAMPLES, seed=seed_number, image_size=PREVIEW_SIZE, other=partner)
-        return (
-            images,
-            f"**{config.preset}**: {describe(config)}",
-            config.to_dict(),
-            saved_text(project, config),
-            int(picked),
-        )
+        return {samples: images, summary: f"**{config.preset}**: {describe(config)}",
+                config_json: config.to_dict(), saved: saved_text(project, config), image_id: int(picked)}
 
     draw_in = [binding.root, image_id, seed, preset_name, *sliders]
     draw_out = [samples, summary, config_json, saved, image_id]
-    draw = user_errors(draw)
 
     @requires("viewer")
-    def load_project(root: str):
+    @user_errors
+    def load_project(root: str) -> dict:
         """Show the project's saved config and a first image."""
         config = load_project_augment(context.open_project(root).root) if root else AugmentConfig()
-        return [config.preset, *[getattr(config, name) for name in FIELDS], None]
+        return {preset_name: config.preset, **by_component(sliders, [getattr(config, f) for f in FIELDS]),
+                image_id: None}
 
     for trigger in (binding.root.change, binding.version.change):
-        trigger(user_errors(load_project), binding.root, [preset_name, *sliders, image_id],
+        trigger(load_project, binding.root, [preset_name, *sliders, image_id],
                 api_visibility="private").then(draw, draw_in, draw_out, api_visibility="private")
 
     @requires("viewer")
-    def apply_preset(name: str):
+    @user_errors
+    def apply_preset(name: str) -> dict:
         if name == CUSTOM:
-            return [gr.update() for _ in FIELDS]
-        return [PRESETS[name][field] for field in FIELDS]
+            return gr.skip()
+        return by_component(sliders, [PRESETS[name][field] for field in FIELDS])
 
     preset_name.input(apply_preset, preset_name, sliders, api_visibility="private").then(
         draw, draw_in, draw_out, api_visibility="private")

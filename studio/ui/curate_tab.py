@@ -20,7 +20,7 @@ from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import curate_views as views
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import api_errors, user_errors
+from studio.ui.feedback import api_errors, by_component, user_errors
 
 POLL_SECONDS = 1.0
 HELP = (
@@ -237,23 +237,26 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     # ---- the analysis job ----------------------------------------------------------------------
     @requires("owner")
     @user_errors
-    def on_analyse(root, backbone_name):
+    def on_analyse(root, backbone_name) -> dict:
         job = session.start(root, backbone_name)
-        return job.id, views.job_text(session, job), gr.Timer(active=True), gr.Button(visible=True)
+        return {job_id: job.id, status: views.job_text(session, job), timer: gr.Timer(active=True),
+                cancel: gr.Button(visible=True)}
 
     @requires("viewer")
-    def on_tick(watched, done):
+    @user_errors
+    def on_tick(watched, done) -> dict:
+        stopped = {timer: gr.Timer(active=False), cancel: gr.Button(visible=False)}
         if not watched:
-            return gr.skip(), gr.Timer(active=False), gr.skip(), gr.Button(visible=False)
+            return stopped
         try:
             job = session.service().get(watched)
         except StudioError as error:  # forgotten by the service (long ago): stop watching it
-            return str(error), gr.Timer(active=False), gr.skip(), gr.Button(visible=False)
+            return {status: str(error), **stopped}
         if not job.is_finished:
-            return views.job_text(session, job), gr.Timer(active=True), gr.skip(), gr.skip()
+            return {status: views.job_text(session, job), timer: gr.Timer(active=True)}
         if job.error or job.state.value != "done":
-            return views.job_text(session, job), gr.Timer(active=False), gr.skip(), gr.Button(visible=False)
-        return gr.skip(), gr.Timer(active=False), (done or 0) + 1, gr.Button(visible=False)
+            return {status: views.job_text(session, job), **stopped}
+        return {finished: (done or 0) + 1, **stopped}
 
     @requires("owner")
     @user_errors
@@ -268,8 +271,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         """After a page reload: follow the project's analysis if one is still queued or running."""
         job = session.active_job(root)
         if job is None:
-            return "", gr.Timer(active=False), gr.Button(visible=False)
-        return job.id, gr.Timer(active=True), gr.Button(visible=True)
+            return {job_id: "", timer: gr.Timer(active=False), cancel: gr.Button(visible=False)}
+        return {job_id: job.id, timer: gr.Timer(active=True), cancel: gr.Button(visible=True)}
 
     analyse.click(
         on_analyse, [binding.root, backbone], [job_id, status, timer, cancel], api_visibility="private"
@@ -284,7 +287,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @user_errors
     def on_group(root, key):
         project = context.open_project(root)
-        return views.duplicates(session, project, session.report(project), key)
+        return by_component(dup_out, views.duplicates(session, project, session.report(project), key))
 
     @requires("labeler")
     @user_errors
@@ -296,10 +299,11 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         result = session.resolve_duplicates(root, ids, keep_value)
         gr.Info(f"Kept {len(result['kept'])} image(s); excluded {len(result['excluded'])} from training.")
         project = context.open_project(root)
-        return (*views.duplicates(session, project, session.report(project), None),
-                views.summary(session, project, session.report(project)))
+        return {**by_component(dup_out, views.duplicates(session, project, session.report(project), None)),
+                status: views.summary(session, project, session.report(project))}
 
     @requires("viewer")
+    @user_errors
     def on_thumbnail(ids, evt: gr.SelectData):
         index = evt.index if isinstance(evt.index, int) else None
         return str(ids[index]) if index is not None and index < len(ids) else gr.skip()
@@ -318,8 +322,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             result = session.review_issue(root, image_id, decision, label)
             project = context.open_project(root)
             gr.Info(f"#{image_id}: {result['decision']} (label {result['label'] or 'none'}).")
-            return *views.issue(session, project, session.report(project)), views.summary(
-                session, project, session.report(project))
+            return {**by_component(issue_out, views.issue(session, project, session.report(project))),
+                    status: views.summary(session, project, session.report(project))}
 
         return handler
 
@@ -339,13 +343,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if image_id is None:
             raise gr.Error("No image is waiting: nothing unlabeled is left (or Analyse has not run).")
         session.label_active(root, image_id, label)
-        return *views.active(session, root, skip_list), skip_list
+        return {**by_component(active_out, views.active(session, root, skip_list)), skipped: skip_list}
 
     @requires("viewer")
     @user_errors
     def on_skip(root, image_id, skip_list):
         skip_list = [*(skip_list or []), image_id] if image_id is not None else list(skip_list or [])
-        return *views.active(session, root, skip_list), skip_list
+        return {**by_component(active_out, views.active(session, root, skip_list)), skipped: skip_list}
 
     active_accept.click(
         on_active_label,
@@ -362,7 +366,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @user_errors
     def on_box(root, x0, x1, y0, y1, unlabeled_only):
         project = context.open_project(root)
-        return views.embedding(session, project, session.report(project), (x0, x1, y0, y1), unlabeled_only)
+        return by_component(map_out, views.embedding(session, project, session.report(project),
+                                                     (x0, x1, y0, y1), unlabeled_only))
 
     @requires("labeler")
     @user_errors
@@ -375,7 +380,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             raise StudioError("the map selection could not be read; select again") from None
         project = context.open_project(root)
         ids = session.selection_ids(project, chosen, unlabeled_only)
-        return (*views.selection_view(project, ids, "selected on the map", unlabeled_only), ids)
+        shown = views.selection_view(project, ids, "selected on the map", unlabeled_only)
+        return {**by_component([box_text, box_gallery], shown), selected_ids: ids}
 
     @requires("labeler")
     @user_errors

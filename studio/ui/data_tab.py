@@ -123,23 +123,27 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return (version or 0) + 1
 
     @requires("viewer")
-    def refresh(root: str):
+    @user_errors
+    def refresh(root: str) -> dict:
         if not root:
-            return "Open or create a project to start.", None, gr.update(choices=[], value=[]), gr.update(
-                choices=_project_choices(context), value=None)
+            return {overview: "Open or create a project to start.", chart: None,
+                    selected: gr.update(choices=[], value=[]),
+                    picker: gr.update(choices=_project_choices(context), value=None)}
         try:
             info = context.open_project(root).info()
         except StudioError as error:
             gr.Warning(str(error))
-            return f"Cannot open the project: {error}", None, gr.update(choices=[], value=[]), gr.update()
-        return (overview_text(info), class_chart(info), gr.update(choices=info["classes"], value=[]),
-                gr.update(choices=_project_choices(context), value=str(Path(root).resolve())))
+            return {overview: f"Cannot open the project: {error}", chart: None,
+                    selected: gr.update(choices=[], value=[])}
+        return {overview: overview_text(info), chart: class_chart(info),
+                selected: gr.update(choices=info["classes"], value=[]),
+                picker: gr.update(choices=_project_choices(context), value=str(Path(root).resolve()))}
 
     refreshed = [overview, chart, selected, picker]
     binding.root.change(refresh, binding.root, refreshed, api_visibility="private")
     binding.version.change(refresh, binding.root, refreshed, api_visibility="private")
     if binding.tab is not None:  # labels change in the Label tab without a version bump: refresh on return
-        binding.tab.change(lambda tab, root: refresh(root) if tab == "data" else [gr.skip()] * len(refreshed),
+        binding.tab.change(lambda tab, root: refresh(root) if tab == "data" else gr.skip(),
                            [binding.tab, binding.root], refreshed, api_visibility="private")
 
     @requires("viewer")
@@ -154,21 +158,22 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     @requires("owner")
     @user_errors
-    def create_named_project(name: str) -> tuple[str, str]:
+    def create_named_project(name: str) -> dict:
         project = context.create_project(name)
         gr.Info(f"Created project {project.root.name}. Now import some images.")
-        return str(project.root), ""
+        return {binding.root: str(project.root), new_name: ""}
 
     create.click(create_named_project, new_name, [binding.root, new_name], api_visibility="private")
 
     @requires("owner")
     @user_errors
-    def create_demo(progress=gr.Progress()) -> tuple[str, str, pd.DataFrame]:
+    def create_demo(progress=gr.Progress()) -> dict:
         progress(0.1, desc="Writing demo digits")
         project = context.create_project(free_demo_name(context.workspace))
         result = merge_reports(fill_demo_project(project))
         gr.Info("Demo project ready: 4 digit classes x 30 labeled images, 20 unlabeled. Try Label or Train.")
-        return str(project.root), report_summary(result), report_table(result)
+        return {binding.root: str(project.root), summary: report_summary(result),
+                report: report_table(result)}
 
     demo.click(create_demo, None, [binding.root, summary, report], api_visibility="private")
 
@@ -181,7 +186,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         project = context.open_project(root)
         result = import_uploads(project, files or [], label=label or None, val_fraction=fraction,
                                 seed=int(seed_value or 0), progress=_progress(progress))
-        return report_summary(result), report_table(result), bump(version), None
+        return {summary: report_summary(result), report: report_table(result), binding.version: bump(version),
+                uploads: None}
 
     import_upload.click(
         import_from_uploads, [binding.root, uploads, upload_label, val_fraction, seed, binding.version],
@@ -198,7 +204,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         result = merge_reports([import_source(project, source, layout_name, val_fraction=fraction,
                                               seed=int(seed_value or 0), progress=_progress(progress),
                                               confine_csv=context.paths.remote)])
-        return report_summary(result), report_table(result), bump(version)
+        return {summary: report_summary(result), report: report_table(result), binding.version: bump(version)}
 
     import_folder.click(
         import_from_folder, [binding.root, folder, layout, val_fraction, seed, binding.version],
@@ -255,10 +261,10 @@ def _class_actions(
     def run(action):
         @requires("owner")
         @user_errors
-        def handler(root: str, chosen: list[str], text: str, version: float):
+        def handler(root: str, chosen: list[str], text: str, version: float) -> dict:
             message = action(context.open_project(root), list(chosen or []), (text or "").strip())
             gr.Info(message)
-            return (version or 0) + 1, ""
+            return {binding.version: (version or 0) + 1, name: ""}
 
         return handler
 

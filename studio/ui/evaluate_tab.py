@@ -23,7 +23,7 @@ from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import charts, media
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.feedback import api_errors, user_errors
+from studio.ui.feedback import user_errors
 
 CLASS_COLUMNS = ["class", "precision", "recall", "F1", "images"]
 VIEWS = [("Without TTA", "plain"), ("With TTA (mirrored and whole-frame views averaged)", "tta")]
@@ -94,12 +94,6 @@ def wait_for(job: Any, what: str) -> Iterator[str]:
             f"{'waiting for the device (a training job is using it)' if state == 'queued' else state}…"
         )
     job.outcome(0)
-
-
-def guarded(call: Any, *args: Any) -> Any:
-    """`call(*args)` with its errors as gr.Error (a bug logged): the event's `user_errors` shows them as a
-    notice, an API caller gets them as errors."""
-    return api_errors(call)(*args)
 
 
 # ---- drawing ---------------------------------------------------------------------------------------------
@@ -227,88 +221,84 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @requires("viewer")
     @user_errors
     def on_project(root: str):
-        choices = guarded(run_choices, context, root) if root else []
+        choices = run_choices(context, root) if root else []
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
-    @requires("viewer")
-    def draw(root: str, data: dict[str, Any] | None, view_name: str):
+    def drawn(root: str, data: dict[str, Any] | None, view_name: str) -> dict:
+        """The evaluation's panels (`draw_outputs`) in one view; empty before an evaluation has run."""
         if not data:
-            return (charts.confusion_heatmap([], []), pd.DataFrame(columns=CLASS_COLUMNS),
-                    gr.Dropdown(choices=[], value=None), [], [], [], [])
+            return {confusion: charts.confusion_heatmap([], []),
+                    per_class: pd.DataFrame(columns=CLASS_COLUMNS), cell: gr.Dropdown(choices=[], value=None),
+                    losses_gallery: [], losses_state: [], cell_gallery: [], cell_state: []}
         report = view_report(data, view_name)
         losses = top_loss_items(data, view_name)
-        return (
-            charts.confusion_heatmap(report["confusion_matrix"], report["classes"]),
-            class_frame(report),
-            gr.Dropdown(choices=cell_choices(report), value=None),
-            gallery_items(root, losses),
-            losses,
-            [],
-            [],
-        )
+        return {confusion: charts.confusion_heatmap(report["confusion_matrix"], report["classes"]),
+                per_class: class_frame(report), cell: gr.Dropdown(choices=cell_choices(report), value=None),
+                losses_gallery: gallery_items(root, losses), losses_state: losses, cell_gallery: [],
+                cell_state: []}
+
+    @requires("viewer")
+    @user_errors
+    def draw(root: str, data: dict[str, Any] | None, view_name: str) -> dict:
+        return drawn(root, data, view_name)
 
     draw_outputs = [confusion, per_class, cell, losses_gallery, losses_state, cell_gallery, cell_state]
 
     @requires("owner")
     @user_errors
     def on_evaluate(root: str, run_dir: str, view_name: str, image_set: str = "snapshot"):
-        project_root = guarded(lambda: context.open_project(root).root)
-        path = guarded(checked_run_dir, context, root, run_dir)
+        project_root = context.open_project(root).root
+        path = checked_run_dir(context, root, run_dir)
         current_split = image_set == "current"
-        job = guarded(lambda: service_of(context).submit(
+        job = service_of(context).submit(
             "evaluate", evaluation_job(service_of(context), context.open_project, project_root, path,
                                        current_split=current_split),
             config={"run_dir": str(path), "tta": True, "current_split": current_split},
-            interactive=True, project=str(project_root)))
-        try:
-            for line in wait_for(job, "Evaluating"):
-                yield (line, *[gr.skip()] * (len(draw_outputs) + 1))
-        except StudioError as error:
-            raise gr.Error(str(error)) from None
+            interactive=True, project=str(project_root))
+        for line in wait_for(job, "Evaluating"):
+            yield {summary: line}
         data = job.result
-        yield (summary_markdown(data), data, *draw(root, data, view_name))
+        yield {summary: summary_markdown(data), data_state: data, **drawn(root, data, view_name)}
 
     @requires("viewer")
     @user_errors
-    def on_cell(data, view_name: str, chosen: str | None, root: str):
+    def on_cell(data, view_name: str, chosen: str | None, root: str) -> dict:
         items = cell_items(data, view_name, chosen) if data else []
-        return gr.Gallery(value=gallery_items(root, items), visible=bool(chosen)), items
+        return {cell_gallery: gr.Gallery(value=gallery_items(root, items), visible=bool(chosen)),
+                cell_state: items}
 
     @requires("viewer")
-    def on_select(items: list[dict[str, Any]], event: gr.SelectData):
+    @user_errors
+    def on_select(items: list[dict[str, Any]], event: gr.SelectData) -> dict:
         item = items[event.index] if 0 <= event.index < len(items) else None
         wrong = bool(item) and item["label"] != item["predicted"]
-        return (
-            item,
-            selected_markdown(item),
-            gr.Button(interactive=wrong),
-            gr.Button(interactive=bool(item)),
-        )
+        return {selected: item, selected_text: selected_markdown(item), fix: gr.Button(interactive=wrong),
+                cam_button: gr.Button(interactive=bool(item))}
 
     @requires("labeler")
     @user_errors
-    def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells):
+    def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells) -> dict:
         if not item:
             raise gr.Error("Select an image first.")
-        guarded(lambda: context.open_project(root).set_label(item["image_id"], item["predicted"],
-                                                                    by=caller_name()))
+        context.open_project(root).set_label(item["image_id"], item["predicted"], by=caller_name())
         gr.Info(
             f"Image #{item['image_id']} is now labeled '{item['predicted']}'. "
             "Evaluate again to update the metrics."
         )
         losses = [i for i in losses if i["image_id"] != item["image_id"]]
         cells = [i for i in cells if i["image_id"] != item["image_id"]]
-        return ((version or 0) + 1, None, selected_markdown(None), gr.Button(interactive=False),
-                gallery_items(root, losses), losses, gallery_items(root, cells), cells)
+        return {binding.version: (version or 0) + 1, selected: None, selected_text: selected_markdown(None),
+                fix: gr.Button(interactive=False), losses_gallery: gallery_items(root, losses),
+                losses_state: losses, cell_gallery: gallery_items(root, cells), cell_state: cells}
 
     @requires("viewer")
     @user_errors
-    def on_cam(root: str, run_dir: str, item: dict[str, Any] | None):
+    def on_cam(root: str, run_dir: str, item: dict[str, Any] | None) -> dict:
         if not item:
             raise gr.Error("Select an image first.")
-        path = guarded(checked_run_dir, context, root, run_dir)
-        images = guarded(grad_cams, context, path, item["path"], [item["predicted"], item["label"]])
-        return images[0], images[1]
+        path = checked_run_dir(context, root, run_dir)
+        images = grad_cams(context, path, item["path"], [item["predicted"], item["label"]])
+        return {cam_predicted: images[0], cam_true: images[1]}
 
     binding.root.change(on_project, binding.root, run, api_visibility="private")
     refresh.click(on_project, binding.root, run, api_visibility="private")

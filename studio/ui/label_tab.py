@@ -156,11 +156,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     shown = [image, caption, current, trail, progress, model_status]
 
-    def present(project: Project, data, status, image_id, history, view_value, order_value):
+    def present(project: Project, data, status, image_id, history, view_value, order_value) -> dict:
         path, text = session.view(project, data, image_id)
-        return path, text, image_id, history, _progress_text(data, view_value, order_value), status
+        return {image: path, caption: text, current: image_id, trail: history,
+                progress: _progress_text(data, view_value, order_value), model_status: status}
 
-    def grid(project: Project, data, view_value, order_value, page_value, chosen):
+    def selected_update(chosen: list[int]) -> dict:
+        return {selection: chosen, selected_text: f"{len(chosen)} selected"}
+
+    def grid(project: Project, data, view_value, order_value, page_value, chosen) -> dict:
         ids = lq.queue_ids(data, view_value, order_value)
         pages = max(1, math.ceil(len(ids) / PAGE_SIZE))
         number = min(max(1, int(page_value or 1)), pages)
@@ -170,31 +174,19 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         thumbs = thumbnails(project.root, rows["path"].tolist())
         items = [(thumb, _caption(row, picked)) for thumb, row in zip(thumbs, rows.itertuples()) if thumb]
         kept = [int(row.image_id) for thumb, row in zip(thumbs, rows.itertuples()) if thumb]
-        return items, kept, gr.update(value=number, maximum=pages, label=f"Page (of {pages})")
+        return {gallery: items, page_ids: kept,
+                page: gr.update(value=number, maximum=pages, label=f"Page (of {pages})")}
 
     grid_out = [gallery, page_ids, page]
 
     @requires("viewer")
     @user_errors
-    def reload(root, view_value, order_value, chosen):
+    def reload(root, view_value, order_value, chosen) -> dict:
         if not root:
-            return [
-                None,
-                "Open a project in the Data tab.",
-                None,
-                [],
-                "",
-                "",
-                *[gr.update(visible=False)] * MAX_KEYS,
-                gr.update(choices=[]),
-                gr.update(choices=[]),
-                gr.update(),
-                [],
-                [],
-                gr.update(),
-                [],
-                "0 selected",
-            ]
+            return {image: None, caption: "Open a project in the Data tab.", current: None, trail: [],
+                    progress: "", model_status: "", **{key: gr.update(visible=False) for key in keys},
+                    other: gr.update(choices=[]), bulk_class: gr.update(choices=[]), gallery: [],
+                    page_ids: [], **selected_update([])}
         project = context.open_project(root)
         classes = project.classes()
         data, status = session.table(project)
@@ -203,14 +195,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if view_value not in [value for _, value in choices]:
             view_value = "unlabeled"
         first = lq.step(data, view_value, order_value, None)
-        key_updates = [gr.update(value=f"{k} · {classes[k - 1]}" if k <= len(classes) else str(k),
-                                 visible=k <= len(classes)) for k in range(1, MAX_KEYS + 1)]
+        key_updates = {key: gr.update(value=f"{k} · {classes[k - 1]}" if k <= len(classes) else str(k),
+                                      visible=k <= len(classes)) for k, key in enumerate(keys, 1)}
         chosen = [i for i in chosen or [] if i in set(data["image_id"])]
-        items, kept, page_update = grid(project, data, view_value, order_value, 1, chosen)
-        return [*present(project, data, status, first, [], view_value, order_value), *key_updates,
-                gr.update(choices=classes, value=None), gr.update(choices=classes),
-                gr.update(choices=choices, value=view_value), items, kept, page_update, chosen,
-                f"{len(chosen)} selected"]
+        return {**present(project, data, status, first, [], view_value, order_value), **key_updates,
+                other: gr.update(choices=classes, value=None), bulk_class: gr.update(choices=classes),
+                view: gr.update(choices=choices, value=view_value),
+                **grid(project, data, view_value, order_value, 1, chosen), **selected_update(chosen)}
 
     reload_out = [*shown, *keys, other, bulk_class, view, gallery, page_ids, page, selection, selected_text]
     for trigger in (binding.root.change, binding.version.change):
@@ -244,6 +235,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     def key_handler(index: int):
         @requires("labeler")
+        @user_errors
         def handler(root, image_id, history, view_value, order_value):
             classes = context.open_project(root).classes() if root else []
             label = classes[index] if index < len(classes) else None
@@ -263,7 +255,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             raise StudioError("type or choose a class name first")
         is_new = label.strip() not in context.open_project(root).classes()
         result = label_and_next(root, image_id, history, view_value, order_value, label)
-        return *result, (version or 0) + 1 if is_new else version  # a new class: other tabs refresh
+        return {**result, binding.version: (version or 0) + 1 if is_new else version}  # a new class: refresh
 
     labeling.append(
         apply_other.click(
@@ -297,7 +289,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @user_errors
     def refresh_grid(root, view_value, order_value, page_value, chosen):
         if not root:
-            return [], [], gr.update()
+            return {gallery: [], page_ids: []}
         project = context.open_project(root)
         return grid(
             project, session.table(project, compute=False)[0], view_value, order_value, page_value, chosen
@@ -322,23 +314,22 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         image_id = ids[evt.index] if evt.index is not None and evt.index < len(ids) else None
         chosen = list(chosen or [])
         if image_id is None:
-            return [gr.update()] * 6 + [chosen, f"{len(chosen)} selected"]
+            return selected_update(chosen)
         if mode == OPEN:
             project = context.open_project(root)
             data, status = session.table(project)
-            return [*present(project, data, status, image_id, history, view_value, order_value), chosen,
-                    f"{len(chosen)} selected"]
+            return {**present(project, data, status, image_id, history, view_value, order_value),
+                    **selected_update(chosen)}
         chosen = [i for i in chosen if i != image_id] if image_id in chosen else [*chosen, image_id]
-        return [gr.update()] * 6 + [chosen, f"{len(chosen)} selected"]
+        return selected_update(chosen)
 
     gallery.select(on_thumbnail, [click_mode, page_ids, selection, binding.root, trail, view, order],
                    [*shown, selection, selected_text], api_visibility="private").then(
         refresh_grid, grid_in, grid_out, api_visibility="private")
-    select_page.click(lambda ids, chosen: (sorted(set(chosen or []) | set(ids or [])),
-                                           f"{len(set(chosen or []) | set(ids or []))} selected"),
+    select_page.click(lambda ids, chosen: selected_update(sorted(set(chosen or []) | set(ids or []))),
                       [page_ids, selection], [selection, selected_text], api_visibility="private").then(
         refresh_grid, grid_in, grid_out, api_visibility="private")
-    clear.click(lambda: ([], "0 selected"), None, [selection, selected_text], api_visibility="private").then(
+    clear.click(lambda: selected_update([]), None, [selection, selected_text], api_visibility="private").then(
         refresh_grid, grid_in, grid_out, api_visibility="private")
 
     @requires("labeler")
@@ -355,7 +346,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             f"Labeled {len(chosen)} images as {label.strip()!r} ({changed} changed). "
             "Undo reverts one at a time."
         )
-        return [], "0 selected", (version or 0) + 1
+        return {**selected_update([]), binding.version: (version or 0) + 1}
 
     apply_bulk.click(apply_to_selected, [binding.root, selection, bulk_class, binding.version],
                      [selection, selected_text, binding.version], api_visibility="private")
@@ -403,7 +394,7 @@ def _register_api(context: AppContext, session: LabelSession) -> None:
         }
 
     @requires("labeler")
-    @user_errors
+    @api_errors
     def undo(project: str, n: int = 1) -> dict:
         """Undo the caller's own last `n` label changes; returns the image ids reverted, newest first."""
         if not 1 <= int(n) <= 1000:
@@ -411,7 +402,7 @@ def _register_api(context: AppContext, session: LabelSession) -> None:
         return {"reverted": context.open_project(project).undo_changes(int(n), by=caller_name())}
 
     @requires("viewer")
-    @user_errors
+    @api_errors
     def label_history(project: str, limit: int = 100) -> list[dict]:
         """The newest label changes: change_id, image_id, old, new, at, by (the user), undone."""
         frame = context.open_project(project).label_history(max(1, min(int(limit), 10_000)))

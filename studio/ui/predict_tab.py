@@ -20,8 +20,8 @@ from studio.sharing.confinement import inside
 from studio.ui import charts, media
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
-from studio.ui.evaluate_tab import checked_run_dir, grad_cams, guarded, run_choices, service_of, wait_for
-from studio.ui.feedback import user_errors
+from studio.ui.evaluate_tab import checked_run_dir, grad_cams, run_choices, service_of, wait_for
+from studio.ui.feedback import api_errors, user_errors
 
 LATEST = ""  # the run choice meaning "the newest run with a model"
 RESULT_COLUMNS = ["image", "prediction", "probability"]
@@ -162,17 +162,15 @@ class PredictApi:
 
     def register_api(self) -> None:
         @requires("viewer")
+        @api_errors
         def predict(image: gr.FileData, tta: bool = False, top_k: int = 5, run: str = "",
                     project: str = "") -> list[dict]:
             """Classify one image file. run: a run folder (or its name inside project); empty: the project's
             newest run with a model. Returns [{"class", "probability"}, ...] most likely first."""
             path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
-            try:
-                if not path:
-                    raise StudioError("Pass the image as a file (gradio_client.handle_file(path)).")
-                return plain_top(self.predict(project, run, [self.uploaded(path)], tta, top_k)[0])
-            except StudioError as error:
-                raise gr.Error(str(error)) from None
+            if not path:
+                raise StudioError("Pass the image as a file (gradio_client.handle_file(path)).")
+            return plain_top(self.predict(project, run, [self.uploaded(path)], tta, top_k)[0])
 
         gr.api(predict, api_name="predict")
 
@@ -228,50 +226,45 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     @requires("viewer")
     @user_errors
-    def on_project(root: str):
-        choices = [("Newest run with a model", LATEST)] + (
-            guarded(run_choices, context, root) if root else []
-        )
-        classes = guarded(lambda: context.open_project(root).classes()) if root else []
-        return gr.Dropdown(choices=choices, value=LATEST), gr.Dropdown(choices=classes, value=None)
+    def on_project(root: str) -> dict:
+        choices = [("Newest run with a model", LATEST)] + (run_choices(context, root) if root else [])
+        classes = context.open_project(root).classes() if root else []
+        return {run: gr.Dropdown(choices=choices, value=LATEST),
+                correct_class: gr.Dropdown(choices=classes, value=None)}
 
     @requires("viewer")
     @user_errors
     def on_classes(root: str):
-        return gr.Dropdown(choices=guarded(lambda: context.open_project(root).classes()) if root else [])
+        return gr.Dropdown(choices=context.open_project(root).classes() if root else [])
 
     @requires("viewer")
     @user_errors
     def on_predict(
         root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float
-    ):
+    ) -> dict:
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
-        found = guarded(api.predict, root, run_dir, paths, use_tta, k)
+        found = api.predict(root, run_dir, paths, use_tta, k)
         found = [{"path": p, "top": plain_top(r), "unknown": bool(r.get("unknown")),
                   **({"error": r["error"]} if r.get("error") else {})} for p, r in zip(paths, found)]
         first = next(r for r in found if not r.get("error"))
-        return (
-            charts.topk_bars(
-                first["top"], title=bars_title(first, Path(first["path"]).name if len(found) > 1 else None)
-            ),
-            gr.Dataframe(prediction_rows(found, [Path(p).name for p in paths]), visible=len(found) > 1),
-            found,
-            first["path"],
-            gr.Dropdown(value=first["top"][0]["class"]),
-            None,
-        )
+        title = bars_title(first, Path(first["path"]).name if len(found) > 1 else None)
+        rows = prediction_rows(found, [Path(p).name for p in paths])
+        return {bars: charts.topk_bars(first["top"], title=title),
+                table: gr.Dataframe(rows, visible=len(found) > 1), results: found, current: first["path"],
+                correct_class: gr.Dropdown(value=first["top"][0]["class"]), cam: None}
 
     @requires("viewer")
-    def on_row(found: list[dict[str, Any]], event: gr.SelectData):
+    @user_errors
+    def on_row(found: list[dict[str, Any]], event: gr.SelectData) -> dict:
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         if not found or not 0 <= row < len(found):
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip()
         item = found[row]
         if item.get("error"):
             gr.Warning(f"{Path(item['path']).name} could not be read: {item['error']}")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return (charts.topk_bars(item["top"], title=bars_title(item, Path(item["path"]).name)), item["path"],
-                gr.Dropdown(value=item["top"][0]["class"]), None)
+            return gr.skip()
+        return {bars: charts.topk_bars(item["top"], title=bars_title(item, Path(item["path"]).name)),
+                current: item["path"], correct_class: gr.Dropdown(value=item["top"][0]["class"]), cam: None}
 
     @requires("viewer")
     @user_errors
@@ -279,28 +272,24 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if not path:
             raise gr.Error("Predict an image first.")
         top = next((r["top"][0]["class"] for r in found if r["path"] == path), None)
-        chosen = guarded(api.run_dir, root, run_dir)
-        return guarded(grad_cams, context, chosen, path, [top])[0]
+        return grad_cams(context, api.run_dir(root, run_dir), path, [top])[0]
 
     @requires("owner")
     @user_errors
-    def on_add(root: str, path: str, label: str, version: float):
+    def on_add(root: str, path: str, label: str, version: float) -> dict:
         if not path:
             raise gr.Error("Predict an image first, then add it with its right class.")
-        message = guarded(api.add_to_project, root, path, label)
-        gr.Info(message)
-        classes = context.open_project(root).classes()
-        return (version or 0) + 1, gr.Dropdown(choices=classes)
+        gr.Info(api.add_to_project(root, path, label))
+        return {binding.version: (version or 0) + 1,
+                correct_class: gr.Dropdown(choices=context.open_project(root).classes())}
 
     @requires("viewer")
     @user_errors
     def on_batch(root: str, run_dir: str, path: str, archive: str | None, use_tta: bool):
-        job, csv_path = guarded(api.predict_batch, root, run_dir, path, archive, bool(use_tta))
+        job, csv_path = api.predict_batch(root, run_dir, path, archive, bool(use_tta))
         try:
             for line in wait_for(job, "Predicting"):
-                yield line, gr.File(visible=False)
-        except StudioError as error:
-            raise gr.Error(str(error)) from None
+                yield {batch_status: line, csv_file: gr.File(visible=False)}
         finally:
             if not job.is_finished:  # the page went away or the wait broke off: nobody will read the CSV
                 service_of(context).cancel(job.id)
@@ -309,7 +298,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                    if unreadable else "")
         message = (f"Predicted {count - unreadable} of {count} images: **{html.escape(csv_path.name)}** is "
                    f"ready to download.{skipped}")
-        yield message, gr.File(value=str(csv_path), visible=True)
+        yield {batch_status: message, csv_file: gr.File(value=str(csv_path), visible=True)}
 
     binding.root.change(on_project, binding.root, [run, correct_class], api_visibility="private")
     binding.version.change(on_classes, binding.root, correct_class, api_visibility="private")

@@ -57,6 +57,7 @@ RUN_COLUMNS = ["run", "status", "strategy", "backbone", "epochs", "best val acc"
 
 
 @requires("viewer")
+@user_errors
 def backbone_note(name: str) -> str:
     info = BACKBONES.get((name or "").strip())
     if info is None:
@@ -69,11 +70,13 @@ def backbone_note(name: str) -> str:
 
 
 @requires("viewer")
+@user_errors
 def strategy_note(name: str) -> str:
     return STRATEGY_HELP.get(name, "")
 
 
 @requires("viewer")
+@user_errors
 def augment_note(root: str, choice: str) -> str:
     """What the augmentation choice will do, in words (the Augment tab's saved settings when chosen)."""
     if choice and choice != PROJECT_AUGMENT:
@@ -289,6 +292,7 @@ class TrainApi:
         """The scriptable endpoints (gradio_client): /train, /train_status, /cancel."""
 
         @requires("owner")
+        @api_errors
         def train(project: str, backbone: str = DEFAULT_BACKBONE, strategy: str = "auto",
                   epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
                   image_size: int | None = None, augment: str = PROJECT_AUGMENT, pretrained: bool = True,
@@ -296,27 +300,25 @@ class TrainApi:
             """Queue a training run on a project; returns the job id. Empty numbers mean automatic;
             augment is "project" (the Augment tab's settings) or a preset name; processes > 1 trains
             with torchrun on that many GPUs (or CPU processes), strategies finetune and scratch."""
-            return _api(lambda: self.train(project, backbone, strategy, epochs, lr, batch_size, image_size,
-                                           augment, pretrained, processes=processes))
+            return self.train(project, backbone, strategy, epochs, lr, batch_size, image_size, augment,
+                              pretrained, processes=processes)
 
         @requires("viewer")
+        @api_errors
         def train_status(job_id: str) -> dict:
             """State (queued/running/done/failed/cancelled), progress, eta_s, stage, epoch, last metrics,
             error."""
-            return _api(lambda: self.status(job_id))
+            return self.status(job_id)
 
         @requires("owner")
+        @api_errors
         def cancel(job_id: str) -> str:
             """Cancel a queued or running job; returns its state (cancelled, cancelling, or how it ended)."""
-            return _api(lambda: self.cancel(job_id))
+            return self.cancel(job_id)
 
         gr.api(train, api_name="train")
         gr.api(train_status, api_name="train_status", queue=False)
         gr.api(cancel, api_name="cancel", queue=False)
-
-
-def _api(call: Any) -> Any:
-    return api_errors(call)()
 
 
 def build(context: AppContext, binding: ProjectBinding) -> None:
@@ -390,18 +392,19 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     timer = gr.Timer(POLL_SECONDS, active=False)
     outputs = [seen, progress, curves, log, jobs, runs, compare, timer]
 
-    def tables(root: str, with_choices: bool):
+    def tables(root: str, with_choices: bool) -> dict:
         run_list = api.runs(root) if root else []
-        choices = [(r["name"], r["run_dir"]) for r in run_list if r.get("epochs")]
-        # Updating the choices while a job runs would drop the user's selection at every tick.
-        compare_update = gr.Dropdown(choices=choices) if with_choices else gr.skip()
-        return jobs_frame(context.service, root), runs_frame(run_list), compare_update
+        shown = {jobs: jobs_frame(context.service, root), runs: runs_frame(run_list)}
+        if with_choices:  # updating the choices while a job runs would drop the user's selection every tick
+            choices = [(r["name"], r["run_dir"]) for r in run_list if r.get("epochs")]
+            shown[compare] = gr.Dropdown(choices=choices)
+        return shown
 
-    def show_job(job_id: str, root: str, initial: bool = False):
-        """Everything that depends on the watched job, in `outputs` order."""
+    def show_job(job_id: str, root: str, initial: bool = False) -> dict:
+        """Everything that depends on the watched job (the components of `outputs`)."""
         if not job_id:
-            return (0, progress_html(None), charts.training_curves([]), "", *tables(root, True),
-                    gr.Timer(active=False))
+            return {seen: 0, progress: progress_html(None), curves: charts.training_curves([]), log: "",
+                    **tables(root, True), timer: gr.Timer(active=False)}
         job = api.job(job_id)
         events = job.events(0)
         status = job_status(job, events, api.queue_position(job))
@@ -411,52 +414,47 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if status.get("error"):
             log_text += f"\nError: {status['error']}"
         last_seq = events[-1]["seq"] if events else 0
-        return (last_seq, progress_html(status), figure, log_text.strip(),
-                *tables(root, initial or job.is_finished), gr.Timer(active=not job.is_finished))
-
-    def guarded(call, *args):
-        return api_errors(call)(*args)
+        return {seen: last_seq, progress: progress_html(status), curves: figure, log: log_text.strip(),
+                **tables(root, initial or job.is_finished), timer: gr.Timer(active=not job.is_finished)}
 
     @requires("viewer")
     @user_errors
-    def on_project(root: str):
-        if not root:
-            return ("", *show_job("", root))
-        job_id = guarded(api.latest_train_job, root)
-        return (job_id, *guarded(show_job, job_id, root, True))
+    def on_project(root: str) -> dict:
+        job_id = api.latest_train_job(root) if root else ""
+        return {watched: job_id, **show_job(job_id, root, True)}
 
     @requires("owner")
     @user_errors
-    def on_start(root, *settings):
+    def on_start(root, *settings) -> dict:
         *fields, processes = settings
-        job_id = guarded(lambda: api.train(root, *fields, processes=processes))
+        job_id = api.train(root, *fields, processes=processes)
         gr.Info(f"Training job {job_id} queued.")
-        return (job_id, *show_job(job_id, root, True))
+        return {watched: job_id, **show_job(job_id, root, True)}
 
     @requires("owner")
     @user_errors
-    def on_cancel(job_id: str, root: str):
+    def on_cancel(job_id: str, root: str) -> dict:
         if not job_id:
             raise gr.Error("There is no training job to cancel.")
-        state = guarded(api.cancel, job_id)
+        state = api.cancel(job_id)
         gr.Info(f"Job {job_id}: {state}.")
         return show_job(job_id, root)
 
     @requires("viewer")
     @user_errors
-    def on_tick(job_id: str, root: str, last_seen: int):
+    def on_tick(job_id: str, root: str, last_seen: int) -> dict:
         # Redraw only when new events arrived (keeps the 2-second polling cheap).
         if not job_id:
-            return (*[gr.skip()] * (len(outputs) - 1), gr.Timer(active=False))
+            return {timer: gr.Timer(active=False)}
         job = api.job(job_id)
         if not job.events(last_seen):
-            return (*[gr.skip()] * (len(outputs) - 1), gr.Timer(active=not job.is_finished))
+            return {timer: gr.Timer(active=not job.is_finished)}
         return show_job(job_id, root)
 
     @requires("viewer")
     @user_errors
-    def on_refresh(root: str):
-        return guarded(tables, root, True)
+    def on_refresh(root: str) -> dict:
+        return tables(root, True)
 
     @requires("viewer")
     @user_errors
@@ -490,17 +488,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         from studio.train.lr_find import sweep_chart
         from studio.ui.evaluate_tab import wait_for
 
-        job = guarded(api.lr_find_job, root, *chosen)
-        try:
-            for line in wait_for(job, "Finding a learning rate"):
-                yield line, gr.skip(), gr.skip()
-        except StudioError as error:
-            raise gr.Error(str(error)) from None
+        job = api.lr_find_job(root, *chosen)
+        for line in wait_for(job, "Finding a learning rate"):
+            yield {lr_find_text: line}
         result = job.result
         rate = result["suggested_lr"]
         text = (f"Suggested learning rate **{rate:.2e}** ({result['steps']} steps)." if rate else
                 "No clear suggestion: the loss did not fall during the sweep. Keep the automatic rate.")
-        yield text, gr.Plot(sweep_chart(result), visible=True), (round(rate, 8) if rate else gr.skip())
+        yield {lr_find_text: text, lr_find_plot: gr.Plot(sweep_chart(result), visible=True),
+               **({lr: round(rate, 8)} if rate else {})}
 
     lr_find_button.click(on_lr_find, [binding.root, *settings], [lr_find_text, lr_find_plot, lr],
                          api_visibility="private")
