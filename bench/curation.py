@@ -259,13 +259,14 @@ def main() -> int:
 
 def print_label_errors(results: dict) -> None:
     print(
-        "| label errors, 10% of train labels flipped (3 seeds) | flipped | in the top 2x | flags precision / recall |"
-        " ranking time |"
+        "| label errors, 10% of train labels flipped (3 seeds) | flipped | in the top 2x "
+        "| flags precision / recall | ranking time |"
     )
     print("|---|---|---|---|---|")
     for name, r in results.items():
         print(
-            f"| {name} | {r['flipped']} | {np.mean(r['top2x_recall']):.1%} (min {min(r['top2x_recall']):.1%}) | "
+            f"| {name} | {r['flipped']} | {np.mean(r['top2x_recall']):.1%} "
+            f"(min {min(r['top2x_recall']):.1%}) | "
             f"{np.mean(r['precision']):.1%} / {np.mean(r['recall']):.1%} | {np.mean(r['seconds']):.1f} s |"
         )
     print()
@@ -317,8 +318,9 @@ def print_table(features_seconds, labels, active, refit, duplicates, report, cur
         (
             "`curate` report on 750 (cached features)",
             (
-                f"{curate_seconds:.1f} s: {len(report['label_issues'])} label issues, {len(report['outliers'])} outliers,"
-                f" {len(report['duplicates'])} duplicate groups, {len(report['warnings'])} warnings"
+                f"{curate_seconds:.1f} s: {len(report['label_issues'])} label issues, "
+                f"{len(report['outliers'])} outliers, "
+                f"{len(report['duplicates'])} duplicate groups, {len(report['warnings'])} warnings"
             ),
             "",
         ),

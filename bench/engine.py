@@ -190,7 +190,8 @@ def run_dataset(name: str, args, work: Path) -> dict:
         )
         row["studio_train_images_per_s"] = studio_finetune_speed(project)
         print(
-            f"{name}: fine-tune plain {row['plain_train_images_per_s']:.1f} img/s (acc {row['ft_accuracy']:.3f}), "
+            f"{name}: fine-tune plain {row['plain_train_images_per_s']:.1f} img/s "
+            f"(acc {row['ft_accuracy']:.3f}), "
             f"studio {row['studio_train_images_per_s']:.1f} img/s",
             file=sys.stderr,
             flush=True,
@@ -309,13 +310,15 @@ def parity_lines(rows: list[dict]) -> list[str]:
             f"over app/CLI/eval/bundle ({', '.join(f'{k} {v:.1e}' for k, v in r['parity_pairs'].items())})."
         )
         bf16 = (
-            f", bf16 torch {g('predict_bf16_images_per_s'):.1f} (max diff from float32 {g('bf16_max_diff'):.3f})"
+            f", bf16 torch {g('predict_bf16_images_per_s'):.1f} "
+            f"(max diff from float32 {g('bf16_max_diff'):.3f})"
             if g("predict_bf16_images_per_s")
             else ""
         )
         lines.append(
             f"{r['dataset']} prediction images/s (batch 32, CPU): studio float32 onnxruntime "
-            f"{g('predict_studio_images_per_s'):.1f}, bundle onnxruntime {g('predict_bundle_images_per_s'):.1f}, "
+            f"{g('predict_studio_images_per_s'):.1f}, "
+            f"bundle onnxruntime {g('predict_bundle_images_per_s'):.1f}, "
             f"float32 torch {g('predict_torch_f32_images_per_s'):.1f} (max diff "
             f"{g('torch_f32_vs_onnx_max_diff'):.1e}){bf16}, naive float32 loop "
             f"{g('predict_naive_images_per_s'):.1f}."
@@ -355,16 +358,19 @@ def _pct_range(mean, spread) -> str:
 def table(rows: list[dict], seeds: int = 1) -> str:
     over = f", mean of {seeds} seeds (range)" if seeds > 1 else ""
     header = (
-        f"| dataset | auto val acc{over} | auto + TTA | auto kept | auto time (s, slowest) | plain LP acc (time s) | "
-        f"plain FT 8 ep acc{over} (time s) | features img/s studio vs naive | fine-tune img/s studio vs plain |"
+        f"| dataset | auto val acc{over} | auto + TTA | auto kept | auto time (s, slowest) "
+        f"| plain LP acc (time s) | plain FT 8 ep acc{over} (time s) | features img/s studio vs naive "
+        "| fine-tune img/s studio vs plain |"
     )
     lines = [header, "|" + "---|" * 9]
     for r in rows:
         g = r.get
         lines.append(
-            f"| {r['dataset']} | {_pct_range(g('auto_accuracy'), g('auto_range'))} | {_pct(g('auto_accuracy_tta'))} | "
+            f"| {r['dataset']} | {_pct_range(g('auto_accuracy'), g('auto_range'))} | "
+            f"{_pct(g('auto_accuracy_tta'))} | "
             f"{g('auto_kept', '—')} | "
-            f"{_num(g('auto_seconds'), '{:.0f}')} | {_pct(g('lp_accuracy'))} ({_num(g('lp_seconds'), '{:.0f}')}) | "
+            f"{_num(g('auto_seconds'), '{:.0f}')} | {_pct(g('lp_accuracy'))} "
+            f"({_num(g('lp_seconds'), '{:.0f}')}) | "
             f"{_pct_range(g('ft_accuracy'), g('ft_range'))} ({_num(g('ft_seconds'), '{:.0f}')}) | "
             f"{_num(g('studio_images_per_s'))} vs {_num(g('naive_images_per_s'))} "
             f"({_ratio(g('studio_images_per_s'), g('naive_images_per_s'))}) | "
@@ -395,7 +401,8 @@ def main() -> int:
     for r in rows:
         if r.get("auto_reason"):
             print(
-                f"\n{r['dataset']} auto ({r['auto_backbone']}): {r['auto_reason']}\n  calibration: {r['auto_ece']}"
+                f"\n{r['dataset']} auto ({r['auto_backbone']}): {r['auto_reason']}\n"
+                f"  calibration: {r['auto_ece']}"
             )
     for line in parity_lines(rows):
         print(line)

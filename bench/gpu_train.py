@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             export_project(project, scratch / "folders", split_folders=True)
             classes = len(project.classes())
             print(
-                f"{torch.cuda.get_device_name()} | {args.backbone} {args.image_size}px batch {args.batch_size}, "
+                f"{torch.cuda.get_device_name()} | {args.backbone} {args.image_size}px "
+                f"batch {args.batch_size}, "
                 f"{project.info()['labeled']} labeled images",
                 flush=True,
             )
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                     callback=lambda e: rates.append(e["images_per_s"]) if e.get("type") == "epoch" else None,
                 )
                 print(
-                    f"studio finetune on {args.nproc} GPUs: {statistics.median(rates[1:] or rates):.0f} images/s"
+                    f"studio finetune on {args.nproc} GPUs: "
+                    f"{statistics.median(rates[1:] or rates):.0f} images/s"
                 )
         timm_rate = timm_images_per_s(scratch / "folders" / "train", classes, args)
     print(f"timm train loop ({args.amp} autocast, channels_last): {timm_rate:.0f} images/s")

@@ -177,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r['images']:,} | {r['import_per_s']:.0f} | {r['label_median_ms']:.0f} / {r['label_p95_ms']:.0f} ms "
-            f"| {r['page_ms']:.0f} / {r['page_cached_ms']:.0f} ms | {r['curate_s']:.1f} s ({r['hash_s']:.1f} s; "
+            f"| {r['images']:,} | {r['import_per_s']:.0f} | "
+            f"{r['label_median_ms']:.0f} / {r['label_p95_ms']:.0f} ms "
+            f"| {r['page_ms']:.0f} / {r['page_cached_ms']:.0f} ms | "
+            f"{r['curate_s']:.1f} s ({r['hash_s']:.1f} s; "
             f"{r['pairs_s']:.2f} s) | {r['groups']} | {r['features_per_s']:.0f}; {r['cache_load_s']:.2f} s |"
         )
     worst = max(r["label_p95_ms"] for r in results)

@@ -141,7 +141,8 @@ class CurateSession:
                 and labels[issue["image"]] == issue["label"]]
 
     def review_issue(self, root: str, image_id: int, decision: str, label: str | None = None) -> dict:
-        """Answer one label issue: accept (relabel, as `label` or the suggestion), keep, ambiguous, exclude."""
+        """Answer one label issue: accept (relabel, as `label` or the suggestion), keep, ambiguous,
+        exclude."""
         outcome = REVIEW_DECISIONS.get((decision or "").strip().lower(), (decision or "").strip().lower())
         if outcome not in REVIEW_DECISIONS.values():
             raise StudioError(f"decision must be one of {', '.join(REVIEW_DECISIONS)}, got {decision!r}")
@@ -234,7 +235,8 @@ class CurateSession:
     # ---- embedding map -------------------------------------------------------------------------
 
     def embedding(self, project: Project, report: dict | None) -> pd.DataFrame:
-        """The map's points (from the analysis) with today's labels: image_id, x, y, label, split, original_name."""
+        """The map's points (from the analysis) with today's labels: image_id, x, y, label, split,
+        original_name."""
         columns = ["image_id", "x", "y", "label", "split", "original_name"]
         if not report or not report.get("embedding"):
             return pd.DataFrame(columns=columns)

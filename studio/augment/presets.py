@@ -119,7 +119,8 @@ class AugmentConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise StudioError(
-                f"Unknown augmentation setting(s): {', '.join(unknown)}. Known settings: {', '.join(sorted(known))}."
+                f"Unknown augmentation setting(s): {', '.join(unknown)}. "
+                f"Known settings: {', '.join(sorted(known))}."
             )
         name = data.get("preset", "light")
         if not isinstance(name, str):

@@ -1,8 +1,8 @@
 """RandAugment built from albumentations operations.
 
-albumentations has no RandAugment, so this is `RandomOrder(ops, n)` (SomeOf without the sorting) with each op's range scaled by the
-magnitude the way timm's `rand-mX` does it (timm.data.auto_augment): the fraction `m / 10` of each op's
-maximum, each op applied with probability 0.5 (timm's default), signs random.
+albumentations has no RandAugment, so this is `RandomOrder(ops, n)` (SomeOf without the sorting) with each
+op's range scaled by the magnitude the way timm's `rand-mX` does it (timm.data.auto_augment): the fraction
+`m / 10` of each op's maximum, each op applied with probability 0.5 (timm's default), signs random.
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ def _curate_text(result: dict) -> str:
     lines.append(f"train/val leakage pairs: {len(result['leakage'])}")
     flagged = [issue for issue in result["label_issues"] if issue.get("flagged", True)]
     lines.append(
-        f"likely label errors: {len(flagged)} (of {len(result['label_issues'])} labels ranked; --json lists all)"
+        f"likely label errors: {len(flagged)} "
+        f"(of {len(result['label_issues'])} labels ranked; --json lists all)"
     )
     for issue in flagged[:20]:
         lines.append(

@@ -99,9 +99,9 @@ def _label(args) -> dict:
         if not args.none and args.label not in known:  # likely a typo when the project already has classes
             result["new_class"] = True
             print(
-                f"note: '{args.label}' is a new class (the others: {', '.join(known) or 'none'}); if that was a "
-                f"typo, `studio undo {args.project}` takes the label back and `studio classes {args.project} "
-                f"delete {args.label}` removes the class.",
+                f"note: '{args.label}' is a new class (the others: {', '.join(known) or 'none'}); "
+                f"if that was a typo, `studio undo {args.project}` takes the label back and "
+                f"`studio classes {args.project} delete {args.label}` removes the class.",
                 file=sys.stderr,
             )
         return result

@@ -34,7 +34,8 @@ MIN_IMAGES = 10  # fewer: too few neighbours to say what is typical; the photo t
 
 def nearest_distances(phash: np.ndarray, dhash: np.ndarray, unit: np.ndarray | None, rows: np.ndarray,
                       chunk: int = 512) -> tuple[np.ndarray, np.ndarray | None]:
-    """For each of `rows`: the smallest summed pHash+dHash distance and the largest cosine to another image."""
+    """For each of `rows`: the smallest summed pHash+dHash distance and the largest cosine to another
+    image."""
     hash_nn, cosine_nn = [], []
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]

@@ -280,7 +280,8 @@ class Project:
         class_id = self._find_class(conn, name)
         if class_id is None:
             cursor = conn.execute(
-                "INSERT INTO classes(name, position) VALUES (?, (SELECT COALESCE(MAX(position), -1) + 1 FROM classes))",
+                "INSERT INTO classes(name, position) "
+                "VALUES (?, (SELECT COALESCE(MAX(position), -1) + 1 FROM classes))",
                 (name,),
             )
             class_id = cursor.lastrowid
@@ -339,7 +340,8 @@ class Project:
         now = _now()
         for image_id, class_id in pairs:
             row = conn.execute(
-                "SELECT l.class_id, c.name FROM labels l JOIN classes c ON c.id = l.class_id WHERE l.image_id=?",
+                "SELECT l.class_id, c.name FROM labels l JOIN classes c ON c.id = l.class_id "
+                "WHERE l.image_id=?",
                 (image_id,),
             ).fetchone()
             old_id, old_name = row if row else (None, None)
@@ -480,7 +482,8 @@ class Project:
             for item in items:
                 _check_split(item.split)
                 cursor = conn.execute(
-                    "INSERT OR IGNORE INTO images(hash, ext, size, width, height, original_name, source, added_at) "
+                    "INSERT OR IGNORE INTO images"
+                    "(hash, ext, size, width, height, original_name, source, added_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         item.hash,
@@ -593,7 +596,8 @@ class Project:
         outcomes = ("excluded", "ambiguous") if ambiguous else ("excluded",)
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT DISTINCT image_id FROM curation_decisions WHERE outcome IN ({','.join('?' * len(outcomes))})",
+                "SELECT DISTINCT image_id FROM curation_decisions "
+                f"WHERE outcome IN ({','.join('?' * len(outcomes))})",
                 outcomes,
             ).fetchall()
         return {row[0] for row in rows}

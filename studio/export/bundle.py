@@ -56,7 +56,8 @@ def bundle_preprocessing(preprocessing: dict) -> dict:
 
 
 def bundle_decision(checkpoint: dict) -> dict:
-    """decision.json: the rejection threshold predict.py applies, and the calibration folded into the model."""
+    """decision.json: the rejection threshold predict.py applies, and the calibration folded into the
+    model."""
     return {"unknown_threshold": float(checkpoint.get("unknown_threshold") or 0.0),
             "calibration": checkpoint.get("calibration")}
 

@@ -54,8 +54,8 @@ def _decision(checkpoint: dict) -> list[str]:
     if not calibration and not threshold:
         return [
             (
-                "- This run stored no calibration or rejection threshold: probabilities are the softmax of the "
-                "logits and no prediction is flagged unknown."
+                "- This run stored no calibration or rejection threshold: probabilities are the softmax "
+                "of the logits and no prediction is flagged unknown."
             )
         ]
     lines = []
@@ -88,12 +88,15 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
         f"# Image classifier: {', '.join(class_names)}",
         "",
         (
-            f"Exported from the studio run `{run_dir.name}` on {exported.strftime('%Y-%m-%d %H:%M %Z').strip()} "
-            f"as {fmt} (`{model_file}`)."
+            f"Exported from the studio run `{run_dir.name}` on "
+            f"{exported.strftime('%Y-%m-%d %H:%M %Z').strip()} as {fmt} (`{model_file}`)."
         ),
         "",
         "## Model",
-        f"- Backbone: `{checkpoint['backbone']}` (timm), pretrained weights: {source.get('kind', 'not recorded')}",
+        (
+            f"- Backbone: `{checkpoint['backbone']}` (timm), pretrained weights: "
+            f"{source.get('kind', 'not recorded')}"
+        ),
         f"- Training strategy: {result.get('strategy') or checkpoint.get('strategy', 'not recorded')}",
         f"- Classes ({len(class_names)}): {', '.join(class_names)}",
         f"- Epochs run: {result.get('epochs_run', 'not recorded')}",
@@ -120,18 +123,23 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
             f"- Resize the shorter side to {pre['resize_shorter_to']} px (area averaging when shrinking, "
             f"{pre['interpolation']} when enlarging), center-crop {pre['image_size']} x {pre['image_size']}."
         ),
-        f"- Normalization (inside the model): (pixels / 255 - mean) / std, mean {pre['mean']}, std {pre['std']}.",
+        (
+            f"- Normalization (inside the model): (pixels / 255 - mean) / std, mean {pre['mean']}, "
+            f"std {pre['std']}."
+        ),
         "- `predict.py` does all of it with numpy and Pillow: `python predict.py photo.jpg --tta`.",
         "",
         "## Parity with the studio",
         (
-            f"- Max absolute difference of probabilities from the studio's predictor: {parity['max_abs_diff']:.2e} "
+            f"- Max absolute difference of probabilities from the studio's predictor: "
+            f"{parity['max_abs_diff']:.2e} "
             f"over {parity['images']} images ({parity.get('validation_images', 0)} validation, "
-            f"{parity.get('generated_images', 0)} generated); limit {parity['tolerance']:.0e}. Details in parity.json."
+            f"{parity.get('generated_images', 0)} generated); limit {parity['tolerance']:.0e}. "
+            "Details in parity.json."
         ),
         (
-            "- TTA in predict.py averages the image and its mirror image; the studio's TTA also adds whole-frame (zoomed-out) views, "
-            "so TTA results can differ slightly from the studio's."
+            "- TTA in predict.py averages the image and its mirror image; the studio's TTA also adds "
+            "whole-frame (zoomed-out) views, so TTA results can differ slightly from the studio's."
         ),
         "",
         "## Limitations",

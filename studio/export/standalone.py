@@ -290,9 +290,9 @@ class BundleModel:
     def predict(
         self, images, *, tta: bool = False, top_k: int = 5, skip_unreadable: bool = False
     ) -> list[dict]:
-        """[{"path", "top": [{"class", "probability"}, ...], "unknown"}] best first: `studio predict --json`'s shape.
-        With `skip_unreadable`, an image that cannot be decoded gets {"path", "top": [], "error": reason}
-        instead of stopping the others."""
+        """[{"path", "top": [{"class", "probability"}, ...], "unknown"}] best first:
+        `studio predict --json`'s shape. With `skip_unreadable`, an image that cannot be decoded gets
+        {"path", "top": [], "error": reason} instead of stopping the others."""
         images = list(images)
         crops, errors = [], {}
         for index, image in enumerate(images):

@@ -86,8 +86,9 @@ def load_demo_model(path: str | os.PathLike) -> DemoModel:
         return DemoModel(classifier, run.name, _describe(classifier.predictor.loaded.backbone,
                                                          classifier.class_names), "run")
     raise StudioError(
-        f"{path} is neither a run folder with a model.pt nor an exported bundle (a folder with model.onnx or "
-        "model.torchscript.pt, classes.json and preprocessing.json). Pass project/runs/<run> or an export folder."
+        f"{path} is neither a run folder with a model.pt nor an exported bundle (a folder with model.onnx "
+        "or model.torchscript.pt, classes.json and preprocessing.json). Pass project/runs/<run> or an "
+        "export folder."
     )
 
 

@@ -148,7 +148,8 @@ def load_users(path: str | os.PathLike) -> Accounts:
 
 
 def main() -> int:
-    """Print a password hash for a users file (the password is asked for, never passed on the command line)."""
+    """Print a password hash for a users file (the password is asked for, never passed on the command
+    line)."""
     password = getpass.getpass("Password: ")
     if not password or password != getpass.getpass("Again: "):
         print("error: the two passwords differ (or are empty)", file=sys.stderr)

@@ -43,7 +43,8 @@ class JobQuota:
 
 
 def outcome_or_cancel(service: Any, job: Any, timeout: float) -> Any:
-    """`job.outcome(timeout)`; a wait that gives up cancels the job too (nobody is left to read its result)."""
+    """`job.outcome(timeout)`; a wait that gives up cancels the job too (nobody is left to read its
+    result)."""
     if not job.wait(timeout):
         service.cancel(job.id)
         raise StudioError(f"Job {job.id} did not finish within {timeout:g} s and was cancelled; try again "

@@ -110,8 +110,9 @@ def check_nproc(nproc: int, strategy: str, device: str = "auto") -> None:
         return
     if strategy not in DISTRIBUTED_STRATEGIES:
         raise StudioError(
-            f"Strategy '{strategy}' cannot train on several processes (--nproc {nproc}): it fits a linear probe "
-            f"on one process. Use --strategy {' or '.join(DISTRIBUTED_STRATEGIES)} with --nproc, or --nproc 1."
+            f"Strategy '{strategy}' cannot train on several processes (--nproc {nproc}): it fits a linear "
+            f"probe on one process. Use --strategy {' or '.join(DISTRIBUTED_STRATEGIES)} with --nproc, "
+            "or --nproc 1."
         )
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if device == "mps":
@@ -143,10 +144,10 @@ def launch(project_root: str | Path, config: dict[str, Any], nproc: int, *,
            grace_s: float = 30.0, poll_s: float = 0.2) -> dict[str, Any]:
     """Train with `nproc` processes under torchrun; returns the run's result (RunResult.to_dict()).
 
-    `callback` gets rank 0's events as `train` sends them (the first, RunStarted, names the run folder). Setting `cancel`
-    stops every rank after its current batch (status `cancelled`, best checkpoint kept); ranks that
-    have not stopped `grace_s` later are terminated, the whole process group with them. StudioError
-    when a rank fails, naming the rank and its error.
+    `callback` gets rank 0's events as `train` sends them (the first, RunStarted, names the run folder).
+    Setting `cancel` stops every rank after its current batch (status `cancelled`, best checkpoint kept);
+    ranks that have not stopped `grace_s` later are terminated, the whole process group with them.
+    StudioError when a rank fails, naming the rank and its error.
     """
     strategy = config.get("strategy") or "auto"
     device = config.get("device") or "auto"

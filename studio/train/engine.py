@@ -36,7 +36,8 @@ from studio.train.runs import CONFIG_FILE, EVAL_FILE, SPLIT_FILE, Events, RunSto
 class RunResult:
     run_dir: Path
     status: str  # "done" | "cancelled"
-    strategy: str  # the strategy whose model was kept ("linear" or "finetune" for auto, else the strategy asked for)
+    # The strategy whose model was kept ("linear" or "finetune" for auto, else the strategy asked for).
+    strategy: str
     backbone: str
     val_accuracy: float | None
     val_accuracy_tta: float | None

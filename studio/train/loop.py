@@ -171,8 +171,8 @@ class Trainer:
                     raise
                 if self.oom_retried or self.batch_size < 2:
                     raise StudioError(
-                        f"Out of memory even with batch size {self.batch_size}: choose a smaller --image-size "
-                        "or backbone, close other programs using the GPU, or use --device cpu."
+                        f"Out of memory even with batch size {self.batch_size}: choose a smaller "
+                        "--image-size or backbone, close other programs using the GPU, or use --device cpu."
                     ) from error
                 self.oom_retried = True
                 self.batch_size = max(1, self.batch_size // 2)
@@ -226,9 +226,10 @@ class Trainer:
                 loss = _soft_cross_entropy(logits, soft.to(ctx.device), self.loss_weights)
                 if not torch.isfinite(loss):
                     raise StudioError(
-                        f"The training loss became {loss.item()} (stage '{stage.name}', epoch {epoch}, step {step + 1}): "
-                        f"the learning rate is probably too high. Training stopped; the best checkpoint so far "
-                        f"(if any) was kept. Lower --lr and train again."
+                        f"The training loss became {loss.item()} "
+                        f"(stage '{stage.name}', epoch {epoch}, step {step + 1}): "
+                        f"the learning rate is probably too high. Training stopped; the best checkpoint "
+                        f"so far (if any) was kept. Lower --lr and train again."
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()

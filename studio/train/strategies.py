@@ -347,7 +347,8 @@ def _auto_on(ctx: RunContext, started: float, reserve_images: int) -> Outcome:
                f"(~{epoch_seconds:.0f} s each).")
 
     def replan(first_epoch_seconds: float) -> int:
-        """The plan again from the first epoch's real duration: a few warm-up steps misjudge it by up to 1.5x."""
+        """The plan again from the first epoch's real duration: a few warm-up steps misjudge it by up to
+        1.5x."""
         planned = min(resolved.epochs, 1 + max(0, int(seconds_left() // first_epoch_seconds)))
         if planned != epochs:
             events.log(f"Auto: the first epoch took {first_epoch_seconds:.0f} s; planning {planned} epochs "

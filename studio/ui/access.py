@@ -40,7 +40,8 @@ def check(needed: str) -> Caller:
 
 
 def requires(role: str) -> Callable[[F], F]:
-    """Mark a callback as needing `role` (checked by `install` before it runs, and again when it is called)."""
+    """Mark a callback as needing `role` (checked by `install` before it runs, and again when it is
+    called)."""
     role = check_role(role)
 
     def decorate(fn: F) -> F:

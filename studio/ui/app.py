@@ -31,7 +31,8 @@ CSS = """
 .align-end {align-items: flex-end !important;}
 .align-end button {max-height: 46px;}
 /* Thumbnail captions such as "dandelion→sunflower 61%": wrap instead of cutting the end off. */
-.wrap-captions .caption-label {white-space: normal !important; max-width: 100% !important; opacity: 0.9 !important;}
+.wrap-captions .caption-label {white-space: normal !important; max-width: 100% !important;
+  opacity: 0.9 !important;}
 """
 
 # Keyboard shortcuts of the Label tab: the listener clicks that tab's buttons (elem_ids below), and only
@@ -41,7 +42,8 @@ HEAD = """
 document.addEventListener('keydown', (event) => {
   const target = event.target;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (target && (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName) || target.isContentEditable)) return;
+  if (target && (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName)
+                 || target.isContentEditable)) return;
   const panel = document.getElementById('label-panel');
   if (!panel || panel.offsetParent === null) return;
   let id = null;
@@ -124,7 +126,8 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {APP_TITLE}\nLabel a few hundred images, train a classifier, check it, use it.")
             project_label = gr.Markdown(_header_text(""), elem_id="studio-project")
-        # The shared project: starts empty in each session and is set on load, so `.change` fires for all tabs.
+        # The shared project: starts empty in each session and is set on load, so `.change` fires for all
+        # tabs.
         binding = ProjectBinding(
             root=gr.Textbox(value="", visible="hidden", elem_id="project-root", label="project"),
             version=gr.Number(value=0, visible="hidden", elem_id="project-version", label="data version"),

@@ -225,7 +225,8 @@ def compare_runs(curves: Mapping[str, Iterable[Mapping[str, Any]]]) -> go.Figure
 
 
 def confusion_heatmap(matrix: Sequence[Sequence[float]], class_names: Sequence[str]) -> go.Figure:
-    """Confusion matrix: rows are true classes, columns predicted; color is the row fraction, text the count."""
+    """Confusion matrix: rows are true classes, columns predicted; color is the row fraction, text the
+    count."""
     if not class_names or not matrix:
         return empty_figure("No evaluation yet: pick a run and press Evaluate.")
     counts = [[int(v) for v in row] for row in matrix]
@@ -292,8 +293,8 @@ def reliability_diagram(
                 marker={"size": [6 + min(14, b["n"]) for b in bins], "color": color},
                 line={"color": color},
                 customdata=[[b["n"], b["low"], b["high"]] for b in bins],
-                hovertemplate="confidence %{customdata[1]:.0%}-%{customdata[2]:.0%}: %{customdata[0]} images, "
-                "accuracy %{y:.0%}<extra>" + label + "</extra>",
+                hovertemplate="confidence %{customdata[1]:.0%}-%{customdata[2]:.0%}: "
+                "%{customdata[0]} images, accuracy %{y:.0%}<extra>" + label + "</extra>",
             )
         )
     title = "Reliability (validation)"

@@ -37,14 +37,16 @@ KEYS_JS = """
 if (!window.__studioCurateKeys) {
   window.__studioCurateKeys = true;
   const panels = [
-    ['curate-active-panel', {a: 'curate-active-accept', Enter: 'curate-active-accept', s: 'curate-active-skip'}],
+    ['curate-active-panel', {a: 'curate-active-accept', Enter: 'curate-active-accept',
+                             s: 'curate-active-skip'}],
     ['curate-issue-panel', {a: 'curate-issue-accept', k: 'curate-issue-keep', m: 'curate-issue-ambiguous',
                             e: 'curate-issue-exclude'}],
   ];
   document.addEventListener('keydown', (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (target && (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName) || target.isContentEditable)) return;
+    if (target && (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName)
+                   || target.isContentEditable)) return;
     if (event.key === 'Enter' && target && target.tagName === 'BUTTON') return;  // the button clicks itself
     for (const [panelId, keys] of panels) {
       const panel = document.getElementById(panelId);
@@ -423,7 +425,8 @@ def _register_api(session: CurateSession) -> None:
     @requires("labeler")
     @api_errors
     def review_label_issue(project: str, image_id: int, decision: str, label: str = "") -> dict:
-        """Answer a label issue: accept (relabel as `label`, default the suggestion), keep, ambiguous, exclude."""
+        """Answer a label issue: accept (relabel as `label`, default the suggestion), keep, ambiguous,
+        exclude."""
         return session.review_issue(project, image_id, decision, label or None)
 
     @requires("labeler")

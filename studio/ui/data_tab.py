@@ -218,7 +218,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @requires("owner")
     @api_errors
     def create_project_api(name: str, demo: bool = False) -> str:
-        """Create project `name` in the workspace (filled with the demo digits if `demo`); returns its path."""
+        """Create project `name` in the workspace (filled with the demo digits if `demo`); returns its
+        path."""
         project = context.create_project(name)
         if demo:
             fill_demo_project(project)

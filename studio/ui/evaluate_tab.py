@@ -89,7 +89,10 @@ def wait_for(job: Any, what: str) -> Iterator[str]:
     """Yield a status line every half second until the job ends; then StudioError if it did not succeed."""
     while not job.wait(0.5):
         state = job.state.value
-        yield f"{what}: {'waiting for the device (a training job is using it)' if state == 'queued' else state}…"
+        yield (
+            f"{what}: "
+            f"{'waiting for the device (a training job is using it)' if state == 'queued' else state}…"
+        )
     job.outcome(0)
 
 
@@ -290,7 +293,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         guarded(lambda: context.open_project(root).set_label(item["image_id"], item["predicted"],
                                                                     by=caller_name()))
         gr.Info(
-            f"Image #{item['image_id']} is now labeled '{item['predicted']}'. Evaluate again to update the metrics."
+            f"Image #{item['image_id']} is now labeled '{item['predicted']}'. "
+            "Evaluate again to update the metrics."
         )
         losses = [i for i in losses if i["image_id"] != item["image_id"]]
         cells = [i for i in cells if i["image_id"] != item["image_id"]]

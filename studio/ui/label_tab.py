@@ -352,7 +352,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             [(int(i), label.strip()) for i in chosen], by=caller_name()
         )
         gr.Info(
-            f"Labeled {len(chosen)} images as {label.strip()!r} ({changed} changed). Undo reverts one at a time."
+            f"Labeled {len(chosen)} images as {label.strip()!r} ({changed} changed). "
+            "Undo reverts one at a time."
         )
         return [], "0 selected", (version or 0) + 1
 

@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_auth(value: str) -> list[tuple[str, str]]:
-    """`USER:PASS`, or the path of a file with one `USER:PASS` per line (blank lines and # comments skipped)."""
+    """`USER:PASS`, or the path of a file with one `USER:PASS` per line (blank lines and # comments
+    skipped)."""
     path = Path(value).expanduser()
     if path.is_file():
         lines = [
@@ -265,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if is_remote(options.host, False) and not options.share and not options.accounts.enabled:
         print(
-            f"warning: listening on {options.host} without --auth: anyone on your network can open the studio",
+            f"warning: listening on {options.host} without --auth: "
+            "anyone on your network can open the studio",
             file=sys.stderr,
         )
     start(context, initial, options=options, block=True)

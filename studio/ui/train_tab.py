@@ -34,10 +34,20 @@ from studio.ui.feedback import api_errors, user_errors
 POLL_SECONDS = 2.0
 
 STRATEGY_HELP = {
-    "auto": "Linear probe first, then a fine-tune of the upper layers while time allows; keeps the better one. A good first choice.",
-    "linear": "Backbone frozen, only a classifier on its features. Fastest (seconds); strong with very few images.",
-    "finetune": "Trains every layer, the backbone at a lower rate. Usually the most accurate with a few hundred images.",
-    "two-stage": "Head first, then the top blocks at a low rate. A safe middle ground between linear and finetune.",
+    "auto": (
+        "Linear probe first, then a fine-tune of the upper layers while time allows; keeps the better one. "
+        "A good first choice."
+    ),
+    "linear": (
+        "Backbone frozen, only a classifier on its features. Fastest (seconds); strong with very few images."
+    ),
+    "finetune": (
+        "Trains every layer, the backbone at a lower rate. "
+        "Usually the most accurate with a few hundred images."
+    ),
+    "two-stage": (
+        "Head first, then the top blocks at a low rate. A safe middle ground between linear and finetune."
+    ),
     "gradual": "Unfreezes one more block group per stage, top down. Steady on small or unusual images.",
     "scratch": "Random weights, no pretraining. A baseline only: expect much lower accuracy.",
 }
@@ -52,7 +62,10 @@ def backbone_note(name: str) -> str:
     if info is None:
         return ("Custom timm model: any name from `timm.list_models()`. Pretrained weights are downloaded "
                 "from the hub, so the first run needs network access.")
-    return f"{info.note} ({info.params_m:g} M parameters, {info.input_size} px, ImageNet top-1 {info.imagenet_top1:g} %)"
+    return (
+        f"{info.note} ({info.params_m:g} M parameters, {info.input_size} px, "
+        f"ImageNet top-1 {info.imagenet_top1:g} %)"
+    )
 
 
 @requires("viewer")
@@ -288,7 +301,8 @@ class TrainApi:
 
         @requires("viewer")
         def train_status(job_id: str) -> dict:
-            """State (queued/running/done/failed/cancelled), progress, eta_s, stage, epoch, last metrics, error."""
+            """State (queued/running/done/failed/cancelled), progress, eta_s, stage, epoch, last metrics,
+            error."""
             return _api(lambda: self.status(job_id))
 
         @requires("owner")

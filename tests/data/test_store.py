@@ -1,4 +1,5 @@
-"""Project store: layout on disk, classes, labels, history and undo, splits, summaries, threads, migrations."""
+"""Project store: layout on disk, classes, labels, history and undo, splits, summaries, threads,
+migrations."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ def test_bundle_predict_script_runs_without_studio_or_torch(trained_run, onnx_bu
     broken.write_bytes(Path(paths[0]).read_bytes()[:100])
     probe = (
         "import json, runpy, sys\n"
-        f"sys.argv = ['predict.py', {paths[0]!r}, {str(broken)!r}, *{paths[1:]!r}, '--json', '--top-k', '2']\n"
+        f"sys.argv = ['predict.py', {paths[0]!r}, {str(broken)!r}, *{paths[1:]!r}, "
+        "'--json', '--top-k', '2']\n"
         "try:\n"
         f"    runpy.run_path({str(dest / 'predict.py')!r}, run_name='__main__')\n"
         "except SystemExit as stop:\n"

@@ -1,4 +1,5 @@
-"""'Unknown / none of these': a flowers model flags brain scans far more often than its own validation images."""
+"""'Unknown / none of these': a flowers model flags brain scans far more often than its own validation
+images."""
 
 from __future__ import annotations
 

@@ -66,7 +66,8 @@ class Browser:
 
 
 def fn_index(app: Any, name: str, button: str | None = None) -> int:
-    """The index of the event whose function is `name` (and, when given, triggered by the button labeled so)."""
+    """The index of the event whose function is `name` (and, when given, triggered by the button labeled
+    so)."""
     found = []
     for index, block_fn in app.fns.items():
         fn = block_fn.fn

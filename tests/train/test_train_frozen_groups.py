@@ -1,4 +1,5 @@
-"""Frozen low layer groups (auto keeps the stem and the lowest block groups fixed) and the default batch size."""
+"""Frozen low layer groups (auto keeps the stem and the lowest block groups fixed) and the default batch
+size."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Auto re-plans its fine-tuning epochs from the first epoch's real duration (the warm-up estimate is rough)."""
+"""Auto re-plans its fine-tuning epochs from the first epoch's real duration (the warm-up estimate is
+rough)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ def test_schedule_total_can_change_during_warmup_without_a_jump():
 
 @pytest.fixture
 def pessimistic_estimate(monkeypatch):
-    """The warm-up steps say an epoch costs ~20 s (so 4 epochs fit in 100 s); the real ones take well under 1 s.
-    The probe is kept imperfect and validation improves every epoch, so only the time plan decides the length."""
+    """The warm-up steps say an epoch costs ~20 s (so 4 epochs fit in 100 s); the real ones take well under
+    1 s. The probe is kept imperfect and validation improves every epoch, so only the time plan decides the
+    length."""
     monkeypatch.setattr(strategies, "seconds_per_image", lambda trainer, stage: 2.0)
     probe = strategies.linear_probe
     monkeypatch.setattr(strategies, "linear_probe",

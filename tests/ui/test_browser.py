@@ -95,7 +95,8 @@ def test_tabs_and_keyboard_labeling(tmp_path):
         # The bar fills on done (its width animates for half a second; wait for the end of it).
         page.wait_for_function(
             "() => { const bar = document.querySelector('#train-progress .train-progress > div > div');"
-            " return bar && bar.getBoundingClientRect().width >= bar.parentElement.getBoundingClientRect().width - 1; }",
+            " return bar && bar.getBoundingClientRect().width"
+            " >= bar.parentElement.getBoundingClientRect().width - 1; }",
             timeout=5_000,
         )
         _shot(page, "5-train", tmp_path / "screenshots")

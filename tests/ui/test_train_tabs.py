@@ -284,7 +284,8 @@ def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_pat
     assert api.train_config(str(root), *settings, "heavy", False)[1]["augment"] == "heavy"
     assert (
         train_tab.augment_note(str(root), "project")
-        == "Saved in the Augment tab: flip 50%, crop 60-100%, rotate ±5°, color ±20%, blur 10%, CutMix α0.5 on 100% of batches."
+        == "Saved in the Augment tab: flip 50%, crop 60-100%, rotate ±5°, color ±20%, blur 10%, "
+        "CutMix α0.5 on 100% of batches."
     )
     assert train_tab.augment_note(str(root), "none").startswith("Preset none: no augmentation")
     (root / "augment.json").write_text("{broken")
