@@ -100,7 +100,8 @@ def test_auto_compares_the_bundled_backbones_on_training_images_only(tmp_path):
     assert [c["backbone"] for c in chosen["candidates"]] == [
         "tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"]
     assert all(c["status"] == "compared" for c in chosen["candidates"])
-    assert first.backbone == chosen["chosen"] == record["backbone"] == read_checkpoint(first.run_dir)["backbone"]
+    checkpoint = read_checkpoint(first.run_dir)
+    assert first.backbone == chosen["chosen"] == record["backbone"] == checkpoint["backbone"]
     assert "compared by out-of-fold probes" in first.reason
     val = project.dataset(labeled_only=True)
     val = val[val["split"] == "val"]
