@@ -172,6 +172,9 @@ def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
         ctx.events.log(f"Backbone {name}: out-of-fold accuracy {correct.mean():.1%}, log-loss "
                        f"{loss.mean():.3f} on {len(rows)} training images (C={c}, {seconds:.0f} s).")
     reference = names[0]
+    if len(losses) == 1:
+        return BackboneChoice(reference, len(rows), scores,
+                              f"kept {reference}, the only one compared in time")
     best = min(losses, key=lambda n: losses[n].mean())
     why = f"{reference} (the reference) had the lowest out-of-fold log-loss"
     if best != reference:
