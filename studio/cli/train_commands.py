@@ -55,6 +55,10 @@ def register(subparsers) -> None:
     parser.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta alpha (0: off)")
     parser.add_argument("--time-budget", type=float, help="seconds auto may spend (default 270 on CPU)")
     parser.add_argument(
+        "--candidates", nargs="+", metavar="BACKBONE",
+        help="backbones auto compares with --backbone (default: the bundled Lite0, Lite1 and Lite2)",
+    )
+    parser.add_argument(
         "--ema-decay",
         type=float,
         help="weight average kept and checkpointed, e.g. 0.998 (default: on for auto, 0 = off)",
@@ -185,6 +189,7 @@ def _train(args) -> dict:
             cutmix=args.cutmix,
             mixup=args.mixup,
             time_budget_s=args.time_budget,
+            candidates=args.candidates,
             ema_decay=args.ema_decay,
             frozen_groups=args.frozen_groups,
             seed=args.seed,

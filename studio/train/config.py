@@ -13,7 +13,7 @@ from typing import Any
 
 from studio.augment.project_settings import augment_from_setting
 from studio.errors import StudioError
-from studio.models.registry import DEFAULT_BACKBONE
+from studio.models.registry import DEFAULT_BACKBONE, check_backbone
 from studio.train.limits import check_limits
 
 STRATEGIES = ("auto", "linear", "finetune", "two-stage", "gradual", "scratch")
@@ -53,6 +53,8 @@ class TrainConfig:
     label_smoothing: default 0.1 when the head starts random, 0 when it starts from a fitted probe
         (auto, two-stage, gradual): smoothing would first pull a calibrated head's logits apart.
     time_budget_s: for auto, the wall-clock budget the fine-tuning stage must fit in.
+    candidates: for auto, backbones to compare with `backbone` (studio.train.backbone_choice). None: the
+        bundled ones when `backbone` is bundled (Lite0, Lite1, Lite2 offline), else `backbone` alone.
     ema_decay: keep an exponential moving average of the weights (timm's ModelEmaV3, warmed up) and
         validate/checkpoint it; 0 turns it off. None: on for auto's fine-tuning, off otherwise.
     frozen_groups: how many block groups, from the stem up, stay frozen while auto or finetune train
@@ -85,6 +87,7 @@ class TrainConfig:
     ema_decay: float | None = None
     frozen_groups: int | None = None
     time_budget_s: float | None = None
+    candidates: tuple[str, ...] | None = None
     seed: int = 0
     device: str = "auto"
     log_every: int = 5
@@ -141,6 +144,12 @@ class TrainConfig:
                 raise StudioError(
                     f"{name} must be a Beta alpha between 0 (off) and 4, got {getattr(self, name)!r}."
                 )
+        if self.candidates is not None:
+            if isinstance(self.candidates, str) or not all(isinstance(n, str) for n in self.candidates):
+                raise StudioError(f"candidates must be a list of backbone names, got {self.candidates!r}.")
+            if self.strategy != "auto":
+                raise StudioError("candidates (backbones to compare) applies to the auto strategy only.")
+            self.candidates = tuple(check_backbone(n) for n in self.candidates)
         if self.unfreeze_groups < 1:
             raise StudioError(f"unfreeze_groups must be at least 1, got {self.unfreeze_groups}.")
         check_limits(self)  # values far beyond sense (epochs, batch for the memory at hand, rates)

@@ -122,7 +122,10 @@ def train(project: Project, config: TrainConfig | None = None, *,
     try:
         outcome = _run_strategy(ctx, started)
         train_seconds = time.perf_counter() - started
-        result = RunResult(folder.path, outcome.status, outcome.kept, backbone, None, None,
+        # Auto may have chosen another backbone (studio.train.backbone_choice): record the one it kept.
+        record.update(backbone=ctx.backbone, weights_source=ctx.weights_source.to_dict(),
+                      preprocessing=ctx.preprocessing, resolved=ctx.resolved.to_dict())
+        result = RunResult(folder.path, outcome.status, outcome.kept, ctx.backbone, None, None,
                            outcome.epochs_run, round(train_seconds, 2), outcome.reason)
         if folder.checkpoint_path.is_file() and outcome.status == "done":
             events.stage("evaluate")

@@ -21,6 +21,7 @@ from sklearn.metrics import log_loss
 
 from studio.predict.calibration import fit_decision
 from studio.predict.inference import FLIP_VIEWS, IDENTITY, InferenceRunner
+from studio.train.backbone_choice import choose_backbone, summary, with_backbone
 from studio.train.context import RunContext
 from studio.train.data import class_weights
 from studio.train.events import Epoch, Step
@@ -254,7 +255,9 @@ def run_gradual(ctx: RunContext) -> Outcome:
 
 
 def run_auto(ctx: RunContext, started: float) -> Outcome:
-    """Linear probe first; then a fine-tune when the measured speed fits the time budget.
+    """Backbone by cross-validated probes; linear probe; then a fine-tune when the speed fits the budget.
+
+    The backbone is compared first (studio.train.backbone_choice: out-of-fold probes on training images).
 
     Every choice is made on the training split (studio.train.selection): a fifth of it is held out to
     choose between probe and fine-tune epochs and to fit the calibration and the unknown threshold; the
@@ -267,6 +270,16 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     stem and the lowest block groups stay frozen (`frozen_groups`): generic low-level features, and
     on CPU the backward pass through them is the most expensive part of a step.
     """
+    choice = choose_backbone(ctx, started)
+    if choice is None:
+        return Outcome("cancelled", 0, "linear")
+    if choice.chosen != ctx.backbone:  # the run goes on with the chosen backbone (the engine records it)
+        chosen = with_backbone(ctx, choice.chosen)
+        ctx.backbone, ctx.weights_source = chosen.backbone, chosen.weights_source
+        ctx.resolved, ctx.preprocessing = chosen.resolved, chosen.preprocessing
+    chose = summary(choice)
+    if choice.scores:
+        ctx.events.log(f"Auto: {chose}.")
     inner = selection_context(ctx)
     held = inner.snapshot.val
     ctx.events.log(
@@ -274,6 +287,8 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
         f"{len(held)} held out to choose); the validation split is used once, for the reported number."
     )
     outcome = _auto_on(inner, started, reserve_images=len(held) + 4 * len(ctx.snapshot.val))
+    outcome.reason = f"{chose}; {outcome.reason}"
+    outcome.details["backbone_choice"] = choice.to_dict()
     if outcome.status == "cancelled" or not ctx.folder.checkpoint_path.is_file():
         ctx.best = inner.best
         return outcome

@@ -1,0 +1,203 @@
+"""Auto's backbone choice: cheap probes compared by cross-validation on the training split.
+
+Each candidate backbone embeds (at most) `COMPARE_IMAGES` training images, identity view; a logistic
+regression (C by 3-fold CV) then gives out-of-fold probabilities, and the candidates are compared by
+their per-image out-of-fold log-loss. The validation split is never read.
+
+The first candidate (the run's `backbone`, Lite0 by default: the cheapest) is the reference. Another one
+replaces it only when it is better by more than twice the standard error of the paired per-image
+difference: on a few hundred images two backbones often differ by noise alone, and the reference is
+the cheapest to fine-tune and to run. The comparison may spend at most `COMPARE_SHARE` of the time
+budget; a candidate whose extraction would not fit is stopped and reported as skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from studio.errors import StudioError
+from studio.models.registry import check_backbone
+from studio.models.weights import BUNDLED_WEIGHTS, bundled_weights_path, create_backbone, data_config
+from studio.predict.checkpoint import preprocessing_dict
+from studio.predict.inference import IDENTITY, InferenceRunner
+from studio.train.config import resolve
+from studio.train.context import RunContext
+from studio.train.events import Step
+from studio.train.features import FeatureCache, extract_features, feature_key
+from studio.train.heads import fit_logreg, out_of_fold_probs
+
+COMPARE_IMAGES = 300  # training images each candidate embeds for the comparison (stratified sample)
+COMPARE_SHARE = 0.35  # at most this share of the time budget goes to the comparison
+SIGNIFICANCE = 2.0  # a candidate replaces the reference when better by this many standard errors
+
+
+@dataclass
+class CandidateScore:
+    backbone: str
+    status: str  # "compared" | "skipped"
+    cv_accuracy: float | None = None
+    cv_log_loss: float | None = None
+    C: float | None = None
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class BackboneChoice:
+    chosen: str
+    images: int
+    scores: list[CandidateScore] = field(default_factory=list)
+    why: str = ""
+
+    def to_dict(self) -> dict:
+        return {"chosen": self.chosen, "images": self.images, "why": self.why,
+                "candidates": [asdict(s) for s in self.scores]}
+
+
+def candidate_backbones(ctx: RunContext) -> list[str]:
+    """The run's backbone first, then (when it is the default and no weights file is named) the other
+    bundled backbones whose weights are installed, and any the user listed (`config.candidates`)."""
+    config = ctx.config
+    first = ctx.backbone
+    if config.weights is not None or not config.uses_pretrained:
+        return [first]  # a weights file (or random weights) names one architecture
+    if config.candidates is not None:
+        names = [first, *(check_backbone(n) for n in config.candidates)]
+    elif ctx.weights_source.kind == "bundled":
+        names = [first, *(n for n in BUNDLED_WEIGHTS if bundled_weights_path(n) is not None)]
+    else:
+        names = [first]  # a hub backbone the user picked: compare nothing behind their back
+    return list(dict.fromkeys(names))
+
+
+def with_backbone(ctx: RunContext, name: str) -> RunContext:
+    """`ctx` with another backbone: its weights, its preprocessing and the image size it resolves to."""
+    model, source = create_backbone(name, num_classes=0, weights=ctx.config.weights,
+                                    pretrained=ctx.config.uses_pretrained)
+    cfg = data_config(model)
+    resolved = resolve(ctx.config, n_train=len(ctx.snapshot.train), class_counts=ctx.snapshot.class_counts,
+                       device_type=ctx.device.type, default_image_size=cfg["image_size"])
+    return replace(ctx, backbone=name, weights_source=source, resolved=resolved,
+                   preprocessing=preprocessing_dict(resolved.image_size, cfg))
+
+
+def compare_sample(train: pd.DataFrame, seed: int, limit: int = COMPARE_IMAGES) -> pd.DataFrame:
+    """A stratified sample of at most `limit` training images (all of them when fewer)."""
+    if len(train) <= limit:
+        return train
+    share = limit / len(train)
+    parts = [rows.sample(n=max(1, round(len(rows) * share)), random_state=seed)
+             for _, rows in train.groupby("target", sort=True)]
+    return pd.concat(parts).sort_index()
+
+
+def _embed(ctx: RunContext, rows: pd.DataFrame, deadline: float) -> tuple[np.ndarray | None, str]:
+    """Identity-view features of `rows` (cached like the probe's), or None with why it stopped."""
+    model = ctx.new_model(num_classes=0)
+    cache = FeatureCache(ctx.project.cache_dir / "features" /
+                         feature_key(ctx.backbone, ctx.weights_source.fingerprint, ctx.preprocessing,
+                                     (IDENTITY,), ctx.inference_dtype))
+    runner = InferenceRunner(model, ctx.preprocessing, ctx.device, ctx.inference_dtype, batch_size=32)
+    started = time.perf_counter()
+    over = {"budget": False}
+
+    def on_batch(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        projected_end = time.perf_counter() + (total - done) * elapsed / max(done, 1)
+        over["budget"] = projected_end > deadline
+        ctx.events.emit(Step(stage="features", epoch=1, step=done, loss=None, lr=None,
+                             images_per_s=done / max(elapsed, 1e-9),
+                             eta_s=(total - done) * elapsed / max(done, 1)))
+
+    features, _ = extract_features(runner, cache, rows["hash"].tolist(), rows["path"].tolist(), (IDENTITY,),
+                                   should_stop=lambda: ctx.events.cancelled or over["budget"],
+                                   on_batch=on_batch)
+    if ctx.events.cancelled:
+        return None, "cancelled"
+    if len(features) != len(rows):
+        return None, "its features would not fit in the comparison's share of the time budget"
+    return features[:, 0], ""
+
+
+def _score(
+    x: np.ndarray, y: np.ndarray, seed: int, balanced: bool
+) -> tuple[np.ndarray, float, np.ndarray] | None:
+    """Per-image out-of-fold log-loss, the C chosen for it and whether each image was right, or None
+    with too few images per class."""
+    groups = np.arange(len(y))
+    _, details = fit_logreg(x, y, groups, seed=seed, balanced=balanced)
+    probs = out_of_fold_probs(x, y, groups, c=details["C"], seed=seed, balanced=balanced)
+    if probs is None:
+        return None
+    return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)), details["C"], probs.argmax(1) == y
+
+
+def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
+    """Compare the candidates on the training split and return the choice (None when cancelled)."""
+    names = candidate_backbones(ctx)
+    rows = compare_sample(ctx.snapshot.train, ctx.config.seed)
+    if len(names) == 1:
+        return BackboneChoice(names[0], 0, [], "the only candidate (a named weights file or backbone)")
+    ctx.events.stage("choose-backbone")
+    deadline = started + COMPARE_SHARE * ctx.resolved.time_budget_s
+    y = rows["target"].to_numpy()
+    balanced = ctx.resolved.balance != "none"
+    scores: list[CandidateScore] = []
+    losses: dict[str, np.ndarray] = {}
+    for name in names:
+        begin = time.perf_counter()
+        try:
+            candidate = ctx if name == ctx.backbone else with_backbone(ctx, name)
+        except StudioError as error:  # e.g. hub weights that cannot be downloaded here
+            scores.append(CandidateScore(name, "skipped", note=str(error).split(". ")[0]))
+            continue
+        features, why = _embed(candidate, rows, deadline if scores else float("inf"))
+        if why == "cancelled":
+            return None
+        seconds = time.perf_counter() - begin
+        if features is None:
+            scores.append(CandidateScore(name, "skipped", seconds=round(seconds, 1), note=why))
+            continue
+        scored = _score(features, y, ctx.config.seed, balanced)
+        if scored is None:  # too few images per class to cross-validate: keep the reference
+            return BackboneChoice(names[0], len(rows), [], "too few images per class to compare backbones")
+        loss, c, correct = scored
+        losses[name] = loss
+        scores.append(CandidateScore(name, "compared", float(correct.mean()), float(loss.mean()), c,
+                                     round(time.perf_counter() - begin, 1)))
+        ctx.events.log(f"Backbone {name}: out-of-fold accuracy {correct.mean():.1%}, log-loss "
+                       f"{loss.mean():.3f} on {len(rows)} training images (C={c}, {seconds:.0f} s).")
+    reference = names[0]
+    if len(losses) == 1:
+        return BackboneChoice(reference, len(rows), scores,
+                              f"kept {reference}, the only one compared in time")
+    best = min(losses, key=lambda n: losses[n].mean())
+    why = f"{reference} (the reference) had the lowest out-of-fold log-loss"
+    if best != reference:
+        diff = losses[reference] - losses[best]
+        error = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("inf")
+        if diff.mean() > SIGNIFICANCE * error:
+            why = (f"{best} beat {reference} by {diff.mean():.3f} log-loss per image "
+                   f"(> {SIGNIFICANCE:g} standard errors, {error:.3f})")
+        else:
+            why = (f"{best} was better by {diff.mean():.3f} log-loss per image, within "
+                   f"{SIGNIFICANCE:g} standard errors ({error:.3f}) of noise: kept {reference}, the cheapest")
+            best = reference
+    return BackboneChoice(best, len(rows), scores, why)
+
+
+def summary(choice: BackboneChoice) -> str:
+    """One line for the run's reason: what was tried and why it won."""
+    if not choice.scores:
+        return f"backbone {choice.chosen} ({choice.why})"
+    tried = ", ".join(
+        f"{s.backbone.removeprefix('tf_efficientnet_')} {s.cv_accuracy:.1%}" if s.status == "compared"
+        else f"{s.backbone.removeprefix('tf_efficientnet_')} skipped ({s.note})"
+        for s in choice.scores
+    )
+    return (f"backbone {choice.chosen}: compared by out-of-fold probes on {choice.images} training images "
+            f"({tried}); {choice.why}")
