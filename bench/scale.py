@@ -94,8 +94,8 @@ def page_change_ms(session: LabelSession, project, pages: int = 5) -> tuple[floa
         for times in (first, again):
             began = time.perf_counter()
             data = session.table(project, compute=False)[0]
-            ids = lq.queue_ids(data, "all", lq.ORDER_IMPORT)[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
-            rows = data.set_index("image_id", drop=False).loc[ids]
+            positions = lq.queue_positions(data, "all", lq.ORDER_IMPORT)
+            rows = data.iloc[positions[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]]
             thumbnails(project.root, rows["path"].tolist())
             times.append((time.perf_counter() - began) * 1000)
     return statistics.median(first), statistics.median(again)

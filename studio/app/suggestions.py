@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from studio.data.store import Project
@@ -34,7 +36,9 @@ class SuggestionStore:
     def __init__(self, service: Any = None) -> None:
         self.service = service
         self._lock = threading.Lock()
-        self._memory: dict[Path, dict[str, Suggestion]] = {}
+        # Read-only and replaced, never changed: while a run's suggestions stay the same, callers get the
+        # same object (the Label tab keeps its per-row join until it changes).
+        self._memory: dict[Path, Mapping[str, Suggestion]] = {}
         self._busy: dict[Path, str] = {}  # file -> state text while computing or after failing
         self._unreadable: dict[Path, set[str]] = {}  # file -> hashes the model could not read (not retried)
 
@@ -43,8 +47,9 @@ class SuggestionStore:
 
     def suggestions(
         self, project: Project, hashes: list[str] | None = None, *, compute: bool = True
-    ) -> tuple[dict[str, Suggestion], str]:
-        """(hash -> Suggestion, status line). Starts a background job for images without a suggestion."""
+    ) -> tuple[Mapping[str, Suggestion], str]:
+        """(hash -> Suggestion, read-only; status line). Starts a background job for images without a
+        suggestion."""
         run = latest_model_run(project.root)
         if run is None:
             return {}, "No trained model yet: train one to get suggestions."
@@ -52,7 +57,7 @@ class SuggestionStore:
         with self._lock:
             known = self._memory.get(path)
             if known is None:
-                known = _read(path)
+                known = MappingProxyType(_read(path))
                 self._memory[path] = known
             busy = self._busy.get(path)
             unreadable = self._unreadable.get(path, set())
@@ -66,7 +71,7 @@ class SuggestionStore:
             status = f"Model {run.name}: suggestions failed ({busy})."
         else:
             status = f"Suggestions from model {run.name}."
-        return dict(known), status
+        return known, status
 
     def _start(self, project: Project, run: Path, path: Path) -> None:
         with self._lock:
@@ -93,7 +98,7 @@ class SuggestionStore:
                     known[digest] = Suggestion(top["class"], float(top["probability"]))
                 _write(path, known)
                 with self._lock:
-                    self._memory[path] = dict(known)
+                    self._memory[path] = MappingProxyType(dict(known))
             with self._lock:
                 self._busy.pop(path, None)
         except Exception as error:  # shown in the Label tab; the labeling itself keeps working
