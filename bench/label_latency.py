@@ -24,6 +24,7 @@ from studio.app.suggestions import SuggestionStore
 from studio.ui import label_queue as lq
 from studio.ui.context import AppContext
 from studio.ui.label_tab import LabelSession
+from studio.ui.label_tab import _progress_text as progress_text
 from studio.ui.launcher import start
 
 
@@ -74,16 +75,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def server_rounds(context: AppContext, root: str, current: int, rounds: int) -> list[float]:
-    """The Label tab's click path in-process: save the label, find the next image, make its display copy."""
+    """The Label tab's click path in-process (a class key's `label_and_next`): read the classes, save the
+    label, find the next image, make its display copy and the progress line."""
     session = LabelSession(context, SuggestionStore())
     project = context.open_project(root)
     times = []
     for index in range(rounds):
         began = time.perf_counter()
+        project.classes()
         session.label(root, current, f"class{index % 3}")
         data, _ = session.table(project)
         current = lq.step(data, "unlabeled", lq.ORDER_IMPORT, current)
         session.view(project, data, current)
+        progress_text(data, "unlabeled", lq.ORDER_IMPORT)
         times.append((time.perf_counter() - began) * 1000)
     return times
 

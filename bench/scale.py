@@ -13,10 +13,11 @@ near-duplicate copies planted), then measures in-process, as the app's server do
   time to read all N cached feature vectors back.
 
 Synthetic features stand in for the backbone's in the analysis (random unit vectors, planted copies
-close to their originals): the analysis cost depends on N and D, not on the images; the extraction
-rate shows what computing real ones costs (N / rate).
+close to their originals), the label-issue check's extra backbones' too (other seeds): the analysis
+cost depends on N and D, not on the images; the extraction rate shows what computing real ones costs
+(N / rate, per backbone).
 
-    uv run python bench/scale.py [--sizes 2000 20000] [--rounds 40] [--feature-sample 64]
+    uv run python bench/scale.py [--sizes 2000 20000] [--rounds 40] [--feature-sample 64] [--skip-curate]
 """
 
 from __future__ import annotations
@@ -27,15 +28,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 from label_latency import server_rounds
 from PIL import Image
 
 from studio.app.suggestions import SuggestionStore
+from studio.curate import report as curate_report
 from studio.curate.duplicates import find_pairs, project_hashes
 from studio.curate.features import FeatureSet
-from studio.curate.report import curate
+from studio.curate.report import LABEL_ISSUE_BACKBONES, curate
 from studio.data.importers import import_source
 from studio.train.features import FeatureCache
 from studio.ui import label_queue as lq
@@ -94,8 +97,8 @@ def page_change_ms(session: LabelSession, project, pages: int = 5) -> tuple[floa
         for times in (first, again):
             began = time.perf_counter()
             data = session.table(project, compute=False)[0]
-            ids = lq.queue_ids(data, "all", lq.ORDER_IMPORT)[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
-            rows = data.set_index("image_id", drop=False).loc[ids]
+            positions = lq.queue_positions(data, "all", lq.ORDER_IMPORT)
+            rows = data.iloc[positions[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]]
             thumbnails(project.root, rows["path"].tolist())
             times.append((time.perf_counter() - began) * 1000)
     return statistics.median(first), statistics.median(again)
@@ -118,7 +121,7 @@ def feature_rate(project, sample: int) -> tuple[float, float]:
     return rate, time.perf_counter() - began
 
 
-def measure(size: int, rounds: int, feature_sample: int) -> dict:
+def measure(size: int, rounds: int, feature_sample: int, skip_curate: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="studio-scale-") as scratch:
         scratch = Path(scratch)
         labeled, loose = write_project_images(scratch / "source", size)
@@ -144,9 +147,15 @@ def measure(size: int, rounds: int, feature_sample: int) -> dict:
             began = time.perf_counter()
             pairs = find_pairs(phash, dhash, features.features)
             pair_seconds = time.perf_counter() - began
+            labeled_rows = frame["label"].notna().to_numpy()
+            extra = [synthetic_features(frame, seed=seed)
+                     for seed in range(1, 1 + len(LABEL_ISSUE_BACKBONES))]
+            extra = [FeatureSet(e.image_ids[labeled_rows], e.features[labeled_rows], name)
+                     for e, name in zip(extra, LABEL_ISSUE_BACKBONES)]
             began = time.perf_counter()
-            report = curate(project, features)
-            curate_seconds = time.perf_counter() - began
+            with patch.object(curate_report, "label_issue_features", lambda *a, **k: extra):
+                groups = float("nan") if skip_curate else len(curate(project, features)["duplicates"])
+            curate_seconds = float("nan") if skip_curate else time.perf_counter() - began
             rate, cache_load = (
                 feature_rate(project, feature_sample) if feature_sample else (float("nan"),) * 2
             )
@@ -156,7 +165,7 @@ def measure(size: int, rounds: int, feature_sample: int) -> dict:
     return {"images": size, "import_per_s": import_rate, "label_median_ms": statistics.median(label_times),
             "label_p95_ms": p95, "page_ms": page_first, "page_cached_ms": page_again,
             "hash_s": hash_seconds, "pairs_s": pair_seconds, "pairs": len(pairs),
-            "groups": len(report["duplicates"]), "curate_s": curate_seconds,
+            "groups": groups, "curate_s": curate_seconds,
             "features_per_s": rate, "cache_load_s": cache_load}
 
 
@@ -166,10 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=40, help="label-and-next rounds per size")
     parser.add_argument("--feature-sample", type=int, default=64,
                         help="images whose real features are extracted to measure the rate (0: skip)")
+    parser.add_argument("--skip-curate", action="store_true",
+                        help="leave out the whole Curate analysis (minutes at 20,000 on 2 cores)")
     args = parser.parse_args(argv)
     results = []
     for size in args.sizes:
-        result = measure(size, args.rounds, args.feature_sample)
+        result = measure(size, args.rounds, args.feature_sample, args.skip_curate)
         results.append(result)
         print(result, flush=True)
     print("| images | import images/s | label-and-next median / p95 | page change (new / cached) | "

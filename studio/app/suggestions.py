@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from studio.data.snapshot import Snapshot
@@ -65,7 +67,9 @@ class SuggestionStore:
     def __init__(self, service: Any = None) -> None:
         self.service = service
         self._lock = threading.Lock()
-        self._memory: dict[Path, dict[str, Suggestion]] = {}
+        # Read-only and replaced, never changed: while a run's suggestions stay the same, callers get the
+        # same object (the Label tab keeps its per-row join until it changes).
+        self._memory: dict[Path, Mapping[str, Suggestion]] = {}
         self._busy: dict[Path, str] = {}  # file -> state text while computing or after failing
         self._unreadable: dict[Path, set[str]] = {}  # file -> hashes the model could not read (not retried)
         self._sources: dict[Path, RunSource] = {}  # a run's snapshot never changes once written
@@ -88,8 +92,9 @@ class SuggestionStore:
 
     def suggestions(
         self, project: Project, hashes: list[str] | None = None, *, compute: bool = True
-    ) -> tuple[dict[str, Suggestion], str]:
-        """(hash -> Suggestion, status line). Starts a background job for images without a suggestion.
+    ) -> tuple[Mapping[str, Suggestion], str]:
+        """(hash -> Suggestion, read-only; status line). Starts a background job for images without a
+        suggestion.
 
         The run's training images are left out: the model saw them with their labels."""
         source = self.source(project)
@@ -100,7 +105,8 @@ class SuggestionStore:
         with self._lock:
             known = self._memory.get(path)
             if known is None:
-                known = _read(path)
+                # Without the run's training images, filtered once: the same object until it changes.
+                known = MappingProxyType({h: v for h, v in _read(path).items() if h not in source.trained})
                 self._memory[path] = known
             busy = self._busy.get(path)
             unreadable = self._unreadable.get(path, set())
@@ -115,7 +121,7 @@ class SuggestionStore:
             status = f"Model {run.name}: suggestions failed ({busy})."
         else:
             status = f"Suggestions from {source.describe()}."
-        return {h: s for h, s in known.items() if h not in trained}, status
+        return known, status
 
     def _start(self, project: Project, source: RunSource, path: Path) -> None:
         with self._lock:
@@ -143,7 +149,7 @@ class SuggestionStore:
                     known[digest] = Suggestion(top["class"], float(top["probability"]))
                 _write(path, known)
                 with self._lock:
-                    self._memory[path] = dict(known)
+                    self._memory[path] = MappingProxyType(dict(known))
             with self._lock:
                 self._busy.pop(path, None)
         except Exception as error:  # shown in the Label tab; the labeling itself keeps working

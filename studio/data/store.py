@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
+import numpy as np
 import pandas as pd
 
 from studio.data import schema
@@ -38,6 +39,11 @@ BUSY_TIMEOUT_S = 30.0
 DATASET_COLUMNS = [
     "image_id", "hash", "path", "label", "split", "width", "height", "original_name", "source",
 ]  # fmt: skip
+
+
+# pandas' copy-on-write (always on from pandas 3): a shallow copy of the cached dataset frame is as safe
+# to hand out as a deep one (a caller's change copies what it changes), and costs nothing at 20,000 rows.
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(pd.options.mode.copy_on_write)
 
 
 @dataclass(frozen=True)
@@ -325,12 +331,15 @@ class Project:
         if cached is None or cached[0] != before or after[1] != before[1] or after[0] != before[0] + 1:
             return
         frame = cached[1]
-        positions = pd.Index(frame["image_id"]).get_indexer(list(names))
-        column = frame.columns.get_loc("label")
-        for position, name in zip(positions, names.values()):
-            if position >= 0:
-                frame.iloc[position, column] = name
-        self._dataset_cache[False] = (after, frame)
+        ids = frame["image_id"].to_numpy()  # ascending (ORDER BY i.id)
+        wanted = np.fromiter(names, dtype=ids.dtype, count=len(names))
+        positions = np.minimum(np.searchsorted(ids, wanted), max(len(ids) - 1, 0))
+        if len(ids) == 0 or (ids[positions] != wanted).any():
+            return  # an image this frame lacks: read it all again
+        labels = frame["label"].to_numpy(dtype=object, copy=True)
+        labels[positions] = list(names.values())
+        # A new frame sharing every other column: frames handed out before keep their labels.
+        self._dataset_cache[False] = (after, frame.assign(label=pd.Series(labels, frame.index, dtype=object)))
 
     def _apply_labels(
         self, conn: sqlite3.Connection, pairs: Sequence[tuple[int, int | None]], by: str
@@ -377,35 +386,44 @@ class Project:
         """
         if n < 0:
             raise StudioError(f"cannot undo a negative number of changes ({n})")
-        reverted: list[int] = []
-        with self._write() as conn:
-            query = "SELECT id, image_id, old, new FROM label_history WHERE undone_at IS NULL"
-            params: tuple = ()
-            if by is not None:
-                query, params = query + " AND by=?", (by,)
-            rows = conn.execute(query + " ORDER BY id DESC", params)
-            now = _now()
-            for change_id, image_id, old, new in rows.fetchall():
-                if len(reverted) >= n:
-                    break
-                current = conn.execute(
-                    "SELECT c.name FROM labels l JOIN classes c ON c.id = l.class_id WHERE l.image_id=?",
-                    (image_id,),
-                ).fetchone()
-                if (current[0] if current else None) != new:
-                    continue  # overwritten since by another change
-                if old is None:
-                    conn.execute("DELETE FROM labels WHERE image_id=?", (image_id,))
-                else:  # the class may have been deleted since: bring it back
-                    class_id = self._ensure_class(conn, old)
-                    conn.execute(
-                        "INSERT INTO labels(image_id, class_id) VALUES (?, ?) "
-                        "ON CONFLICT(image_id) DO UPDATE SET class_id=excluded.class_id",
-                        (image_id, class_id),
-                    )
-                conn.execute("UPDATE label_history SET undone_at=? WHERE id=?", (now, change_id))
-                reverted.append(int(image_id))
-        return reverted
+        with self._lock:
+            before = self._revision(self._connection())
+            with self._write() as conn:
+                restored = self._undo_rows(conn, n, by)
+            self._patch_dataset_labels(before, dict(restored))  # an image undone twice: the older wins
+        return [image_id for image_id, _ in restored]
+
+    def _undo_rows(self, conn: sqlite3.Connection, n: int, by: str | None) -> list[tuple[int, str | None]]:
+        """Revert up to `n` changes; returns (image id, its label after that revert), newest change first."""
+        restored: list[tuple[int, str | None]] = []
+        query = "SELECT id, image_id, old, new FROM label_history WHERE undone_at IS NULL"
+        params: tuple = ()
+        if by is not None:
+            query, params = query + " AND by=?", (by,)
+        rows = conn.execute(query + " ORDER BY id DESC", params)
+        now = _now()
+        for change_id, image_id, old, new in rows.fetchall():
+            if len(restored) >= n:
+                break
+            current = conn.execute(
+                "SELECT c.name FROM labels l JOIN classes c ON c.id = l.class_id WHERE l.image_id=?",
+                (image_id,),
+            ).fetchone()
+            if (current[0] if current else None) != new:
+                continue  # overwritten since by another change
+            if old is None:
+                conn.execute("DELETE FROM labels WHERE image_id=?", (image_id,))
+            else:  # the class may have been deleted since: bring it back
+                class_id = self._ensure_class(conn, old)
+                conn.execute(
+                    "INSERT INTO labels(image_id, class_id) VALUES (?, ?) "
+                    "ON CONFLICT(image_id) DO UPDATE SET class_id=excluded.class_id",
+                    (image_id, class_id),
+                )
+                old = self._class_name(conn, class_id)
+            conn.execute("UPDATE label_history SET undone_at=? WHERE id=?", (now, change_id))
+            restored.append((int(image_id), old))
+        return restored
 
     def label_history(self, limit: int = 100) -> pd.DataFrame:
         """Newest first: change_id, image_id, old, new, at, by, undone (bool)."""
@@ -537,7 +555,7 @@ class Project:
             revision = self._revision(conn)
             cached = self._dataset_cache.get(labeled_only)
             if cached is not None and cached[0] == revision:
-                return cached[1].copy()
+                return cached[1].copy(deep=not _COPY_ON_WRITE)
             rows = conn.execute(
                 "SELECT i.id, i.hash, i.ext, c.name, s.split, i.width, i.height, i.original_name, i.source "
                 f"FROM images i {join} labels l ON l.image_id = i.id {join} classes c ON c.id = l.class_id "
@@ -553,7 +571,7 @@ class Project:
         frame = frame[DATASET_COLUMNS]
         with self._lock:
             self._dataset_cache[labeled_only] = (revision, frame)
-        return frame.copy()
+        return frame.copy(deep=not _COPY_ON_WRITE)
 
     def _revision(self, conn: sqlite3.Connection) -> tuple[int, int]:
         """Changes since the project was opened: this connection's commits and (SQLite's data_version)

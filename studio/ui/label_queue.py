@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from studio.app.suggestions import Suggestion
@@ -32,10 +33,15 @@ def filter_choices(classes: list[str], has_model: bool) -> list[tuple[str, str]]
 
 def with_suggestions(data: pd.DataFrame, suggestions: Mapping[str, Suggestion]) -> pd.DataFrame:
     """`data` plus `suggested` (class or None) and `confidence` (float, NaN without a suggestion)."""
-    found = [suggestions.get(digest) for digest in data["hash"]]
-    return data.assign(
-        suggested=[s.label if s else None for s in found],
-        confidence=[s.confidence if s else float("nan") for s in found],
+    if not suggestions:  # no model yet: no per-row work (this runs on every click)
+        labels, confidences = None, np.nan
+    else:
+        found = [suggestions.get(digest) for digest in data["hash"]]
+        labels = [s.label if s else None for s in found]
+        confidences = [s.confidence if s else np.nan for s in found]
+    return data.assign(  # object dtype: None stays None (pandas 3 would infer text with NaN, a truthy "nan")
+        suggested=pd.Series(labels, data.index, dtype=object),
+        confidence=pd.Series(confidences, data.index, dtype=float),
     )
 
 
@@ -56,19 +62,29 @@ def members(data: pd.DataFrame, filter_value: str) -> pd.Series:
     raise StudioError(f"unknown filter {filter_value!r}; choose one from the list")
 
 
-def ordered(data: pd.DataFrame, order: str) -> pd.DataFrame:
-    """Rows in the global order: import order, or least confident first (no suggestion: last)."""
+def order_positions(data: pd.DataFrame, order: str) -> np.ndarray:
+    """Row positions of `data` in the global order: import order, or least confident first (no
+    suggestion: last), ties in import order. Array work only: this runs on every click."""
+    ids = data["image_id"].to_numpy()
     if order == ORDER_IMPORT:
-        return data.sort_values("image_id", kind="stable")
+        if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):  # the store's own order already
+            return np.arange(len(ids))
+        return np.argsort(ids, kind="stable")
     if order == ORDER_UNCERTAIN:
-        return data.sort_values(["confidence", "image_id"], kind="stable", na_position="last")
+        confidence = data["confidence"].to_numpy(dtype=float, na_value=np.nan)
+        return np.lexsort((ids, np.where(np.isnan(confidence), np.inf, confidence)))
     raise StudioError(f"unknown order {order!r}; use {' or '.join(ORDERS)}")
+
+
+def queue_positions(data: pd.DataFrame, filter_value: str, order: str) -> np.ndarray:
+    """Row positions of the queue's members, in order (`data.iloc[...]` gives their rows)."""
+    positions = order_positions(data, order)
+    return positions[members(data, filter_value).to_numpy(dtype=bool)[positions]]
 
 
 def queue_ids(data: pd.DataFrame, filter_value: str, order: str) -> list[int]:
     """Image ids in the queue, in order."""
-    rows = ordered(data, order)
-    return rows.loc[members(rows, filter_value), "image_id"].astype(int).tolist()
+    return data["image_id"].to_numpy()[queue_positions(data, filter_value, order)].astype(int).tolist()
 
 
 def step(
@@ -78,19 +94,14 @@ def step(
 
     `current` itself is never returned unless it is the only member.
     """
-    rows = ordered(data, order)
-    ids = rows["image_id"].astype(int).tolist()
-    keep = members(rows, filter_value).tolist()
-    if not any(keep):
+    positions = order_positions(data, order)
+    ids = data["image_id"].to_numpy()[positions]
+    keep = members(data, filter_value).to_numpy(dtype=bool)[positions]
+    if not keep.any():
         return None
-    if current is None or current not in ids:
-        start = -1 if direction > 0 else 0
-        position = start
-    else:
-        position = ids.index(current)
+    found = np.flatnonzero(ids == current) if current is not None else ()
+    position = found[0] if len(found) else (-1 if direction > 0 else 0)
     count = len(ids)
-    for offset in range(1, count + 1):
-        index = (position + direction * offset) % count
-        if keep[index]:
-            return ids[index]
-    return None
+    walk = (position + direction * np.arange(1, count + 1)) % count  # every row once, `current` last
+    hits = walk[keep[walk]]
+    return int(ids[hits[0]])

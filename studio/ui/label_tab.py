@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 
 from studio.app.suggestions import SuggestionStore
@@ -40,20 +41,32 @@ class LabelSession:
     def __init__(self, context: AppContext, store: SuggestionStore) -> None:
         self.context = context
         self.store = store
+        self._joined: tuple | None = None  # (suggestions, hashes, their columns): the last join, reused
 
     def table(self, project: Project, compute: bool = True) -> tuple[pd.DataFrame, str]:
         data = project.dataset()
         suggestions, status = self.store.suggestions(project, data["hash"].tolist(), compute=compute)
-        return lq.with_suggestions(data, suggestions), status
+        return self._with_suggestions(data, suggestions), status
+
+    def _with_suggestions(self, data: pd.DataFrame, suggestions) -> pd.DataFrame:
+        """`lq.with_suggestions`, its per-row join made once while the images and the model's
+        suggestions (the store hands out the same read-only mapping until they change) stay the same."""
+        hashes = data["hash"].to_numpy()
+        joined = self._joined
+        if not (joined and suggestions and joined[0] is suggestions and np.array_equal(joined[1], hashes)):
+            columns = lq.with_suggestions(data[["hash"]], suggestions)[["suggested", "confidence"]]
+            joined = self._joined = (suggestions, hashes, columns)
+        return data.assign(suggested=joined[2]["suggested"], confidence=joined[2]["confidence"])
 
     def label(self, root: str, image_id: int, label: str | None) -> dict:
         """Save one label; returns the saved state (`/set_label`'s answer)."""
         project = self.context.open_project(root)
         label = label.strip() if isinstance(label, str) and label.strip() else None
         changed = project.set_label(int(image_id), label, by=caller_name())
-        info = project.info()
-        return {"image_id": int(image_id), "label": label, "changed": changed, "labeled": info["labeled"],
-                "unlabeled": info["unlabeled"], "classes": info["classes"]}
+        data = project.dataset()  # the cached frame the write just patched: no counting query per click
+        labeled = int(data["label"].notna().sum())
+        return {"image_id": int(image_id), "label": label, "changed": changed, "labeled": labeled,
+                "unlabeled": len(data) - labeled, "classes": project.classes()}
 
     def view(self, project: Project, data: pd.DataFrame, image_id: int | None) -> tuple[str | None, str]:
         """(display image path, caption Markdown) for one image."""
@@ -62,10 +75,10 @@ class LabelSession:
                 None,
                 "Nothing to show here: every image in this view is done. Pick another view on the right.",
             )
-        rows = data[data["image_id"] == image_id]
-        if rows.empty:
+        found = np.flatnonzero(data["image_id"].to_numpy() == image_id)
+        if not len(found):
             raise StudioError(f"no image with id {image_id} in this project")
-        row = rows.iloc[0]
+        row = data.iloc[int(found[0])]
         label = f"**{row['label']}**" if row["label"] else "_unlabeled_"
         text = f"**#{image_id}** · {row['original_name'] or ''} · {row['width']}×{row['height']} px · " \
                f"split: {row['split'] or 'none'}  \nLabel: {label}"
@@ -165,11 +178,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return {selection: chosen, selected_text: f"{len(chosen)} selected"}
 
     def grid(project: Project, data, view_value, order_value, page_value, chosen) -> dict:
-        ids = lq.queue_ids(data, view_value, order_value)
-        pages = max(1, math.ceil(len(ids) / PAGE_SIZE))
+        positions = lq.queue_positions(data, view_value, order_value)
+        pages = max(1, math.ceil(len(positions) / PAGE_SIZE))
         number = min(max(1, int(page_value or 1)), pages)
-        ids = ids[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
-        rows = data.set_index("image_id", drop=False).loc[ids]
+        rows = data.iloc[positions[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]]
         picked = set(chosen or [])
         thumbs = thumbnails(project.root, rows["path"].tolist())
         items = [(thumb, _caption(row, picked)) for thumb, row in zip(thumbs, rows.itertuples()) if thumb]

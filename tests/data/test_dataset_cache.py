@@ -64,3 +64,26 @@ def test_a_callers_changes_to_its_frame_stay_its_own(tmp_path):
         again = project.dataset()
         assert again["label"].tolist()[0] is None and "hash" in again
         pd.testing.assert_frame_equal(again, project.dataset())
+
+
+def test_frames_handed_out_before_a_label_write_or_an_undo_keep_their_labels(tmp_path):
+    with _project(tmp_path) as project:
+        ids = [int(i) for i in project.dataset()["image_id"]]
+        before = project.dataset()
+        project.set_labels([(ids[0], "dog"), (ids[1], None)], by="ann")
+        after_label = project.dataset()
+        assert before["label"].tolist() == [None, "cat", None, "cat"]  # patched, not changed in place
+        assert after_label["label"].tolist() == ["dog", None, None, "cat"]
+        project.set_label(ids[0], "owl", by="ann")
+        project.delete_class("owl", by="bob")  # ann's "owl" is now bob's unlabel: hers is not undone
+        project.set_label(ids[2], "dog", by="ann")
+        assert project.undo_changes(2, by="ann") == [ids[2], ids[1]]
+        undone = project.dataset()  # the undo patched the cached frame
+        assert after_label["label"].tolist() == ["dog", None, None, "cat"]
+        assert undone["label"].tolist() == [None, "cat", None, "cat"]
+        with Project.open(project.root) as fresh:
+            pd.testing.assert_frame_equal(undone, fresh.dataset())
+        assert project.undo_changes(5, by="bob") == [ids[0]]  # the deleted class comes back
+        with Project.open(project.root) as fresh:
+            pd.testing.assert_frame_equal(project.dataset(), fresh.dataset())
+        assert project.dataset()["label"].tolist()[0] == "owl"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from types import MappingProxyType
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers_images import make_image_folder
@@ -135,3 +137,86 @@ def test_a_damaged_image_gets_no_suggestion_and_the_others_do(tmp_path):
             time.sleep(0.05)
         assert set(found) == set(hashes[1:]) and status == f"Suggestions from model {run.name}."
         assert store.suggestions(project, hashes)[1] == status and store.service.calls == [3]  # not retried
+
+
+def _reference_queue(data: pd.DataFrame, filter_value: str, order: str) -> list[int]:
+    """The queue as plain sorting and filtering say it is (what the array code must agree with)."""
+    by = ["image_id"] if order == lq.ORDER_IMPORT else ["confidence", "image_id"]
+    rows = data.sort_values(by, kind="stable", na_position="last")
+    return rows.loc[lq.members(rows, filter_value), "image_id"].astype(int).tolist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_queue_agrees_with_plain_sorting_on_shuffled_rows(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    ids = rng.permutation(np.arange(100, 100 + 3 * n, 3))  # not in import order, with gaps
+    guesses = {
+        f"h{i}": Suggestion("cat", float(rng.choice([0.25, 0.5, 0.75]))) for i in ids if rng.random() < 0.7
+    }
+    data = lq.with_suggestions(
+        pd.DataFrame({
+            "image_id": ids,
+            "hash": [f"h{i}" for i in ids],
+            "label": [rng.choice([None, "cat", "dog"]) for _ in ids],
+            "split": [rng.choice([None, "train", "val"]) for _ in ids],
+        }),
+        guesses,
+    )
+    for filter_value in ("unlabeled", "all", "disagrees", "class:dog", "split:unsplit"):
+        for order in lq.ORDERS:
+            queue = _reference_queue(data, filter_value, order)
+            assert lq.queue_ids(data, filter_value, order) == queue
+            positions = lq.queue_positions(data, filter_value, order)
+            assert data["image_id"].to_numpy()[positions].tolist() == queue
+            order_ids = _reference_queue(data, "all", order)
+            for current in [None, *order_ids[:5]]:
+                for direction in (1, -1):
+                    start = order_ids.index(current) if current is not None else (-1 if direction > 0 else 0)
+                    walk = [order_ids[(start + direction * k) % n] for k in range(1, n + 1)]
+                    expected = next((i for i in walk if i in queue), None)
+                    assert lq.step(data, filter_value, order, current, direction) == expected
+
+
+class _StoreWith:
+    """A suggestion store answering from a fixed mapping (replace `mapping` to change the model)."""
+
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def suggestions(self, project, hashes, *, compute=True):
+        return self.mapping, "status"
+
+
+def test_the_label_tab_reuses_its_suggestion_join_only_while_nothing_changed(tmp_path):
+    from studio.ui.label_tab import LabelSession
+
+    with Project.create(tmp_path / "p") as project:
+        import_source(project, make_image_folder(tmp_path / "src", ["cat"], 3, size=16))
+        data = project.dataset()
+        first = MappingProxyType({h: Suggestion("dog", 0.5) for h in data["hash"]})
+        session = LabelSession(None, _StoreWith(first))
+        table, _ = session.table(project)
+        assert table["suggested"].tolist() == ["dog"] * 3
+        project.set_label(int(data["image_id"][0]), "owl")
+        table, _ = session.table(project)  # same model: the join is reused, the new label shows
+        assert table["label"].tolist()[0] == "owl" and table["suggested"].tolist() == ["dog"] * 3
+        session.store.mapping = MappingProxyType({data["hash"][1]: Suggestion("cat", 0.9)})
+        table, _ = session.table(project)  # a new model's suggestions: joined again
+        assert table["suggested"].tolist() == [None, "cat", None]
+        assert table["confidence"].isna().tolist() == [True, False, True]
+        import_source(project, make_image_folder(tmp_path / "more", ["cat"], 1, size=16, seed=9))
+        table, _ = session.table(project)  # a new image: joined again, aligned with the rows
+        assert len(table) == 4 and table["suggested"].tolist() == [None, "cat", None, None]
+        session.store.mapping = {}
+        table, _ = session.table(project)
+        assert table["suggested"].isna().all() and table["confidence"].isna().all()
+
+
+def test_an_image_without_a_suggestion_shows_no_model_guess():
+    from studio.ui.label_tab import _caption
+
+    data = _table()  # "e" has no suggestion
+    row = data.set_index("hash").loc["e"]
+    assert row["suggested"] is None and np.isnan(row["confidence"])
+    assert "(model:" not in _caption(next(data[data["hash"] == "e"].itertuples()), set())
