@@ -228,11 +228,14 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 **panel(map_out, views.embedding(session, project, report, None)),
                 **panel(rest_out, views.outliers(session, project, report))}
 
+    # A redraw replaces contents already shown: no "processing" overlay over every panel (it flashed the
+    # whole tab, the map included, after each bulk label).
     for trigger in (binding.root.change, binding.version.change, finished.change):
-        trigger(reload, binding.root, everything, api_visibility="private")
+        trigger(reload, binding.root, everything, api_visibility="private", show_progress="hidden")
     if binding.tab is not None:  # labels may have changed in another tab meanwhile
         binding.tab.change(lambda r, t: reload(r) if t == "curate" else gr.skip(),
-                           [binding.root, binding.tab], everything, api_visibility="private")
+                           [binding.root, binding.tab], everything, api_visibility="private",
+                           show_progress="hidden")
 
     # ---- the analysis job ----------------------------------------------------------------------
     @requires("owner")

@@ -104,10 +104,10 @@ def duplicates(session: CurateSession, project: Project | None, report: dict | N
     """(group dropdown, explanation, gallery, keep dropdown, group image ids)."""
     empty = gr.update(choices=[], value=None)
     if project is None or report is None:
-        return empty, NOT_ANALYSED if project is not None else "", [], empty, []
+        return empty, NOT_ANALYSED if project is not None else "", _shown([]), empty, []
     groups = session.pending_duplicates(project, report)
     if not groups:
-        return empty, "No near-duplicates left to review ✓", [], empty, []
+        return empty, "No near-duplicates left to review ✓", _shown([]), empty, []
     choices = [_group_choice(n, g) for n, g in enumerate(groups, 1)]
     values = [value for _, value in choices]
     index = values.index(key) if key in values else 0
@@ -126,7 +126,7 @@ def duplicates(session: CurateSession, project: Project | None, report: dict | N
     keep_choices = [(f"Keep #{i} ({s or 'no split'}, {label or 'unlabeled'}), exclude the others", str(i))
                     for i, s, label in zip(ids, group["splits"], group["labels"])]
     keep_choices.append(("Keep all (they are different photos)", "all"))
-    return (gr.update(choices=choices, value=values[index]), "\n\n".join(notes), items,
+    return (gr.update(choices=choices, value=values[index]), "\n\n".join(notes), _shown(items),
             gr.update(choices=keep_choices, value=str(best)), ids)
 
 
@@ -232,12 +232,18 @@ def hover_thumbnails(project: Project, image_ids: list[int]) -> dict[int, str]:
     return found
 
 
-def selection_view(project: Project, ids: list[int], where: str, unlabeled_only: bool) -> tuple[str, list]:
+def selection_view(project: Project, ids: list[int], where: str, unlabeled_only: bool) -> tuple[str, dict]:
     """(text, gallery) of the images a selection holds."""
     kind = "unlabeled images" if unlabeled_only else "images"
     text = f"**{len(ids)}** {kind} {where}" + (f" (showing the first {MAX_BOX_THUMBS})"
                                                 if len(ids) > MAX_BOX_THUMBS else "")
-    return text, _gallery(project, ids[:MAX_BOX_THUMBS], lambda row: f"#{row.image_id} · {row.label or '—'}")
+    caption = lambda row: f"#{row.image_id} · {row.label or '—'}"
+    return text, _shown(_gallery(project, ids[:MAX_BOX_THUMBS], caption))
+
+
+def _shown(items: list):
+    """A gallery's update: hidden while empty (an empty gallery is a large blank box with an icon)."""
+    return gr.update(value=items, visible=bool(items))
 
 
 def embedding(session: CurateSession, project: Project | None, report: dict | None,
@@ -249,14 +255,16 @@ def embedding(session: CurateSession, project: Project | None, report: dict | No
     classes = _classes(project)
     frame = session.embedding(project, report) if project is not None else pd.DataFrame()
     if frame.empty:
-        return (empty_figure(), None, None, None, None, "", [], gr.update(choices=classes), [])
+        return (empty_figure(), None, None, None, None, "", _shown([]), gr.update(choices=classes), [])
     figure = embedding_figure(frame, title="",
                               thumbnails=hover_thumbnails(project, frame["image_id"].astype(int).tolist()))
     # Dragging draws a lasso (the box tool and zoom are in the plot's toolbar).
-    figure.update_layout(dragmode="lasso", height=520, margin={"l": 50, "r": 20, "t": 20, "b": 45})
+    # uirevision: a redraw after a bulk label keeps the user's zoom and pan.
+    figure.update_layout(dragmode="lasso", height=520, margin={"l": 50, "r": 20, "t": 20, "b": 45},
+                         uirevision="embedding-map")
     if box is None:
         (x0, x1), (y0, y1) = _extent(frame["x"]), _extent(frame["y"])
-        return (figure, x0, x1, y0, y1, "", [], gr.update(choices=classes), [])
+        return (figure, x0, x1, y0, y1, "", _shown([]), gr.update(choices=classes), [])
     ids = session.box_ids(project, box, unlabeled_only)
     x0, x1, y0, y1 = box
     figure.add_shape(

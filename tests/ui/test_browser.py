@@ -218,6 +218,22 @@ def _settled_text(page, selector: str, timeout_s: float = 15.0) -> str:
     return text
 
 
+# Records whether Gradio's status tracker ever shows its progress (the ETA bar or the "processing"
+# timer) inside the map panel. With show_progress="hidden" the tracker is in the page but not visible.
+MAP_OVERLAY_WATCH_JS = """() => {
+  window.mapOverlaySeen = false;
+  const panel = document.querySelector('#curate-map-plot');
+  const check = () => {
+    for (const shown of panel.querySelectorAll('.eta-bar, .progress-text')) {
+      if (shown.checkVisibility({opacityProperty: true, visibilityProperty: true})) {
+        window.mapOverlaySeen = shown.outerHTML.slice(0, 300);
+      }
+    }
+  };
+  new MutationObserver(check).observe(panel, {subtree: true, childList: true, attributes: true});
+}"""
+
+
 def test_lasso_on_the_embedding_map_bulk_labels_the_selected_images(tmp_path):
     workspace = tmp_path / "workspace"
     with Project.create(workspace / "digits") as project:
@@ -232,6 +248,10 @@ def test_lasso_on_the_embedding_map_bulk_labels_the_selected_images(tmp_path):
         page.get_by_role("tab", name="Curate").click()
         page.locator("#curate-analyse").click()
         page.locator("#curate-status").get_by_text("Last analysis").wait_for(timeout=600_000)  # 3 backbones
+        _shot(page, "curate-duplicates", tmp_path / "screenshots")
+        page.get_by_role("tab", name="Label issues").click()
+        page.locator("#curate-issue-image img").first.wait_for(timeout=30_000)
+        _shot(page, "curate-issues", tmp_path / "screenshots")
         page.get_by_role("tab", name="Embedding map").click()
         drag = page.locator("#curate-map-plot .nsewdrag").first
         drag.wait_for(timeout=30_000)
@@ -252,8 +272,15 @@ def test_lasso_on_the_embedding_map_bulk_labels_the_selected_images(tmp_path):
         chooser = page.get_by_label("Class for the selected images")
         chooser.fill("zero")
         chooser.press("Enter")
+        # The redraw after the bulk label must not cover the map with Gradio's progress overlay.
+        page.evaluate(MAP_OVERLAY_WATCH_JS)
         page.get_by_role("button", name="Label all selected").click()
         page.locator(".toast-body").get_by_text(f"Labeled {len(unlabeled)} image(s)").wait_for(timeout=30_000)
+        page.wait_for_function(  # the map is redrawn with the new labels: no unlabeled point is left
+            "() => !document.querySelector('#curate-map-plot .legend').textContent.includes('(unlabeled)')",
+            timeout=60_000,
+        )
+        assert page.evaluate("window.mapOverlaySeen") is False, page.evaluate("window.mapOverlaySeen")
         _shot(page, "curate-map-labeled", tmp_path / "screenshots")
         browser.close()
     with Project.open(root) as check:
