@@ -46,6 +46,11 @@ def _gallery(project: Project, ids: list[int], caption) -> list[tuple[str, str]]
 
 # ---- the headline ----------------------------------------------------------------------------------
 
+def _count(n: int, thing: str) -> str:
+    """'**1** outlier', '**3** outliers'."""
+    return f"**{n}** {thing}" + ("" if n == 1 else "s")
+
+
 def summary(session: CurateSession, project: Project | None, report: dict | None) -> str:
     if project is None:
         return "Open a project in the Data tab."
@@ -59,10 +64,10 @@ def summary(session: CurateSession, project: Project | None, report: dict | None
     when = (report.get("finished_at") or "").replace("T", " ").replace("+00:00", " UTC")
     lines = [(f"Last analysis {when} · {report.get('backbone')} · {report.get('images')} images · "
              f"{report.get('seconds', '?')} s"),
-             f"**{len(groups)}** duplicate groups to review"
+             _count(len(groups), "duplicate group") + " to review"
              + (f" (**⚠ {leaks} with train/val leakage**)" if leaks else "")
-             + f" · **{len(issues)}** likely label errors · **{len(outliers)}** outliers · "
-             f"**{len(report.get('warnings', []))}** dataset warnings"]
+             + f" · {_count(len(issues), 'likely label error')} · {_count(len(outliers), 'outlier')} · "
+             + _count(len(report.get("warnings", [])), "dataset warning")]
     analysed = set(report.get("embedding", {}).get("image_id", []))
     new = int((~project.dataset()["image_id"].isin(analysed)).sum())
     if new:
