@@ -182,10 +182,11 @@ def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
         error = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("inf")
         if diff.mean() > SIGNIFICANCE * error:
             why = (f"{best} beat {reference} by {diff.mean():.3f} log-loss per image "
-                   f"(> {SIGNIFICANCE:g} standard errors, {error:.3f})")
+                   f"(over {SIGNIFICANCE:g} standard errors; SE {error:.3f})")
         else:
             why = (f"{best} was better by {diff.mean():.3f} log-loss per image, within "
-                   f"{SIGNIFICANCE:g} standard errors ({error:.3f}) of noise: kept {reference}, the cheapest")
+                   f"{SIGNIFICANCE:g} standard errors of noise (SE {error:.3f}): "
+                   f"kept {reference}, the cheapest")
             best = reference
     return BackboneChoice(best, len(rows), scores, why)
 
