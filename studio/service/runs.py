@@ -69,6 +69,16 @@ def run_curves(run_dir: str | Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+def run_settings(run: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(the settings a run was started with, the backbone it trained): `list_runs` entry in. The backbone
+    is the record's own (auto may have chosen another than the one asked for; written when the run ends)."""
+    record = run.get("config") or {}
+    if not isinstance(record, dict):
+        return {}, ""
+    settings = record.get("config", record)
+    return settings, str(record.get("backbone") or settings.get("backbone") or "")
+
+
 def list_runs(project_root: str | Path, *, active: Iterable[str | Path] = ()) -> list[dict[str, Any]]:
     """Every run folder under `<project>/runs`, most recently started first.
 

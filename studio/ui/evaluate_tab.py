@@ -18,6 +18,7 @@ import pandas as pd
 
 from studio.app.evaluation import evaluation_job
 from studio.errors import StudioError
+from studio.service.runs import run_settings
 from studio.sharing.caller import caller_name
 from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import charts, media
@@ -56,10 +57,9 @@ def run_choices(context: AppContext, root: str) -> list[tuple[str, str]]:
     for run in service_of(context).list_runs(project.root):
         if not run.get("has_model"):
             continue
-        settings = run.get("config") or {}
-        settings = settings.get("config", settings)
+        settings, backbone = run_settings(run)
         best = run.get("best_val_accuracy")
-        detail = " · ".join(str(x) for x in (settings.get("strategy"), settings.get("backbone"),
+        detail = " · ".join(str(x) for x in (settings.get("strategy"), backbone,
                                              None if best is None else f"val {best:.1%}", run["status"]) if x)
         choices.append((f"{run['name']} ({detail})", run["run_dir"]))
     return choices
@@ -224,6 +224,17 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         choices = run_choices(context, root) if root else []
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
+    @requires("viewer")
+    @user_errors
+    def on_tab_opened(root: str, tab: str, current: str | None):
+        """Coming back to the tab lists the runs finished meanwhile; the chosen run stays chosen."""
+        if tab != "evaluate" or not root:
+            return gr.skip()
+        choices = run_choices(context, root)
+        values = [value for _, value in choices]
+        chosen = current if current in values else values[0] if values else None
+        return gr.Dropdown(choices=choices, value=chosen)
+
     def drawn(root: str, data: dict[str, Any] | None, view_name: str) -> dict:
         """The evaluation's panels (`draw_outputs`) in one view; empty before an evaluation has run."""
         if not data:
@@ -302,6 +313,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     binding.root.change(on_project, binding.root, run, api_visibility="private")
     refresh.click(on_project, binding.root, run, api_visibility="private")
+    if binding.tab is not None:  # a run may have finished in the Train tab since the list was made
+        binding.tab.change(on_tab_opened, [binding.root, binding.tab, run], run, api_visibility="private",
+                           show_progress="hidden")
     start.click(on_evaluate, [binding.root, run, view, images_choice], [summary, data_state, *draw_outputs],
                 api_visibility="private")
     view.change(draw, [binding.root, data_state, view], draw_outputs, api_visibility="private")

@@ -22,6 +22,7 @@ from studio.augment.project_settings import PROJECT_CHOICE as PROJECT_AUGMENT
 from studio.augment.project_settings import resolve_augment_choice
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
+from studio.service.runs import run_settings
 from studio.sharing.caller import caller_name
 from studio.sharing.quotas import JobQuota
 from studio.train.config import STRATEGIES, TrainConfig
@@ -160,10 +161,9 @@ def jobs_frame(service: Any, root: str) -> pd.DataFrame:
 def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for run in runs:
-        config = run.get("config") or {}
-        settings = config.get("config", config) if isinstance(config, dict) else {}
+        settings, backbone = run_settings(run)
         best = run.get("best_val_accuracy")
-        rows.append([run["name"], run["status"], settings.get("strategy", ""), settings.get("backbone", ""),
+        rows.append([run["name"], run["status"], settings.get("strategy", ""), backbone,
                      run.get("epochs", 0), "" if best is None else f"{best:.1%}",
                      "yes" if run.get("has_model") else "no"])
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
