@@ -23,12 +23,11 @@ from studio.errors import StudioError
 from studio.models.registry import check_backbone
 from studio.models.weights import BUNDLED_WEIGHTS, bundled_weights_path, create_backbone, data_config
 from studio.predict.checkpoint import preprocessing_dict
-from studio.predict.inference import IDENTITY, InferenceRunner
+from studio.predict.inference import IDENTITY
 from studio.train.config import resolve
 from studio.train.context import RunContext
-from studio.train.events import Step
-from studio.train.features import FeatureCache, extract_features, feature_key
-from studio.train.heads import fit_logreg, out_of_fold_probs
+from studio.train.features import run_features
+from studio.train.heads import choose_logreg_c, out_of_fold_probs
 
 COMPARE_IMAGES = 300  # training images each candidate embeds for the comparison (stratified sample)
 COMPARE_SHARE = 0.35  # at most this share of the time budget goes to the comparison
@@ -52,6 +51,8 @@ class BackboneChoice:
     images: int
     scores: list[CandidateScore] = field(default_factory=list)
     why: str = ""
+    # the run seen through the chosen backbone (weights, preprocessing, resolved image size)
+    context: RunContext | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return {"chosen": self.chosen, "images": self.images, "why": self.why,
@@ -97,25 +98,13 @@ def compare_sample(train: pd.DataFrame, seed: int, limit: int = COMPARE_IMAGES) 
 
 def _embed(ctx: RunContext, rows: pd.DataFrame, deadline: float) -> tuple[np.ndarray | None, str]:
     """Identity-view features of `rows` (cached like the probe's), or None with why it stopped."""
-    model = ctx.new_model(num_classes=0)
-    cache = FeatureCache(ctx.project.cache_dir / "features" /
-                         feature_key(ctx.backbone, ctx.weights_source.fingerprint, ctx.preprocessing,
-                                     (IDENTITY,), ctx.inference_dtype))
-    runner = InferenceRunner(model, ctx.preprocessing, ctx.device, ctx.inference_dtype, batch_size=32)
-    started = time.perf_counter()
     over = {"budget": False}
 
-    def on_batch(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        projected_end = time.perf_counter() + (total - done) * elapsed / max(done, 1)
-        over["budget"] = projected_end > deadline
-        ctx.events.emit(Step(stage="features", epoch=1, step=done, loss=None, lr=None,
-                             images_per_s=done / max(elapsed, 1e-9),
-                             eta_s=(total - done) * elapsed / max(done, 1)))
+    def on_eta(seconds: float) -> None:
+        over["budget"] = time.perf_counter() + seconds > deadline
 
-    features, _ = extract_features(runner, cache, rows["hash"].tolist(), rows["path"].tolist(), (IDENTITY,),
-                                   should_stop=lambda: ctx.events.cancelled or over["budget"],
-                                   on_batch=on_batch)
+    features, _ = run_features(ctx, ctx.new_model(num_classes=0), rows, (IDENTITY,),
+                               should_stop=lambda: over["budget"], on_eta=on_eta)
     if ctx.events.cancelled:
         return None, "cancelled"
     if len(features) != len(rows):
@@ -129,11 +118,11 @@ def _score(
     """Per-image out-of-fold log-loss, the C chosen for it and whether each image was right, or None
     with too few images per class."""
     groups = np.arange(len(y))
-    _, details = fit_logreg(x, y, groups, seed=seed, balanced=balanced)
-    probs = out_of_fold_probs(x, y, groups, c=details["C"], seed=seed, balanced=balanced)
+    c = choose_logreg_c(x, y, groups, seed=seed, balanced=balanced)["C"]
+    probs = out_of_fold_probs(x, y, groups, c=c, seed=seed, balanced=balanced)
     if probs is None:
         return None
-    return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)), details["C"], probs.argmax(1) == y
+    return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)), c, probs.argmax(1) == y
 
 
 def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
@@ -148,6 +137,7 @@ def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
     balanced = ctx.resolved.balance != "none"
     scores: list[CandidateScore] = []
     losses: dict[str, np.ndarray] = {}
+    contexts: dict[str, RunContext] = {}
     for name in names:
         begin = time.perf_counter()
         try:
@@ -166,7 +156,7 @@ def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
         if scored is None:  # too few images per class to cross-validate: keep the reference
             return BackboneChoice(names[0], len(rows), [], "too few images per class to compare backbones")
         loss, c, correct = scored
-        losses[name] = loss
+        losses[name], contexts[name] = loss, candidate
         scores.append(CandidateScore(name, "compared", float(correct.mean()), float(loss.mean()), c,
                                      round(time.perf_counter() - begin, 1)))
         ctx.events.log(f"Backbone {name}: out-of-fold accuracy {correct.mean():.1%}, log-loss "
@@ -188,7 +178,7 @@ def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
                    f"{SIGNIFICANCE:g} standard errors of noise (SE {error:.3f}): "
                    f"kept {reference}, the cheapest")
             best = reference
-    return BackboneChoice(best, len(rows), scores, why)
+    return BackboneChoice(best, len(rows), scores, why, contexts[best])
 
 
 def summary(choice: BackboneChoice) -> str:

@@ -17,12 +17,18 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
 from studio.durable import atomic_write_bytes
 from studio.predict.inference import InferenceRunner, View
+from studio.train.events import Step
+
+if TYPE_CHECKING:
+    from studio.train.context import RunContext
 
 FEATURES_FILE = "features.npz"
 log = logging.getLogger("studio.train")
@@ -105,3 +111,36 @@ def extract_features(
     seconds = time.perf_counter() - start
     features = np.stack([stored[h] for h in hashes]) if hashes else np.zeros((0, len(views), 0), np.float32)
     return features, ExtractionStats(len(missing), len(hashes) - len(missing), seconds)
+
+
+def run_features(
+    ctx: RunContext,
+    model: torch.nn.Module,
+    rows: pd.DataFrame,
+    views: Sequence[View],
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_eta: Callable[[float], None] | None = None,
+) -> tuple[np.ndarray, ExtractionStats]:
+    """Features of `rows` (`hash`, `path`) through `model` with the run's preprocessing, device and
+    precision, read from and added to the project's cache; a `Step` event per batch, `on_eta(seconds)`
+    too. Stops when the run is cancelled or `should_stop()` says so (then fewer rows come back)."""
+    fingerprint = ctx.weights_source.fingerprint
+    if ctx.weights_source.kind == "none":  # random weights differ per seed
+        fingerprint += f":seed{ctx.config.seed}"
+    key = feature_key(ctx.backbone, fingerprint, ctx.preprocessing, views, ctx.inference_dtype)
+    cache = FeatureCache(ctx.project.cache_dir / "features" / key)
+    runner = InferenceRunner(model, ctx.preprocessing, ctx.device, ctx.inference_dtype, batch_size=32)
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        eta = (total - done) * elapsed / max(done, 1)
+        if on_eta is not None:
+            on_eta(eta)
+        ctx.events.emit(Step(stage="features", epoch=1, step=done, loss=None, lr=None,
+                             images_per_s=done / max(elapsed, 1e-9), eta_s=eta))
+
+    stop = should_stop or (lambda: False)
+    return extract_features(runner, cache, rows["hash"].tolist(), rows["path"].tolist(), views,
+                            should_stop=lambda: ctx.events.cancelled or stop(), on_batch=progress)

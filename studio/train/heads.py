@@ -55,25 +55,34 @@ def fit_logreg(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int, b
     `x` holds `views` consecutive rows per image (identity first). C is chosen on the identity rows
     alone (half the work, same answer in practice), then the model is fit on every view.
     """
-    first = np.arange(0, len(y), views)
-    folds = _folds(y[first], groups[first], seed, max_splits=3)
-    best_c, score = DEFAULT_C, None
+    details = choose_logreg_c(x, y, groups, seed=seed, balanced=balanced, views=views)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if folds is not None:  # with too few images per class to cross-validate, keep a moderate default
-            search = GridSearchCV(
-                _logreg(DEFAULT_C, balanced, seed),
-                {"logisticregression__C": list(LOGREG_CS)},
-                cv=folds,
-                scoring="neg_log_loss",
-                refit=False,
-                n_jobs=1,
-            )
-            search.fit(x[first], y[first])
-            best_c = float(search.best_params_["logisticregression__C"])
-            score = float(-search.best_score_)
-        pipeline = _logreg(best_c, balanced, seed).fit(x, y)
-    return pipeline, {"C": best_c, "cv": None if folds is None else len(folds), "cv_log_loss": score}
+        pipeline = _logreg(details["C"], balanced, seed).fit(x, y)
+    return pipeline, details
+
+
+def choose_logreg_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int, balanced: bool,
+                    views: int = 1) -> dict:
+    """{"C", "cv", "cv_log_loss"}: C by 3-fold cross-validated log-loss on the identity rows (a moderate
+    default with too few images per class to cross-validate)."""
+    first = np.arange(0, len(y), views)
+    folds = _folds(y[first], groups[first], seed, max_splits=3)
+    if folds is None:
+        return {"C": DEFAULT_C, "cv": None, "cv_log_loss": None}
+    search = GridSearchCV(
+        _logreg(DEFAULT_C, balanced, seed),
+        {"logisticregression__C": list(LOGREG_CS)},
+        cv=folds,
+        scoring="neg_log_loss",
+        refit=False,
+        n_jobs=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(x[first], y[first])
+    return {"C": float(search.best_params_["logisticregression__C"]), "cv": len(folds),
+            "cv_log_loss": float(-search.best_score_)}
 
 
 def out_of_fold_probs(

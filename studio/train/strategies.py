@@ -16,16 +16,17 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import log_loss
 
 from studio.predict.calibration import fit_decision
-from studio.predict.inference import FLIP_VIEWS, IDENTITY, InferenceRunner
-from studio.train.backbone_choice import choose_backbone, summary, with_backbone
+from studio.predict.inference import FLIP_VIEWS, IDENTITY
+from studio.train.backbone_choice import choose_backbone, summary
 from studio.train.context import RunContext
 from studio.train.data import class_weights
-from studio.train.events import Epoch, Step
-from studio.train.features import FeatureCache, extract_features, feature_key
+from studio.train.events import Epoch
+from studio.train.features import run_features
 from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear, out_of_fold_probs
 from studio.train.loop import Stage, Trainer, seconds_per_image
 from studio.train.schedule import body_group_count, discriminative_groups
@@ -63,36 +64,8 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
     events.stage("linear-probe")
     model = ctx.new_model(num_classes=0)
     views = FLIP_VIEWS if config.flip_features else (IDENTITY,)
-    fingerprint = ctx.weights_source.fingerprint
-    if ctx.weights_source.kind == "none":  # random weights differ per seed
-        fingerprint += f":seed{config.seed}"
-    cache = FeatureCache(
-        ctx.project.cache_dir
-        / "features"
-        / feature_key(ctx.backbone, fingerprint, ctx.preprocessing, views, ctx.inference_dtype)
-    )
     train, val = ctx.snapshot.train, ctx.snapshot.val
-    hashes = train["hash"].tolist() + val["hash"].tolist()
-    paths = train["path"].tolist() + val["path"].tolist()
-    runner = InferenceRunner(model, ctx.preprocessing, ctx.device, ctx.inference_dtype, batch_size=32)
-    started = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        events.emit(
-            Step(
-                stage="features",
-                epoch=1,
-                step=done,
-                loss=None,
-                lr=None,
-                images_per_s=done / max(elapsed, 1e-9),
-                eta_s=(total - done) * elapsed / max(done, 1),
-            )
-        )
-
-    features, stats = extract_features(runner, cache, hashes, paths, views,
-                                       should_stop=lambda: events.cancelled, on_batch=progress)
+    features, stats = run_features(ctx, model, pd.concat([train, val], ignore_index=True), views)
     if events.cancelled:
         return None
     events.log(
@@ -274,7 +247,7 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     if choice is None:
         return Outcome("cancelled", 0, "linear")
     if choice.chosen != ctx.backbone:  # the run goes on with the chosen backbone (the engine records it)
-        chosen = with_backbone(ctx, choice.chosen)
+        chosen = choice.context
         ctx.backbone, ctx.weights_source = chosen.backbone, chosen.weights_source
         ctx.resolved, ctx.preprocessing = chosen.resolved, chosen.preprocessing
     chose = summary(choice)

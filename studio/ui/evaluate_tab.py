@@ -221,19 +221,19 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @requires("viewer")
     @user_errors
     def on_project(root: str):
+        return run_dropdown(root)
+
+    def run_dropdown(root: str, keep: str | None = None) -> gr.Dropdown:
+        """The project's runs with a model; `keep` stays chosen while it is one of them, else the newest."""
         choices = run_choices(context, root) if root else []
-        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+        values = [value for _, value in choices]
+        return gr.Dropdown(choices=choices, value=keep if keep in values else values[0] if values else None)
 
     @requires("viewer")
     @user_errors
     def on_tab_opened(root: str, tab: str, current: str | None):
         """Coming back to the tab lists the runs finished meanwhile; the chosen run stays chosen."""
-        if tab != "evaluate" or not root:
-            return gr.skip()
-        choices = run_choices(context, root)
-        values = [value for _, value in choices]
-        chosen = current if current in values else values[0] if values else None
-        return gr.Dropdown(choices=choices, value=chosen)
+        return run_dropdown(root, keep=current) if tab == "evaluate" and root else gr.skip()
 
     def drawn(root: str, data: dict[str, Any] | None, view_name: str) -> dict:
         """The evaluation's panels (`draw_outputs`) in one view; empty before an evaluation has run."""

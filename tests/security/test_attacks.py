@@ -114,6 +114,14 @@ def test_predict_a_folder_refuses_server_folders(studio, browsers, outside):
     assert not list(outside.rglob("*.csv"))
 
 
+def test_evaluate_tab_lists_no_runs_of_a_server_folder(studio, browsers, outside):
+    index = fn_index(studio["app"], "on_tab_opened")
+    ok, message = browsers["viewer"].call(index, [str(outside), "evaluate", None])
+    assert not ok and "not a project of this studio" in message
+    ok, output = browsers["viewer"].call(index, [studio["project"], "evaluate", None])
+    assert ok, output
+
+
 def test_augment_file_outside_is_refused_without_echoing_it(studio, owner, outside):
     message = error_text(lambda: owner.predict(studio["project"], augment=str(outside / "settings.json"),
                                                api_name="/train"))

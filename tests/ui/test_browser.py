@@ -8,33 +8,15 @@ from __future__ import annotations
 import os
 import re
 import time
-from pathlib import Path
 
-import pytest
+from browser_env import ARGS, CHROMIUM, needs_chromium, sync_api
+from browser_env import shot as _shot
 from studio_server import running_studio
 
 from studio.data.store import Project
 from studio.ui.demo_data import fill_demo_project
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (uv sync --group dev)"
-)
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="needs /usr/bin/chromium (apt-get install -y chromium)")
-
-
-def _shot(page, name: str, folder: Path) -> None:
-    """Every tab's screenshot goes to the test's output folder (or $STUDIO_SHOTS, for the README)."""
-    folder = Path(os.environ.get("STUDIO_SHOTS") or folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for close in page.locator(".toast-close").all():  # an earlier step's notice would cover the tab
-        if close.is_visible():
-            close.click()
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+pytestmark = needs_chromium
 
 
 def test_tabs_and_keyboard_labeling(tmp_path):

@@ -5,11 +5,10 @@ Set STUDIO_SHOTS=/some/dir to save the screenshot the README shows (predict-not-
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
+from browser_env import ARGS, CHROMIUM, needs_chromium, shot, sync_api
 from PIL import Image
 from studio_server import running_studio
 
@@ -18,15 +17,7 @@ from studio.predict.predictor import Predictor
 from studio.train import TrainConfig, train
 from studio.ui.demo_data import fill_demo_project
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (uv sync --group dev)"
-)
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="needs /usr/bin/chromium (apt-get install -y chromium)")
+pytestmark = needs_chromium
 
 
 def _other_domain(folder: Path) -> list[Path]:
@@ -71,7 +62,5 @@ def test_predict_tab_says_not_sure_for_another_domain(tmp_path):
         shown = page.locator("body").inner_text()  # what is visible: the table's rows and the bars' title
         assert shown.count("not sure (") == sum(flagged)
         assert "noise.png" in shown and "sunset.png" in shown
-        folder = Path(os.environ.get("STUDIO_SHOTS") or tmp_path / "screenshots")
-        folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / "predict-not-sure.png"), full_page=True)
+        shot(page, "predict-not-sure", tmp_path / "screenshots")
         browser.close()
