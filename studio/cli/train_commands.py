@@ -127,8 +127,11 @@ def register(subparsers) -> None:
 
 def _progress(event: TrainEvent) -> None:
     if isinstance(event, Epoch):
+        # auto's last epochs train on the held-out images too: nothing is left to score them on
+        val = ("val -" if event.val_accuracy is None
+               else f"val loss {event.val_loss:.4f} acc {event.val_accuracy:.3f}")
         print(f"[{event.stage}] epoch {event.epoch}: train loss {event.train_loss:.4f} "
-              f"acc {event.train_accuracy:.3f} | val loss {event.val_loss:.4f} acc {event.val_accuracy:.3f} "
+              f"acc {event.train_accuracy:.3f} | {val} "
               f"| {event.images_per_s:.1f} img/s", file=sys.stderr, flush=True)
     elif isinstance(event, Log):
         print(event.message, file=sys.stderr, flush=True)

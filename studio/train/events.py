@@ -67,8 +67,8 @@ class Epoch(TrainEvent):
     epoch: int
     train_loss: float
     train_accuracy: float
-    val_loss: float
-    val_accuracy: float
+    val_loss: float | None  # None: nothing left to score (auto's epochs on every training image)
+    val_accuracy: float | None
     lr: float | None
     images_per_s: float
     eta_s: float

@@ -23,6 +23,7 @@ from studio.augment.previews import describe
 from studio.augment.project_settings import augment_from_setting
 from studio.augment.transforms import build_train_transform
 from studio.errors import StudioError
+from studio.predict.checkpoint import save_checkpoint
 from studio.predict.device import autocast, is_oom, validation_dtype
 from studio.predict.inference import IDENTITY, InferenceRunner
 from studio.train.context import Best, RunContext
@@ -42,12 +43,27 @@ class Stage:
     # Called once after the first epoch, when the warmup spans it, with that epoch's measured seconds
     # (training + validation); returns the stage's new epoch count (stage.epochs is updated).
     replan: Callable[[float], int] | None = None
+    # Train on more images part-way through (auto: the held-out part of the training split joins it).
+    widen: Widen | None = None
+
+
+@dataclass
+class Widen:
+    """After epoch `after_epoch` (scored on the held-out images) `check()` decides: False ends the stage
+    ("stopped"); True goes on training on `ctx`'s images, which include the held-out ones, to the end
+    of the stage. From then on nothing is left to validate on: each epoch's weights (the average when
+    there is one) are saved as the run's checkpoint, the last one kept. Early stopping is off: the
+    schedule runs to its end, its length planned for both parts from the start."""
+
+    after_epoch: int
+    ctx: RunContext
+    check: Callable[[], bool]
 
 
 @dataclass
 class StageResult:
     epochs_run: int
-    status: str  # "done" | "early-stopped" | "cancelled"
+    status: str  # "done" | "early-stopped" | "cancelled" | "stopped" (a Widen check said no)
 
 
 def set_trainable(model: torch.nn.Module, groups: list[dict]) -> None:
@@ -84,6 +100,7 @@ class Trainer:
 
     def __init__(self, ctx: RunContext, model: torch.nn.Module, strategy: str) -> None:
         self.ctx = ctx
+        self.data_ctx = ctx  # whose training images the loader draws (a Widen switches it)
         self.model = model.to(ctx.device, memory_format=torch.channels_last)
         self.strategy = strategy
         self.batch_size = ctx.resolved.batch_size
@@ -114,8 +131,8 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     # ---- data -------------------------------------------------------------------------------------
-    def _loader(self, epoch_seed: int) -> torch.utils.data.DataLoader:
-        ctx = self.ctx
+    def _loader(self, epoch_seed: int, ctx: RunContext | None = None) -> torch.utils.data.DataLoader:
+        ctx = ctx or self.data_ctx
         prep = ctx.preprocessing
         transform = build_train_transform(self.augment, prep["image_size"], prep["mean"], prep["std"],
                                           interpolation=prep["interpolation"], seed=epoch_seed)
@@ -189,8 +206,18 @@ class Trainer:
         set_trainable(self.model, stage.groups)
         train_model = ctx.world.wrap(self.model)  # DDP on several ranks (after set_trainable: it syncs those)
         optimizer = make_adamw(_split_decay(stage.groups, ctx.config.weight_decay), ctx.device)
+        self.data_ctx = ctx
         steps_per_epoch = max(1, len(self._loader(0)))
-        total_steps = steps_per_epoch * stage.epochs
+        widen = stage.widen
+        wide_steps = max(1, len(self._loader(0, widen.ctx))) if widen is not None else steps_per_epoch
+
+        def planned_steps() -> int:
+            if widen is None:
+                return steps_per_epoch * stage.epochs
+            narrow = min(widen.after_epoch, stage.epochs)
+            return steps_per_epoch * narrow + wide_steps * (stage.epochs - narrow)
+
+        total_steps = planned_steps()
         schedule = warmup_cosine(optimizer, total_steps, round(stage.warmup_epochs * steps_per_epoch))
         scaler = torch.amp.GradScaler("cuda", enabled=ctx.training_dtype == torch.float16)
         decay = ctx.resolved.ema_decay
@@ -262,13 +289,14 @@ class Trainer:
             loss_sum, batches, correct, seen = ctx.world.sum(
                 [float(np.sum(losses)), len(losses), correct, seen]
             )
+            widened = self.data_ctx is not ctx
             val_start = time.perf_counter()
-            val_accuracy, val_loss = self.validate()
+            val_accuracy, val_loss = (None, None) if widened else self.validate()
             val_seconds = time.perf_counter() - val_start
             self.epochs_run += 1
             if epoch == 1 and stage.replan is not None and still_warming_up(schedule, step):
                 stage.epochs = max(1, stage.replan(train_seconds + val_seconds))
-                total_steps = steps_per_epoch * stage.epochs
+                total_steps = planned_steps()
                 set_total_steps(schedule, total_steps)
             events.emit(Epoch(
                 stage=stage.name, epoch=epoch,
@@ -277,6 +305,25 @@ class Trainer:
                 lr=optimizer.param_groups[-1]["lr"], images_per_s=seen / max(train_seconds, 1e-9),
                 eta_s=(stage.epochs - epoch) * (train_seconds + val_seconds),
             ))
+            if widened:
+                if ctx.world.is_main:
+                    save_checkpoint(ctx.checkpoint(self.evaluated_model, self.strategy),
+                                    ctx.folder.checkpoint_path)
+                continue
+            if widen is not None:
+                if epoch >= min(widen.after_epoch, stage.epochs):  # the check (a re-plan may move it)
+                    if not widen.check():
+                        return StageResult(self.epochs_run, "stopped")
+                    if epoch == stage.epochs:  # no epoch left to widen into: keep these weights
+                        if ctx.world.is_main:
+                            save_checkpoint(ctx.checkpoint(self.evaluated_model, self.strategy),
+                                            ctx.folder.checkpoint_path)
+                    else:
+                        self.data_ctx = widen.ctx
+                        events.log(f"Stage '{stage.name}': from epoch {epoch + 1} on, training on all "
+                                   f"{len(widen.ctx.snapshot.train)} training images (the held-out ones "
+                                   "too).")
+                continue
             ctx.offer(val_accuracy, val_loss, lambda: ctx.checkpoint(self.evaluated_model, self.strategy),
                       stage=stage.name, epoch=epoch, strategy=self.strategy)
             # Patience counts from this stage's own best: a stage that starts below an earlier one (a

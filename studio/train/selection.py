@@ -19,6 +19,7 @@ from studio.predict.predictor import Predictor
 from studio.train.context import Best, RunContext
 
 HOLDOUT_FRACTION = 0.2
+SIGNIFICANCE = 2.0  # "clearly": by more than this many standard errors of the paired difference
 
 
 def holdout_split(
@@ -58,3 +59,14 @@ def store_decision(ctx: RunContext, decision: dict) -> None:
         f"-> {decision['calibration']['ece_after']:.3f}; predictions below "
         f"{decision['unknown_threshold']:.3f} confidence are flagged unknown."
     )
+
+
+def clearly_better(a: np.ndarray, b: np.ndarray, significance: float = SIGNIFICANCE) -> bool:
+    """Whether per-image scores `a` beat `b` (paired, higher is better) by more than `significance`
+    standard errors of their mean difference: on a hundred held-out images two methods often differ by
+    a few images of noise alone."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(diff) < 2 or not diff.any():
+        return False
+    error = diff.std(ddof=1) / np.sqrt(len(diff))
+    return bool(diff.mean() > significance * error)
