@@ -28,10 +28,10 @@ from studio.train.config import resolve
 from studio.train.context import RunContext
 from studio.train.features import run_features
 from studio.train.heads import choose_logreg_c, out_of_fold_probs
+from studio.train.selection import SIGNIFICANCE, clearly_better, paired_difference
 
 COMPARE_IMAGES = 300  # training images each candidate embeds for the comparison (stratified sample)
 COMPARE_SHARE = 0.35  # at most this share of the time budget goes to the comparison
-SIGNIFICANCE = 2.0  # a candidate replaces the reference when better by this many standard errors
 
 
 @dataclass
@@ -168,13 +168,12 @@ def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
     best = min(losses, key=lambda n: losses[n].mean())
     why = f"{reference} (the reference) had the lowest out-of-fold log-loss"
     if best != reference:
-        diff = losses[reference] - losses[best]
-        error = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("inf")
-        if diff.mean() > SIGNIFICANCE * error:
-            why = (f"{best} beat {reference} by {diff.mean():.3f} log-loss per image "
+        gain, error = paired_difference(losses[reference], losses[best])  # lower loss is better
+        if clearly_better(losses[reference], losses[best]):
+            why = (f"{best} beat {reference} by {gain:.3f} log-loss per image "
                    f"(over {SIGNIFICANCE:g} standard errors; SE {error:.3f})")
         else:
-            why = (f"{best} was better by {diff.mean():.3f} log-loss per image, within "
+            why = (f"{best} was better by {gain:.3f} log-loss per image, within "
                    f"{SIGNIFICANCE:g} standard errors of noise (SE {error:.3f}): "
                    f"kept {reference}, the cheapest")
             best = reference

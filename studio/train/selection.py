@@ -61,12 +61,17 @@ def store_decision(ctx: RunContext, decision: dict) -> None:
     )
 
 
+def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(mean, standard error) of the per-image differences a - b (the error is inf under two images)."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(diff) < 2:
+        return float(diff.mean()) if len(diff) else 0.0, float("inf")
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+
+
 def clearly_better(a: np.ndarray, b: np.ndarray, significance: float = SIGNIFICANCE) -> bool:
     """Whether per-image scores `a` beat `b` (paired, higher is better) by more than `significance`
     standard errors of their mean difference: on a hundred held-out images two methods often differ by
     a few images of noise alone."""
-    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if len(diff) < 2 or not diff.any():
-        return False
-    error = diff.std(ddof=1) / np.sqrt(len(diff))
-    return bool(diff.mean() > significance * error)
+    mean, error = paired_difference(a, b)
+    return mean > significance * error
