@@ -67,7 +67,8 @@ def test_import_info_label_undo_classes_export(run, tmp_path):
     history = run_json(run, "history", project, "--limit", "1")
     assert history[0]["new"] == "bird" and history[0]["by"] == "tester"
     assert run_json(run, "info", project)["classes"] == ["cat", "dog", "bird"]
-    assert run_json(run, "undo", project) == {"undone": 1}
+    assert run_json(run, "undo", project, "--by", "someone-else") == {"undone": 0}  # only their own changes
+    assert run_json(run, "undo", project, "--by", "tester") == {"undone": 1}
     assert sum(run_json(run, "info", project)["counts"]["bird"].values()) == 0
 
     assert run_json(run, "classes", project, "rename", "dog", "puppy")["classes"] == ["cat", "puppy", "bird"]

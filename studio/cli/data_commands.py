@@ -53,6 +53,9 @@ def register(subparsers) -> None:
     parser = add("undo", _undo, "undo the last N label changes")
     parser.add_argument("project")
     parser.add_argument("n", type=int, nargs="?", default=1)
+    parser.add_argument("--by", default=None,
+                        help="undo only the changes made by this name (as given to `label --by`); "
+                             "default: the latest changes whoever made them")
 
     parser = add("history", _history, "show the latest label changes")
     parser.add_argument("project")
@@ -109,7 +112,7 @@ def _label(args) -> dict:
 
 def _undo(args) -> dict:
     with Project.open(args.project) as project:
-        return {"undone": project.undo(args.n)}
+        return {"undone": project.undo(args.n, by=args.by)}
 
 
 def _history(args) -> list[dict]:

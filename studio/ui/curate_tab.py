@@ -127,14 +127,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     with gr.Tabs(elem_id="curate-sections"):
         with gr.Tab("Duplicates & leakage", id="curate-duplicates"):
-            group = gr.Dropdown(label="Duplicate group", choices=[], elem_id="curate-group")
+            group = gr.Dropdown(label="Duplicate group", choices=[], elem_id="curate-group", visible=False)
             group_text = gr.Markdown()
             group_gallery = gr.Gallery(columns=6, height=340, allow_preview=False, object_fit="contain",
                                        fit_columns=False, show_label=False, elem_id="curate-group-gallery",
                                        elem_classes=["wrap-captions"])
             with gr.Row(elem_classes="align-end"):
-                keep = gr.Dropdown(label="Keep (click a thumbnail to choose it)", choices=[], scale=3)
-                resolve = gr.Button("Resolve group", variant="primary", scale=1)
+                keep = gr.Dropdown(label="Keep (click a thumbnail to choose it)", choices=[], scale=3,
+                                   visible=False)
+                resolve = gr.Button("Resolve group", variant="primary", scale=1, visible=False)
             group_ids = gr.State([])
         with gr.Tab("Label issues", id="curate-issues"):
             with gr.Row(elem_id="curate-issue-panel"):
@@ -203,7 +204,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                                          fit_columns=False, show_label=False, elem_classes=["wrap-captions"])
 
     box = [x_min, x_max, y_min, y_max]
-    dup_out = [group, group_text, group_gallery, keep, group_ids]
+    dup_out = [group, group_text, group_gallery, keep, resolve, group_ids]
     issue_out = [issue_image, issue_text, issue_label, issue_id]
     active_out = [active_image, active_text, active_label, active_id]
     map_out = [plot, *box, box_text, box_gallery, box_class, selected_ids]

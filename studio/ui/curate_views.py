@@ -106,13 +106,14 @@ def _group_choice(number: int, group: dict) -> tuple[str, str]:
 
 
 def duplicates(session: CurateSession, project: Project | None, report: dict | None, key: str | None):
-    """(group dropdown, explanation, gallery, keep dropdown, group image ids)."""
-    empty = gr.update(choices=[], value=None)
+    """(group dropdown, explanation, gallery, keep dropdown, resolve button, group image ids); the
+    controls are hidden while there is no group to review (empty dropdowns only confuse)."""
+    empty, hidden = gr.update(choices=[], value=None, visible=False), gr.update(visible=False)
     if project is None or report is None:
-        return empty, NOT_ANALYSED if project is not None else "", _shown([]), empty, []
+        return empty, NOT_ANALYSED if project is not None else "", _shown([]), empty, hidden, []
     groups = session.pending_duplicates(project, report)
     if not groups:
-        return empty, "No near-duplicates left to review ✓", _shown([]), empty, []
+        return empty, "No near-duplicates left to review ✓", _shown([]), empty, hidden, []
     choices = [_group_choice(n, g) for n, g in enumerate(groups, 1)]
     values = [value for _, value in choices]
     index = values.index(key) if key in values else 0
@@ -131,8 +132,8 @@ def duplicates(session: CurateSession, project: Project | None, report: dict | N
     keep_choices = [(f"Keep #{i} ({s or 'no split'}, {label or 'unlabeled'}), exclude the others", str(i))
                     for i, s, label in zip(ids, group["splits"], group["labels"])]
     keep_choices.append(("Keep all (they are different photos)", "all"))
-    return (gr.update(choices=choices, value=values[index]), "\n\n".join(notes), _shown(items),
-            gr.update(choices=keep_choices, value=str(best)), ids)
+    return (gr.update(choices=choices, value=values[index], visible=True), "\n\n".join(notes), _shown(items),
+            gr.update(choices=keep_choices, value=str(best), visible=True), gr.update(visible=True), ids)
 
 
 # ---- label issues ----------------------------------------------------------------------------------

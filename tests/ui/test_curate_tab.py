@@ -141,6 +141,26 @@ def test_resolving_a_duplicate_group_keeps_one_and_excludes_the_rest(studio, ana
     assert report["excluded_now"] == 1
 
 
+def test_duplicate_controls_show_only_while_a_group_is_pending(studio, analysed):
+    """Empty group/keep dropdowns and a Resolve button with nothing to resolve only confuse: hidden then."""
+    from studio.app.curation import CurateSession
+    from studio.ui import curate_views
+
+    context, client, root = studio["context"], studio["client"], analysed["root"]
+    session = CurateSession(context)
+    project = context.open_project(root)
+
+    def shown() -> list[bool]:
+        group, _text, _gallery, keep, resolve, _ids = curate_views.duplicates(
+            session, project, session.report(project), None)
+        return [group["visible"], keep["visible"], resolve["visible"]]
+
+    assert shown() == [True, True, True]
+    for group in client.predict(root, api_name="/curate_report")["pending_duplicates"]:
+        client.predict(root, group["image_ids"], "all", api_name="/resolve_duplicates")
+    assert shown() == [False, False, False]
+
+
 def test_active_learning_suggests_the_class_and_labels_in_one_call(studio, analysed):
     client, ids, root = studio["client"], analysed["ids"], analysed["root"]
     unlabeled = {ids[f"{c}_u{i}"]: c for c in CLASSES for i in range(3)}
