@@ -9,7 +9,6 @@ Images: the run's validation images when they are still on disk, plus generated 
 from __future__ import annotations
 
 import importlib.util
-import json
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from studio.data.snapshot import Snapshot
 from studio.errors import StudioError
 from studio.predict.checkpoint import LoadedModel
 from studio.predict.inference import IDENTITY, Cropper
@@ -31,15 +31,13 @@ GENERATED = ((640, 480, "JPEG"), (300, 451, "PNG"), (97, 131, "JPEG"), (40, 30, 
 
 
 def validation_images(run_dir: Path, limit: int = MAX_VALIDATION_IMAGES) -> list[str]:
-    """Paths of the run's validation images that still exist (split.json), at most `limit`."""
-    split = run_dir / "split.json"
-    if not split.is_file():
-        return []
+    """Paths of the run's validation images that still exist (its stored snapshot), at most `limit`;
+    none for a run without a readable snapshot (the generated images still check parity)."""
     try:
-        items = json.loads(split.read_text()).get("val", [])
-    except (OSError, ValueError):
+        val = Snapshot.load(run_dir).val
+    except (StudioError, KeyError, TypeError):
         return []
-    paths = [str(item["path"]) for item in items if item.get("path") and Path(item["path"]).is_file()]
+    paths = [str(path) for path in val["path"] if isinstance(path, str) and path and Path(path).is_file()]
     return paths[:limit]
 
 

@@ -18,7 +18,7 @@ from conftest import CLASSES, val_paths
 from studio.errors import StudioError
 from studio.export import bundle as bundle_module
 from studio.export import export_run, export_zip, is_bundle
-from studio.export.parity import TOLERANCE, reference_predictor
+from studio.export.parity import MAX_VALIDATION_IMAGES, TOLERANCE, reference_predictor, validation_images
 from studio.predict.checkpoint import load_model, make_checkpoint, preprocessing_dict, save_checkpoint
 
 FILES = {"classes.json", "preprocessing.json", "decision.json", "predict.py", "parity.json", "model_card.md"}
@@ -147,3 +147,10 @@ def test_export_zip_holds_one_bundle_folder(trained_run, tmp_path):
     names = zipfile.ZipFile(archive).namelist()
     folder = f"{trained_run.name}-onnx/"
     assert {n[len(folder):] for n in names if n.startswith(folder)} >= FILES | {"model.onnx"}
+
+
+def test_parity_images_come_from_the_run_snapshot_and_tolerate_a_missing_one(trained_run, tmp_path):
+    assert validation_images(trained_run) == val_paths(trained_run)[:MAX_VALIDATION_IMAGES] != []
+    assert validation_images(tmp_path) == []  # no split.json: parity runs on generated images only
+    (tmp_path / "split.json").write_text("{not json")
+    assert validation_images(tmp_path) == []
