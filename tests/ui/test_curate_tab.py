@@ -252,6 +252,27 @@ def test_browser_shows_the_analysis_and_reviews_with_a_key(studio, analysed):
         page.locator("#curate-active-panel").get_by_text(f"#{shown} ·").wait_for(
             state="detached", timeout=30_000
         )
+
+        page.get_by_role("tab", name="Duplicates & leakage").click()
+        resolve, done = page.get_by_role("button", name="Resolve group"), page.get_by_text(
+            "No near-duplicates left to review")
+        shown_group = page.locator("#curate-group input")
+
+        def group_shown() -> str | None:  # None once the dropdown is gone (no group left); never waits
+            values = shown_group.evaluate_all("els => els.filter(e => e.offsetParent).map(e => e.value)")
+            return values[0] if values else None
+
+        for _ in range(10):  # each click resolves the shown group (keeping its largest copy)
+            if done.is_visible():
+                break
+            before = group_shown()
+            resolve.click()
+            for _ in range(100):  # until the next group (or the all-done text) replaces this one
+                if done.is_visible() or group_shown() != before:
+                    break
+                page.wait_for_timeout(100)
+        done.wait_for(timeout=30_000)
+        assert not resolve.is_visible() and not page.locator("#curate-group").is_visible()
         browser.close()
     app.close()
     labels = studio["context"].open_project(root).dataset().set_index("image_id")["label"]
