@@ -132,13 +132,14 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
         (
             f"- Max absolute difference of probabilities from the studio's predictor: "
             f"{parity['max_abs_diff']:.2e} "
-            f"over {parity['images']} images ({parity.get('validation_images', 0)} validation, "
+            + (f"(with `--tta` {parity['tta_max_abs_diff']:.2e}) " if "tta_max_abs_diff" in parity else "")
+            + f"over {parity['images']} images ({parity.get('validation_images', 0)} validation, "
             f"{parity.get('generated_images', 0)} generated); limit {parity['tolerance']:.0e}. "
             "Details in parity.json."
         ),
         (
-            "- TTA in predict.py averages the image and its mirror image; the studio's TTA also adds "
-            "whole-frame (zoomed-out) views, so TTA results can differ slightly from the studio's."
+            "- `--tta` averages the studio's test-time views: the crop and the whole frame (shorter side "
+            "resized to the input size), each also mirrored, as `studio predict --tta` and the evaluation."
         ),
         "",
         "## Limitations",

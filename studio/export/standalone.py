@@ -11,7 +11,8 @@ and softmax are inside it. What stays outside is the geometry, done here exactly
 2. resize the shorter side to `resize_shorter_to` = floor(image_size / crop_pct) (the longer side
    truncated), with area averaging when shrinking and `interpolation` when enlarging;
 3. center-crop image_size x image_size (offsets rounded like torchvision's CenterCrop).
-preprocessing.json records every number used here.
+preprocessing.json records every number used here. `--tta` averages the studio's test-time views: this
+crop and the whole frame (the shorter side resized to image_size, crop_pct 1), each also mirrored.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from PIL import Image
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 BATCH_SIZE = 32
 DECISION_FILE = "decision.json"  # {"unknown_threshold": ..., "calibration": ...}
+# The studio's TTA views (studio.predict.inference.TTA_VIEWS): zoom 1 is the eval crop, zoom 0.875 undoes
+# timm's usual 0.875 crop (the whole frame: crop_pct / zoom, at most 1); each is also mirrored.
+TTA_ZOOMS = (1.0, 0.875)
 
 # EXIF orientation -> the transpose that displays the image upright (PIL.ImageOps.exif_transpose's table).
 _TRANSPOSE = {
@@ -229,6 +233,14 @@ def preprocess(source, preprocessing: dict) -> np.ndarray:
     return eval_crop(load_image(source, draft_size(preprocessing)), preprocessing)
 
 
+def preprocess_views(source, preprocessing: dict, zooms=(1.0,)) -> np.ndarray:
+    """One image -> zooms x H x W x 3 uint8 crops, decoded once (the eval crop needs the largest decode)."""
+    rgb = load_image(source, draft_size(preprocessing))
+    crop_pct = float(preprocessing["crop_pct"])
+    return np.stack([eval_crop(rgb, {**preprocessing, "crop_pct": min(1.0, crop_pct / zoom)})
+                     for zoom in zooms])
+
+
 # ---------------------------------------------------------------------------------------------- the model
 
 class BundleModel:
@@ -280,11 +292,13 @@ class BundleModel:
         return np.concatenate(outputs).astype(np.float32)
 
     def probabilities(self, images, *, tta: bool = False) -> np.ndarray:
-        """Class probabilities (N x classes); with `tta`, the mean of the crop and its mirror image."""
+        """Class probabilities (N x classes); with `tta`, the mean over the studio's TTA views (the crop
+        and the whole frame, each also mirrored)."""
         if not len(images):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        zooms = TTA_ZOOMS if tta else (1.0,)
         return self._crop_probabilities(
-            np.stack([preprocess(image, self.preprocessing) for image in images]), tta
+            np.stack([preprocess_views(image, self.preprocessing, zooms) for image in images]), tta
         )
 
     def predict(
@@ -295,9 +309,10 @@ class BundleModel:
         {"path", "top": [], "error": reason} instead of stopping the others."""
         images = list(images)
         crops, errors = [], {}
+        zooms = TTA_ZOOMS if tta else (1.0,)
         for index, image in enumerate(images):
             try:
-                crops.append(preprocess(image, self.preprocessing))
+                crops.append(preprocess_views(image, self.preprocessing, zooms))
             except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
                 if not skip_unreadable:
                     raise
@@ -322,13 +337,20 @@ class BundleModel:
         return results
 
     def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> np.ndarray:
-        probs = self.run(crops)
-        return (probs + self.run(crops[:, :, ::-1])) / 2.0 if tta else probs
+        """N x zooms x H x W x 3 crops -> N x classes: the mean over zooms (and mirror images with `tta`),
+        summed in the studio's view order (each zoom, then its mirror) so the float32 sums agree."""
+        views = []
+        for z in range(crops.shape[1]):
+            views.append(self.run(crops[:, z]))
+            if tta:
+                views.append(self.run(crops[:, z, :, ::-1]))
+        return np.mean(np.stack(views, axis=1), axis=1) if len(views) > 1 else views[0]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Classify images with this exported model.")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--tta", action="store_true", help="average the image and its mirror image")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: the crop and the whole frame, each also mirrored")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     args = parser.parse_args(argv)

@@ -23,8 +23,7 @@ def build_demo(run_or_bundle_path: str | os.PathLike, *, top_k: int = TOP_K) -> 
 
 def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
     k = max(1, min(top_k, len(model.class_names)))
-    tta_help = ("averages the image and its mirror image" if model.kind != "run"
-                else "averages mirrored and whole-frame views")
+    tta_help = "averages the crop and the whole frame, each also mirrored (the studio's TTA)"
 
     def predict(image: np.ndarray | None, tta: bool) -> dict[str, float]:
         if image is None:

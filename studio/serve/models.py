@@ -1,5 +1,6 @@
-"""The model behind a demo: a studio run (Predictor, the studio's TTA) or an exported bundle
-(onnxruntime / torch.jit through the bundle's standalone code; TTA = image + mirror image)."""
+"""The model behind a demo: a studio run (Predictor) or an exported bundle (onnxruntime / torch.jit
+through the bundle's standalone code). Both average the same TTA views: the crop and the whole frame,
+each also mirrored."""
 
 from __future__ import annotations
 

@@ -38,6 +38,24 @@ def test_cli_predict_and_bundle_agree_within_tolerance(trained_run, onnx_bundle,
     )
 
 
+def test_cli_predict_tta_and_bundle_tta_agree_within_tolerance(trained_run, onnx_bundle, capsys, tmp_path):
+    """`--tta` means the same views everywhere: the studio's TTA, not a cheaper mirror-only variant."""
+    dest, result = onnx_bundle
+    images = val_paths(trained_run) + write_generated_images(tmp_path)
+    args = ["predict", str(trained_run), *images, "--tta", "--top-k", "2", "--json", "--device", "cpu"]
+    assert main(args) == 0
+    cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bundle = load_bundle_script(dest).BundleModel(dest)
+    tta = bundle.predict(images, tta=True, top_k=2)
+    plain = bundle.probabilities(images)
+    for ours, theirs, untouched in zip(cli, tta, plain):
+        assert ours["unknown"] == theirs["unknown"] and ours["top"][0]["class"] == theirs["top"][0]["class"]
+        a, b = _by_class(ours), _by_class(theirs)
+        assert max(abs(a[c] - b[c]) for c in a) <= TOLERANCE
+    assert np.abs(bundle.probabilities(images, tta=True) - plain).max() > 1e-3  # TTA changed something
+    assert result["parity"]["tta_max_abs_diff"] <= TOLERANCE  # and the export measured it
+
+
 def test_evaluation_uses_the_predictor_s_numbers(trained_run):
     report = evaluate(trained_run, device="cpu")
     paths = val_paths(trained_run)

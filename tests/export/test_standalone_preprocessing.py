@@ -75,3 +75,22 @@ def test_big_jpegs_are_draft_decoded_like_the_studio(tmp_path):
     assert ours.shape[0] < 300  # decoded at a reduced DCT scale
     assert np.array_equal(ours, np.asarray(load_rgb(path, draft_size=36)))
     assert standalone.draft_size({"image_size": 32, "crop_pct": 0.875}) == 36
+
+
+def test_tta_views_are_the_studio_s_crop_for_crop(tmp_path):
+    """`predict.py --tta` averages exactly the studio's TTA views: same zooms, same crops, same order."""
+    from studio.predict.inference import TTA_VIEWS, Cropper, zooms_of
+
+    assert tuple(zooms_of(TTA_VIEWS)) == standalone.TTA_ZOOMS
+    # each zoom, then its mirror image
+    assert [v.flip for v in TTA_VIEWS] == [False, True] * len(standalone.TTA_ZOOMS)
+    preprocessing = {"image_size": 48, "crop_pct": 0.875, "interpolation": "bicubic",
+                     "mean": [0.5] * 3, "std": [0.5] * 3}
+    for index, size in enumerate(((400, 300), (96, 200), (640, 480))):
+        path = tmp_path / f"photo{index}.jpg"
+        make_image(size, seed=index).save(path, quality=90)
+        ours = standalone.preprocess_views(path, preprocessing, standalone.TTA_ZOOMS)
+        studio = Cropper(preprocessing, standalone.TTA_ZOOMS)(path)
+        assert ours.shape == studio.shape == (2, 48, 48, 3)
+        assert np.abs(ours.astype(int) - studio).max() <= 1  # bit-exact but for rare enlarging ties
+        assert not np.array_equal(ours[0], ours[1])  # the whole frame is another view, not a copy
