@@ -230,11 +230,17 @@ def draft_size(preprocessing: dict) -> int:
 
 def preprocess(source, preprocessing: dict) -> np.ndarray:
     """One image (path, bytes, PIL image or RGB array) -> the uint8 H x W x 3 crop the model takes."""
-    return eval_crop(load_image(source, draft_size(preprocessing)), preprocessing)
+    return preprocess_views(source, preprocessing)[0]
+
+
+def view_zooms(tta: bool) -> tuple[float, ...]:
+    """The zooms a prediction crops: the eval crop alone, or the studio's TTA zooms."""
+    return TTA_ZOOMS if tta else (1.0,)
 
 
 def preprocess_views(source, preprocessing: dict, zooms=(1.0,)) -> np.ndarray:
-    """One image -> zooms x H x W x 3 uint8 crops, decoded once (the eval crop needs the largest decode)."""
+    """One image -> zooms x H x W x 3 uint8 crops, decoded once (the eval crop needs the largest decode);
+    crop_pct / zoom is capped at the whole frame, like the studio's Cropper."""
     rgb = load_image(source, draft_size(preprocessing))
     crop_pct = float(preprocessing["crop_pct"])
     return np.stack([eval_crop(rgb, {**preprocessing, "crop_pct": min(1.0, crop_pct / zoom)})
@@ -296,9 +302,8 @@ class BundleModel:
         and the whole frame, each also mirrored)."""
         if not len(images):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        zooms = TTA_ZOOMS if tta else (1.0,)
         return self._crop_probabilities(
-            np.stack([preprocess_views(image, self.preprocessing, zooms) for image in images]), tta
+            np.stack([preprocess_views(image, self.preprocessing, view_zooms(tta)) for image in images]), tta
         )
 
     def predict(
@@ -309,10 +314,9 @@ class BundleModel:
         {"path", "top": [], "error": reason} instead of stopping the others."""
         images = list(images)
         crops, errors = [], {}
-        zooms = TTA_ZOOMS if tta else (1.0,)
         for index, image in enumerate(images):
             try:
-                crops.append(preprocess_views(image, self.preprocessing, zooms))
+                crops.append(preprocess_views(image, self.preprocessing, view_zooms(tta)))
             except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
                 if not skip_unreadable:
                     raise
@@ -344,7 +348,7 @@ class BundleModel:
             views.append(self.run(crops[:, z]))
             if tta:
                 views.append(self.run(crops[:, z, :, ::-1]))
-        return np.mean(np.stack(views, axis=1), axis=1) if len(views) > 1 else views[0]
+        return np.mean(np.stack(views, axis=1), axis=1)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Classify images with this exported model.")
