@@ -81,7 +81,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     parser.add_argument(
-        "--tta", action="store_true", help="test-time augmentation (mirrored and whole-frame views)"
+        "--tta", action=argparse.BooleanOptionalAction, default=None,
+        help="test-time augmentation (the crop and the whole frame, each also mirrored, averaged); "
+        "default: the run's own choice (auto runs use it unless it clearly hurt on held-out training "
+        "images; `studio eval` says which)",
     )
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")

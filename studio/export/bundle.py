@@ -56,9 +56,10 @@ def bundle_preprocessing(preprocessing: dict) -> dict:
 
 
 def bundle_decision(checkpoint: dict) -> dict:
-    """decision.json: the rejection threshold predict.py applies, and the calibration folded into the
-    model."""
+    """decision.json: the rejection threshold predict.py applies, whether it predicts with TTA by default
+    (the run's own choice), and the calibration folded into the model."""
     return {"unknown_threshold": float(checkpoint.get("unknown_threshold") or 0.0),
+            "tta": bool((checkpoint.get("tta") or {}).get("tta", False)),
             "calibration": checkpoint.get("calibration")}
 
 

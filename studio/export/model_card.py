@@ -46,8 +46,21 @@ def _metrics(evaluation: dict) -> list[str]:
     return lines
 
 
+def _tta_line(checkpoint: dict) -> str:
+    choice = checkpoint.get("tta") or {}
+    if choice.get("tta") and not choice.get("n"):
+        return "- predict.py predicts with test-time augmentation by default; `--no-tta` turns it off."
+    if not choice.get("tta"):
+        return ("- predict.py predicts without test-time augmentation unless told `--tta`"
+                + (f" (the run's choice: it clearly hurt on {choice['n']} held-out training images)."
+                   if choice else "."))
+    return (f"- predict.py predicts with test-time augmentation by default, as the run chose on "
+            f"{choice['n']} held-out training images ({choice['accuracy_tta']:.1%} with it, "
+            f"{choice['accuracy_plain']:.1%} without); `--no-tta` turns it off.")
+
+
 def _decision(checkpoint: dict) -> list[str]:
-    """The calibration and the rejection rule the bundle applies (decision.json)."""
+    """The calibration, the rejection rule and the TTA default the bundle applies (decision.json)."""
     calibration = checkpoint.get("calibration") or {}
     threshold = float(checkpoint.get("unknown_threshold") or 0.0)
     if not calibration and not threshold:
@@ -55,7 +68,8 @@ def _decision(checkpoint: dict) -> list[str]:
             (
                 "- This run stored no calibration or rejection threshold: probabilities are the softmax "
                 "of the logits and no prediction is flagged unknown."
-            )
+            ),
+            _tta_line(checkpoint),
         ]
     lines = []
     if calibration:
@@ -70,6 +84,7 @@ def _decision(checkpoint: dict) -> list[str]:
         "The threshold keeps 95% of the correctly classified held-out training images; it is in "
         "decision.json."
     )
+    lines.append(_tta_line(checkpoint))
     return lines
 
 
@@ -126,7 +141,8 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
             f"- Normalization (inside the model): (pixels / 255 - mean) / std, mean {pre['mean']}, "
             f"std {pre['std']}."
         ),
-        "- `predict.py` does all of it with numpy and Pillow: `python predict.py photo.jpg --tta`.",
+        ("- `predict.py` does all of it with numpy and Pillow: `python predict.py photo.jpg` (`--tta` or "
+         "`--no-tta` to override the run's choice)."),
         "",
         "## Parity with the studio",
         (

@@ -79,7 +79,7 @@ def measure(loaded: LoadedModel, bundle_dir: Path, images: list[str]) -> dict:
     predictor = reference_predictor(loaded)
     studio_views = predictor.probabilities(images, TTA_VIEWS)
     studio_probs = studio_views[:, 0]
-    bundle_probs = bundle.probabilities(images)
+    bundle_probs = bundle.probabilities(images, tta=False)
     # `--tta` too: the bundle must average the same views as `studio predict --tta` and the evaluation.
     tta_diff = float(np.abs(studio_views.mean(axis=1) - bundle.probabilities(images, tta=True)).max())
     # Model only: the studio's own crops through the exported graph (isolates graph from preprocessing).

@@ -12,7 +12,8 @@ and softmax are inside it. What stays outside is the geometry, done here exactly
    truncated), with area averaging when shrinking and `interpolation` when enlarging;
 3. center-crop image_size x image_size (offsets rounded like torchvision's CenterCrop).
 preprocessing.json records every number used here. `--tta` averages the studio's test-time views: this
-crop and the whole frame (the shorter side resized to image_size, crop_pct 1), each also mirrored.
+crop and the whole frame (the shorter side resized to image_size, crop_pct 1), each also mirrored;
+without either flag predict.py does what the run chose (decision.json's `tta`), as `studio predict` does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from PIL import Image
 
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 BATCH_SIZE = 32
-DECISION_FILE = "decision.json"  # {"unknown_threshold": ..., "calibration": ...}
+DECISION_FILE = "decision.json"  # {"unknown_threshold": ..., "tta": ..., "calibration": ...}
 # The studio's TTA views (studio.predict.inference.TTA_VIEWS): zoom 1 is the eval crop, zoom 0.875 undoes
 # timm's usual 0.875 crop (the whole frame: crop_pct / zoom, at most 1); each is also mirrored.
 TTA_ZOOMS = (1.0, 0.875)
@@ -256,9 +257,10 @@ class BundleModel:
         self.folder = Path(folder)
         self.class_names: list[str] = json.loads((self.folder / "classes.json").read_text())
         self.preprocessing: dict = json.loads((self.folder / "preprocessing.json").read_text())
-        decision = self.folder / DECISION_FILE  # absent in bundles exported before it existed
-        self.unknown_threshold = float(json.loads(decision.read_text()).get("unknown_threshold") or 0.0) \
-            if decision.is_file() else 0.0
+        decision_file = self.folder / DECISION_FILE  # absent in bundles exported before it existed
+        decision = json.loads(decision_file.read_text()) if decision_file.is_file() else {}
+        self.unknown_threshold = float(decision.get("unknown_threshold") or 0.0)
+        self.tta = bool(decision.get("tta", False))  # the run's own choice: what `tta=None` means
         self.format = next((fmt for fmt, name in MODEL_FILES.items() if (self.folder / name).is_file()), None)
         if self.format == "onnx":
             import onnxruntime
@@ -297,9 +299,10 @@ class BundleModel:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         return np.concatenate(outputs).astype(np.float32)
 
-    def probabilities(self, images, *, tta: bool = False) -> np.ndarray:
+    def probabilities(self, images, *, tta: bool | None = None) -> np.ndarray:
         """Class probabilities (N x classes); with `tta`, the mean over the studio's TTA views (the crop
-        and the whole frame, each also mirrored)."""
+        and the whole frame, each also mirrored); None follows the run's choice (`self.tta`)."""
+        tta = self.tta if tta is None else tta
         if not len(images):
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         return self._crop_probabilities(
@@ -307,11 +310,12 @@ class BundleModel:
         )
 
     def predict(
-        self, images, *, tta: bool = False, top_k: int = 5, skip_unreadable: bool = False
+        self, images, *, tta: bool | None = None, top_k: int = 5, skip_unreadable: bool = False
     ) -> list[dict]:
         """[{"path", "top": [{"class", "probability"}, ...], "unknown"}] best first:
-        `studio predict --json`'s shape. With `skip_unreadable`, an image that cannot be decoded gets
-        {"path", "top": [], "error": reason} instead of stopping the others."""
+        `studio predict --json`'s shape (`tta` None: the run's choice). With `skip_unreadable`, an image
+        that cannot be decoded gets {"path", "top": [], "error": reason} instead of stopping the others."""
+        tta = self.tta if tta is None else tta
         images = list(images)
         crops, errors = [], {}
         for index, image in enumerate(images):
@@ -353,8 +357,9 @@ class BundleModel:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Classify images with this exported model.")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--tta", action="store_true",
-                        help="test-time augmentation: the crop and the whole frame, each also mirrored")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="test-time augmentation: the crop and the whole frame, each also mirrored; "
+                        "default: the run's own choice (decision.json)")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     args = parser.parse_args(argv)

@@ -87,12 +87,15 @@ def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
 
 
 def set_decision(path: str | os.PathLike, decision: dict) -> None:
-    """Store `calibration` and `unknown_threshold` (plain floats) in a saved checkpoint."""
+    """Store `calibration`, `unknown_threshold` (plain floats) and, when the run chose it, `tta` (whether
+    it predicts with TTA by default, and on what that was decided) in a saved checkpoint."""
     path = Path(path)
     checkpoint = read_checkpoint(path)
     checkpoint["calibration"] = {k: (float(v) if isinstance(v, (int, float)) else v)
                                  for k, v in decision["calibration"].items()}
     checkpoint["unknown_threshold"] = float(decision["unknown_threshold"])
+    if "tta" in decision:
+        checkpoint["tta"] = {k: (float(v) if isinstance(v, float) else v) for k, v in decision["tta"].items()}
     save_checkpoint(checkpoint, path)
 
 
@@ -144,6 +147,11 @@ class LoadedModel:
     def unknown_threshold(self) -> float:
         """Top probabilities below this are flagged unknown (0.0: never, for runs without one)."""
         return float(self.checkpoint.get("unknown_threshold") or 0.0)
+
+    @property
+    def tta(self) -> bool:
+        """Whether predictions use TTA by default (auto runs choose it; other runs and older ones: no)."""
+        return bool((self.checkpoint.get("tta") or {}).get("tta", False))
 
     def probabilities(self, outputs: torch.Tensor) -> np.ndarray:
         """Class probabilities (N x classes) from the model's outputs for a batch (calibrated)."""

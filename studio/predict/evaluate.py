@@ -109,9 +109,15 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
     """Metrics of a run's model on its snapshot's validation images (or, with `current_split`, on the
     project's val split of today); with `tta`, also under `"tta"` with TTA. `"images"` in the report
     says which set was used (`snapshot` or `current-split`); an image that can no longer be read (its file
-    damaged since the run) is left out and listed under `"unreadable"` (image_id, path, error)."""
+    damaged since the run) is left out and listed under `"unreadable"` (image_id, path, error).
+
+    `"tta_default"` says whether the run predicts with TTA by default (then `"tta"` is always there, and
+    `"default_accuracy"` is its accuracy: what the run's predictions score)."""
     run_dir = Path(run_dir)
     predictor = predictor or Predictor.from_run(run_dir, device)
+    loaded = getattr(predictor, "loaded", None)  # a stand-in predictor may not carry a checkpoint
+    tta_default = bool(loaded is not None and loaded.tta)
+    tta = tta or tta_default
     class_names = predictor.class_names
     items = _validation_items(run_dir, project, current_split, class_names)
     index = {name: i for i, name in enumerate(class_names)}
@@ -130,12 +136,13 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
         targets, probs = targets[readable], probs[readable]
         paths, ids = [paths[i] for i in readable], [ids[i] for i in readable]
     report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
-    loaded = getattr(predictor, "loaded", None)  # a stand-in predictor may not carry a checkpoint
     if loaded is not None:
         report.update(calibration_report(loaded, targets, probs[:, 0]))
     if tta:
         report["tta"] = metrics_from_probs(targets, probs.mean(axis=1), class_names, ids, paths)
         report["tta"]["views"] = [v.name for v in views]
+    report["tta_default"] = tta_default
+    report["default_accuracy"] = report["tta"]["accuracy"] if tta_default else report["accuracy"]
     report["images"] = "current-split" if current_split else "snapshot"
     report["unreadable"] = unreadable
     return report

@@ -47,9 +47,16 @@ class Predictor:
         flat = torch.from_numpy(outputs.reshape(len(outputs) * len(views), -1))
         return self.loaded.probabilities(flat).reshape(len(outputs), len(views), -1)
 
-    def predict(self, images: ImageInput | Sequence[ImageInput], *, tta: bool = False, top_k: int = 5,
-                skip_unreadable: bool = False) -> list[dict]:
+    @property
+    def tta(self) -> bool:
+        """Whether this run predicts with TTA by default (its own choice, made on training images)."""
+        return self.loaded.tta
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], *, tta: bool | None = None,
+                top_k: int = 5, skip_unreadable: bool = False) -> list[dict]:
         """Top-k classes per image: [{"path", "top": [{"class", "probability"}], "unknown", "probs"}].
+
+        `tta`: average the TTA views; None (the default) follows the run's own choice (`self.tta`).
 
         `unknown` is True when the top probability is below the run's rejection threshold ("none of
         these": the top guesses are still given).
@@ -61,6 +68,7 @@ class Predictor:
             images = [images]
         images = list(images)
         errors: dict[int, str] | None = {} if skip_unreadable else None
+        tta = self.tta if tta is None else tta
         probs = self.probabilities(images, TTA_VIEWS if tta else (IDENTITY,), errors).mean(axis=1)
         k = max(1, min(top_k, len(self.class_names)))
         results = []
@@ -79,7 +87,7 @@ class Predictor:
         return results
 
     def predict_folder(self, folder: str | os.PathLike, csv_path: str | os.PathLike | None = None, *,
-                       tta: bool = False, top_k: int = 5) -> list[dict]:
+                       tta: bool | None = None, top_k: int = 5) -> list[dict]:
         """Predict every image in a folder (recursively); write a CSV when `csv_path` is given. Unreadable
         images do not stop the others: their results and CSV rows carry an `error` instead."""
         paths = image_files(folder)

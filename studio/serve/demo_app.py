@@ -38,7 +38,8 @@ def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 image = gr.Image(sources=["upload", "webcam"], type="numpy", image_mode="RGB", label="Photo")
-                tta = gr.Checkbox(value=False, label="Test-time augmentation", info=tta_help)
+                tta = gr.Checkbox(value=model.tta, label="Test-time augmentation",  # the run's choice
+                                  info=tta_help)
                 button = gr.Button("Classify", variant="primary")
             with gr.Column():
                 result = gr.Label(num_top_classes=k, label=f"Top {k}")

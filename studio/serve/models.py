@@ -18,6 +18,7 @@ from studio.predict.checkpoint import CHECKPOINT_NAME
 
 class Classifier(Protocol):
     class_names: list[str]
+    tta: bool  # whether the run predicts with TTA by default (its own choice)
 
     def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray: ...
 
@@ -28,6 +29,7 @@ class RunClassifier:
 
         self.predictor = Predictor.from_run(path)
         self.class_names = self.predictor.class_names
+        self.tta = self.predictor.tta
 
     def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:
         return self.predictor.predict([image], tta=tta, top_k=1)[0]["probs"]
@@ -44,6 +46,7 @@ class BundleClassifier:
                 f"This bundle needs {error.name}, which is not installed: pip install {error.name}."
             ) from error
         self.class_names = self.model.class_names
+        self.tta = self.model.tta
 
     def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:
         return self.model.probabilities([image], tta=tta)[0]
@@ -62,8 +65,13 @@ class DemoModel:
     def class_names(self) -> list[str]:
         return self.classifier.class_names
 
-    def top(self, image: np.ndarray, *, tta: bool = False, top_k: int = 5) -> dict[str, float]:
-        """{class: probability} of the k most likely classes."""
+    @property
+    def tta(self) -> bool:
+        return self.classifier.tta
+
+    def top(self, image: np.ndarray, *, tta: bool | None = None, top_k: int = 5) -> dict[str, float]:
+        """{class: probability} of the k most likely classes (`tta` None: the run's choice)."""
+        tta = self.tta if tta is None else tta
         probs = np.asarray(self.classifier.probabilities(image, tta), dtype=np.float64)
         order = np.argsort(-probs, kind="stable")[:max(1, min(top_k, len(self.class_names)))]
         return {self.class_names[i]: float(probs[i]) for i in order}

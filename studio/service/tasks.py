@@ -80,7 +80,7 @@ def evaluate_job(run_dir: str | Path, tta: bool = False, project_root: str | Pat
     return run
 
 
-def predict_job(cache: PredictorCache, run_dir: str | Path, images: Sequence[Any], tta: bool = False,
+def predict_job(cache: PredictorCache, run_dir: str | Path, images: Sequence[Any], tta: bool | None = None,
                 top_k: int = 5, skip_unreadable: bool = False):
     """Predict a batch with the cached predictor of the run (loaded on first use)."""
 

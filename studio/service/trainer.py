@@ -106,7 +106,7 @@ class TrainerService:
         return self.submit("evaluate", tasks.evaluate_job(run_dir, tta, project_root),
                            config={"run_dir": str(run_dir), "tta": tta}, project=project_root)
 
-    def submit_predict(self, run_dir: str | Path, images: Sequence[Any], tta: bool = False,
+    def submit_predict(self, run_dir: str | Path, images: Sequence[Any], tta: bool | None = None,
                        top_k: int = 5, *, interactive: bool = True, skip_unreadable: bool = False) -> Job:
         """Predict images with a run's model; interactive unless it is a big batch the caller marks so.
         `skip_unreadable`: see Predictor.predict."""
@@ -133,7 +133,7 @@ class TrainerService:
         return self.submit("curate", tasks.curate_job(project_root, backbone), config={"backbone": backbone},
                            project=project_root)
 
-    def predict(self, run_dir: str | Path, images: Sequence[Any], tta: bool = False, top_k: int = 5,
+    def predict(self, run_dir: str | Path, images: Sequence[Any], tta: bool | None = None, top_k: int = 5,
                 *, timeout: float | None = None, skip_unreadable: bool = False) -> list[dict[str, Any]]:
         """Predict now and return the results (the UI's call): runs beside training where it can,
         otherwise next in line; StudioError if it fails."""

@@ -47,6 +47,10 @@ class RunResult:
     # {temperature, ece_before, ece_after} on the validation split (fitted on held-out training images)
     calibration: dict | None = None
     unknown_threshold: float | None = None
+    # Whether the run predicts with TTA by default (auto chooses it on held-out training images), and the
+    # validation accuracy of that default prediction: the number the app, the CLI and the export report.
+    tta: bool = False
+    accuracy: float | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -135,8 +139,10 @@ def train(project: Project, config: TrainConfig | None = None, *,
             result.val_accuracy_tta = report["tta"]["accuracy"]
             result.calibration = report.get("calibration")
             result.unknown_threshold = report.get("unknown_threshold")
+            result.tta = bool(report.get("tta_default"))
+            result.accuracy = result.val_accuracy_tta if result.tta else result.val_accuracy
         elif folder.checkpoint_path.is_file():
-            result.val_accuracy = ctx.best.accuracy
+            result.val_accuracy = result.accuracy = ctx.best.accuracy
         folder.write(CONFIG_FILE, {**record, "result": {**result.to_dict(), "details": outcome.details,
                                                           "best": asdict(ctx.best)}})
         folder.set_status(outcome.status, outcome.reason, result=result.to_dict())

@@ -53,6 +53,8 @@ def fit_run_decision(ctx: RunContext, held: pd.DataFrame, fitted_on: str) -> dic
 
 def store_decision(ctx: RunContext, decision: dict) -> None:
     set_decision(ctx.folder.checkpoint_path, decision)
+    if "tta" in decision:
+        ctx.events.log(f"TTA: the run {tta_words(decision['tta'])}.")
     ctx.events.log(
         f"Calibration (on {decision['calibration']['fitted_on']}): temperature "
         f"{decision['calibration']['temperature']:.3f}, ECE {decision['calibration']['ece_before']:.3f} "
@@ -67,6 +69,35 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     if len(diff) < 2:
         return float(diff.mean()) if len(diff) else 0.0, float("inf")
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+
+
+def choose_tta(view_probs: np.ndarray, targets: np.ndarray, fitted_on: str) -> dict:
+    """Whether the run predicts with TTA by default, from held-out probabilities of every TTA view
+    (N x views x classes, view 0 the plain crop).
+
+    TTA is on unless the plain crop is clearly better on these images: averaging the mirrored and
+    whole-frame views helps on average (flowers and mri, bench/engine.py) and a few dozen held-out images
+    rarely say more than noise; what they do show is a set where it clearly hurts (a mirror changes the
+    class: arrows, text, left/right scans), and there the run predicts plain."""
+    targets = np.asarray(targets, dtype=int)
+    if not len(targets):  # nothing held out (one image per class): the prior alone
+        return {"tta": True, "fitted_on": f"{fitted_on}: none, so the default", "n": 0,
+                "accuracy_plain": None, "accuracy_tta": None}
+    plain = view_probs[:, 0].argmax(1) == targets
+    averaged = view_probs.mean(axis=1).argmax(1) == targets
+    hurts = clearly_better(plain, averaged)
+    return {"tta": not hurts, "fitted_on": fitted_on, "n": len(targets),
+            "accuracy_plain": float(plain.mean()), "accuracy_tta": float(averaged.mean())}
+
+
+def tta_words(choice: dict) -> str:
+    """The TTA choice in words, for logs and the run's reason."""
+    if not choice["n"]:
+        return "predicts with TTA by default (no held-out training images to check it on)"
+    seen = (f"{choice['accuracy_tta']:.1%} with TTA, {choice['accuracy_plain']:.1%} without, on "
+            f"{choice['n']} held-out training images")
+    return (f"predicts with TTA by default ({seen})" if choice["tta"]
+            else f"predicts without TTA by default: it clearly hurt ({seen})")
 
 
 def clearly_better(a: np.ndarray, b: np.ndarray, significance: float = SIGNIFICANCE) -> bool:

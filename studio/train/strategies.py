@@ -22,7 +22,7 @@ from sklearn.metrics import log_loss
 
 from studio.predict.calibration import fit_decision
 from studio.predict.checkpoint import build_model
-from studio.predict.inference import FLIP_VIEWS, IDENTITY
+from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS
 from studio.predict.predictor import Predictor
 from studio.train.backbone_choice import choose_backbone, summary
 from studio.train.context import Best, RunContext
@@ -32,7 +32,14 @@ from studio.train.features import run_features
 from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear, out_of_fold_probs
 from studio.train.loop import Stage, Trainer, Widen, seconds_per_image
 from studio.train.schedule import body_group_count, discriminative_groups
-from studio.train.selection import clearly_better, fit_run_decision, selection_context, store_decision
+from studio.train.selection import (
+    choose_tta,
+    clearly_better,
+    fit_run_decision,
+    selection_context,
+    store_decision,
+    tta_words,
+)
 
 ULMFIT_DECAY = 1 / 2.6  # ULMFiT's ratio between the rates of neighbouring layer groups
 
@@ -285,11 +292,13 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
             if oof is not None
             else fit_run_decision(ctx, held, f"{len(held)} held-out training images")
         )
+        decision["tta"] = outcome.details.pop("tta")
     else:
         ctx.best = inner.best
         decision = outcome.details.pop("decision")
     store_decision(ctx, decision)
     outcome.details.update(decision)
+    outcome.reason += f"; {tta_words(decision['tta'])}"
     return outcome
 
 
@@ -310,13 +319,31 @@ def check_epoch(epochs: int) -> int:
     return max(1, epochs // 3)
 
 
+def held_out_views(ctx: RunContext, model: torch.nn.Module) -> np.ndarray:
+    """Probabilities of `model` for the held-out images (ctx.snapshot.val) under every TTA view."""
+    loaded = build_model(ctx.checkpoint(model, "auto"))
+    return Predictor(loaded, ctx.device).probabilities(ctx.snapshot.val["path"].tolist(), TTA_VIEWS)
+
+
 def _auto_on(ctx: RunContext, full: RunContext, started: float, reserve_images: int) -> Outcome:
     """Auto's choices on `ctx`, whose `snapshot.val` is the held-out part of the training split (`full`
     is the run with all of it); `reserve_images` inference passes are left in the budget for the final
-    evaluation."""
+    evaluation. A kept probe's TTA choice (studio.train.selection.choose_tta) is in `details["tta"]`;
+    a kept fine-tune's is in its `details["decision"]`."""
     probe = linear_probe(ctx, "logreg", "auto")
     if probe is None:
         return Outcome("cancelled", 0, "linear")
+    outcome = _probe_or_finetune(ctx, full, started, reserve_images, probe)
+    if outcome.kept == "linear" and outcome.status == "done":
+        held = ctx.snapshot.val
+        outcome.details["tta"] = choose_tta(held_out_views(ctx, probe.model), held["target"].to_numpy(),
+                                            f"{len(held)} held-out training images (linear probe)")
+    return outcome
+
+
+def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserve_images: int,
+                       probe: Probe) -> Outcome:
+    """The fine-tune when the budget allows and the probe is not clearly better on the held-out images."""
     resolved, events = ctx.resolved, ctx.events
     held = ctx.snapshot.val
     lp = f"linear probe {probe.val_accuracy:.1%} on held-out training images (C={probe.details.get('C')})"
@@ -369,8 +396,8 @@ def _auto_on(ctx: RunContext, full: RunContext, started: float, reserve_images: 
 
     def check() -> bool:
         """Go on (True) unless the probe is clearly better on the held-out images; fit the decision."""
-        loaded = build_model(ctx.checkpoint(trainer.evaluated_model, "auto"))
-        probs = Predictor(loaded, ctx.device).probabilities(held["path"].tolist(), (IDENTITY,))[:, 0]
+        views = held_out_views(ctx, trainer.evaluated_model)
+        probs = views[:, 0]
         targets = held["target"].to_numpy()
         correct = probs.argmax(1) == targets
         checked.update(accuracy=float(correct.mean()), epoch=trainer.epochs_run,
@@ -379,8 +406,9 @@ def _auto_on(ctx: RunContext, full: RunContext, started: float, reserve_images: 
             events.log(f"Auto: after {trainer.epochs_run} epochs the fine-tune reached "
                        f"{correct.mean():.1%} on the held-out images, clearly below the probe: stopped.")
             return False
-        checked["decision"] = fit_decision(probs, targets, f"{n_held} held-out training images (fine-tune "
-                                           f"after epoch {trainer.epochs_run})")
+        fitted_on = f"{n_held} held-out training images (fine-tune after epoch {trainer.epochs_run})"
+        checked["decision"] = {**fit_decision(probs, targets, fitted_on),
+                               "tta": choose_tta(views, targets, fitted_on)}
         ctx.best = Best(float(correct.mean()), float(-np.log(np.clip(
             probs[np.arange(len(targets)), targets], 1e-12, None)).mean()), stage.name,
             trainer.epochs_run, "auto")

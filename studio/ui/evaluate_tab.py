@@ -108,6 +108,8 @@ def summary_markdown(data: dict[str, Any]) -> str:
               f"accuracy **{report['accuracy']:.1%}** without TTA")]
     if tta:
         parts.append(f", **{tta['accuracy']:.1%}** with TTA")
+    if "tta_default" in report:  # which of the two the run's predictions give (its own choice)
+        parts.append(f" (this run predicts {'with' if report['tta_default'] else 'without'} TTA)")
     parts.append(f" · macro F1 {report['macro_f1']:.3f}")
     if report.get("unreadable"):
         parts.append(f"  \n⚠ {len(report['unreadable'])} image(s) can no longer be read and were left out.")

@@ -56,6 +56,21 @@ def plain_top(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"class": str(t["class"]), "probability": float(t["probability"])} for t in result["top"]]
 
 
+TTA_CHOICES = [("As the run chose", "run"), ("On", "on"), ("Off", "off")]
+
+
+def tta_mode(value: Any) -> bool | None:
+    """The TTA setting a caller sent: None follows the run's own choice. Anything else is refused (a
+    caller may send any value by the callback's index)."""
+    if value in (None, "", "run"):
+        return None
+    if value in (True, "on"):
+        return True
+    if value in (False, "off"):
+        return False
+    raise StudioError(f"Test-time augmentation must be 'run', 'on' or 'off', not {str(value)[:40]!r}.")
+
+
 def _top_k(value: Any) -> int:
     try:
         k = int(value)
@@ -94,13 +109,14 @@ class PredictApi:
         return str(self.context.server_path(path))
 
     def predict(
-        self, project: str, run: str, paths: list[str], tta: bool, top_k: Any
+        self, project: str, run: str, paths: list[str], tta: Any, top_k: Any
     ) -> list[dict[str, Any]]:
+        tta = tta_mode(tta)
         if not paths:
             raise StudioError("Upload an image (or take one with the webcam) first.")
         run_dir = self.run_dir(project, run)
         # Several images: an unreadable one is listed with its reason and the others are still predicted.
-        results = service_of(self.context).predict(run_dir, paths, bool(tta), _top_k(top_k), timeout=300,
+        results = service_of(self.context).predict(run_dir, paths, tta, _top_k(top_k), timeout=300,
                                                    skip_unreadable=len(paths) > 1)
         if all(r.get("error") for r in results):
             raise StudioError(f"None of the images could be read ({Path(results[0]['path']).name}: "
@@ -118,10 +134,11 @@ class PredictApi:
         store.assign_splits()
         return f"Image #{image_id} {'added to' if is_new else 'already in'} the project, labeled '{label}'."
 
-    def predict_batch(self, project: str, run: str, folder: str, zip_path: str | None, tta: bool):
+    def predict_batch(self, project: str, run: str, folder: str, zip_path: str | None, tta: Any):
         """Submit a folder (or an extracted zip) prediction job; returns (job, csv path)."""
         from studio.data.archive import extract_zip
 
+        tta = tta_mode(tta)
         if not zip_path:  # the folder is checked first: a refused path learns nothing about runs
             if not str(folder or "").strip():
                 raise StudioError("Type the full path of a folder on this machine, or upload a zip.")
@@ -163,10 +180,11 @@ class PredictApi:
     def register_api(self) -> None:
         @requires("viewer")
         @api_errors
-        def predict(image: gr.FileData, tta: bool = False, top_k: int = 5, run: str = "",
+        def predict(image: gr.FileData, tta: bool | None = None, top_k: int = 5, run: str = "",
                     project: str = "") -> list[dict]:
             """Classify one image file. run: a run folder (or its name inside project); empty: the project's
-            newest run with a model. Returns [{"class", "probability"}, ...] most likely first."""
+            newest run with a model. tta: None (the run's own choice), true or false. Returns
+            [{"class", "probability"}, ...] most likely first."""
             path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
             if not path:
                 raise StudioError("Pass the image as a file (gradio_client.handle_file(path)).")
@@ -187,10 +205,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             files = gr.File(file_count="multiple", file_types=["image"], label="Or several images at once",
                             height=160)
             with gr.Row():
-                tta = gr.Checkbox(
-                    label="Test-time augmentation",
-                    value=False,
-                    info="Average mirrored and whole-frame views: slower, often a little more accurate.",
+                tta = gr.Radio(
+                    TTA_CHOICES, value="run", label="Test-time augmentation",
+                    info="Average the crop and the whole frame, each also mirrored: 4x the work, often a "
+                    "little more accurate. Auto runs choose it on their training images.",
                 )
                 top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top-k classes")
             predict = gr.Button("Predict", variant="primary")
@@ -240,7 +258,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @requires("viewer")
     @user_errors
     def on_predict(
-        root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: bool, k: float
+        root: str, run_dir: str, single: str | None, many: list[str] | None, use_tta: str, k: float
     ) -> dict:
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
         found = api.predict(root, run_dir, paths, use_tta, k)
@@ -285,8 +303,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     @requires("viewer")
     @user_errors
-    def on_batch(root: str, run_dir: str, path: str, archive: str | None, use_tta: bool):
-        job, csv_path = api.predict_batch(root, run_dir, path, archive, bool(use_tta))
+    def on_batch(root: str, run_dir: str, path: str, archive: str | None, use_tta: str):
+        job, csv_path = api.predict_batch(root, run_dir, path, archive, use_tta)
         try:
             for line in wait_for(job, "Predicting"):
                 yield {batch_status: line, csv_file: gr.File(visible=False)}

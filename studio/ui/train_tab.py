@@ -113,8 +113,12 @@ def progress_html(status: dict[str, Any] | None) -> str:
     metrics = status.get("metrics") or {}
     if result.get("val_accuracy") is not None:
         tta = result.get("val_accuracy_tta")
-        parts.append(f"best val accuracy {result['val_accuracy']:.1%}"
-                     + (f" ({tta:.1%} with TTA)" if tta is not None else ""))
+        if result.get("tta") and tta is not None:  # the run predicts with TTA: its number comes first
+            parts.append(f"val accuracy {tta:.1%} with TTA, as this run predicts "
+                         f"({result['val_accuracy']:.1%} without)")
+        else:
+            parts.append(f"best val accuracy {result['val_accuracy']:.1%}"
+                         + (f" ({tta:.1%} with TTA)" if tta is not None else ""))
     elif metrics.get("val_accuracy") is not None:
         parts.append(f"last val accuracy {metrics['val_accuracy']:.1%}")
     if status.get("run_dir"):

@@ -67,3 +67,41 @@ def test_evaluation_uses_the_predictor_s_numbers(trained_run):
 
 def _labels(run_dir) -> list[str]:
     return [item["label"] for item in json.loads((run_dir / "split.json").read_text())["val"]]
+
+
+def test_a_run_that_chose_tta_predicts_with_it_everywhere_by_default(trained_run, capsys, tmp_path):
+    """The run's own TTA choice is the default of `studio predict`, the evaluation and the bundle's
+    predict.py alike; `--tta` / `--no-tta` override it in both."""
+    import shutil
+
+    from studio.export import export_run
+    from studio.predict.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    checkpoint = read_checkpoint(run)
+    checkpoint["tta"] = {"tta": True, "fitted_on": "test", "n": 4, "accuracy_plain": 0.5,
+                         "accuracy_tta": 0.75}
+    save_checkpoint(checkpoint, run / "model.pt")
+    dest = tmp_path / "bundle"
+    export_run(run, dest, "onnx")
+    assert json.loads((dest / "decision.json").read_text())["tta"] is True
+    images = val_paths(run) + write_generated_images(tmp_path)
+
+    def cli(*flags) -> list[dict]:
+        assert main(["predict", str(run), *images, "--top-k", "2", "--json", "--device", "cpu", *flags]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    bundle = load_bundle_script(dest).BundleModel(dest)
+    default, with_tta, without = cli(), cli("--tta"), cli("--no-tta")
+    for ours, forced, theirs in zip(default, with_tta, bundle.predict(images, top_k=2)):
+        assert _by_class(ours) == _by_class(forced)  # no flag = the run's choice = TTA
+        a, b = _by_class(ours), _by_class(theirs)
+        assert max(abs(a[c] - b[c]) for c in a) <= TOLERANCE
+    plain = bundle.probabilities(images, tta=False)
+    for ours, row in zip(without, plain):
+        assert max(abs(p - row[bundle.class_names.index(c)]) for c, p in _by_class(ours).items()) <= TOLERANCE
+    assert np.abs(bundle.probabilities(images) - plain).max() > 1e-3  # the bundle's default is TTA too
+    report = evaluate(run, device="cpu")
+    assert report["tta_default"] is True and report["default_accuracy"] == report["tta"]["accuracy"]
+    assert "predicts with test-time augmentation by default" in (dest / "model_card.md").read_text()

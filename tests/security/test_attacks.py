@@ -13,6 +13,7 @@ from browser import fn_index
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from helpers_images import jpeg_bytes
+from PIL import Image
 
 from studio.data.store import Project
 from studio.sharing.confinement import REFUSED
@@ -107,9 +108,24 @@ def test_predict_refuses_a_bare_server_path(studio, browsers, outside):
     assert not ok and str(secret.parent) not in message
 
 
+def test_predict_refuses_a_made_up_tta_setting(studio, browsers, tmp_path):
+    """The TTA radio sends 'run', 'on' or 'off'; a caller by the callback's index may send anything."""
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(photo)
+    upload = browsers["viewer"].upload(photo)[0]
+    for junk in ("sideways", {"on": 1}, 7):
+        # the radio itself refuses what is not one of its choices; the API endpoint has no radio
+        ok, message = browsers["viewer"].call(fn_index(studio["app"], "on_predict"),
+                                              [studio["project"], "", upload, None, junk, 3])
+        assert not ok and "not in the list of choices" in str(message), (junk, message)
+        ok, message = browsers["viewer"].call(fn_index(studio["app"], "predict"),
+                                              [upload, junk, 3, "", studio["project"]])
+        assert not ok and "must be 'run', 'on' or 'off'" in str(message), (junk, message)
+
+
 def test_predict_a_folder_refuses_server_folders(studio, browsers, outside):
     ok, message = browsers["viewer"].call(fn_index(studio["app"], "on_batch"),
-                                          [studio["project"], "", str(outside / "photos"), None, False])
+                                          [studio["project"], "", str(outside / "photos"), None, "off"])
     assert not ok and REFUSED in message
     assert not list(outside.rglob("*.csv"))
 

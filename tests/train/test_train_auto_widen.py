@@ -11,7 +11,7 @@ from train_helpers import make_project, tiny_config
 
 from studio.predict.checkpoint import read_checkpoint
 from studio.train import loop, strategies, train
-from studio.train.selection import clearly_better
+from studio.train.selection import choose_tta, clearly_better
 
 
 @pytest.fixture
@@ -60,6 +60,15 @@ def test_the_fine_tune_trains_on_every_training_image_after_the_check(tmp_path, 
     checkpoint = read_checkpoint(result.run_dir)
     assert checkpoint["strategy"] == "auto" and checkpoint["calibration"]["temperature"] > 0
     assert result.val_accuracy is not None  # the final evaluation ran on the validation split
+    _check_tta_choice(result, "after epoch 2")
+
+
+def _check_tta_choice(result, fitted_on: str) -> None:
+    """The run chose TTA on held-out training images, recorded it, and reports the accuracy of that."""
+    choice = read_checkpoint(result.run_dir)["tta"]
+    assert fitted_on in choice["fitted_on"] and "held-out training images" in choice["fitted_on"]
+    assert result.tta is choice["tta"] and "by default" in result.reason
+    assert result.accuracy == (result.val_accuracy_tta if result.tta else result.val_accuracy)
 
 
 def test_a_clearly_worse_fine_tune_is_stopped_and_the_probe_kept(tmp_path, monkeypatch, seen_per_epoch):
@@ -72,6 +81,25 @@ def test_a_clearly_worse_fine_tune_is_stopped_and_the_probe_kept(tmp_path, monke
     assert "clearly below the probe: kept the linear probe" in result.reason
     assert "refit on the whole training split" in result.reason
     assert "out-of-fold" in read_checkpoint(result.run_dir)["calibration"]["fitted_on"]
+    _check_tta_choice(result, "linear probe")
+
+
+def test_tta_is_the_default_unless_it_clearly_hurts_on_held_out_images():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 2, 60)
+    right = np.eye(2)[targets] * 0.8 + 0.1  # 0.9 on the right class
+    # Views that agree (or TTA helps a little): TTA stays on.
+    agree = np.stack([right, right, right, right], axis=1)
+    assert choose_tta(agree, targets, "t")["tta"] is True
+    noisy = agree.copy()
+    noisy[:2, 0] = noisy[:2, 0, ::-1]  # the plain crop wrong on 2 images, TTA still right
+    assert choose_tta(noisy, targets, "t") == {"tta": True, "fitted_on": "t", "n": 60,
+                                               "accuracy_plain": 58 / 60, "accuracy_tta": 1.0}
+    # A mirror that swaps the classes (arrows, text): the mirrored views outvote the plain crop.
+    mirrored = np.stack([right, right[:, ::-1], right, right[:, ::-1]], axis=1)
+    mirrored[:, 2] = right[:, ::-1]  # and the whole frame disagrees too
+    choice = choose_tta(mirrored, targets, "t")
+    assert choice["tta"] is False and choice["accuracy_plain"] == 1.0 and choice["accuracy_tta"] < 0.5
 
 
 def test_clearly_better_needs_more_than_noise():

@@ -55,6 +55,7 @@ def test_predict_tab_says_not_sure_for_another_domain(tmp_path):
         page.goto(url)
         page.locator("#studio-project").get_by_text("digits").wait_for(timeout=30_000)
         page.get_by_role("tab", name="Predict").click()
+        assert page.get_by_label("As the run chose").is_checked()  # TTA follows the run unless forced
         block = page.locator(".block").filter(has_text="Or several images at once")
         block.locator("input[type=file]").first.set_input_files([*map(str, others), str(digit)])
         page.get_by_role("button", name="Predict", exact=True).click()
