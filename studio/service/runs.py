@@ -83,8 +83,10 @@ def list_runs(project_root: str | Path, *, active: Iterable[str | Path] = ()) ->
     """Every run folder under `<project>/runs`, most recently started first.
 
     Each entry: run_dir, name, status (from status.json; `running` with no live job in `active` reads
-    `interrupted`), message, config, job (job.json or None), epochs (metrics rows), best_val_accuracy,
-    last (the last metrics row as a dict), has_model, modified (epoch s).
+    `interrupted`), message, config, job (job.json or None), epochs (metrics rows), best_val_accuracy
+    (the curve's best: for auto, held-out training images, not val), val_accuracy (the run's reported
+    validation accuracy, as it predicts, once it has one; else the curve's best), last (the last metrics
+    row as a dict), has_model, modified (epoch s).
     """
     runs_dir = Path(project_root) / "runs"
     if not runs_dir.is_dir():
@@ -104,11 +106,14 @@ def _describe(path: Path, live: set[str]) -> dict[str, Any]:
     best = None
     if "val_accuracy" in curves and curves["val_accuracy"].notna().any():
         best = float(curves["val_accuracy"].max())
+    result = status.get("result") or {}
+    reported = result.get("accuracy", result.get("val_accuracy"))
     last = curves.iloc[-1].dropna().to_dict() if len(curves) else {}
     times = [p.stat().st_mtime for p in (path / STATUS_FILE, path / CONFIG_FILE, path) if p.exists()]
     return {
         "run_dir": str(path), "name": path.name, "status": state, "message": status.get("message"),
         "config": read_json(path / CONFIG_FILE), "job": read_json(path / JOB_FILE),
-        "epochs": len(curves), "best_val_accuracy": best, "last": last,
+        "epochs": len(curves), "best_val_accuracy": best,
+        "val_accuracy": best if reported is None else float(reported), "last": last,
         "has_model": (path / MODEL_FILE).is_file(), "modified": max(times),
     }

@@ -58,7 +58,7 @@ def run_choices(context: AppContext, root: str) -> list[tuple[str, str]]:
         if not run.get("has_model"):
             continue
         settings, backbone = run_settings(run)
-        best = run.get("best_val_accuracy")
+        best = run.get("val_accuracy", run.get("best_val_accuracy"))
         detail = " · ".join(str(x) for x in (settings.get("strategy"), backbone,
                                              None if best is None else f"val {best:.1%}", run["status"]) if x)
         choices.append((f"{run['name']} ({detail})", run["run_dir"]))
@@ -271,7 +271,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         for line in wait_for(job, "Evaluating"):
             yield {summary: line}
         data = job.result
-        yield {summary: summary_markdown(data), data_state: data, **drawn(root, data, view_name)}
+        # First the view the run predicts with (its own TTA choice); the radio switches to the other.
+        shown = "tta" if data["report"].get("tta_default") else view_name
+        yield {summary: summary_markdown(data), data_state: data, view: gr.Radio(value=shown),
+               **drawn(root, data, shown)}
 
     @requires("viewer")
     @user_errors
@@ -318,8 +321,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     if binding.tab is not None:  # a run may have finished in the Train tab since the list was made
         binding.tab.change(on_tab_opened, [binding.root, binding.tab, run], run, api_visibility="private",
                            show_progress="hidden")
-    start.click(on_evaluate, [binding.root, run, view, images_choice], [summary, data_state, *draw_outputs],
-                api_visibility="private")
+    start.click(on_evaluate, [binding.root, run, view, images_choice],
+                [summary, data_state, view, *draw_outputs], api_visibility="private")
     view.change(draw, [binding.root, data_state, view], draw_outputs, api_visibility="private")
     data_state.change(lambda data: charts.reliability_diagram(*reliability_of(data)), data_state, reliability,
                       api_visibility="private")

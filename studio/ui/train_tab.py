@@ -54,7 +54,7 @@ STRATEGY_HELP = {
 }
 
 JOB_COLUMNS = ["job", "kind", "state", "progress", "submitted", "run"]
-RUN_COLUMNS = ["run", "status", "strategy", "backbone", "epochs", "best val acc", "model"]
+RUN_COLUMNS = ["run", "status", "strategy", "backbone", "epochs", "val acc", "model"]
 
 
 @requires("viewer")
@@ -166,7 +166,7 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for run in runs:
         settings, backbone = run_settings(run)
-        best = run.get("best_val_accuracy")
+        best = run.get("val_accuracy", run.get("best_val_accuracy"))
         rows.append([run["name"], run["status"], settings.get("strategy", ""), backbone,
                      run.get("epochs", 0), "" if best is None else f"{best:.1%}",
                      "yes" if run.get("has_model") else "no"])

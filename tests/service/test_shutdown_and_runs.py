@@ -140,10 +140,21 @@ def test_list_runs_and_curves(tmp_path):
     assert oldest["status"] == "done" and oldest["epochs"] == 2 and oldest["best_val_accuracy"] == 0.75
     assert oldest["config"] == {"config": {"strategy": "linear"}} and oldest["has_model"]
     assert list_runs(tmp_path, active=[newest["run_dir"]])[0]["status"] == "running"
+    assert oldest["val_accuracy"] == 0.75  # no reported result yet: the curve's best stands in
     curves = run_curves(oldest["run_dir"])
     assert list(curves["val_accuracy"]) == [0.5, 0.75]
     assert run_curves(tmp_path / "missing").empty
     assert list_runs(tmp_path / "no-project") == []
+
+
+def test_a_finished_run_lists_its_reported_accuracy_not_its_curve_s(tmp_path):
+    """Auto's curve scores held-out training images; the list shows the validation number it reports
+    (as the run predicts: with TTA when it chose TTA), the one the Evaluate tab and the CLI give."""
+    run = fake_run_dir(tmp_path, "20240101-000000-auto", status="done", metrics=METRICS)
+    result = {"val_accuracy": 0.6, "val_accuracy_tta": 0.65, "tta": True, "accuracy": 0.65}
+    (run / "status.json").write_text(json.dumps({"status": "done", "result": result}))
+    listed = list_runs(tmp_path)[0]
+    assert listed["best_val_accuracy"] == 0.75 and listed["val_accuracy"] == 0.65
 
 
 def test_service_lists_its_live_run_as_running(service, tmp_path):

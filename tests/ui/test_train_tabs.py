@@ -188,6 +188,9 @@ def test_evaluation_job_lists_every_image_of_each_confusion_cell(studio, trained
     assert sorted(table["class"]) == ["blue", "red"]
     assert (table["images"].sum()) == report["n"]
     assert "accuracy" in evaluate_tab.summary_markdown(data)
+    # a linear run records no TTA choice: it predicts plain, and the summary says which number that is
+    assert report["tta_default"] is False and report["default_accuracy"] == report["accuracy"]
+    assert "this run predicts without TTA" in evaluate_tab.summary_markdown(data)
 
 
 def test_the_evaluate_tabs_current_split_choice_writes_its_own_file(studio, trained) -> None:
