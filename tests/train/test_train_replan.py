@@ -84,6 +84,8 @@ def test_auto_shortens_the_plan_when_epochs_are_slower_than_estimated(
     logs = [e["message"] for e in events if e["type"] == "log"]
     assert any("for up to 8 epochs" in m for m in logs), logs
     assert any("instead of 8" in m for m in logs), logs
-    # ~98 s left after a 40 s first epoch: two more fit, so 3 in all (and the probe's epoch).
-    assert any("planning 3 epochs instead of 8" in m for m in logs), logs
-    assert result.epochs_run == 1 + 3
+    # ~98 s left after a 40 s first epoch on a quiet machine: two more fit, so 3 in all (and the probe's
+    # epoch); on a loaded one the real seconds spent before it count too, so 2 (never more than 3).
+    replanned = next(int(m.split("planning ")[1].split()[0]) for m in logs if "instead of 8" in m)
+    assert 2 <= replanned <= 3, logs
+    assert result.epochs_run == 1 + replanned
