@@ -25,7 +25,7 @@ from studio.export import FORMATS, model_card, parity, standalone
 from studio.export.graph import INPUT_NAME, OUTPUT_NAME, exportable_module
 from studio.export.onnx_export import write_onnx
 from studio.export.torchscript_export import write_torchscript
-from studio.predict.checkpoint import build_model, read_checkpoint
+from studio.predict.checkpoint import build_model, read_checkpoint, tta_default
 
 BUNDLE_FILES = ("classes.json", "preprocessing.json")
 
@@ -59,7 +59,7 @@ def bundle_decision(checkpoint: dict) -> dict:
     """decision.json: the rejection threshold predict.py applies, whether it predicts with TTA by default
     (the run's own choice), and the calibration folded into the model."""
     return {"unknown_threshold": float(checkpoint.get("unknown_threshold") or 0.0),
-            "tta": bool((checkpoint.get("tta") or {}).get("tta", False)),
+            "tta": tta_default(checkpoint),
             "calibration": checkpoint.get("calibration")}
 
 

@@ -124,6 +124,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return checkpoint
 
 
+def tta_default(checkpoint: dict) -> bool:
+    """Whether a checkpoint's run predicts with TTA by default (auto chooses it; other runs and older
+    ones: no)."""
+    return bool((checkpoint.get("tta") or {}).get("tta", False))
+
+
 @dataclass
 class LoadedModel:
     """A checkpoint turned back into a model: `model` gives logits (head "linear") or features."""
@@ -150,8 +156,8 @@ class LoadedModel:
 
     @property
     def tta(self) -> bool:
-        """Whether predictions use TTA by default (auto runs choose it; other runs and older ones: no)."""
-        return bool((self.checkpoint.get("tta") or {}).get("tta", False))
+        """Whether predictions use TTA by default (`tta_default`)."""
+        return tta_default(self.checkpoint)
 
     def probabilities(self, outputs: torch.Tensor) -> np.ndarray:
         """Class probabilities (N x classes) from the model's outputs for a batch (calibrated)."""

@@ -139,8 +139,7 @@ def train(project: Project, config: TrainConfig | None = None, *,
             result.val_accuracy_tta = report["tta"]["accuracy"]
             result.calibration = report.get("calibration")
             result.unknown_threshold = report.get("unknown_threshold")
-            result.tta = bool(report.get("tta_default"))
-            result.accuracy = result.val_accuracy_tta if result.tta else result.val_accuracy
+            result.tta, result.accuracy = report["tta_default"], report["default_accuracy"]
         elif folder.checkpoint_path.is_file():
             result.val_accuracy = result.accuracy = ctx.best.accuracy
         folder.write(CONFIG_FILE, {**record, "result": {**result.to_dict(), "details": outcome.details,

@@ -58,9 +58,9 @@ def run_choices(context: AppContext, root: str) -> list[tuple[str, str]]:
         if not run.get("has_model"):
             continue
         settings, backbone = run_settings(run)
-        best = run.get("val_accuracy", run.get("best_val_accuracy"))
-        detail = " · ".join(str(x) for x in (settings.get("strategy"), backbone,
-                                             None if best is None else f"val {best:.1%}", run["status"]) if x)
+        accuracy = run.get("val_accuracy")  # the reported number (service.runs), not the curve's best
+        shown = None if accuracy is None else f"val {accuracy:.1%}"
+        detail = " · ".join(str(x) for x in (settings.get("strategy"), backbone, shown, run["status"]) if x)
         choices.append((f"{run['name']} ({detail})", run["run_dir"]))
     return choices
 

@@ -166,9 +166,9 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for run in runs:
         settings, backbone = run_settings(run)
-        best = run.get("val_accuracy", run.get("best_val_accuracy"))
+        accuracy = run.get("val_accuracy")  # the reported number (service.runs), not the curve's best
         rows.append([run["name"], run["status"], settings.get("strategy", ""), backbone,
-                     run.get("epochs", 0), "" if best is None else f"{best:.1%}",
+                     run.get("epochs", 0), "" if accuracy is None else f"{accuracy:.1%}",
                      "yes" if run.get("has_model") else "no"])
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 

@@ -8,7 +8,7 @@ from studio.ui.train_tab import runs_frame
 
 def _run(record):
     return {"name": "20261202-auto", "status": "done", "config": record, "best_val_accuracy": 0.9,
-            "epochs": 3, "has_model": True, "run_dir": "/tmp/runs/20261202-auto"}
+            "val_accuracy": 0.9, "epochs": 3, "has_model": True, "run_dir": "/tmp/runs/20261202-auto"}
 
 
 def test_the_backbone_auto_chose_is_the_one_listed():
