@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from engine import DATASETS, _images, naive_features_fresh_process, plain_finetune
+from machine import MachineLoad
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
@@ -109,7 +110,7 @@ def main() -> int:
     methods = [m for m in METHODS if m in args.only]
     with tempfile.TemporaryDirectory(prefix="studio-crossval-") as work:
         for name in args.datasets:
-            start = time.perf_counter()
+            start, load = time.perf_counter(), MachineLoad()
             project = Project.create(Path(work) / name)
             import_source(project, args.data / name, layout="pre-split")
             held = assign_folds(project, args.folds, 60 if args.quick else None)
@@ -129,7 +130,7 @@ def main() -> int:
                 )
             project.close()
             print(report(name, folds, methods))
-            print(f"\n({time.perf_counter() - start:.0f} s)\n")
+            print(f"\n({time.perf_counter() - start:.0f} s; {load.summary()})\n")
     return 0
 
 

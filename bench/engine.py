@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import MachineLoad
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from timm.data import create_transform, resolve_data_config
@@ -403,6 +404,7 @@ def main() -> int:
         print(f"The shared datasets are not at {args.data}; nothing to benchmark.", file=sys.stderr)
         return 1
     rows = []
+    load = MachineLoad()
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as work:
         for name in args.datasets:
             rows.append(run_dataset(name, args, Path(work)))
@@ -416,7 +418,7 @@ def main() -> int:
     for line in parity_lines(rows):
         print(line)
     print(f"\n{cpu_count()} CPU cores, torch {torch.__version__}, inference dtype "
-          f"{inference_dtype(select_device('auto'))}, device {select_device('auto')}.")
+          f"{inference_dtype(select_device('auto'))}, device {select_device('auto')}; {load.summary()}.")
     return 0
 
 
