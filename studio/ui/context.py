@@ -69,6 +69,9 @@ class AppContext:
         path = Path(root).expanduser().resolve()
         inside = path.parent == self.workspace or path in self.extra_projects
         if not inside:
+            if self.remote:  # a shared link's caller learns nothing about the server's folders
+                raise StudioError(f"{str(root)[:200]!r} is not a project of this studio: open one from the "
+                                  "Data tab's project list")
             raise StudioError(
                 f"{path} is not a project of this studio: projects live in {self.workspace} "
                 "(start with --project DIR to open another folder)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +79,15 @@ def strategy_note(name: str) -> str:
 
 @requires("viewer")
 @user_errors
-def augment_note(root: str, choice: str) -> str:
-    """What the augmentation choice will do, in words (the Augment tab's saved settings when chosen)."""
+def augment_note(root: str, choice: str, load: Callable[[str], Any] = load_project_augment) -> str:
+    """What the augmentation choice will do, in words (the Augment tab's saved settings when chosen).
+    `load(root)` reads the project's saved settings (the tab passes one that checks the folder first)."""
     if choice and choice != PROJECT_AUGMENT:
         return f"Preset {choice}: {describe(augment_from_setting(choice))}."
     if not root:
         return "Open a project: its Augment tab settings (default: the light preset) are used."
     try:
-        return f"Saved in the Augment tab: {describe(load_project_augment(root))}."
+        return f"Saved in the Augment tab: {describe(load(root))}."
     except StudioError as error:
         return f"⚠ {error}"
 
@@ -218,6 +220,14 @@ class TrainApi:
         if self.context.service is None:
             raise StudioError("The trainer service is not running; restart the studio.")
         return self.context.service
+
+    def project_augment(self, root: str) -> Any:
+        """The project's saved Augment-tab settings, for a folder this app may open (refused otherwise: the
+        root comes from the browser, and any caller may send any string)."""
+        return load_project_augment(self.context.open_project(root).root)
+
+    def augment_note(self, root: str, choice: str) -> str:
+        return augment_note(root, choice, self.project_augment)
 
     def train_config(self, root: str, backbone: str, strategy: str, epochs: Any, lr: Any, batch_size: Any,
                      image_size: Any, augment: str, pretrained: bool = True) -> tuple[Path, dict]:
@@ -468,11 +478,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment, processes]
     backbone.change(backbone_note, backbone, backbone_help, api_visibility="private")
     strategy.change(strategy_note, strategy, strategy_help, api_visibility="private")
-    augment.change(augment_note, [binding.root, augment], augment_help, api_visibility="private")
-    binding.root.change(augment_note, [binding.root, augment], augment_help, api_visibility="private")
+    @requires("viewer")
+    def on_augment_note(root: str, choice: str) -> str:
+        return api.augment_note(root, choice)
+
+    gr.on([augment.change, binding.root.change], on_augment_note, [binding.root, augment], augment_help,
+          api_visibility="private")
     if binding.tab is not None:  # the Augment tab may have saved new settings meanwhile
         binding.tab.change(
-            lambda tab, root, choice: augment_note(root, choice) if tab == "train" else gr.skip(),
+            lambda tab, root, choice: on_augment_note(root, choice) if tab == "train" else gr.skip(),
             [binding.tab, binding.root, augment],
             augment_help,
             api_visibility="private",

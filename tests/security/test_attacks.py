@@ -144,6 +144,18 @@ def test_augment_file_outside_is_refused_without_echoing_it(studio, owner, outsi
     assert REFUSED in message and "private_key" not in message
 
 
+def test_train_tab_augment_note_reads_no_settings_outside(studio, browsers, outside):
+    from studio.augment import preset, save_project_augment
+
+    save_project_augment(outside, preset("medium", rotate=33.0))  # a server folder's own settings file
+    index = fn_index(studio["app"], "on_augment_note")
+    ok, note = browsers["viewer"].call(index, [str(outside), "project"])
+    assert ok and "not a project of this studio" in str(note)
+    assert "33" not in str(note) and str(studio["workspace"]) not in str(note)  # a shared link: no paths
+    ok, note = browsers["viewer"].call(index, [studio["project"], "project"])
+    assert ok and "Saved in the Augment tab" in str(note)
+
+
 # ---- size limits ----------------------------------------------------------------------------------------
 
 def test_zip_bomb_is_refused_from_its_directory(studio, browsers, tmp_path):

@@ -286,13 +286,18 @@ def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_pat
     )
     assert api.train_config(str(root), *settings, "heavy", False)[1]["augment"] == "heavy"
     assert (
-        train_tab.augment_note(str(root), "project")
+        api.augment_note(str(root), "project")
         == "Saved in the Augment tab: flip 50%, crop 60-100%, rotate ±5°, color ±20%, blur 10%, "
         "CutMix α0.5 on 100% of batches."
     )
-    assert train_tab.augment_note(str(root), "none").startswith("Preset none: no augmentation")
+    assert api.augment_note(str(root), "none").startswith("Preset none: no augmentation")
+    elsewhere = tmp_path / "elsewhere"  # a folder the app may not open: its settings are not read
+    elsewhere.mkdir()
+    save_project_augment(elsewhere, preset("medium", rotate=33.0))
+    note = api.augment_note(str(elsewhere), "project")
+    assert note.startswith("⚠") and "33" not in note
     (root / "augment.json").write_text("{broken")
-    assert "augment.json" in train_tab.augment_note(str(root), "project")  # a readable warning, not a crash
+    assert "augment.json" in api.augment_note(str(root), "project")  # a readable warning, not a crash
     api.context.close()
 
 
