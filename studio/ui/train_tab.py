@@ -479,6 +479,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     backbone.change(backbone_note, backbone, backbone_help, api_visibility="private")
     strategy.change(strategy_note, strategy, strategy_help, api_visibility="private")
     @requires("viewer")
+    @user_errors
     def on_augment_note(root: str, choice: str) -> str:
         return api.augment_note(root, choice)
 
