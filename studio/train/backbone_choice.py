@@ -27,7 +27,7 @@ from studio.predict.inference import IDENTITY
 from studio.train.config import resolve
 from studio.train.context import RunContext
 from studio.train.features import run_features
-from studio.train.heads import choose_logreg_c, out_of_fold_probs
+from studio.train.heads import choose_logreg_recipe, out_of_fold_probs, probe_balance_options
 from studio.train.selection import SIGNIFICANCE, clearly_better, paired_difference
 
 COMPARE_IMAGES = 300  # training images each candidate embeds for the comparison (stratified sample)
@@ -113,13 +113,14 @@ def _embed(ctx: RunContext, rows: pd.DataFrame, deadline: float) -> tuple[np.nda
 
 
 def _score(
-    x: np.ndarray, y: np.ndarray, seed: int, balanced: bool
+    x: np.ndarray, y: np.ndarray, seed: int, balance_options: tuple[bool, ...]
 ) -> tuple[np.ndarray, float, np.ndarray] | None:
     """Per-image out-of-fold log-loss, the C chosen for it and whether each image was right, or None
     with too few images per class."""
     groups = np.arange(len(y))
-    c = choose_logreg_c(x, y, groups, seed=seed, balanced=balanced)["C"]
-    probs = out_of_fold_probs(x, y, groups, c=c, seed=seed, balanced=balanced)
+    recipe = choose_logreg_recipe(x, y, groups, seed=seed, balance_options=balance_options)
+    c = recipe["C"]
+    probs = out_of_fold_probs(x, y, groups, c=c, seed=seed, balanced=recipe["balanced"])
     if probs is None:
         return None
     return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)), c, probs.argmax(1) == y
@@ -134,7 +135,7 @@ def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
     ctx.events.stage("choose-backbone")
     deadline = started + COMPARE_SHARE * ctx.resolved.time_budget_s
     y = rows["target"].to_numpy()
-    balanced = ctx.resolved.balance != "none"
+    balance_options = probe_balance_options(ctx.config.balance, ctx.resolved.balance != "none")
     scores: list[CandidateScore] = []
     losses: dict[str, np.ndarray] = {}
     contexts: dict[str, RunContext] = {}
@@ -152,7 +153,7 @@ def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:
         if features is None:
             scores.append(CandidateScore(name, "skipped", seconds=round(seconds, 1), note=why))
             continue
-        scored = _score(features, y, ctx.config.seed, balanced)
+        scored = _score(features, y, ctx.config.seed, balance_options)
         if scored is None:  # too few images per class to cross-validate: keep the reference
             return BackboneChoice(names[0], len(rows), [], "too few images per class to compare backbones")
         loss, c, correct = scored

@@ -29,7 +29,16 @@ from studio.train.context import Best, RunContext
 from studio.train.data import class_weights
 from studio.train.events import Epoch
 from studio.train.features import run_features
-from studio.train.heads import fit_knn, fit_logreg, fit_svm, fit_torch_linear, fold_linear, out_of_fold_probs
+from studio.train.heads import (
+    fit_knn,
+    fit_logreg,
+    fit_svm,
+    fit_torch_linear,
+    fold_linear,
+    out_of_fold_probs,
+    probe_balance_options,
+    recipe_words,
+)
 from studio.train.loop import Stage, Trainer, Widen, seconds_per_image
 from studio.train.schedule import body_group_count, discriminative_groups
 from studio.train.selection import (
@@ -90,9 +99,9 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
     k = ctx.num_classes
     fit_start = time.perf_counter()
     if head == "logreg":
-        pipeline, details = fit_logreg(
-            x_train, y_train, groups, seed=config.seed, balanced=balanced, views=n_views
-        )
+        pipeline, details = fit_logreg(x_train, y_train, groups, seed=config.seed,
+                                       balance_options=probe_balance_options(config.balance, balanced),
+                                       views=n_views)
     elif head == "torch":
         weights = class_weights(ctx.snapshot.class_counts) if balanced else None
         pipeline, details = fit_torch_linear(x_train, y_train, k, seed=config.seed, class_weight=weights,
@@ -127,8 +136,9 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
     ctx.offer(val_accuracy, val_loss, make, stage="linear-probe", epoch=1, strategy="linear")
     out_of_fold = None
     if head == "logreg":
-        oof = out_of_fold_probs(x_train, y_train, groups, c=details["C"], seed=config.seed, balanced=balanced,
-                                views=n_views)
+        oof = out_of_fold_probs(x_train, y_train, groups, c=details["C"], seed=config.seed,
+                                balanced=details["balanced"], views=n_views,
+                                train_views=details["train_views"])
         out_of_fold = None if oof is None else (oof, train["target"].to_numpy())
     return Probe(model, val_accuracy, val_accuracy_flip, details, out_of_fold, val_probs[:, 0])
 
@@ -284,8 +294,9 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
         refit = linear_probe(ctx, "logreg", "auto")
         if refit is None:
             return Outcome("cancelled", outcome.epochs_run, "linear", outcome.reason)
-        outcome.reason += f"; refit on the whole training split (C={refit.details.get('C')})"
+        outcome.reason += f"; refit on the whole training split ({recipe_words(refit.details)})"
         outcome.details["C"] = refit.details.get("C")
+        outcome.details["probe_recipe"] = {k: refit.details.get(k) for k in ("C", "balanced", "train_views")}
         oof, targets = refit.out_of_fold or (None, None)
         decision = (
             fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
@@ -346,7 +357,7 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
     """The fine-tune when the budget allows and the probe is not clearly better on the held-out images."""
     resolved, events = ctx.resolved, ctx.events
     held = ctx.snapshot.val
-    lp = f"linear probe {probe.val_accuracy:.1%} on held-out training images (C={probe.details.get('C')})"
+    lp = f"linear probe {probe.val_accuracy:.1%} on held-out training images ({recipe_words(probe.details)})"
     if probe.val_accuracy >= 1.0:
         return Outcome("done", 1, "linear", f"{lp}: already perfect, fine-tuning cannot do better",
                        {"probe_C": probe.details.get("C")})

@@ -104,7 +104,7 @@ def test_folded_logistic_regression_matches_sklearn():
     # The studio's own probe pipeline (identity scaler on raw features) folds the same way.
     from studio.train.heads import fit_logreg
 
-    pipeline, _ = fit_logreg(x, y, np.arange(60), seed=0, balanced=False)
+    pipeline, _ = fit_logreg(x, y, np.arange(60), seed=0, balance_options=(False,))
     layer = torch.nn.Linear(8, classes).double()
     fold_linear(pipeline, layer)
     folded = torch.softmax(layer(torch.from_numpy(x)), dim=1).detach().numpy()

@@ -45,7 +45,7 @@ def _fake_run(monkeypatch, features_by_backbone: dict[str, np.ndarray], y: np.nd
     names = list(features_by_backbone)
     train_rows = pd.DataFrame({"target": y, "hash": [f"h{i}" for i in range(len(y))],
                                "path": [f"{i}.png" for i in range(len(y))]})
-    ctx = _Ctx(SimpleNamespace(train=train_rows), SimpleNamespace(seed=0),
+    ctx = _Ctx(SimpleNamespace(train=train_rows), SimpleNamespace(seed=0, balance="none"),
                SimpleNamespace(balance="none", time_budget_s=600.0), _Events(), names[0])
     monkeypatch.setattr(choice_module, "candidate_backbones", lambda _ctx: names)
     monkeypatch.setattr(choice_module, "with_backbone", lambda c, name: replace(c, backbone=name))
