@@ -31,6 +31,10 @@ HELP = (
     "**A**/**Enter** accept, **S** skip (active learning)."
 )
 
+# Events that redraw the review panels run one at a time, in the order they came: a full redraw computed
+# before a label was saved must not land after that label's own update and show the labeled image again.
+PANELS_QUEUE = "curate-panels"
+
 # Keys for the review and active-learning panels: clicks their buttons while the panel is visible and no
 # text field has the focus (the Label tab's listener in app.HEAD works the same way).
 KEYS_JS = """
@@ -232,11 +236,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     # A redraw replaces contents already shown: no "processing" overlay over every panel (it flashed the
     # whole tab, the map included, after each bulk label).
     for trigger in (binding.root.change, binding.version.change, finished.change):
-        trigger(reload, binding.root, everything, api_visibility="private", show_progress="hidden")
+        trigger(reload, binding.root, everything, api_visibility="private", show_progress="hidden",
+                concurrency_id=PANELS_QUEUE)
     if binding.tab is not None:  # labels may have changed in another tab meanwhile
         binding.tab.change(lambda r, t: reload(r) if t == "curate" else gr.skip(),
                            [binding.root, binding.tab], everything, api_visibility="private",
-                           show_progress="hidden")
+                           show_progress="hidden", concurrency_id=PANELS_QUEUE)
 
     # ---- the analysis job ----------------------------------------------------------------------
     @requires("owner")
@@ -313,7 +318,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         return str(ids[index]) if index is not None and index < len(ids) else gr.skip()
 
     group.input(on_group, [binding.root, group], dup_out, api_visibility="private")
-    resolve.click(on_resolve, [binding.root, group_ids, keep], [*dup_out, status], api_visibility="private")
+    resolve.click(on_resolve, [binding.root, group_ids, keep], [*dup_out, status], api_visibility="private",
+                  concurrency_id=PANELS_QUEUE)
     group_gallery.select(on_thumbnail, group_ids, keep, api_visibility="private")
 
     # ---- label issues --------------------------------------------------------------------------
@@ -338,7 +344,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         (exclude, "exclude"),
     ):
         button.click(reviewer(decision), [binding.root, issue_id, issue_label], [*issue_out, status],
-                     api_visibility="private")
+                     api_visibility="private", concurrency_id=PANELS_QUEUE)
 
     # ---- active learning -----------------------------------------------------------------------
     @requires("labeler")
@@ -360,9 +366,11 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         [binding.root, active_id, active_label, skipped],
         [*active_out, skipped],
         api_visibility="private",
+        concurrency_id=PANELS_QUEUE,
     )
     active_skip.click(
-        on_skip, [binding.root, active_id, skipped], [*active_out, skipped], api_visibility="private"
+        on_skip, [binding.root, active_id, skipped], [*active_out, skipped], api_visibility="private",
+        concurrency_id=PANELS_QUEUE,
     )
 
     # ---- embedding map -------------------------------------------------------------------------
