@@ -60,7 +60,7 @@ def test_class_weights_are_chosen_only_when_the_balance_setting_is_auto():
 
 def test_too_few_images_to_cross_validate_give_the_default_recipe():
     x = np.eye(4)
-    recipe = choose_logreg_recipe(x, np.array([0, 1, 2, 3]), np.arange(4), seed=0, balance_options=(True, False))
+    recipe = choose_logreg_recipe(x, np.arange(4), np.arange(4), seed=0, balance_options=(True, False))
     assert recipe == {"C": 0.3, "balanced": True, "train_views": 1, "cv": None, "cv_log_loss": None,
                       "recipes": 0}
     assert "too few images" in recipe_words(recipe)

@@ -18,7 +18,8 @@ def _choices(result) -> dict:
     checkpoint = read_checkpoint(result.run_dir)
     return {
         "kept": result.strategy, "epochs_run": result.epochs_run, "probe_C": details.get("probe_C"),
-        "C": details.get("C"), "recipe": details.get("probe_recipe"), "planned": details.get("finetune_epochs_planned"),
+        "C": details.get("C"), "recipe": details.get("probe_recipe"),
+        "planned": details.get("finetune_epochs_planned"),
         "best_epoch": details.get("best_epoch"), "temperature": details["calibration"]["temperature"],
         "threshold": details["unknown_threshold"], "tta": checkpoint["tta"],
         "weights": float(sum(v.float().abs().sum() for v in checkpoint["state_dict"].values())),
