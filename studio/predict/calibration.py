@@ -22,6 +22,12 @@ def logits_of(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
 
 
+def per_image_log_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Each row's negative log-probability of its true class (clipped away from log 0)."""
+    targets = np.asarray(targets, dtype=int)
+    return -logits_of(probs)[np.arange(len(targets)), targets]
+
+
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     """The T minimizing the negative log-likelihood of softmax(logits / T) (1.0 with nothing to fit)."""
     logits = np.asarray(logits, dtype=np.float64)

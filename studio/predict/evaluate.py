@@ -18,7 +18,12 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from studio.data.snapshot import Snapshot, current_validation
 from studio.data.store import Project
 from studio.errors import StudioError
-from studio.predict.calibration import apply_temperature, expected_calibration_error, reliability_bins
+from studio.predict.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    per_image_log_loss,
+    reliability_bins,
+)
 from studio.predict.checkpoint import LoadedModel
 from studio.predict.inference import IDENTITY, TTA_VIEWS
 from studio.predict.predictor import Predictor
@@ -42,7 +47,7 @@ def metrics_from_probs(
     precision, recall, f1, support = precision_recall_fscore_support(
         targets, predicted, labels=labels, zero_division=0)
     true_prob = probs[np.arange(len(targets)), targets]
-    losses = -np.log(np.clip(true_prob, 1e-12, 1.0))
+    losses = per_image_log_loss(probs, targets)
     mistakes = np.flatnonzero(predicted != targets)
     # Most confident mistakes first: highest loss on the true class (ties: higher wrong confidence).
     order = sorted(mistakes, key=lambda i: (-losses[i], -probs[i, predicted[i]]))[:top_n]

@@ -22,6 +22,7 @@ import pandas as pd
 from studio.errors import StudioError
 from studio.models.registry import check_backbone
 from studio.models.weights import BUNDLED_WEIGHTS, bundled_weights_path, create_backbone, data_config
+from studio.predict.calibration import per_image_log_loss
 from studio.predict.checkpoint import preprocessing_dict
 from studio.predict.inference import IDENTITY
 from studio.train.config import resolve
@@ -119,11 +120,10 @@ def _score(
     with too few images per class."""
     groups = np.arange(len(y))
     recipe = choose_logreg_recipe(x, y, groups, seed=seed, balance_options=balance_options)
-    c = recipe["C"]
-    probs = out_of_fold_probs(x, y, groups, c=c, seed=seed, balanced=recipe["balanced"])
+    probs = out_of_fold_probs(x, y, groups, c=recipe["C"], seed=seed, balanced=recipe["balanced"])
     if probs is None:
         return None
-    return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)), c, probs.argmax(1) == y
+    return per_image_log_loss(probs, y), recipe["C"], probs.argmax(1) == y
 
 
 def choose_backbone(ctx: RunContext, started: float) -> BackboneChoice | None:

@@ -21,6 +21,7 @@ from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.svm import SVC
 
 from studio.errors import StudioError
+from studio.predict.calibration import per_image_log_loss
 
 # Inverse regularization strengths tried by cross-validation (on standardized features).
 # On raw pooled features (measured on flowers/mri: standardizing them cost 1-2 points of accuracy).
@@ -100,28 +101,13 @@ def choose_logreg_recipe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, se
     counts = np.bincount(y[first])
     if counts[counts > 0].max() <= 1.1 * counts[counts > 0].min():  # weights within 10% of 1: same model
         balance_options = balance_options[:1]
-    k = int(y.max()) + 1
-    targets = y[first]
-    probs = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for train_views in view_options:
-            for balanced in balance_options:
-                for fit, held in folds:
-                    rows = _view_rows(len(y), views, train_views, fit)
-                    # One model along the ascending C path, each fit warm-started from the last: the
-                    # same optima (convex, to the tolerance), in about half the time.
-                    model = _logreg(LOGREG_CS[0], balanced, seed)
-                    model[-1].set_params(warm_start=True)
-                    for c in LOGREG_CS:
-                        model[-1].set_params(C=c)
-                        model.fit(x[rows], y[rows])
-                        out = probs.setdefault((train_views, balanced, c), np.zeros((len(first), k)))
-                        out[np.ix_(held, model.classes_)] = model.predict_proba(x[first[held]])
     losses = {}
-    for recipe, p in probs.items():
-        p = np.clip(p / p.sum(axis=1, keepdims=True), 1e-12, None)
-        losses[recipe] = float(-np.log(p[np.arange(len(first)), targets]).mean())
+    for train_views in view_options:
+        for balanced in balance_options:
+            path = _out_of_fold_path(x, y, folds, LOGREG_CS, seed=seed, balanced=balanced, views=views,
+                                     train_views=train_views)
+            for c, probs in path.items():
+                losses[(train_views, balanced, c)] = float(per_image_log_loss(probs, y[first]).mean())
     train_views, balanced, c = min(losses, key=losses.get)
     return {"C": float(c), "balanced": bool(balanced), "train_views": int(train_views), "cv": len(folds),
             "cv_log_loss": losses[(train_views, balanced, c)], "recipes": len(losses)}
@@ -148,14 +134,28 @@ def out_of_fold_probs(
     folds = _folds(y[first], groups[first], seed, max_splits=5)
     if folds is None:
         return None
-    probs = np.zeros((len(first), int(y.max()) + 1))
+    return _out_of_fold_path(x, y, folds, (c,), seed=seed, balanced=balanced, views=views,
+                             train_views=views if train_views is None else train_views)[c]
+
+
+def _out_of_fold_path(x: np.ndarray, y: np.ndarray, folds: list, cs: tuple[float, ...], *, seed: int,
+                      balanced: bool, views: int, train_views: int) -> dict[float, np.ndarray]:
+    """{C: out-of-fold probabilities of the identity rows} for each C of `cs` (ascending), fitting on the
+    first `train_views` views of each fold's images. One model per fold walks the C path, each fit
+    warm-started from the last: the same optima (convex, to the tolerance) in about half the time."""
+    first = np.arange(0, len(y), views)
+    probs = {c: np.zeros((len(first), int(y.max()) + 1)) for c in cs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for fit, held in folds:
-            rows = _view_rows(len(y), views, views if train_views is None else train_views, fit)
-            model = _logreg(c, balanced, seed).fit(x[rows], y[rows])
-            probs[np.ix_(held, model.classes_)] = model.predict_proba(x[first[held]])
-    return probs / probs.sum(axis=1, keepdims=True)
+            rows = _view_rows(len(y), views, train_views, fit)
+            model = _logreg(cs[0], balanced, seed)
+            model[-1].set_params(warm_start=True)
+            for c in cs:
+                model[-1].set_params(C=c)
+                model.fit(x[rows], y[rows])
+                probs[c][np.ix_(held, model.classes_)] = model.predict_proba(x[first[held]])
+    return {c: p / p.sum(axis=1, keepdims=True) for c, p in probs.items()}
 
 
 def fit_svm(

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import log_loss
 
-from studio.predict.calibration import fit_decision
+from studio.predict.calibration import fit_decision, per_image_log_loss
 from studio.predict.checkpoint import build_model
 from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS
 from studio.predict.predictor import Predictor
@@ -420,9 +420,8 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
         fitted_on = f"{n_held} held-out training images (fine-tune after epoch {trainer.epochs_run})"
         checked["decision"] = {**fit_decision(probs, targets, fitted_on),
                                "tta": choose_tta(views, targets, fitted_on)}
-        ctx.best = Best(float(correct.mean()), float(-np.log(np.clip(
-            probs[np.arange(len(targets)), targets], 1e-12, None)).mean()), stage.name,
-            trainer.epochs_run, "auto")
+        ctx.best = Best(float(correct.mean()), float(per_image_log_loss(probs, targets).mean()), stage.name,
+                        trainer.epochs_run, "auto")
         return True
 
     stage.replan = replan
