@@ -88,6 +88,17 @@ def _decision(checkpoint: dict) -> list[str]:
     return lines
 
 
+def _ensemble(checkpoint: dict) -> list[str]:
+    """A line naming the members of an averaged model (auto's fine-tune + probe), none otherwise."""
+    weights = (checkpoint.get("ensemble") or {}).get("weights")
+    if not weights:
+        return []
+    names = (checkpoint.get("extra") or {}).get("ensemble_members") or [f"network {i + 1}" for i in
+                                                                        range(len(weights))]
+    parts = ", ".join(f"{name} ({weight:.2f})" for name, weight in zip(names, weights))
+    return [f"- Ensemble: the average of {len(weights)} networks' probabilities, one graph: {parts}"]
+
+
 def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity: dict,
            exported: datetime | None = None) -> str:
     """The card's markdown text."""
@@ -112,6 +123,7 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
             f"{source.get('kind', 'not recorded')}"
         ),
         f"- Training strategy: {result.get('strategy') or checkpoint.get('strategy', 'not recorded')}",
+        *_ensemble(checkpoint),
         f"- Classes ({len(class_names)}): {', '.join(class_names)}",
         f"- Epochs run: {result.get('epochs_run', 'not recorded')}",
         "",

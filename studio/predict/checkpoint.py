@@ -9,6 +9,8 @@ A checkpoint is a plain dict saved with torch.save (loadable with weights_only=T
   when a scikit-learn estimator classifies the pooled features (the model then has no classifier);
 - `state_dict`: the timm model's weights; `sklearn_head`: the estimator as tensors and JSON
   (`studio.predict.sklearn_state`, never a pickle) or None. Readers ignore keys they do not know;
+- optional `ensemble` ({weights}): the model is a studio.predict.ensemble.ProbabilityAverage of that many
+  networks of `backbone` (auto's fine-tune and linear probe), `state_dict` the average's (members.0.*, ...);
 - optional `calibration` ({temperature, ece_before, ece_after, fitted_on, n}: linear heads divide their
   logits by the temperature) and `unknown_threshold` (a prediction whose top probability is below it is
   flagged unknown), both plain floats fitted on held-out training predictions (studio.predict.calibration).
@@ -29,11 +31,13 @@ import torch
 
 from studio.durable import atomic_write_bytes
 from studio.errors import StudioError
+from studio.predict.ensemble import ProbabilityAverage
 from studio.predict.sklearn_state import from_state, to_state
 
 FORMAT = "studio-checkpoint/1"
 CHECKPOINT_NAME = "model.pt"
 SKLEARN_HEADS = ("svm", "knn")
+MAX_ENSEMBLE_MEMBERS = 8  # a damaged or hostile file must not make the reader build networks without end
 
 
 def preprocessing_dict(image_size: int, data_cfg: dict) -> dict:
@@ -62,7 +66,10 @@ def make_checkpoint(
     """A checkpoint dict holding a CPU copy of the model's weights (safe to keep while training goes on)."""
     if head in SKLEARN_HEADS and sklearn_head is None:
         raise ValueError(f"head {head!r} needs its fitted scikit-learn estimator")
-    return {
+    ensemble = isinstance(model, ProbabilityAverage)
+    if ensemble and head != "linear":
+        raise ValueError("an ensemble's members give logits themselves (head 'linear')")
+    checkpoint = {
         "format": FORMAT,
         "backbone": backbone,
         "num_classes": len(class_names),
@@ -75,6 +82,9 @@ def make_checkpoint(
         "weights_source": weights_source or {},
         "extra": extra or {},
     }
+    if ensemble:
+        checkpoint["ensemble"] = {"weights": list(model.weights)}
+    return checkpoint
 
 
 def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
@@ -171,7 +181,17 @@ def build_model(checkpoint: dict) -> LoadedModel:
     """The timm model of a checkpoint with its weights (no download: the weights are in the file)."""
     head = checkpoint["head"]
     num_classes = 0 if head in SKLEARN_HEADS else int(checkpoint["num_classes"])
-    model = timm.create_model(checkpoint["backbone"], pretrained=False, num_classes=num_classes)
+    ensemble = checkpoint.get("ensemble")
+    if ensemble:
+        weights = ensemble.get("weights") if isinstance(ensemble, dict) else None
+        if not (isinstance(weights, list) and 1 <= len(weights) <= MAX_ENSEMBLE_MEMBERS
+                and all(isinstance(w, (int, float)) and w > 0 for w in weights)):
+            raise StudioError(
+                f"This checkpoint's ensemble record is damaged ({ensemble!r:.80}); train again.")
+        model = ProbabilityAverage([timm.create_model(checkpoint["backbone"], pretrained=False,
+                                                      num_classes=num_classes) for _ in weights], weights)
+    else:
+        model = timm.create_model(checkpoint["backbone"], pretrained=False, num_classes=num_classes)
     model.load_state_dict(checkpoint["state_dict"], strict=True)
     model.eval()
     stored = checkpoint.get("sklearn_head")

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from studio.errors import StudioError
+from studio.predict.ensemble import ProbabilityAverage
 from studio.predict.inference import Cropper, ImageInput, to_model_input
 from studio.predict.predictor import Predictor
 
@@ -45,6 +46,20 @@ def _feature_grid(features: torch.Tensor, model: torch.nn.Module) -> torch.Tenso
     raise StudioError(f"Grad-CAM does not support this backbone (features of shape {tuple(features.shape)}).")
 
 
+def _member_cam(model: torch.nn.Module, x: torch.Tensor, index: int) -> torch.Tensor:
+    """1 x 1 x h x w: the gradient-weighted feature map of one network for class `index`."""
+    with torch.enable_grad():
+        features = model.forward_features(x)
+        features.retain_grad()
+        logits = model.forward_head(features)
+        model.zero_grad(set_to_none=True)
+        logits[0, index].backward()
+    grid = _feature_grid(features.detach(), model)
+    grads = _feature_grid(features.grad, model)
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    return F.relu((weights * grid).sum(dim=1, keepdim=True))
+
+
 def grad_cam(
     predictor: Predictor, image: ImageInput, class_name: str | None = None, *, alpha: float = 0.45
 ) -> GradCam:
@@ -56,31 +71,26 @@ def grad_cam(
             "Use a run trained with the logreg head or any fine-tuning strategy."
         )
     model = loaded.model
-    if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
+    # An ensemble (auto's fine-tune + probe): each member's map for the class, weighted as its vote.
+    ensemble = isinstance(model, ProbabilityAverage)
+    members = list(zip(model.members, model.weights)) if ensemble else [(model, 1.0)]
+    if not all(hasattr(m, "forward_features") and hasattr(m, "forward_head") for m, _ in members):
         raise StudioError("Grad-CAM needs a timm model with forward_features/forward_head.")
     crop = Cropper(loaded.preprocessing, [1.0])(image)[0]
     predictor.runner.prepare()  # on the predictor's device, eval mode
     device = predictor.device
     x = to_model_input(crop[None], loaded.preprocessing["mean"], loaded.preprocessing["std"], device)
-    with torch.enable_grad():
-        features = model.forward_features(x)
-        features.retain_grad()
-        logits = model.forward_head(features)
-        probs = torch.softmax(logits.detach().float(), dim=1)[0]
-        if class_name is None:
-            index = int(probs.argmax())
-        elif class_name in loaded.class_names:
-            index = loaded.class_names.index(class_name)
-        else:
-            raise StudioError(
-                f"Unknown class {class_name!r}; the model knows: {', '.join(loaded.class_names)}."
-            )
-        model.zero_grad(set_to_none=True)
-        logits[0, index].backward()
-    grid = _feature_grid(features.detach(), model)
-    grads = _feature_grid(features.grad, model)
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * grid).sum(dim=1, keepdim=True))
+    with torch.no_grad():  # the probability the Predict tab shows (calibrated, the whole ensemble)
+        probs = torch.from_numpy(loaded.probabilities(model(x).float()))[0]
+    if class_name is None:
+        index = int(probs.argmax())
+    elif class_name in loaded.class_names:
+        index = loaded.class_names.index(class_name)
+    else:
+        raise StudioError(
+            f"Unknown class {class_name!r}; the model knows: {', '.join(loaded.class_names)}."
+        )
+    cam = sum(weight * _member_cam(member, x, index) for member, weight in members)
     cam = F.interpolate(cam.float(), size=crop.shape[:2], mode="bilinear", align_corners=False)[0, 0].cpu()
     peak = float(cam.max())
     heatmap = (cam / peak if peak > 0 else cam).numpy().astype(np.float32)
