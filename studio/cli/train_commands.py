@@ -59,6 +59,11 @@ def register(subparsers) -> None:
         help="backbones auto compares with --backbone (default: the bundled Lite0, Lite1 and Lite2)",
     )
     parser.add_argument(
+        "--ensemble", action=argparse.BooleanOptionalAction, default=True,
+        help="auto: average a kept fine-tune with the linear probe unless that clearly hurts on held-out "
+             "training images (default); --no-ensemble keeps one network (half the inference time)",
+    )
+    parser.add_argument(
         "--ema-decay",
         type=float,
         help="weight average kept and checkpointed, e.g. 0.998 (default: on for auto, 0 = off)",
@@ -196,6 +201,7 @@ def _train(args) -> dict:
             mixup=args.mixup,
             time_budget_s=args.time_budget,
             candidates=args.candidates,
+            ensemble=args.ensemble,
             ema_decay=args.ema_decay,
             frozen_groups=args.frozen_groups,
             seed=args.seed,

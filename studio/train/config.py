@@ -60,6 +60,9 @@ class TrainConfig:
     frozen_groups: how many block groups, from the stem up, stay frozen while auto or finetune train
         (at least one group above them always trains). None: 3 for auto (the stem and the two lowest
         block groups), 0 for finetune (all layers).
+    ensemble: for auto, a kept fine-tune is averaged with the linear probe (refit on all training images)
+        unless the average is clearly worse on the held-out training images; False keeps the fine-tune
+        alone (one network: half the inference time).
     """
 
     strategy: str = "auto"
@@ -88,6 +91,7 @@ class TrainConfig:
     frozen_groups: int | None = None
     time_budget_s: float | None = None
     candidates: tuple[str, ...] | None = None
+    ensemble: bool = True
     seed: int = 0
     device: str = "auto"
     log_every: int = 5
@@ -150,6 +154,8 @@ class TrainConfig:
             if self.strategy != "auto":
                 raise StudioError("candidates (backbones to compare) applies to the auto strategy only.")
             self.candidates = tuple(check_backbone(n) for n in self.candidates)
+        if not isinstance(self.ensemble, bool):
+            raise StudioError(f"ensemble must be true or false, got {self.ensemble!r}.")
         if self.unfreeze_groups < 1:
             raise StudioError(f"unfreeze_groups must be at least 1, got {self.unfreeze_groups}.")
         check_limits(self)  # values far beyond sense (epochs, batch for the memory at hand, rates)

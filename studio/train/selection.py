@@ -106,3 +106,38 @@ def clearly_better(a: np.ndarray, b: np.ndarray, significance: float = SIGNIFICA
     a few images of noise alone."""
     mean, error = paired_difference(a, b)
     return mean > significance * error
+
+
+def average_views(finetune_views: np.ndarray, probe_views: np.ndarray, probe_weight: float) -> np.ndarray:
+    """The ensemble's probabilities (N x views x classes): the members' weighted average, view by view,
+    as studio.predict.ensemble.ProbabilityAverage computes them."""
+    return (1 - probe_weight) * finetune_views + probe_weight * probe_views
+
+
+def choose_ensemble(finetune_views: np.ndarray, probe_views: np.ndarray, targets: np.ndarray,
+                    probe_weight: float, fitted_on: str) -> dict:
+    """Whether auto keeps its fine-tune averaged with the linear probe, from held-out probabilities of both
+    (N x views x classes, view 0 the plain crop).
+
+    On unless the fine-tune alone is clearly better on these images: the two err on different images, so
+    their average usually beats either (a prior, as for TTA); the held-out check is a veto for a set where
+    the frozen features mislead."""
+    targets = np.asarray(targets, dtype=int)
+    if not len(targets):
+        return {"ensemble": True, "probe_weight": probe_weight,
+                "fitted_on": f"{fitted_on}: none, so the default", "n": 0,
+                "accuracy_finetune": None, "accuracy_ensemble": None}
+    alone = finetune_views[:, 0].argmax(1) == targets
+    averaged = average_views(finetune_views, probe_views, probe_weight)[:, 0].argmax(1) == targets
+    return {"ensemble": not clearly_better(alone, averaged), "probe_weight": probe_weight,
+            "fitted_on": fitted_on, "n": len(targets), "accuracy_finetune": float(alone.mean()),
+            "accuracy_ensemble": float(averaged.mean())}
+
+
+def ensemble_words(choice: dict) -> str:
+    """The ensemble choice in words, for the run's reason."""
+    if not choice["n"]:
+        return "no held-out training images to check the average on"
+    seen = (f"{choice['accuracy_ensemble']:.1%} averaged, {choice['accuracy_finetune']:.1%} fine-tune alone, "
+            f"on {choice['n']} held-out training images")
+    return seen if choice["ensemble"] else f"the average clearly hurt: {seen}"

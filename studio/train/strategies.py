@@ -21,7 +21,8 @@ import torch
 from sklearn.metrics import log_loss
 
 from studio.predict.calibration import fit_decision, per_image_log_loss
-from studio.predict.checkpoint import build_model
+from studio.predict.checkpoint import build_model, read_checkpoint, save_checkpoint
+from studio.predict.ensemble import ProbabilityAverage
 from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS
 from studio.predict.predictor import Predictor
 from studio.train.backbone_choice import choose_backbone, summary
@@ -42,8 +43,11 @@ from studio.train.heads import (
 from studio.train.loop import Stage, Trainer, Widen, seconds_per_image
 from studio.train.schedule import body_group_count, discriminative_groups
 from studio.train.selection import (
+    average_views,
+    choose_ensemble,
     choose_tta,
     clearly_better,
+    ensemble_words,
     fit_run_decision,
     selection_context,
     store_decision,
@@ -51,6 +55,12 @@ from studio.train.selection import (
 )
 
 ULMFIT_DECAY = 1 / 2.6  # ULMFiT's ratio between the rates of neighbouring layer groups
+# Auto's kept fine-tune is averaged with the probe at this weight (unless clearly worse on held-out
+# training images). Equal weights, a prior, not tuned: the members' own probabilities are averaged (the
+# fine-tune's, trained with label smoothing, are flatter, so where it is unsure the probe decides). Fixed
+# splits, 3 seeds, with TTA: flowers fine-tune 91.6%, averaged 92.7%; MRI 95.1%, 95.9% (the members' flowers
+# mistakes: 12-14 each, 5-8 shared).
+ENSEMBLE_PROBE_WEIGHT = 0.5
 
 
 @dataclass
@@ -77,13 +87,19 @@ class Probe:
     val_probs: np.ndarray | None = None  # identity view, one row per image of the context's val split
 
 
-def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
-    """Features (cached) + head. Returns None when cancelled during feature extraction."""
+def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = True) -> Probe | None:
+    """Features (cached) + head. Returns None when cancelled during feature extraction.
+
+    `offer=False`: a probe to be part of an ensemble, fitted on the training split alone: the validation
+    split is neither featurized nor scored, no epoch is reported and no checkpoint is offered."""
+    if not offer and head not in ("logreg", "torch"):
+        raise ValueError("an ensemble member needs a linear head (logreg or torch)")
     events, config = ctx.events, ctx.config
-    events.stage("linear-probe")
+    if offer:
+        events.stage("linear-probe")
     model = ctx.new_model(num_classes=0)
     views = FLIP_VIEWS if config.flip_features else (IDENTITY,)
-    train, val = ctx.snapshot.train, ctx.snapshot.val
+    train, val = ctx.snapshot.train, ctx.snapshot.val if offer else ctx.snapshot.val.iloc[:0]
     features, stats = run_features(ctx, model, pd.concat([train, val], ignore_index=True), views)
     if events.cancelled:
         return None
@@ -114,6 +130,10 @@ def linear_probe(ctx: RunContext, head: str, strategy: str) -> Probe | None:
     details = {"head": head, **details, "fit_seconds": round(time.perf_counter() - fit_start, 2),
                "features_computed": stats.computed, "features_cached": stats.cached,
                "features_images_per_s": round(stats.images_per_s, 1)}
+    if not offer:
+        model.reset_classifier(k)
+        fold_linear(pipeline, model.get_classifier())
+        return Probe(model, float("nan"), float("nan"), details)
     train_probs = _full_probs(pipeline, x_train, k)
     val_probs = np.stack([_full_probs(pipeline, x_val[:, v], k) for v in range(n_views)], axis=1)
     val_accuracy = float((val_probs[:, 0].argmax(1) == y_val).mean())
@@ -369,7 +389,9 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
     # Training dominates; scoring (inference only) costs about a third of a training step per image.
     fit_epoch = per_image * (1.1 * n_fit + n_held / 3)
     wide_epoch = per_image * 1.1 * (n_fit + n_held)
-    final_eval_seconds = per_image * (reserve_images + n_held) / 3
+    # An ensemble scores the probe's held-out views and doubles the final evaluation's inference.
+    ensemble_images = reserve_images + n_held if ctx.config.ensemble else 0
+    final_eval_seconds = per_image * (reserve_images + n_held + ensemble_images) / 3
 
     def seconds_left() -> float:
         return resolved.time_budget_s - (time.perf_counter() - started) - final_eval_seconds
@@ -418,10 +440,21 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
                        f"{correct.mean():.1%} on the held-out images, clearly below the probe: stopped.")
             return False
         fitted_on = f"{n_held} held-out training images (fine-tune after epoch {trainer.epochs_run})"
+        if ctx.config.ensemble:
+            probe_views = held_out_views(ctx, probe.model)
+            checked["ensemble"] = choose_ensemble(views, probe_views, targets, ENSEMBLE_PROBE_WEIGHT,
+                                                  fitted_on)
+            events.log(f"Auto: the fine-tune averaged with the probe: {ensemble_words(checked['ensemble'])}"
+                       f"{'' if checked['ensemble']['ensemble'] else '; the fine-tune stays alone'}.")
+            if checked["ensemble"]["ensemble"]:
+                views = average_views(views, probe_views, ENSEMBLE_PROBE_WEIGHT)
+                fitted_on += ", averaged with the probe"
+        probs = views[:, 0]
         checked["decision"] = {**fit_decision(probs, targets, fitted_on),
                                "tta": choose_tta(views, targets, fitted_on)}
-        ctx.best = Best(float(correct.mean()), float(per_image_log_loss(probs, targets).mean()), stage.name,
-                        trainer.epochs_run, "auto")
+        ctx.best = Best(float((probs.argmax(1) == targets).mean()),
+                        float(per_image_log_loss(probs, targets).mean()), stage.name, trainer.epochs_run,
+                        "auto")
         return True
 
     stage.replan = replan
@@ -442,5 +475,34 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
     details["decision"] = checked["decision"]
     reason = (f"{lp}; {ft}: {checked['accuracy']:.1%} there after {checked['epoch']} epochs (the probe "
               f"not clearly better), then {trainer.epochs_run - checked['epoch']} more epochs on all "
-              f"{n_fit + n_held} training images: kept the fine-tuned model")
-    return Outcome(_status(result.status), 1 + trainer.epochs_run, "finetune", reason, details)
+              f"{n_fit + n_held} training images")
+    choice = checked.get("ensemble")
+    if choice is None:
+        return Outcome(_status(result.status), 1 + trainer.epochs_run, "finetune",
+                       f"{reason}: kept the fine-tuned model", details)
+    details["ensemble"] = choice
+    if not choice["ensemble"]:
+        return Outcome(_status(result.status), 1 + trainer.epochs_run, "finetune",
+                       f"{reason}: kept the fine-tuned model alone ({ensemble_words(choice)})", details)
+    member = linear_probe(full, "logreg", "auto", offer=False)
+    if member is None:  # cancelled while featurizing: the fine-tuned checkpoint stays
+        return Outcome("cancelled", 1 + trainer.epochs_run, "finetune", f"{reason}, cancelled", details)
+    save_ensemble(full, member, choice["probe_weight"])
+    details["probe_recipe"] = {k: member.details.get(k) for k in ("C", "balanced", "train_views")}
+    return Outcome(_status(result.status), 1 + trainer.epochs_run, "ensemble",
+                   f"{reason}: kept the fine-tuned model averaged with a linear probe refit on all "
+                   f"{n_fit + n_held} training images ({recipe_words(member.details)}; "
+                   f"{ensemble_words(choice)})", details)
+
+
+def save_ensemble(ctx: RunContext, probe: Probe, probe_weight: float) -> None:
+    """Replace the run's fine-tuned checkpoint by the fine-tune averaged with `probe` (one model file:
+    prediction, evaluation and export see one network)."""
+    if not ctx.world.is_main:
+        return
+    finetuned = build_model(read_checkpoint(ctx.folder.checkpoint_path)).model
+    ensemble = ProbabilityAverage([finetuned, probe.model], [1 - probe_weight, probe_weight])
+    members = ["fine-tuned network", "linear probe on the pretrained backbone"]
+    save_checkpoint(ctx.checkpoint(ensemble, "auto", extra={"ensemble_members": members,
+                                                            "linear_head": probe.details}),
+                    ctx.folder.checkpoint_path)

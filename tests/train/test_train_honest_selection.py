@@ -22,6 +22,7 @@ def _choices(result) -> dict:
         "planned": details.get("finetune_epochs_planned"),
         "best_epoch": details.get("best_epoch"), "temperature": details["calibration"]["temperature"],
         "threshold": details["unknown_threshold"], "tta": checkpoint["tta"],
+        "ensemble": details.get("ensemble"), "members": checkpoint.get("ensemble"),
         "weights": float(sum(v.float().abs().sum() for v in checkpoint["state_dict"].values())),
     }
 

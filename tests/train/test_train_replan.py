@@ -32,9 +32,10 @@ def pessimistic_estimate(monkeypatch):
     monkeypatch.setattr(strategies, "seconds_per_image", lambda trainer, stage: 2.0)
     probe = strategies.linear_probe
 
-    def imperfect_probe(*args):
-        real = probe(*args)
+    def imperfect_probe(*args, **kwargs):
+        real = probe(*args, **kwargs)
         return type("P", (), {"val_accuracy": 0.1, "details": {}, "out_of_fold": None,
+                              "model": None if real is None else real.model,
                               "val_probs": None if real is None else real.val_probs})()
 
     monkeypatch.setattr(strategies, "linear_probe", imperfect_probe)
