@@ -7,11 +7,14 @@ call to the answer. Also times the same request with the service idle, for compa
     uv run python bench/predict_latency.py [--requests 10] [--image-size 224] [--device cpu]
 
 Target: under 0.5 s per one-image request on CPU with the default backbone (tf_efficientnet_lite0).
+`--model ensemble` times a model of two Lite0 networks averaged, the shape of what `auto` keeps when it
+averages its fine-tune with the probe (two forward passes per view).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
@@ -24,6 +27,8 @@ from helpers_images import make_image_folder
 
 from studio.data.importers import import_source
 from studio.data.store import Project
+from studio.predict.checkpoint import CHECKPOINT_NAME, build_model, read_checkpoint, save_checkpoint
+from studio.predict.ensemble import ProbabilityAverage
 from studio.service import JobState, TrainerService
 
 
@@ -34,6 +39,16 @@ def timed_predictions(service: TrainerService, run_dir: Path, images: list[Path]
         service.predict(run_dir, [str(images[i % len(images)])], top_k=3, timeout=600)
         waits.append(time.perf_counter() - start)
     return waits
+
+
+def make_ensemble(run_dir: Path) -> None:
+    """Replace the run's model by two copies of its network averaged (the cost of auto's ensemble)."""
+    path = run_dir / CHECKPOINT_NAME
+    checkpoint = read_checkpoint(path)
+    network = build_model(checkpoint).model
+    ensemble = ProbabilityAverage([network, copy.deepcopy(network)], [0.5, 0.5])
+    checkpoint.update(state_dict=ensemble.state_dict(), ensemble={"weights": ensemble.weights})
+    save_checkpoint(checkpoint, path)
 
 
 def report(name: str, waits: list[float]) -> None:
@@ -47,6 +62,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--per-class", type=int, default=12)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", choices=["single", "ensemble"], default="single",
+                        help="predict with one network or two averaged (what auto keeps)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="studio-bench-"))
@@ -59,6 +76,9 @@ def main() -> None:
     print(f"device: {service.device_info()}")
     first = service.submit_train(root / "project", {"strategy": "linear", "image_size": args.image_size})
     run_dir = Path(first.outcome(1800)["run_dir"])
+    if args.model == "ensemble":
+        make_ensemble(run_dir)
+    print(f"model: {args.model}")
     service.predict(run_dir, [str(images[0])])  # load the predictor once, as the UI would have
     report("idle service", timed_predictions(service, run_dir, images, args.requests))
 
