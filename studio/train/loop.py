@@ -98,8 +98,12 @@ def _soft_cross_entropy(
 class Trainer:
     """Trains `model` through one or more stages, keeping the best validation checkpoint in the run."""
 
-    def __init__(self, ctx: RunContext, model: torch.nn.Module, strategy: str) -> None:
+    def __init__(self, ctx: RunContext, model: torch.nn.Module, strategy: str, *,
+                 seed: int | None = None) -> None:
         self.ctx = ctx
+        # The seed of batch order, augmentation and mixing (the run's unless another is given: auto's
+        # second fine-tune must see the images in another order to err differently).
+        self.seed = ctx.config.seed if seed is None else seed
         self.data_ctx = ctx  # whose training images the loader draws (a Widen switches it)
         self.model = model.to(ctx.device, memory_format=torch.channels_last)
         self.strategy = strategy
@@ -118,7 +122,7 @@ class Trainer:
         self.loss_weights = (
             class_weights(ctx.snapshot.class_counts).to(ctx.device) if balance == "weights" else None
         )
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
         # Per-epoch validation ranks this run's epochs only (bf16 where the CPU runs it natively, in
         # torch: the weights change every epoch); the reported numbers come from the float32 evaluation.
         self.runner = InferenceRunner(self.model, ctx.preprocessing, ctx.device, validation_dtype(ctx.device),
@@ -230,7 +234,7 @@ class Trainer:
         epoch = 0
         while epoch < stage.epochs:  # not range(): a re-plan after the first epoch changes stage.epochs
             epoch += 1
-            loader = self._loader(ctx.config.seed * 1000 + self.epochs_run + 1)
+            loader = self._loader(self.seed * 1000 + self.epochs_run + 1)
             set_train_mode(self.model, ctx.resolved.freeze_bn)
             losses, correct, seen, epoch_start = [], 0, 0, time.perf_counter()
             for images, targets in loader:

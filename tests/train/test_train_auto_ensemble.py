@@ -53,8 +53,9 @@ def test_the_average_is_the_default_unless_it_clearly_hurts_on_held_out_images()
     assert choose_ensemble(finetune[:0], finetune[:0], targets[:0], 0.5, "t")["ensemble"] is True
 
 
-def _auto(tmp_path, monkeypatch, *, average_hurts: bool = False, **settings):
-    monkeypatch.setattr(strategies, "clearly_better", lambda a, b: False)  # the probe never wins outright
+def _auto(tmp_path, monkeypatch, *, average_hurts: bool = False, finetune_clearly=None, **settings):
+    # The probe never wins outright, a second fine-tune is never vetoed (unless the test says otherwise).
+    monkeypatch.setattr(strategies, "clearly_better", finetune_clearly or (lambda a, b: False))
     monkeypatch.setattr(selection, "clearly_better", lambda a, b: average_hurts)
     project = make_project(tmp_path, classes=("cat", "dog", "owl"), per_class=9)
     data = project.dataset(labeled_only=True)
@@ -73,16 +74,22 @@ def test_auto_keeps_the_fine_tune_averaged_with_the_probe_and_every_surface_pred
     assert result.status == "done" and result.strategy == "ensemble"
     assert "averaged with a linear probe refit on all" in result.reason
     checkpoint = read_checkpoint(result.run_dir)
-    assert checkpoint["ensemble"] == {"weights": [0.5, 0.5]}
+    # The generous budget fits a second fine-tune: two fine-tuned networks share the fine-tune's half.
+    assert checkpoint["ensemble"] == {"weights": [0.25, 0.25, 0.5]}
+    assert checkpoint["extra"]["ensemble_members"] == [
+        "fine-tuned network 1", "fine-tuned network 2", "linear probe on the pretrained backbone"]
     details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
     assert details["ensemble"]["ensemble"] is True
     assert "held-out training images" in details["ensemble"]["fitted_on"]
-    assert "averaged with the probe" in details["calibration"]["fitted_on"]
+    assert details["second_finetune"]["kept"] is True and details["second_finetune"]["seed"] == 2
+    assert "a second fine-tune (seed 2" in result.reason
+    fitted_on = details["calibration"]["fitted_on"]
+    assert "averaged with a second fine-tune" in fitted_on and "averaged with the probe" in fitted_on
     assert details["probe_recipe"]["C"] is not None
 
-    # The model's probabilities are the members' average (then the run's calibration temperature).
+    # The model's probabilities are the members' weighted average (then the run's calibration temperature).
     loaded = load_model(result.run_dir)
-    assert isinstance(loaded.model, ProbabilityAverage) and len(loaded.model.members) == 2
+    assert isinstance(loaded.model, ProbabilityAverage) and len(loaded.model.members) == 3
     predictor = Predictor(loaded, "cpu")
     probs = predictor.probabilities(paths[:4], TTA_VIEWS)
     members = []
@@ -90,18 +97,21 @@ def test_auto_keeps_the_fine_tune_averaged_with_the_probe_and_every_surface_pred
         single = build_model({**checkpoint, "state_dict": member.state_dict(), "ensemble": None,
                               "calibration": None})
         members.append(Predictor(single, "cpu").probabilities(paths[:4], TTA_VIEWS))
-    average = 0.5 * members[0] + 0.5 * members[1]
+    average = sum(w * m for w, m in zip(loaded.model.weights, members))
     temperature = loaded.temperature
     expected = np.exp(np.log(average) / temperature)
     expected /= expected.sum(axis=2, keepdims=True)
     assert np.abs(probs - expected).max() < 1e-5
-    assert np.abs(members[0] - members[1]).max() > 1e-3  # two different networks
+    for a in range(3):  # three different networks
+        for b in range(a):
+            assert np.abs(members[a] - members[b]).max() > 1e-3
 
     # The reported accuracy is the saved model's; the exported graph predicts the same within 1e-4.
     report = export_run(result.run_dir, tmp_path / "bundle", "onnx")
     assert report["parity"]["max_abs_diff"] <= TOLERANCE
     card = (tmp_path / "bundle" / "model_card.md").read_text()
-    assert "Ensemble: the average of 2 networks' probabilities, one graph: fine-tuned network (0.50)" in card
+    assert ("Ensemble: the average of 3 networks' probabilities, one graph: fine-tuned network 1 (0.25), "
+            "fine-tuned network 2 (0.25), linear probe on the pretrained backbone (0.50)") in card
     bundle = load_bundle_script(tmp_path / "bundle").BundleModel(tmp_path / "bundle")
     ours = predictor.predict(paths[:4], top_k=3)
     theirs = bundle.predict(paths[:4], top_k=3)
@@ -114,7 +124,46 @@ def test_auto_keeps_the_fine_tune_averaged_with_the_probe_and_every_surface_pred
     assert abs(cam.probability - predictor.predict(paths[0], tta=False)[0]["top"][0]["probability"]) < 1e-5
 
 
+def test_one_fine_tune_with_the_probe_when_the_time_left_fits_no_second(tmp_path, monkeypatch):
+    monkeypatch.setattr(strategies, "SECOND_FINETUNE_MARGIN", 1e9)  # no time is ever enough
+    result, _ = _auto(tmp_path, monkeypatch)
+    assert result.strategy == "ensemble" and "second fine-tune" not in result.reason
+    assert read_checkpoint(result.run_dir)["ensemble"] == {"weights": [0.5, 0.5]}
+    details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
+    assert "second_finetune" not in details and "second fine-tune" not in details["calibration"]["fitted_on"]
+
+
+def test_two_fine_tunes_are_averaged_without_the_probe_when_the_probe_clearly_hurts(tmp_path, monkeypatch):
+    result, _ = _auto(tmp_path, monkeypatch, average_hurts=True)
+    assert result.strategy == "ensemble"
+    assert "kept the two fine-tuned models averaged, without the probe" in result.reason
+    checkpoint = read_checkpoint(result.run_dir)
+    assert checkpoint["ensemble"] == {"weights": [0.5, 0.5]}
+    assert checkpoint["extra"]["ensemble_members"] == ["fine-tuned network 1", "fine-tuned network 2"]
+
+
+def test_a_second_fine_tune_that_clearly_hurts_is_left_out(tmp_path, monkeypatch):
+    scored = []
+    real_views = strategies.held_out_views
+
+    def counting_views(ctx, model):
+        scored.append(model)
+        return real_views(ctx, model)
+
+    # Scored in turn: the first fine-tune, the probe, the second fine-tune; only the comparison after the
+    # third (the average with and without the second fine-tune) says "clearly better".
+    monkeypatch.setattr(strategies, "held_out_views", counting_views)
+    result, _ = _auto(tmp_path, monkeypatch, finetune_clearly=lambda a, b: len(scored) >= 3)
+    assert len(scored) == 3
+    details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
+    assert details["second_finetune"]["kept"] is False
+    assert "a second fine-tune (seed 2) clearly hurt" in result.reason and "left out" in result.reason
+    assert read_checkpoint(result.run_dir)["ensemble"] == {"weights": [0.5, 0.5]}
+    assert "second fine-tune" not in details["calibration"]["fitted_on"]
+
+
 def test_auto_keeps_the_fine_tune_alone_when_the_average_clearly_hurts_or_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setattr(strategies, "MAX_FINETUNES", 1)
     hurt, _ = _auto(tmp_path / "hurt", monkeypatch, average_hurts=True)
     assert hurt.strategy == "finetune" and "the average clearly hurt" in hurt.reason
     assert "ensemble" not in read_checkpoint(hurt.run_dir)

@@ -40,6 +40,7 @@ def pessimistic_estimate(monkeypatch):
 
     monkeypatch.setattr(strategies, "linear_probe", imperfect_probe)
     monkeypatch.setattr(strategies, "clearly_better", lambda a, b: False)  # the held-out check lets it go on
+    monkeypatch.setattr(strategies, "MAX_FINETUNES", 1)  # one fine-tune's plan (a second one plans nothing)
     scores = itertools.count(1)
     monkeypatch.setattr(loop.Trainer, "validate", lambda self: (min(1.0, 0.2 + 0.05 * next(scores)), 1.0))
 
