@@ -5,10 +5,11 @@ it runs, sends single-image predictions through `TrainerService.predict`, timing
 call to the answer. Also times the same request with the service idle, for comparison.
 
     uv run python bench/predict_latency.py [--requests 10] [--image-size 224] [--device cpu]
+                                           [--members N] [--tta]
 
 Target: under 0.5 s per one-image request on CPU with the default backbone (tf_efficientnet_lite0).
-`--model ensemble` times a model of two Lite0 networks averaged, the shape of what `auto` keeps when it
-averages its fine-tune with the probe (two forward passes per view).
+`--members N` times a model of N Lite0 networks averaged, the shape of what `auto` keeps when it averages
+its fine-tune with the probe (2), and with a second fine-tune on small sets (3): N forward passes per view.
 """
 
 from __future__ import annotations
@@ -32,21 +33,23 @@ from studio.predict.ensemble import ProbabilityAverage
 from studio.service import JobState, TrainerService
 
 
-def timed_predictions(service: TrainerService, run_dir: Path, images: list[Path], n: int) -> list[float]:
+def timed_predictions(service: TrainerService, run_dir: Path, images: list[Path], n: int,
+                      tta: bool = False) -> list[float]:
     waits = []
     for i in range(n):
         start = time.perf_counter()
-        service.predict(run_dir, [str(images[i % len(images)])], top_k=3, timeout=600)
+        service.predict(run_dir, [str(images[i % len(images)])], tta=tta, top_k=3, timeout=600)
         waits.append(time.perf_counter() - start)
     return waits
 
 
-def make_ensemble(run_dir: Path) -> None:
-    """Replace the run's model by two copies of its network averaged (the cost of auto's ensemble)."""
+def make_ensemble(run_dir: Path, members: int) -> None:
+    """Replace the run's model by `members` copies of its network averaged (the cost of auto's ensemble)."""
     path = run_dir / CHECKPOINT_NAME
     checkpoint = read_checkpoint(path)
     network = build_model(checkpoint).model
-    ensemble = ProbabilityAverage([network, copy.deepcopy(network)], [0.5, 0.5])
+    ensemble = ProbabilityAverage([network] + [copy.deepcopy(network) for _ in range(members - 1)],
+                                  [1.0] * members)
     checkpoint.update(state_dict=ensemble.state_dict(), ensemble={"weights": ensemble.weights})
     save_checkpoint(checkpoint, path)
 
@@ -62,8 +65,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--per-class", type=int, default=12)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--model", choices=["single", "ensemble"], default="single",
-                        help="predict with one network or two averaged (what auto keeps)")
+    parser.add_argument("--members", type=int, choices=[1, 2, 3], default=1,
+                        help="networks averaged in the model (auto keeps 2 or 3)")
+    parser.add_argument("--tta", action="store_true",
+                        help="predict with TTA (4 views), as auto's runs usually do by default")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="studio-bench-"))
@@ -76,18 +81,19 @@ def main() -> None:
     print(f"device: {service.device_info()}")
     first = service.submit_train(root / "project", {"strategy": "linear", "image_size": args.image_size})
     run_dir = Path(first.outcome(1800)["run_dir"])
-    if args.model == "ensemble":
-        make_ensemble(run_dir)
-    print(f"model: {args.model}")
+    if args.members > 1:
+        make_ensemble(run_dir, args.members)
+    print(f"model: {args.members} network{'s' if args.members > 1 else ''} averaged, "
+          f"{'TTA (4 views)' if args.tta else 'one view'}")
     service.predict(run_dir, [str(images[0])])  # load the predictor once, as the UI would have
-    report("idle service", timed_predictions(service, run_dir, images, args.requests))
+    report("idle service", timed_predictions(service, run_dir, images, args.requests, args.tta))
 
     training = service.submit_train(root / "project", {
         "strategy": "finetune", "image_size": args.image_size, "epochs": 50, "patience": 50, "batch_size": 8})
     while not any(e["type"] == "step" for e in training.events()):  # wait until it is really training
         if training.wait(0.2):
             sys.exit(f"training ended early: {training.state} {training.error}")
-    waits = timed_predictions(service, run_dir, images, args.requests)
+    waits = timed_predictions(service, run_dir, images, args.requests, args.tta)
     still_training = training.state is JobState.RUNNING
     report("while training", waits)
     print(f"training still running during all requests: {still_training}")

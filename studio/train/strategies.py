@@ -6,8 +6,9 @@ two-stage  linear probe head, then the top block groups with the head at a lower
 gradual    linear probe head, then one more block group per stage from the top down (ULMFiT)
 scratch    random weights, all layers (a baseline only)
 auto       linear probe, then a fine-tune of all but the lowest layers (fresh head, weight average)
-           when the time budget allows; chooses on held-out training images (never validation),
-           calibrates, and says why
+           when the time budget allows, averaged with the probe (and with a second fine-tune when the
+           time left fits one); chooses on held-out training images (never validation), calibrates,
+           and says why
 """
 
 from __future__ import annotations
