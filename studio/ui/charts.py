@@ -131,13 +131,20 @@ def history_from_events(events: Iterable[Mapping[str, Any]]) -> list[dict[str, A
     return points
 
 
-def _series(points: Sequence[Mapping[str, float]], key: str, *, whole_epochs: bool | None = None):
-    """(x, y) of the points that have `key`; whole_epochs keeps only (True) or drops (False) epoch ends."""
+def _series(points: Sequence[Mapping[str, float]], key: str, *, whole_epochs: bool | None = None,
+            gaps: bool = False):
+    """(x, y) of the points that have `key`; whole_epochs keeps only (True) or drops (False) epoch ends.
+    With `gaps`, an epoch end without `key` after one with it is a None (plotly breaks the line there):
+    auto's epochs on every training image have no validation score, and a line drawn across them to a
+    later stage's scores would invent a curve."""
     xs, ys = [], []
     for p in points:
-        if key not in p:
-            continue
         is_whole = bool(p.get("epoch_end", float(p["epoch"]).is_integer()))
+        if key not in p:
+            if gaps and is_whole and ys and ys[-1] is not None:
+                xs.append(p["epoch"])
+                ys.append(None)
+            continue
         if whole_epochs is not None and is_whole != whole_epochs:
             continue
         xs.append(p["epoch"])
@@ -145,9 +152,9 @@ def _series(points: Sequence[Mapping[str, float]], key: str, *, whole_epochs: bo
     return xs, ys
 
 
-def _as_percent(values: list[float]) -> list[float]:
+def _as_percent(values: list[float | None]) -> list[float | None]:
     # Accuracies arrive as fractions (0..1); charts read better in percent.
-    return [v * 100 if v <= 1.0 else v for v in values]
+    return [v * 100 if v is not None and v <= 1.0 else v for v in values]
 
 
 def empty_figure(message: str, height: int = 320) -> go.Figure:
@@ -181,7 +188,8 @@ def training_curves(rows: Iterable[Mapping[str, Any]], title: str | None = None)
     ]
     shown: set[str] = set()
     for key, name, color, col, percent in specs:
-        x, y = _series(points, key, whole_epochs=True if key == "train_loss" else None)
+        x, y = _series(points, key, whole_epochs=True if key == "train_loss" else None,
+                       gaps=key.startswith("val_"))
         if not x:
             continue
         fig.add_trace(go.Scatter(
@@ -211,7 +219,7 @@ def compare_runs(curves: Mapping[str, Iterable[Mapping[str, Any]]]) -> go.Figure
     for index, (name, points) in enumerate(histories.items()):
         color = RUN_COLORS[index % len(RUN_COLORS)]
         for col, key in ((1, "val_acc"), (2, "val_loss")):
-            x, y = _series(points, key)
+            x, y = _series(points, key, gaps=True)
             if not x:
                 continue
             fig.add_trace(go.Scatter(

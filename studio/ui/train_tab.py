@@ -37,8 +37,9 @@ POLL_SECONDS = 2.0
 
 STRATEGY_HELP = {
     "auto": (
-        "Linear probe first, then a fine-tune of the upper layers while time allows; keeps the fine-tune "
-        "averaged with the probe (or the probe alone when clearly better). A good first choice."
+        "Linear probe first, then a fine-tune of the upper layers while time allows (a second one too on "
+        "small sets, when it fits); keeps the fine-tunes averaged with the probe (or the probe alone when "
+        "clearly better). A good first choice."
     ),
     "linear": (
         "Backbone frozen, only a classifier on its features. Fastest (seconds); strong with very few images."

@@ -150,3 +150,18 @@ def test_steps_are_placed_by_the_engines_steps_per_epoch() -> None:
         events.append({"type": "epoch", "stage": "finetune", "epoch": epoch, "val_accuracy": 0.5})
     steps = [p for p in charts.history_from_events(events) if p["type"] == "step"]
     assert [round(p["epoch"], 3) for p in steps] == [round(s / 19, 3) for s in (5, 10, 15, 20, 25, 30, 35)]
+
+
+def test_validation_lines_break_over_epochs_without_a_validation_score() -> None:
+    # Auto: a fine-tune scored for two epochs, then two epochs on every training image (no score), then a
+    # second fine-tune scored again: no line may join epoch 2's score to epoch 5's across the gap.
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.9,
+             **({"val_loss": 0.5, "val_accuracy": 0.8} if e in (1, 2, 5) else {})} for e in range(1, 6)]
+    val = next(t for t in charts.training_curves(rows).data if t.name == "validation" and t.xaxis == "x2")
+    assert list(val.x) == [1, 2, 3, 5] and list(val.y) == [80.0, 80.0, None, 80.0]
+    assert not val.connectgaps
+    compared = charts.compare_runs({"auto": rows, "plain": _history()})
+    auto_acc = next(t for t in compared.data if t.name == "auto" and t.xaxis == "x")
+    assert list(auto_acc.y) == [80.0, 80.0, None, 80.0]
+    plain_acc = next(t for t in compared.data if t.name == "plain" and t.xaxis == "x")
+    assert None not in list(plain_acc.y)  # a run scored every epoch has no gap
