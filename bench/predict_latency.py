@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from helpers_images import make_image_folder
@@ -48,8 +50,12 @@ def make_ensemble(run_dir: Path, members: int) -> None:
     path = run_dir / CHECKPOINT_NAME
     checkpoint = read_checkpoint(path)
     network = build_model(checkpoint).model
-    ensemble = ProbabilityAverage([network] + [copy.deepcopy(network) for _ in range(members - 1)],
-                                  [1.0] * members)
+    copies = [copy.deepcopy(network) for _ in range(members - 1)]
+    with torch.no_grad():  # distinct weights, as real members have: identical copies can be merged by the
+        for member in copies:  # graph optimizer, which would time one network
+            for param in member.parameters():
+                param.add_(torch.randn_like(param) * 1e-3)
+    ensemble = ProbabilityAverage([network, *copies], [1.0] * members)
     checkpoint.update(state_dict=ensemble.state_dict(), ensemble={"weights": ensemble.weights})
     save_checkpoint(checkpoint, path)
 
@@ -83,7 +89,7 @@ def main() -> None:
     run_dir = Path(first.outcome(1800)["run_dir"])
     if args.members > 1:
         make_ensemble(run_dir, args.members)
-    print(f"model: {args.members} network{'s' if args.members > 1 else ''} averaged, "
+    print(f"model: {args.members} network{'s averaged' if args.members > 1 else ''}, "
           f"{'TTA (4 views)' if args.tta else 'one view'}")
     service.predict(run_dir, [str(images[0])])  # load the predictor once, as the UI would have
     report("idle service", timed_predictions(service, run_dir, images, args.requests, args.tta))
