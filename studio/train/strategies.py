@@ -518,16 +518,24 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
     return Outcome(_status(result.status), epochs_run, "ensemble", f"{reason}: {kept}", details)
 
 
+def _kept_views(checked: dict, finetune_views: list[np.ndarray]) -> np.ndarray:
+    """Held-out probabilities (N x views x classes) of the model auto keeps: the fine-tunes' mean,
+    averaged with the probe when the probe joins it."""
+    views = np.mean(finetune_views, axis=0)
+    if checked.get("ensemble", {}).get("ensemble"):
+        views = average_views(views, checked["probe_views"], ENSEMBLE_PROBE_WEIGHT)
+    return views
+
+
 def _decide(ctx: RunContext, checked: dict, finetune_views: list[np.ndarray], targets: np.ndarray,
             stage: str, epoch: int) -> None:
     """Fit the run's decision (calibration, unknown threshold, TTA) on the held-out predictions of the
     model auto will keep: the fine-tunes' average, averaged with the probe when the probe joins it."""
-    views = np.mean(finetune_views, axis=0)
+    views = _kept_views(checked, finetune_views)
     fitted_on = checked["fitted_on"]
     if len(finetune_views) > 1:
         fitted_on += f", averaged with a second fine-tune (after its epoch {epoch})"
     if checked.get("ensemble", {}).get("ensemble"):
-        views = average_views(views, checked["probe_views"], ENSEMBLE_PROBE_WEIGHT)
         fitted_on += ", averaged with the probe"
     probs = views[:, 0]
     checked["decision"] = {**fit_decision(probs, targets, fitted_on),
@@ -573,10 +581,7 @@ def _second_finetune(ctx: RunContext, full: RunContext, first: Stage, checked: d
         return SecondFinetune("cancelled", trainer.epochs_run)
 
     def correct(finetune_views: list[np.ndarray]) -> np.ndarray:
-        views = np.mean(finetune_views, axis=0)
-        if checked.get("ensemble", {}).get("ensemble"):
-            views = average_views(views, checked["probe_views"], ENSEMBLE_PROBE_WEIGHT)
-        return views[:, 0].argmax(1) == targets
+        return _kept_views(checked, finetune_views)[:, 0].argmax(1) == targets
 
     without, with_second = correct([checked["finetune_views"]]), correct([checked["finetune_views"],
                                                                           seen["views"]])
