@@ -500,14 +500,16 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
             finetuned.append(build_model(read_checkpoint(full.folder.checkpoint_path)).model)
     details["decision"] = checked["decision"]
     if not choice["ensemble"] and len(finetuned) == 1:
-        save_ensemble(full, finetuned, None, 0.0)  # the file may hold a second fine-tune left out
+        if "second_finetune" in details:  # the file holds the second fine-tune that was left out
+            save_ensemble(full, finetuned, None, 0.0)
         return Outcome(_status(result.status), epochs_run, "finetune",
                        f"{reason}: kept the fine-tuned model alone ({ensemble_words(choice)})", details)
     member = None
     if choice["ensemble"]:
         member = linear_probe(full, "logreg", "auto", offer=False)
-        if member is None:  # cancelled while featurizing: the fine-tuned weights stay
-            save_ensemble(full, finetuned, None, 0.0)
+        if member is None:  # cancelled while featurizing: the fine-tuned weights stay (averaged, if two)
+            if "second_finetune" in details:
+                save_ensemble(full, finetuned, None, 0.0)
             return Outcome("cancelled", epochs_run, "finetune", f"{reason}, cancelled", details)
         details["probe_recipe"] = {k: member.details.get(k) for k in ("C", "balanced", "train_views")}
     save_ensemble(full, finetuned, member, choice["probe_weight"] if member is not None else 0.0)
