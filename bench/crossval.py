@@ -20,6 +20,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,10 @@ from sklearn.model_selection import StratifiedKFold
 
 from studio.data.importers import import_source
 from studio.data.store import Project
+from studio.predict.checkpoint import load_model
+from studio.predict.ensemble import ProbabilityAverage
+from studio.predict.inference import IDENTITY, TTA_VIEWS
+from studio.predict.predictor import Predictor
 from studio.train import TrainConfig, train
 
 METHODS = ("probe", "finetune", "auto")
@@ -65,7 +70,24 @@ def run_fold(project: Project, held_out: list[int], all_ids: list[int], features
         run = train(project, TrainConfig(seed=0))
         result["auto"] = round(run.accuracy * len(val_paths))  # as the run predicts (its TTA choice)
         result["auto_kept"] = run.strategy
+        result["auto_members"] = member_scores(run.run_dir, val_paths, val_y)
     return result
+
+
+def member_scores(run_dir: Path, paths: list[str], targets: np.ndarray) -> dict[str, int]:
+    """Correct held-out images of each network of an averaged model, alone, as the run predicts (its TTA
+    choice and temperature): a diagnostic of where auto wins or loses a fold, not a choice."""
+    loaded = load_model(run_dir)
+    if not isinstance(loaded.model, ProbabilityAverage):
+        return {}
+    names = loaded.checkpoint.get("extra", {}).get("ensemble_members") or [
+        f"member {i + 1}" for i in range(len(loaded.model.members))]
+    views = TTA_VIEWS if loaded.tta else (IDENTITY,)
+    scores = {}
+    for name, member in zip(names, loaded.model.members):
+        probs = Predictor(replace(loaded, model=member), "cpu").probabilities(paths, views).mean(axis=1)
+        scores[name] = int((probs.argmax(1) == targets).sum())
+    return scores
 
 
 def report(name: str, folds: list[dict], methods: list[str]) -> str:
@@ -79,6 +101,10 @@ def report(name: str, folds: list[dict], methods: list[str]) -> str:
     if "auto" in methods:
         lines.append("")
         lines.append("auto kept: " + ", ".join(f["auto_kept"] for f in folds))
+        for k, f in enumerate(folds):
+            if f.get("auto_members"):
+                alone = ", ".join(f"{name} {right}/{f['n']}" for name, right in f["auto_members"].items())
+                lines.append(f"fold {k + 1}, auto's networks alone: {alone}")
         for m in methods:
             if m == "auto":
                 continue

@@ -62,8 +62,9 @@ ULMFIT_DECAY = 1 / 2.6  # ULMFiT's ratio between the rates of neighbouring layer
 # splits, 3 seeds, with TTA: flowers fine-tune 91.6%, averaged 92.7%; MRI 95.1%, 95.9% (the members' flowers
 # mistakes: 12-14 each, 5-8 shared).
 ENSEMBLE_PROBE_WEIGHT = 0.5
-# Auto fine-tunes a second network (another seed) when the time left fits it: at most this many.
+# Auto fine-tunes more networks (other seeds) while the time left fits one more: at most this many.
 MAX_FINETUNES = 2
+ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
 # ...and only when the time left is at least this multiple of the first fine-tune's measured duration.
 SECOND_FINETUNE_MARGIN = 1.1
 
@@ -484,23 +485,26 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
                        details)
     details["ensemble"] = choice
     finetuned = [build_model(read_checkpoint(full.folder.checkpoint_path)).model]
-    # A second fine-tune (another seed) when the time left fits one more like the first, with the
-    # inference of one more member in the final evaluation: small sets finish their planned epochs early.
+    finetune_views = [checked["finetune_views"]]
+    # More fine-tunes (other seeds) while the time left fits one more like the first, with the inference
+    # of one more member in the final evaluation: small sets finish their planned epochs early.
     one_more_eval = per_image * (reserve_images + n_held) / 3
-    if MAX_FINETUNES > 1 and seconds_left() - one_more_eval >= SECOND_FINETUNE_MARGIN * finetune_seconds:
-        second = _second_finetune(ctx, full, stage, checked, held["target"].to_numpy())
-        epochs_run += second.epochs_run
-        if second.status == "cancelled":  # the first fine-tune's weights go back in the run's file
+    while (len(finetuned) < MAX_FINETUNES
+           and seconds_left() - one_more_eval * len(finetuned) >= SECOND_FINETUNE_MARGIN * finetune_seconds):
+        more = _another_finetune(ctx, full, stage, checked, finetune_views, held["target"].to_numpy())
+        epochs_run += more.epochs_run
+        if more.status == "cancelled":  # the kept fine-tunes' weights go back in the run's file
             save_ensemble(full, finetuned, None, 0.0)
-            return Outcome("cancelled", epochs_run, "finetune", f"{reason}; a second fine-tune, cancelled",
-                           details)
-        details["second_finetune"] = second.details
-        reason += f"; {second.reason}"
-        if second.kept:
-            finetuned.append(build_model(read_checkpoint(full.folder.checkpoint_path)).model)
+            return Outcome("cancelled", epochs_run, "finetune", f"{reason}; {more.reason}", details)
+        details.setdefault("more_finetunes", []).append(more.details)
+        reason += f"; {more.reason}"
+        if not more.kept:  # another seed would most likely be left out too
+            break
+        finetuned.append(build_model(read_checkpoint(full.folder.checkpoint_path)).model)
+        finetune_views.append(more.views)
     details["decision"] = checked["decision"]
     if not choice["ensemble"] and len(finetuned) == 1:
-        if "second_finetune" in details:  # the file holds the second fine-tune that was left out
+        if "more_finetunes" in details:  # the file holds the fine-tune that was left out
             save_ensemble(full, finetuned, None, 0.0)
         return Outcome(_status(result.status), epochs_run, "finetune",
                        f"{reason}: kept the fine-tuned model alone ({ensemble_words(choice)})", details)
@@ -508,12 +512,13 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
     if choice["ensemble"]:
         member = linear_probe(full, "logreg", "auto", offer=False)
         if member is None:  # cancelled while featurizing: the fine-tuned weights stay (averaged, if two)
-            if "second_finetune" in details:
+            if "more_finetunes" in details:
                 save_ensemble(full, finetuned, None, 0.0)
             return Outcome("cancelled", epochs_run, "finetune", f"{reason}, cancelled", details)
         details["probe_recipe"] = {k: member.details.get(k) for k in ("C", "balanced", "train_views")}
     save_ensemble(full, finetuned, member, choice["probe_weight"] if member is not None else 0.0)
-    networks = "the fine-tuned model" if len(finetuned) == 1 else "the two fine-tuned models"
+    count = {2: "two", 3: "three", 4: "four", 5: "five"}.get(len(finetuned), str(len(finetuned)))
+    networks = "the fine-tuned model" if len(finetuned) == 1 else f"the {count} fine-tuned models"
     kept = (f"kept {networks} averaged with a linear probe refit on all {n_fit + n_held} training images "
             f"({recipe_words(member.details)}; {ensemble_words(choice)})" if member is not None
             else f"kept {networks} averaged, without the probe ({ensemble_words(choice)})")
@@ -536,7 +541,9 @@ def _decide(ctx: RunContext, checked: dict, finetune_views: list[np.ndarray], ta
     views = _kept_views(checked, finetune_views)
     fitted_on = checked["fitted_on"]
     if len(finetune_views) > 1:
-        fitted_on += f", averaged with a second fine-tune (after its epoch {epoch})"
+        extra = len(finetune_views) - 1
+        more = "a second fine-tune" if extra == 1 else f"{extra} more fine-tunes"
+        fitted_on += f", averaged with {more} (after their epoch {epoch})"
     if checked.get("ensemble", {}).get("ensemble"):
         fitted_on += ", averaged with the probe"
     probs = views[:, 0]
@@ -547,24 +554,27 @@ def _decide(ctx: RunContext, checked: dict, finetune_views: list[np.ndarray], ta
 
 
 @dataclass
-class SecondFinetune:
+class MoreFinetune:
     status: str  # "done" | "cancelled"
     epochs_run: int
     kept: bool = False
     reason: str = ""
     details: dict = field(default_factory=dict)
+    views: np.ndarray | None = None  # its held-out probabilities at the check (N x views x classes)
 
 
-def _second_finetune(ctx: RunContext, full: RunContext, first: Stage, checked: dict,
-                     targets: np.ndarray) -> SecondFinetune:
+def _another_finetune(ctx: RunContext, full: RunContext, first: Stage, checked: dict,
+                      finetune_views: list[np.ndarray], targets: np.ndarray) -> MoreFinetune:
     """The first fine-tune's schedule again from a fresh head with another seed (batch order,
     augmentation, head), scored on the same held-out images at the same epoch, then trained on every
-    training image. It joins the average unless the model without it is clearly better on the held-out
-    images (the same veto as for the probe); the run's decision is then refitted with it. Two
-    fine-tunes err less alike than one fine-tune's epochs: on MRI (41 val images) the average with the
-    probe was right on 40 in every pair of 3 seeds, on 39-40 with one fine-tune."""
+    training image. It joins the average unless the model without it (the kept fine-tunes'
+    `finetune_views`) is clearly better on the held-out images (the same veto as for the probe); the
+    run's decision is then refitted with it. Two fine-tunes err less alike than one fine-tune's epochs:
+    on MRI (41 val images) the average with the probe was right on 40 in every pair of 3 seeds, on 39-40
+    with one fine-tune."""
     model = ctx.new_model()
-    seed = ctx.config.seed + 1
+    number = len(finetune_views) + 1
+    seed = ctx.config.seed + number - 1
     trainer = Trainer(ctx, model, "auto", seed=seed)
     seen: dict = {}
 
@@ -573,32 +583,32 @@ def _second_finetune(ctx: RunContext, full: RunContext, first: Stage, checked: d
         seen["epoch"] = trainer.epochs_run
         return True
 
-    stage = Stage("finetune-2", first.epochs, fine_tune_groups(ctx, model, ctx.resolved.lr),
+    stage = Stage(f"finetune-{number}", first.epochs, fine_tune_groups(ctx, model, ctx.resolved.lr),
                   first.warmup_epochs)
     stage.widen = Widen(first.widen.after_epoch, full, check)
-    ctx.events.log(f"Auto: time is left for a second fine-tune ({stage.epochs} epochs, seed {seed}), to be "
-                   "averaged with the first.")
+    nth = ORDINALS.get(number, f"#{number}")
+    ctx.events.log(f"Auto: time is left for a {nth} fine-tune ({stage.epochs} epochs, seed {seed}), to be "
+                   "averaged with the kept ones.")
     result = trainer.run(stage)
     if result.status == "cancelled" or "views" not in seen:
-        return SecondFinetune("cancelled", trainer.epochs_run)
+        return MoreFinetune("cancelled", trainer.epochs_run, reason=f"a {nth} fine-tune, cancelled")
 
-    def correct(finetune_views: list[np.ndarray]) -> np.ndarray:
-        return _kept_views(checked, finetune_views)[:, 0].argmax(1) == targets
+    def correct(views: list[np.ndarray]) -> np.ndarray:
+        return _kept_views(checked, views)[:, 0].argmax(1) == targets
 
-    without, with_second = correct([checked["finetune_views"]]), correct([checked["finetune_views"],
-                                                                          seen["views"]])
-    kept = not clearly_better(without, with_second)
+    without, with_it = correct(finetune_views), correct([*finetune_views, seen["views"]])
+    kept = not clearly_better(without, with_it)
     details = {"seed": seed, "epochs": trainer.epochs_run, "kept": kept, "n": len(targets),
-               "accuracy_without": float(without.mean()), "accuracy_with": float(with_second.mean())}
-    seen_on = (f"{with_second.mean():.1%} with it, {without.mean():.1%} without, on {len(targets)} held-out "
+               "accuracy_without": float(without.mean()), "accuracy_with": float(with_it.mean())}
+    seen_on = (f"{with_it.mean():.1%} with it, {without.mean():.1%} without, on {len(targets)} held-out "
                "training images")
     if not kept:
-        return SecondFinetune("done", trainer.epochs_run, False,
-                              f"a second fine-tune (seed {seed}) clearly hurt ({seen_on}): left out", details)
-    _decide(ctx, checked, [checked["finetune_views"], seen["views"]], targets, first.name, seen["epoch"])
-    return SecondFinetune("done", trainer.epochs_run, True,
-                          f"a second fine-tune (seed {seed}, {trainer.epochs_run} epochs) fitted in the time "
-                          f"left and joined the average ({seen_on})", details)
+        return MoreFinetune("done", trainer.epochs_run, False,
+                            f"a {nth} fine-tune (seed {seed}) clearly hurt ({seen_on}): left out", details)
+    _decide(ctx, checked, [*finetune_views, seen["views"]], targets, first.name, seen["epoch"])
+    return MoreFinetune("done", trainer.epochs_run, True,
+                        f"a {nth} fine-tune (seed {seed}, {trainer.epochs_run} epochs) fitted in the time "
+                        f"left and joined the average ({seen_on})", details, seen["views"])
 
 
 def save_ensemble(ctx: RunContext, finetuned: list[torch.nn.Module], probe: Probe | None,

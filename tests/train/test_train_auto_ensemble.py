@@ -81,7 +81,7 @@ def test_auto_keeps_the_fine_tune_averaged_with_the_probe_and_every_surface_pred
     details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
     assert details["ensemble"]["ensemble"] is True
     assert "held-out training images" in details["ensemble"]["fitted_on"]
-    assert details["second_finetune"]["kept"] is True and details["second_finetune"]["seed"] == 2
+    assert details["more_finetunes"][0]["kept"] is True and details["more_finetunes"][0]["seed"] == 2
     assert "a second fine-tune (seed 2" in result.reason
     fitted_on = details["calibration"]["fitted_on"]
     assert "averaged with a second fine-tune" in fitted_on and "averaged with the probe" in fitted_on
@@ -130,7 +130,7 @@ def test_one_fine_tune_with_the_probe_when_the_time_left_fits_no_second(tmp_path
     assert result.strategy == "ensemble" and "second fine-tune" not in result.reason
     assert read_checkpoint(result.run_dir)["ensemble"] == {"weights": [0.5, 0.5]}
     details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
-    assert "second_finetune" not in details and "second fine-tune" not in details["calibration"]["fitted_on"]
+    assert "more_finetunes" not in details and "second fine-tune" not in details["calibration"]["fitted_on"]
 
 
 def test_two_fine_tunes_are_averaged_without_the_probe_when_the_probe_clearly_hurts(tmp_path, monkeypatch):
@@ -140,6 +140,19 @@ def test_two_fine_tunes_are_averaged_without_the_probe_when_the_probe_clearly_hu
     checkpoint = read_checkpoint(result.run_dir)
     assert checkpoint["ensemble"] == {"weights": [0.5, 0.5]}
     assert checkpoint["extra"]["ensemble_members"] == ["fine-tuned network 1", "fine-tuned network 2"]
+
+
+def test_more_fine_tunes_while_the_time_fits_them_up_to_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(strategies, "MAX_FINETUNES", 3)
+    result, _ = _auto(tmp_path, monkeypatch)
+    assert result.strategy == "ensemble" and "kept the three fine-tuned models averaged" in result.reason
+    assert "a second fine-tune (seed 2" in result.reason and "a third fine-tune (seed 3" in result.reason
+    checkpoint = read_checkpoint(result.run_dir)
+    assert checkpoint["ensemble"]["weights"] == pytest.approx([1 / 6, 1 / 6, 1 / 6, 0.5])
+    assert checkpoint["extra"]["ensemble_members"][:3] == [f"fine-tuned network {i}" for i in (1, 2, 3)]
+    details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
+    assert [more["seed"] for more in details["more_finetunes"]] == [2, 3]
+    assert "averaged with 2 more fine-tunes" in details["calibration"]["fitted_on"]
 
 
 def test_a_second_fine_tune_that_clearly_hurts_is_left_out(tmp_path, monkeypatch):
@@ -156,7 +169,7 @@ def test_a_second_fine_tune_that_clearly_hurts_is_left_out(tmp_path, monkeypatch
     result, _ = _auto(tmp_path, monkeypatch, finetune_clearly=lambda a, b: len(scored) >= 3)
     assert len(scored) == 3
     details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
-    assert details["second_finetune"]["kept"] is False
+    assert details["more_finetunes"][0]["kept"] is False
     assert "a second fine-tune (seed 2) clearly hurt" in result.reason and "left out" in result.reason
     assert read_checkpoint(result.run_dir)["ensemble"] == {"weights": [0.5, 0.5]}
     assert "second fine-tune" not in details["calibration"]["fitted_on"]
