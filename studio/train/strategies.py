@@ -64,7 +64,9 @@ ULMFIT_DECAY = 1 / 2.6  # ULMFiT's ratio between the rates of neighbouring layer
 ENSEMBLE_PROBE_WEIGHT = 0.5
 # Auto fine-tunes more networks (other seeds) while the time left fits one more: at most this many.
 MAX_FINETUNES = 2
+# Words for the n-th fine-tune and for n fine-tunes in reasons and logs.
 ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+COUNTS = {2: "two", 3: "three", 4: "four", 5: "five"}
 # ...and only when the time left is at least this multiple of the first fine-tune's measured duration.
 SECOND_FINETUNE_MARGIN = 1.1
 
@@ -517,7 +519,7 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
             return Outcome("cancelled", epochs_run, "finetune", f"{reason}, cancelled", details)
         details["probe_recipe"] = {k: member.details.get(k) for k in ("C", "balanced", "train_views")}
     save_ensemble(full, finetuned, member, choice["probe_weight"] if member is not None else 0.0)
-    count = {2: "two", 3: "three", 4: "four", 5: "five"}.get(len(finetuned), str(len(finetuned)))
+    count = COUNTS.get(len(finetuned), str(len(finetuned)))
     networks = "the fine-tuned model" if len(finetuned) == 1 else f"the {count} fine-tuned models"
     kept = (f"kept {networks} averaged with a linear probe refit on all {n_fit + n_held} training images "
             f"({recipe_words(member.details)}; {ensemble_words(choice)})" if member is not None
