@@ -102,7 +102,7 @@ class Trainer:
                  seed: int | None = None) -> None:
         self.ctx = ctx
         # The seed of batch order, augmentation and mixing (the run's unless another is given: auto's
-        # second fine-tune must see the images in another order to err differently).
+        # further fine-tunes must see the images in another order to err differently).
         self.seed = ctx.config.seed if seed is None else seed
         self.data_ctx = ctx  # whose training images the loader draws (a Widen switches it)
         self.model = model.to(ctx.device, memory_format=torch.channels_last)

@@ -6,7 +6,7 @@ two-stage  linear probe head, then the top block groups with the head at a lower
 gradual    linear probe head, then one more block group per stage from the top down (ULMFiT)
 scratch    random weights, all layers (a baseline only)
 auto       linear probe, then a fine-tune of all but the lowest layers (fresh head, weight average)
-           when the time budget allows, averaged with the probe (and with a second fine-tune when the
+           when the time budget allows, averaged with the probe (and with more fine-tunes while the
            time left fits one); chooses on held-out training images (never validation), calibrates,
            and says why
 """
@@ -64,11 +64,11 @@ ULMFIT_DECAY = 1 / 2.6  # ULMFiT's ratio between the rates of neighbouring layer
 ENSEMBLE_PROBE_WEIGHT = 0.5
 # Auto fine-tunes more networks (other seeds) while the time left fits one more: at most this many.
 MAX_FINETUNES = 2
+# ...and only when the time left is at least this multiple of the first fine-tune's measured duration.
+ANOTHER_FINETUNE_MARGIN = 1.1
 # Words for the n-th fine-tune and for n fine-tunes in reasons and logs.
 ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
 COUNTS = {2: "two", 3: "three", 4: "four", 5: "five"}
-# ...and only when the time left is at least this multiple of the first fine-tune's measured duration.
-SECOND_FINETUNE_MARGIN = 1.1
 
 
 @dataclass
@@ -492,7 +492,7 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
     # of one more member in the final evaluation: small sets finish their planned epochs early.
     one_more_eval = per_image * (reserve_images + n_held) / 3
     while (len(finetuned) < MAX_FINETUNES
-           and seconds_left() - one_more_eval * len(finetuned) >= SECOND_FINETUNE_MARGIN * finetune_seconds):
+           and seconds_left() - one_more_eval * len(finetuned) >= ANOTHER_FINETUNE_MARGIN * finetune_seconds):
         more = _another_finetune(ctx, full, stage, checked, finetune_views, held["target"].to_numpy())
         epochs_run += more.epochs_run
         if more.status == "cancelled":  # the kept fine-tunes' weights go back in the run's file

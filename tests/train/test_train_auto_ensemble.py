@@ -125,7 +125,7 @@ def test_auto_keeps_the_fine_tune_averaged_with_the_probe_and_every_surface_pred
 
 
 def test_one_fine_tune_with_the_probe_when_the_time_left_fits_no_second(tmp_path, monkeypatch):
-    monkeypatch.setattr(strategies, "SECOND_FINETUNE_MARGIN", 1e9)  # no time is ever enough
+    monkeypatch.setattr(strategies, "ANOTHER_FINETUNE_MARGIN", 1e9)  # no time is ever enough
     result, _ = _auto(tmp_path, monkeypatch)
     assert result.strategy == "ensemble" and "second fine-tune" not in result.reason
     assert read_checkpoint(result.run_dir)["ensemble"] == {"weights": [0.5, 0.5]}
