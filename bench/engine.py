@@ -10,7 +10,7 @@ For each dataset (imported into a temporary project, keeping its fixed train/val
 - the studio's fine-tuning speed with the same model, batch and image size;
 - the studio's default `auto` run (val accuracy as the run predicts, i.e. with TTA when it chose TTA on
   its training images, and both views beside it; total time, chosen backbone, the calibration it fitted
-  on training data and its validation ECE before/after);
+  on training data, its validation ECE before/after and the share of validation images it flags unknown);
 - `parity`: a linear-probe run exported as an ONNX bundle, then the same validation images predicted by
   the app's path (the trainer service), `studio predict --json` (a subprocess), the evaluation and the
   bundle's own predict.py: the max probability difference between each pair; and prediction images/s
@@ -28,6 +28,7 @@ Prints one markdown table. Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import sys
@@ -205,11 +206,15 @@ def run_dataset(name: str, args, work: Path) -> dict:
             results.append(train(project, TrainConfig(seed=seed), callback=_log))
             seconds.append(time.perf_counter() - start)
         calibrations = [r.calibration or {} for r in results]
+        # The share of validation images the run flags "not sure" (its unknown threshold): in-domain
+        # images, so mostly right ones should pass.
+        flagged = [json.loads((Path(r.run_dir) / "eval.json").read_text()).get("unknown_rate", 0.0)
+                   for r in results]
         row.update(
             auto_ece=" | ".join(
                 f"T={c.get('temperature', 1):.2f}, val ECE {c.get('ece_before', 0):.3f}->"
-                f"{c.get('ece_after', 0):.3f}"
-                for c in calibrations
+                f"{c.get('ece_after', 0):.3f}, val flagged unknown {share:.0%}"
+                for c, share in zip(calibrations, flagged)
             ),
             auto_backbone=", ".join(r.backbone for r in results),
         )

@@ -49,12 +49,21 @@ def _logreg(c: float, balanced: bool, seed: int) -> Pipeline:
     )
 
 
+# What makes a logistic-regression probe's recipe (a fit's details carry them).
+RECIPE_KEYS = ("C", "balanced", "train_views")
+
+
 def fit_logreg(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int,
-               balance_options: tuple[bool, ...], views: int = 1) -> tuple[Pipeline, dict]:
+               balance_options: tuple[bool, ...], views: int = 1,
+               recipe: dict | None = None) -> tuple[Pipeline, dict]:
     """Multinomial logistic regression on raw features, its recipe chosen by cross-validation
-    (`choose_logreg_recipe`); `x` holds `views` consecutive rows per image (identity first). The model
-    is fit on the chosen training views."""
-    details = choose_logreg_recipe(x, y, groups, seed=seed, balance_options=balance_options, views=views)
+    (`choose_logreg_recipe`) unless `recipe` (another fit's details) gives it; `x` holds `views`
+    consecutive rows per image (identity first). The model is fit on the chosen training views."""
+    if recipe is not None:
+        details = {**{k: recipe[k] for k in RECIPE_KEYS}, "cv": recipe.get("cv"), "cv_log_loss": None,
+                   "recipes": 0, "kept_recipe": True}
+    else:
+        details = choose_logreg_recipe(x, y, groups, seed=seed, balance_options=balance_options, views=views)
     rows = _view_rows(len(y), views, details["train_views"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -120,6 +129,8 @@ def recipe_words(details: dict) -> str:
     views = "mirrored views too" if details["train_views"] > 1 else "unmirrored views only"
     weights = "class weights" if details["balanced"] else "no class weights"
     how = f"by {details['cv']}-fold CV log-loss" if details.get("cv") else "the default: too few images to CV"
+    if details.get("kept_recipe"):
+        how = f"the recipe chosen on the fitting images ({how})"
     return f"C={details['C']}, {weights}, {views}; {how}"
 
 

@@ -32,6 +32,7 @@ from studio.train.data import class_weights
 from studio.train.events import Epoch
 from studio.train.features import run_features
 from studio.train.heads import (
+    RECIPE_KEYS,
     fit_knn,
     fit_logreg,
     fit_svm,
@@ -95,11 +96,14 @@ class Probe:
     val_probs: np.ndarray | None = None  # identity view, one row per image of the context's val split
 
 
-def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = True) -> Probe | None:
+def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = True,
+                 recipe: dict | None = None) -> Probe | None:
     """Features (cached) + head. Returns None when cancelled during feature extraction.
 
     `offer=False`: a probe to be part of an ensemble, fitted on the training split alone: the validation
-    split is neither featurized nor scored, no epoch is reported and no checkpoint is offered."""
+    split is neither featurized nor scored, no epoch is reported and no checkpoint is offered.
+    `recipe`: a logistic-regression head fitted with another probe's recipe (C, class weights, views)
+    instead of choosing one by cross-validation."""
     if not offer and head not in ("logreg", "torch"):
         raise ValueError("an ensemble member needs a linear head (logreg or torch)")
     events, config = ctx.events, ctx.config
@@ -125,7 +129,7 @@ def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = Tru
     if head == "logreg":
         pipeline, details = fit_logreg(x_train, y_train, groups, seed=config.seed,
                                        balance_options=probe_balance_options(config.balance, balanced),
-                                       views=n_views)
+                                       views=n_views, recipe=recipe)
     elif head == "torch":
         weights = class_weights(ctx.snapshot.class_counts) if balanced else None
         pipeline, details = fit_torch_linear(x_train, y_train, k, seed=config.seed, class_weight=weights,
@@ -288,7 +292,9 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     (a fixed warmup + cosine, the last weight average kept): with a few hundred images every one counts
     (flowers, seed 0: 90.7% on 4/5 of them, 93.3% on all; within noise over 3 seeds). The validation split
     is only evaluated at the end, for the reported number. A kept probe is refit on the whole training split
-    (C again by cross-validation on it), calibrated on its out-of-fold predictions.
+    (C again by cross-validation on it), calibrated on its out-of-fold predictions; a probe averaged with
+    the fine-tunes is refit on it with the recipe chosen on the fitting images, the one the held-out
+    calibration saw.
 
     The fine-tune starts from a fresh head (the probe's head, fitted to near-zero training loss,
     leaves little gradient for the backbone: LP-FT lost to it on flowers and mri, see bench/engine.py),
@@ -324,7 +330,7 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
             return Outcome("cancelled", outcome.epochs_run, "linear", outcome.reason)
         outcome.reason += f"; refit on the whole training split ({recipe_words(refit.details)})"
         outcome.details["C"] = refit.details.get("C")
-        outcome.details["probe_recipe"] = {k: refit.details.get(k) for k in ("C", "balanced", "train_views")}
+        outcome.details["probe_recipe"] = {k: refit.details.get(k) for k in RECIPE_KEYS}
         oof, targets = refit.out_of_fold or (None, None)
         decision = (
             fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
@@ -512,12 +518,16 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
                        f"{reason}: kept the fine-tuned model alone ({ensemble_words(choice)})", details)
     member = None
     if choice["ensemble"]:
-        member = linear_probe(full, "logreg", "auto", offer=False)
+        # The probe's recipe as chosen on the fitting images: the calibration and the unknown threshold
+        # were fitted on the held-out predictions of a probe with it, and a recipe chosen again on every
+        # image can change the probe's confidence (C 3 -> 0.3 on a 70-image set: half of its validation
+        # images fell below the threshold; 11% with the recipe kept, the same accuracy).
+        member = linear_probe(full, "logreg", "auto", offer=False, recipe=probe.details)
         if member is None:  # cancelled while featurizing: the fine-tuned weights stay (averaged, if two)
             if "more_finetunes" in details:
                 save_ensemble(full, finetuned, None, 0.0)
             return Outcome("cancelled", epochs_run, "finetune", f"{reason}, cancelled", details)
-        details["probe_recipe"] = {k: member.details.get(k) for k in ("C", "balanced", "train_views")}
+        details["probe_recipe"] = {k: member.details.get(k) for k in RECIPE_KEYS}
     save_ensemble(full, finetuned, member, choice["probe_weight"] if member is not None else 0.0)
     count = COUNTS.get(len(finetuned), str(len(finetuned)))
     networks = "the fine-tuned model" if len(finetuned) == 1 else f"the {count} fine-tuned models"

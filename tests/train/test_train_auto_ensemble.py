@@ -18,7 +18,7 @@ from studio.predict.ensemble import ProbabilityAverage
 from studio.predict.gradcam import grad_cam
 from studio.predict.inference import TTA_VIEWS
 from studio.predict.predictor import Predictor
-from studio.train import selection, strategies, train
+from studio.train import heads, selection, strategies, train
 from studio.train.selection import choose_ensemble
 
 
@@ -131,6 +131,24 @@ def test_one_fine_tune_with_the_probe_when_the_time_left_fits_no_second(tmp_path
     assert read_checkpoint(result.run_dir)["ensemble"] == {"weights": [0.5, 0.5]}
     details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
     assert "more_finetunes" not in details and "second fine-tune" not in details["calibration"]["fitted_on"]
+
+
+def test_the_averaged_probe_keeps_the_recipe_its_held_out_calibration_saw(tmp_path, monkeypatch):
+    # A recipe chosen again on every training image would differ here (C 3 first, 0.1 on any later
+    # choice): the calibration and the unknown threshold were fitted with the first one.
+    real_choice = heads.choose_logreg_recipe
+    chosen_cs = iter([3.0])
+
+    def choose(*args, **kwargs):
+        return {**real_choice(*args, **kwargs), "C": next(chosen_cs, 0.1)}
+
+    monkeypatch.setattr(heads, "choose_logreg_recipe", choose)
+    monkeypatch.setattr(strategies, "ANOTHER_FINETUNE_MARGIN", 1e9)
+    result, _ = _auto(tmp_path, monkeypatch)
+    assert result.strategy == "ensemble"
+    details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
+    assert details["probe_C"] == 3.0 and details["probe_recipe"]["C"] == 3.0
+    assert "C=3.0" in result.reason and "the recipe chosen on the fitting images" in result.reason
 
 
 def test_two_fine_tunes_are_averaged_without_the_probe_when_the_probe_clearly_hurts(tmp_path, monkeypatch):
