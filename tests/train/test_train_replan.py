@@ -34,7 +34,8 @@ def pessimistic_estimate(monkeypatch):
 
     def imperfect_probe(*args, **kwargs):
         real = probe(*args, **kwargs)
-        return type("P", (), {"val_accuracy": 0.1, "details": {}, "out_of_fold": None,
+        return type("P", (), {"val_accuracy": 0.1, "details": {} if real is None else real.details,
+                              "out_of_fold": None,
                               "model": None if real is None else real.model,
                               "val_probs": None if real is None else real.val_probs})()
 
