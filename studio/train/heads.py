@@ -129,8 +129,8 @@ def recipe_words(details: dict) -> str:
     views = "mirrored views too" if details["train_views"] > 1 else "unmirrored views only"
     weights = "class weights" if details["balanced"] else "no class weights"
     how = f"by {details['cv']}-fold CV log-loss" if details.get("cv") else "the default: too few images to CV"
-    if details.get("kept_recipe"):
-        how = f"the recipe chosen on the fitting images ({how})"
+    if details.get("kept_recipe"):  # refit with the recipe a probe on part of the images chose
+        how += f"{' on the fitting images' if details.get('cv') else ''}, kept for the refit"
     return f"C={details['C']}, {weights}, {views}; {how}"
 
 

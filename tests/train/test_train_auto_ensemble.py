@@ -148,7 +148,8 @@ def test_the_averaged_probe_keeps_the_recipe_its_held_out_calibration_saw(tmp_pa
     assert result.strategy == "ensemble"
     details = json.loads((result.run_dir / "config.json").read_text())["result"]["details"]
     assert details["probe_C"] == 3.0 and details["probe_recipe"]["C"] == 3.0
-    assert "C=3.0" in result.reason and "the recipe chosen on the fitting images" in result.reason
+    assert "C=3.0" in result.reason
+    assert "CV log-loss on the fitting images, kept for the refit" in result.reason
 
 
 def test_two_fine_tunes_are_averaged_without_the_probe_when_the_probe_clearly_hurts(tmp_path, monkeypatch):
