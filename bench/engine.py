@@ -28,7 +28,6 @@ Prints one markdown table. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import sys
@@ -53,6 +52,7 @@ from studio.predict.inference import IDENTITY, InferenceRunner
 from studio.train import TrainConfig, train
 from studio.train.events import Epoch, Log, TrainEvent
 from studio.train.features import extract_features
+from studio.train.runs import EVAL_FILE, read_json
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 PARTS = ("features", "finetune", "auto", "parity")
@@ -208,8 +208,7 @@ def run_dataset(name: str, args, work: Path) -> dict:
         calibrations = [r.calibration or {} for r in results]
         # The share of validation images the run flags "not sure" (its unknown threshold): in-domain
         # images, so mostly right ones should pass.
-        flagged = [json.loads((Path(r.run_dir) / "eval.json").read_text()).get("unknown_rate", 0.0)
-                   for r in results]
+        flagged = [(read_json(Path(r.run_dir) / EVAL_FILE) or {}).get("unknown_rate", 0.0) for r in results]
         row.update(
             auto_ece=" | ".join(
                 f"T={c.get('temperature', 1):.2f}, val ECE {c.get('ece_before', 0):.3f}->"
