@@ -71,19 +71,23 @@ def metrics_from_probs(
     }
 
 
-def calibration_report(loaded: LoadedModel, targets: np.ndarray, probs: np.ndarray) -> dict:
-    """ECE before/after the run's temperature on these images, the reliability bins, the unknown rate."""
+def calibration_report(loaded: LoadedModel, targets: np.ndarray, probs: np.ndarray,
+                       predicted: np.ndarray | None = None) -> dict:
+    """ECE before/after the run's temperature on these images (`probs`: the identity view), the reliability
+    bins, and the unknown rate: the share of `predicted` (the run's default prediction, TTA-averaged when it
+    predicts with TTA; `probs` when None) below the threshold, the images `studio predict` flags."""
     temperature = loaded.temperature
     raw = apply_temperature(probs, 1.0 / temperature)  # undo the calibration: softmax(T * log p)
     threshold = loaded.unknown_threshold
     stored = loaded.checkpoint.get("calibration") or {}
+    flagged_of = probs if predicted is None else predicted
     return {
         "calibration": {"temperature": temperature, "ece_before": expected_calibration_error(raw, targets),
                         "ece_after": expected_calibration_error(probs, targets),
                         "fitted_on": stored.get("fitted_on")},
         "reliability": {"before": reliability_bins(raw, targets), "after": reliability_bins(probs, targets)},
         "unknown_threshold": threshold,
-        "unknown_rate": float((np.asarray(probs).max(axis=1) < threshold).mean()) if len(probs) else 0.0,
+        "unknown_rate": float((np.asarray(flagged_of).max(axis=1) < threshold).mean()) if len(probs) else 0.0,
     }
 
 
@@ -142,7 +146,8 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
         paths, ids = [paths[i] for i in readable], [ids[i] for i in readable]
     report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
     if loaded is not None:
-        report.update(calibration_report(loaded, targets, probs[:, 0]))
+        predicted = probs.mean(axis=1) if tta_default else probs[:, 0]  # what the run's predictions give
+        report.update(calibration_report(loaded, targets, probs[:, 0], predicted))
     if tta:
         report["tta"] = metrics_from_probs(targets, probs.mean(axis=1), class_names, ids, paths)
         report["tta"]["views"] = [v.name for v in views]

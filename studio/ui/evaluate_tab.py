@@ -111,6 +111,10 @@ def summary_markdown(data: dict[str, Any]) -> str:
     if "tta_default" in report:  # which of the two the run's predictions give (its own choice)
         parts.append(f" (this run predicts {'with' if report['tta_default'] else 'without'} TTA)")
     parts.append(f" · macro F1 {report['macro_f1']:.3f}")
+    if report.get("unknown_threshold"):  # the share `studio predict` and the Predict tab flag "not sure"
+        flagged = round(report["unknown_rate"] * report["n"])
+        parts.append(f" · {flagged} of {report['n']} \"not sure\" (below the run's "
+                     f"{report['unknown_threshold']:.2f} confidence)")
     if report.get("unreadable"):
         parts.append(f"  \n⚠ {len(report['unreadable'])} image(s) can no longer be read and were left out.")
     return "".join(parts)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from studio.predict import evaluate, metrics_from_probs
+from studio.predict.checkpoint import read_checkpoint, save_checkpoint
+from studio.predict.inference import TTA_VIEWS
+from studio.predict.predictor import Predictor
 
 
 def test_metrics_match_hand_computed_case():
@@ -55,6 +59,28 @@ def test_evaluate_reports_on_the_runs_own_snapshot(trained):
     assert set(report["per_class"]) == {"cat", "dog"} and len(report["tta"]["views"]) == 4
     # Today's split is an explicit choice (same images here).
     assert evaluate(result.run_dir, project, current_split=True, device="cpu")["n"] == n_val
+
+
+def test_the_unknown_rate_is_the_share_studio_predict_flags_with_the_runs_own_tta(trained, tmp_path):
+    project, result = trained
+    run = tmp_path / "run"
+    shutil.copytree(result.run_dir, run)
+    checkpoint = read_checkpoint(run)
+    val = project.dataset()[lambda d: d["split"] == "val"]["path"].tolist()  # the run's val images
+    views = Predictor.from_run(run, "cpu").probabilities(val, TTA_VIEWS)
+    # A run that predicts with TTA, its threshold between the identity view's and the average's confidences
+    # on some image, so the two shares differ.
+    gaps = np.abs(views[:, 0].max(1) - views.mean(1).max(1))
+    widest = int(gaps.argmax())
+    assert gaps[widest] > 0
+    threshold = float((views[widest, 0].max() + views[widest].mean(0).max()) / 2)
+    save_checkpoint({**checkpoint, "tta": {"tta": True}, "unknown_threshold": threshold},
+                    run / "model.pt")
+    report = evaluate(run, device="cpu")
+    flagged = [r["unknown"] for r in Predictor.from_run(run, "cpu").predict(val)]
+    assert report["tta_default"] is True
+    assert report["unknown_rate"] == pytest.approx(np.mean(flagged))
+    assert report["unknown_rate"] != pytest.approx(float((views[:, 0].max(1) < threshold).mean()))
 
 
 def test_an_image_damaged_after_the_run_is_left_out_and_named(tmp_path):

@@ -311,3 +311,12 @@ def test_train_tab_lr_finder_job_suggests_a_rate(studio) -> None:
     )
     with pytest.raises(StudioError):
         api.lr_find_job(studio["empty"], "tf_efficientnet_lite0", "auto", 0, 0, 4, 64, "none")
+
+
+def test_the_evaluate_summary_counts_the_images_the_run_flags_not_sure() -> None:
+    report = {"n": 20, "accuracy": 0.9, "macro_f1": 0.9, "tta_default": False,
+              "unknown_threshold": 0.62, "unknown_rate": 0.15}
+    text = evaluate_tab.summary_markdown({"run_dir": "runs/r1", "report": report})
+    assert '3 of 20 "not sure" (below the run\'s 0.62 confidence)' in text
+    no_threshold = {"run_dir": "runs/r1", "report": {**report, "unknown_threshold": 0.0}}
+    assert "not sure" not in evaluate_tab.summary_markdown(no_threshold)
