@@ -88,10 +88,18 @@ def rejection_threshold(probs: np.ndarray, targets: np.ndarray, keep: float = KE
     return float(np.quantile(probs.max(axis=1)[correct], 1.0 - keep, method="lower"))
 
 
-def fit_decision(probs: np.ndarray, targets: np.ndarray, fitted_on: str) -> dict:
-    """Temperature, ECE before/after and the rejection threshold from held-out probabilities."""
+def fit_decision(probs: np.ndarray, targets: np.ndarray, fitted_on: str,
+                 tta_views: np.ndarray | None = None) -> dict:
+    """Temperature, ECE before/after and the rejection threshold from held-out probabilities (`probs`: the
+    identity view). `tta_views` (N x views x classes), for a run that predicts with TTA: the threshold is
+    fitted on what it predicts, the average of the calibrated views, the confidence its unknown flag reads."""
     temperature = fit_temperature(logits_of(probs), targets)
     calibrated = apply_temperature(probs, temperature)
+    predicted = calibrated
+    if tta_views is not None:
+        views = np.asarray(tta_views, dtype=np.float64)
+        predicted = apply_temperature(views.reshape(-1, views.shape[-1]), temperature).reshape(views.shape)
+        predicted = predicted.mean(axis=1)
     return {
         "calibration": {
             "temperature": round(temperature, 6),
@@ -99,5 +107,5 @@ def fit_decision(probs: np.ndarray, targets: np.ndarray, fitted_on: str) -> dict
             "ece_after": expected_calibration_error(calibrated, targets),
             "fitted_on": fitted_on, "n": len(targets),
         },
-        "unknown_threshold": rejection_threshold(calibrated, targets),
+        "unknown_threshold": rejection_threshold(predicted, targets),
     }

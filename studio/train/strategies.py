@@ -559,8 +559,10 @@ def _decide(ctx: RunContext, checked: dict, finetune_views: list[np.ndarray], ta
     if checked.get("ensemble", {}).get("ensemble"):
         fitted_on += ", averaged with the probe"
     probs = views[:, 0]
-    checked["decision"] = {**fit_decision(probs, targets, fitted_on),
-                           "tta": choose_tta(views, targets, fitted_on)}
+    tta = choose_tta(views, targets, fitted_on)
+    # The unknown threshold reads the confidence the run predicts with: the TTA average when TTA is on.
+    decision = fit_decision(probs, targets, fitted_on, views if tta["tta"] else None)
+    checked["decision"] = {**decision, "tta": tta}
     ctx.best = Best(float((probs.argmax(1) == targets).mean()),
                     float(per_image_log_loss(probs, targets).mean()), stage, epoch, "auto")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.special import softmax
 
 from studio.predict.calibration import (
@@ -43,3 +44,23 @@ def test_fit_decision_reports_before_after_and_a_threshold_keeping_95_percent():
     kept = (calibrated.max(1)[correct] >= decision["unknown_threshold"]).mean()
     assert 0.94 <= kept <= 0.97
     assert rejection_threshold(probs, (probs.argmax(1) + 1) % 4) == 0.0  # nothing correct: reject nothing
+
+
+def test_a_run_that_predicts_with_tta_gets_its_threshold_from_the_average_of_its_calibrated_views():
+    probs, targets = _overconfident(n=400)
+    rng = np.random.default_rng(1)
+    # Four views: the identity and three noisier ones, flatter on average (as averaged views are).
+    views = np.stack([probs] + [softmax(np.log(probs) + rng.normal(0, 2, probs.shape), axis=1)
+                                for _ in range(3)], axis=1)
+    plain = fit_decision(probs, targets, "t")
+    tta = fit_decision(probs, targets, "t", views)
+    temperature = tta["calibration"]["temperature"]
+    assert temperature == plain["calibration"]["temperature"]  # fitted on the identity view either way
+    assert tta["calibration"]["ece_after"] == plain["calibration"]["ece_after"]
+    averaged = apply_temperature(views.reshape(-1, 4), temperature).reshape(views.shape).mean(axis=1)
+    assert tta["unknown_threshold"] == pytest.approx(rejection_threshold(averaged, targets), rel=1e-5)
+    assert tta["unknown_threshold"] != plain["unknown_threshold"]
+    # It keeps 95% of the correct predictions as the run makes them (the average), not of the identity view.
+    correct = averaged.argmax(1) == targets
+    kept = (averaged.max(1)[correct] >= tta["unknown_threshold"]).mean()
+    assert 0.94 <= kept <= 0.97
