@@ -295,7 +295,7 @@ def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_pat
     elsewhere.mkdir()
     save_project_augment(elsewhere, preset("medium", rotate=33.0))
     note = api.augment_note(str(elsewhere), "project")
-    assert note.startswith("⚠") and "33" not in note
+    assert note.startswith("⚠") and "33" not in note.replace(str(elsewhere), "")  # its path may hold 33
     (root / "augment.json").write_text("{broken")
     assert "augment.json" in api.augment_note(str(root), "project")  # a readable warning, not a crash
     api.context.close()
