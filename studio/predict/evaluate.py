@@ -72,22 +72,21 @@ def metrics_from_probs(
 
 
 def calibration_report(loaded: LoadedModel, targets: np.ndarray, probs: np.ndarray,
-                       predicted: np.ndarray | None = None) -> dict:
+                       predicted: np.ndarray) -> dict:
     """ECE before/after the run's temperature on these images (`probs`: the identity view), the reliability
     bins, and the unknown rate: the share of `predicted` (the run's default prediction, TTA-averaged when it
-    predicts with TTA; `probs` when None) below the threshold, the images `studio predict` flags."""
+    predicts with TTA) below the threshold, the images `studio predict` flags."""
     temperature = loaded.temperature
     raw = apply_temperature(probs, 1.0 / temperature)  # undo the calibration: softmax(T * log p)
     threshold = loaded.unknown_threshold
     stored = loaded.checkpoint.get("calibration") or {}
-    flagged_of = probs if predicted is None else predicted
     return {
         "calibration": {"temperature": temperature, "ece_before": expected_calibration_error(raw, targets),
                         "ece_after": expected_calibration_error(probs, targets),
                         "fitted_on": stored.get("fitted_on")},
         "reliability": {"before": reliability_bins(raw, targets), "after": reliability_bins(probs, targets)},
         "unknown_threshold": threshold,
-        "unknown_rate": float((np.asarray(flagged_of).max(axis=1) < threshold).mean()) if len(probs) else 0.0,
+        "unknown_rate": float((np.asarray(predicted).max(axis=1) < threshold).mean()) if len(probs) else 0.0,
     }
 
 
@@ -145,11 +144,12 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
         targets, probs = targets[readable], probs[readable]
         paths, ids = [paths[i] for i in readable], [ids[i] for i in readable]
     report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
-    if loaded is not None:
-        predicted = probs.mean(axis=1) if tta_default else probs[:, 0]  # what the run's predictions give
+    averaged = probs.mean(axis=1)
+    if loaded is not None:  # the unknown rate of what the run's predictions give
+        predicted = averaged if tta_default else probs[:, 0]
         report.update(calibration_report(loaded, targets, probs[:, 0], predicted))
     if tta:
-        report["tta"] = metrics_from_probs(targets, probs.mean(axis=1), class_names, ids, paths)
+        report["tta"] = metrics_from_probs(targets, averaged, class_names, ids, paths)
         report["tta"]["views"] = [v.name for v in views]
     report["tta_default"] = tta_default
     report["default_accuracy"] = report["tta"]["accuracy"] if tta_default else report["accuracy"]
