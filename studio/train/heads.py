@@ -136,26 +136,31 @@ def recipe_words(details: dict) -> str:
 
 def out_of_fold_probs(
     x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, c: float, seed: int, balanced: bool, views: int = 1,
-    train_views: int | None = None,
+    train_views: int | None = None, predict: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Out-of-fold probabilities of the identity rows (N images x classes) with the chosen recipe (every
     view of the fitting images unless `train_views` says fewer), or None with too few images per class to
-    make folds. Calibration and the unknown threshold are fitted on them."""
+    make folds. Calibration and the unknown threshold are fitted on them. `predict` (N images x views x
+    D): features to score instead of the identity rows, each image by the model its fold did not fit
+    (N x views x classes): the out-of-fold predictions of a run that predicts with TTA."""
     first = np.arange(0, len(y), views)
     folds = _folds(y[first], groups[first], seed, max_splits=5)
     if folds is None:
         return None
     return _out_of_fold_path(x, y, folds, (c,), seed=seed, balanced=balanced, views=views,
-                             train_views=views if train_views is None else train_views)[c]
+                             train_views=views if train_views is None else train_views, predict=predict)[c]
 
 
 def _out_of_fold_path(x: np.ndarray, y: np.ndarray, folds: list, cs: tuple[float, ...], *, seed: int,
-                      balanced: bool, views: int, train_views: int) -> dict[float, np.ndarray]:
-    """{C: out-of-fold probabilities of the identity rows} for each C of `cs` (ascending), fitting on the
-    first `train_views` views of each fold's images. One model per fold walks the C path, each fit
-    warm-started from the last: the same optima (convex, to the tolerance) in about half the time."""
+                      balanced: bool, views: int, train_views: int,
+                      predict: np.ndarray | None = None) -> dict[float, np.ndarray]:
+    """{C: out-of-fold probabilities of the identity rows (or of each view of `predict`)} for each C of
+    `cs` (ascending), fitting on the first `train_views` views of each fold's images. One model per fold
+    walks the C path, each fit warm-started from the last: the same optima (convex, to the tolerance) in
+    about half the time."""
     first = np.arange(0, len(y), views)
-    probs = {c: np.zeros((len(first), int(y.max()) + 1)) for c in cs}
+    scored = x[first][:, None] if predict is None else predict
+    probs = {c: np.zeros((*scored.shape[:2], int(y.max()) + 1)) for c in cs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for fit, held in folds:
@@ -165,8 +170,11 @@ def _out_of_fold_path(x: np.ndarray, y: np.ndarray, folds: list, cs: tuple[float
             for c in cs:
                 model[-1].set_params(C=c)
                 model.fit(x[rows], y[rows])
-                probs[c][np.ix_(held, model.classes_)] = model.predict_proba(x[first[held]])
-    return {c: p / p.sum(axis=1, keepdims=True) for c, p in probs.items()}
+                for v in range(scored.shape[1]):
+                    view_probs = model.predict_proba(scored[held, v])[:, None]
+                    probs[c][np.ix_(held, [v], model.classes_)] = view_probs
+    out = {c: p / p.sum(axis=2, keepdims=True) for c, p in probs.items()}
+    return out if predict is not None else {c: p[:, 0] for c, p in out.items()}
 
 
 def fit_svm(

@@ -14,7 +14,7 @@ import pandas as pd
 
 from studio.predict.calibration import fit_decision
 from studio.predict.checkpoint import load_model, set_decision
-from studio.predict.inference import IDENTITY
+from studio.predict.inference import IDENTITY, TTA_VIEWS
 from studio.predict.predictor import Predictor
 from studio.train.context import Best, RunContext
 
@@ -44,11 +44,12 @@ def selection_context(ctx: RunContext) -> RunContext:
     return dataclasses.replace(ctx, snapshot=snapshot, best=Best())
 
 
-def fit_run_decision(ctx: RunContext, held: pd.DataFrame, fitted_on: str) -> dict:
-    """Calibration and unknown threshold from the saved model's predictions on held-out training images."""
+def fit_run_decision(ctx: RunContext, held: pd.DataFrame, fitted_on: str, tta: bool = False) -> dict:
+    """Calibration and unknown threshold from the saved model's predictions on held-out training images
+    (the threshold on their TTA average when the run predicts with TTA)."""
     predictor = Predictor(load_model(ctx.folder.checkpoint_path), ctx.device)
-    probs = predictor.probabilities(held["path"].tolist(), (IDENTITY,))[:, 0]
-    return fit_decision(probs, held["target"].to_numpy(), fitted_on)
+    views = predictor.probabilities(held["path"].tolist(), TTA_VIEWS if tta else (IDENTITY,))
+    return fit_decision(views[:, 0], held["target"].to_numpy(), fitted_on, views if tta else None)
 
 
 def store_decision(ctx: RunContext, decision: dict) -> None:

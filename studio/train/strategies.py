@@ -24,7 +24,7 @@ from sklearn.metrics import log_loss
 from studio.predict.calibration import fit_decision, per_image_log_loss
 from studio.predict.checkpoint import build_model, read_checkpoint, save_checkpoint
 from studio.predict.ensemble import ProbabilityAverage
-from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS
+from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS, View
 from studio.predict.predictor import Predictor
 from studio.train.backbone_choice import choose_backbone, summary
 from studio.train.context import Best, RunContext
@@ -94,16 +94,19 @@ class Probe:
     # logistic-regression probes: out-of-fold probabilities of the training images, and their targets
     out_of_fold: tuple[np.ndarray, np.ndarray] | None = None
     val_probs: np.ndarray | None = None  # identity view, one row per image of the context's val split
+    out_of_fold_views: np.ndarray | None = None  # under every TTA view (N x views x classes), when asked
 
 
 def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = True,
-                 recipe: dict | None = None) -> Probe | None:
+                 recipe: dict | None = None, tta_out_of_fold: bool = False) -> Probe | None:
     """Features (cached) + head. Returns None when cancelled during feature extraction.
 
     `offer=False`: a probe to be part of an ensemble, fitted on the training split alone: the validation
     split is neither featurized nor scored, no epoch is reported and no checkpoint is offered.
     `recipe`: a logistic-regression head fitted with another probe's recipe (C, class weights, views)
-    instead of choosing one by cross-validation."""
+    instead of choosing one by cross-validation.
+    `tta_out_of_fold`: the out-of-fold predictions are made under every TTA view too (the views not
+    featurized for training are featurized for it), for a probe that will predict with TTA."""
     if not offer and head not in ("logreg", "torch"):
         raise ValueError("an ensemble member needs a linear head (logreg or torch)")
     events, config = ctx.events, ctx.config
@@ -119,6 +122,11 @@ def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = Tru
         f"Features: {stats.computed} computed ({stats.images_per_s:.1f} images/s), {stats.cached} from cache."
     )
     n_train, n_views = len(train), len(views)
+    tta_features = None
+    if tta_out_of_fold and head == "logreg":  # before the model gets its classifier (it gives features now)
+        tta_features = _tta_features(ctx, model, train, views, features[:n_train])
+        if tta_features is None:
+            return None
     x_train = features[:n_train].reshape(n_train * n_views, -1)
     y_train = np.repeat(train["target"].to_numpy(), n_views)
     groups = np.repeat(np.arange(n_train), n_views)
@@ -166,13 +174,31 @@ def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = Tru
         make = lambda: ctx.checkpoint(model, strategy, head=head, sklearn_head=pipeline,
                                       extra={"linear_head": details})
     ctx.offer(val_accuracy, val_loss, make, stage="linear-probe", epoch=1, strategy="linear")
-    out_of_fold = None
+    out_of_fold, oof_views = None, None
     if head == "logreg":
-        oof = out_of_fold_probs(x_train, y_train, groups, c=details["C"], seed=config.seed,
-                                balanced=details["balanced"], views=n_views,
-                                train_views=details["train_views"])
+        recipe_args = {"c": details["C"], "seed": config.seed, "balanced": details["balanced"],
+                       "views": n_views, "train_views": details["train_views"]}
+        if tta_features is not None:  # the identity view first: the same out-of-fold models score it
+            oof_views = out_of_fold_probs(x_train, y_train, groups, **recipe_args, predict=tta_features)
+            oof = None if oof_views is None else oof_views[:, 0]
+        else:
+            oof = out_of_fold_probs(x_train, y_train, groups, **recipe_args)
         out_of_fold = None if oof is None else (oof, train["target"].to_numpy())
-    return Probe(model, val_accuracy, val_accuracy_flip, details, out_of_fold, val_probs[:, 0])
+    return Probe(model, val_accuracy, val_accuracy_flip, details, out_of_fold, val_probs[:, 0], oof_views)
+
+
+def _tta_features(ctx: RunContext, model: torch.nn.Module, rows: pd.DataFrame, views: tuple[View, ...],
+                  features: np.ndarray) -> np.ndarray | None:
+    """Features of `rows` under every TTA view (N x TTA views x D): the columns of `features` (under
+    `views`) where a view is among them, the others extracted (cached). None when cancelled."""
+    missing = tuple(v for v in TTA_VIEWS if v not in views)
+    extra = None
+    if missing:
+        extra, _ = run_features(ctx, model, rows, missing)
+        if ctx.events.cancelled:
+            return None
+    return np.stack([features[:, views.index(v)] if v in views else extra[:, missing.index(v)]
+                     for v in TTA_VIEWS], axis=1)
 
 
 def _full_probs(pipeline, x: np.ndarray, k: int) -> np.ndarray:
@@ -325,7 +351,9 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
         ctx.best = inner.best
         return outcome
     if outcome.kept == "linear":  # refit on every training image: cheap, and the probe gains from them
-        refit = linear_probe(ctx, "logreg", "auto")
+        tta = outcome.details.pop("tta")
+        # Predicting with TTA: the unknown threshold is fitted on out-of-fold TTA averages, what it reads.
+        refit = linear_probe(ctx, "logreg", "auto", tta_out_of_fold=tta["tta"])
         if refit is None:
             return Outcome("cancelled", outcome.epochs_run, "linear", outcome.reason)
         outcome.reason += f"; refit on the whole training split ({recipe_words(refit.details)})"
@@ -333,11 +361,12 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
         outcome.details["probe_recipe"] = {k: refit.details.get(k) for k in RECIPE_KEYS}
         oof, targets = refit.out_of_fold or (None, None)
         decision = (
-            fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
+            fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images",
+                         refit.out_of_fold_views)
             if oof is not None
-            else fit_run_decision(ctx, held, f"{len(held)} held-out training images")
+            else fit_run_decision(ctx, held, f"{len(held)} held-out training images", tta["tta"])
         )
-        decision["tta"] = outcome.details.pop("tta")
+        decision["tta"] = tta
     else:
         ctx.best = inner.best
         decision = outcome.details.pop("decision")

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from studio.train.heads import choose_logreg_recipe, fit_logreg, probe_balance_options, recipe_words
+from studio.train.heads import (
+    choose_logreg_recipe,
+    fit_logreg,
+    out_of_fold_probs,
+    probe_balance_options,
+    recipe_words,
+)
 
 
 def _views(x: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
@@ -64,3 +70,19 @@ def test_too_few_images_to_cross_validate_give_the_default_recipe():
     assert recipe == {"C": 0.3, "balanced": True, "train_views": 1, "cv": None, "cv_log_loss": None,
                       "recipes": 0}
     assert "too few images" in recipe_words(recipe)
+
+
+def test_out_of_fold_predictions_under_other_views_score_each_image_by_the_fold_that_left_it_out():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 12)
+    x = np.eye(3)[y] @ rng.normal(size=(3, 16)) + rng.normal(size=(36, 16))
+    mirrored = x + rng.normal(scale=0.1, size=x.shape)
+    rows, groups = _views(x, mirrored), np.repeat(np.arange(36), 2)
+    recipe = {"c": 0.3, "seed": 0, "balanced": False, "views": 2, "train_views": 2}
+    identity = out_of_fold_probs(rows, np.repeat(y, 2), groups, **recipe)
+    predict = np.stack([x, mirrored, 2 * x], axis=1)  # three views per image
+    views = out_of_fold_probs(rows, np.repeat(y, 2), groups, **recipe, predict=predict)
+    assert views.shape == (36, 3, 3)
+    np.testing.assert_allclose(views.sum(axis=2), 1.0)
+    np.testing.assert_allclose(views[:, 0], identity)  # the identity view: the same out-of-fold model
+    assert not np.allclose(views[:, 2], identity)  # another view: another prediction

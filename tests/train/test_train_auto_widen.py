@@ -85,6 +85,34 @@ def test_a_clearly_worse_fine_tune_is_stopped_and_the_probe_kept(tmp_path, monke
     _check_tta_choice(result, "linear probe")
 
 
+@pytest.mark.parametrize("tta", [True, False])
+def test_a_kept_probe_that_predicts_with_tta_gets_its_threshold_from_out_of_fold_tta_averages(
+        tmp_path, monkeypatch, seen_per_epoch, tta):
+    monkeypatch.setattr(strategies, "choose_tta", lambda views, targets, fitted_on: {
+        "tta": tta, "fitted_on": fitted_on, "n": len(targets), "accuracy_plain": 0.5, "accuracy_tta": 0.5})
+    seen = []
+    real = strategies.fit_decision
+
+    def spy(probs, targets, fitted_on, tta_views=None):
+        seen.append((probs, targets, tta_views))
+        return real(probs, targets, fitted_on, tta_views)
+
+    monkeypatch.setattr(strategies, "fit_decision", spy)
+    result, _, n_train = _run(tmp_path, True, monkeypatch)
+    assert result.strategy == "linear" and result.tta is tta
+    (probs, targets, views), = seen  # the refit's out-of-fold predictions, once
+    assert probs.shape == (n_train, 3)
+    if not tta:
+        assert views is None
+        return
+    assert views.shape == (n_train, 4, 3)  # every TTA view of every training image, out of fold
+    np.testing.assert_allclose(views[:, 0], probs, atol=1e-6)  # the first view is the identity
+    threshold = read_checkpoint(result.run_dir)["unknown_threshold"]
+    temperature = read_checkpoint(result.run_dir)["calibration"]["temperature"]
+    assert threshold == pytest.approx(real(probs, targets, "t", views)["unknown_threshold"])
+    assert temperature == pytest.approx(real(probs, targets, "t")["calibration"]["temperature"])
+
+
 def test_tta_is_the_default_unless_it_clearly_hurts_on_held_out_images():
     rng = np.random.default_rng(0)
     targets = rng.integers(0, 2, 60)
