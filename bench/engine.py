@@ -278,14 +278,17 @@ def parity(project: Project, paths: list[str], bundle_dir: Path) -> dict:
         def __init__(self, predictor):
             self.inner, self.loaded, self.class_names = predictor, predictor.loaded, predictor.class_names
 
-        def probabilities(self, images, views):
-            self.paths, self.probs = [str(p) for p in images], self.inner.probabilities(images, views)
+        def probabilities(self, images, views, errors=None):  # Predictor.probabilities' signature
+            self.paths = [str(p) for p in images]
+            self.probs = self.inner.probabilities(images, views, errors)
             return self.probs
 
     recorder = Recorder(Predictor(load_model(run), "cpu"))
     evaluate(run, project, predictor=recorder)
     row_of = {p: i for i, p in enumerate(recorder.paths)}
-    eval_probs = recorder.probs[:, 0][[row_of[p] for p in paths]]
+    # what the evaluation scores: the run's default prediction (the TTA average when it predicts with TTA)
+    default = recorder.probs.mean(axis=1) if recorder.loaded.tta else recorder.probs[:, 0]
+    eval_probs = default[[row_of[p] for p in paths]]
     bundle = load_bundle_script(bundle_dir).BundleModel(bundle_dir)
     sources = {"app": app, "cli": cli, "eval": eval_probs, "bundle": bundle.probabilities(paths)}
     names = list(sources)

@@ -25,12 +25,14 @@ from pydantic import Field
 from studio.augment.presets import AugmentConfig
 from studio.augment.randaugment import build_randaugment
 from studio.errors import StudioError
+from studio.export.standalone import resize_interpolate
 
 INTERPOLATIONS: dict[str, int] = {
     "bicubic": cv2.INTER_CUBIC,
     "bilinear": cv2.INTER_LINEAR,
     "nearest": cv2.INTER_NEAREST,
 }
+_INTERPOLATION_NAMES = {flag: name for name, flag in INTERPOLATIONS.items()}
 DEFAULT_CROP_PCT = 0.875  # timm's default
 # Uncovered corners after a rotation mirror the image instead of turning black.
 _ROTATE_BORDER = cv2.BORDER_REFLECT_101
@@ -75,12 +77,18 @@ class ResizeShorterCenterCrop(A.ImageOnlyTransform):
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         height, width = img.shape[:2]
         new_h, new_w = resized_shape(height, width, math.floor(self.size / self.crop_pct))
+        # The shorter side is floor(size / crop_pct) >= size, so the crop always fits.
+        top, left = center_crop_offsets(new_h, new_w, self.size)
+        name = _INTERPOLATION_NAMES.get(self.interpolation)
+        if new_h > height and name is not None:
+            # Enlarging (images smaller than the crop): the exported bundle's numpy resize, not OpenCV's,
+            # whose rounding differs by one level on ~1e-5 of the pixels: enough to move a probability by
+            # 2e-4 (export parity allows 1e-4). One implementation, the same pixels in both.
+            return resize_interpolate(img, new_h, new_w, name, window=(top, left, self.size))
         if (new_h, new_w) != (height, width):
             downscale = new_h < height
             flag = cv2.INTER_AREA if downscale else self.interpolation
             img = cv2.resize(img, (new_w, new_h), interpolation=flag)
-        # The shorter side is floor(size / crop_pct) >= size, so the crop always fits.
-        top, left = center_crop_offsets(new_h, new_w, self.size)
         return np.ascontiguousarray(img[top : top + self.size, left : left + self.size])
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
