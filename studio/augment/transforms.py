@@ -25,7 +25,7 @@ from pydantic import Field
 from studio.augment.presets import AugmentConfig
 from studio.augment.randaugment import build_randaugment
 from studio.errors import StudioError
-from studio.export.standalone import resize_interpolate
+from studio.export.standalone import eval_crop, resized_shape  # the bundle's geometry, one copy
 
 INTERPOLATIONS: dict[str, int] = {
     "bicubic": cv2.INTER_CUBIC,
@@ -77,29 +77,22 @@ class ResizeShorterCenterCrop(A.ImageOnlyTransform):
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         height, width = img.shape[:2]
         new_h, new_w = resized_shape(height, width, math.floor(self.size / self.crop_pct))
-        # The shorter side is floor(size / crop_pct) >= size, so the crop always fits.
-        top, left = center_crop_offsets(new_h, new_w, self.size)
         name = _INTERPOLATION_NAMES.get(self.interpolation)
         if new_h > height and name is not None:
-            # Enlarging (images smaller than the crop): the exported bundle's numpy resize, not OpenCV's,
+            # Enlarging (images smaller than the crop): the exported bundle's own eval crop, not OpenCV,
             # whose rounding differs by one level on ~1e-5 of the pixels: enough to move a probability by
             # 2e-4 (export parity allows 1e-4). One implementation, the same pixels in both.
-            return resize_interpolate(img, new_h, new_w, name, window=(top, left, self.size))
+            return eval_crop(img, {"image_size": self.size, "crop_pct": self.crop_pct, "interpolation": name})
         if (new_h, new_w) != (height, width):
             downscale = new_h < height
             flag = cv2.INTER_AREA if downscale else self.interpolation
             img = cv2.resize(img, (new_w, new_h), interpolation=flag)
+        # The shorter side is floor(size / crop_pct) >= size, so the crop always fits.
+        top, left = center_crop_offsets(new_h, new_w, self.size)
         return np.ascontiguousarray(img[top : top + self.size, left : left + self.size])
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("size", "crop_pct", "interpolation")
-
-
-def resized_shape(height: int, width: int, shorter: int) -> tuple[int, int]:
-    """(h, w) after torchvision's Resize(shorter): shorter side exact, longer side truncated."""
-    if height <= width:
-        return shorter, int(shorter * width / height)
-    return int(shorter * height / width), shorter
 
 
 def center_crop_offsets(height: int, width: int, size: int) -> tuple[int, int]:
