@@ -237,19 +237,11 @@ def _plain_predictions(results: list[dict]) -> list[dict]:
 
 
 def _predict(args) -> list[dict]:
-    from studio.predict.predictor import Predictor, image_files, write_predictions_csv
+    from studio.predict.predictor import Predictor, image_arguments, write_predictions_csv
 
     if args.top_k < 1:
         raise StudioError("--top-k must be at least 1.")
-    paths: list[str] = []
-    for item in args.images:
-        path = Path(item)
-        if path.is_dir():
-            paths.extend(image_files(path))
-        elif path.is_file():
-            paths.append(str(path))
-        else:
-            raise StudioError(f"{item} is neither an image file nor a folder.")
+    paths = image_arguments(args.images)
     predictor = Predictor.from_run(run_argument(args.run), args.device)
     # One unreadable file in a folder must not cost the other predictions: it is listed and skipped.
     results = predictor.predict(paths, tta=args.tta, top_k=args.top_k, skip_unreadable=True)

@@ -153,7 +153,8 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
             f"- Normalization (inside the model): (pixels / 255 - mean) / std, mean {pre['mean']}, "
             f"std {pre['std']}."
         ),
-        ("- `predict.py` does all of it with numpy and Pillow: `python predict.py photo.jpg` (`--tta` or "
+        ("- `predict.py` does all of it with numpy and Pillow: `python predict.py photo.jpg` or a folder "
+         "(searched recursively; `--json`, `--csv OUT` with every class's probability, `--tta` or "
          "`--no-tta` to override the run's choice)."),
         "",
         "## Parity with the studio",

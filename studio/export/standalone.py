@@ -1,4 +1,5 @@
-"""Predict with an exported studio model: `python predict.py IMAGE [IMAGE ...] [--tta] [--top-k 3] [--json]`.
+"""Predict with an exported studio model: `python predict.py IMAGE|FOLDER ... [--tta] [--top-k 3] [--json]
+[--csv OUT]` (folders are searched recursively for images, as `studio predict` does).
 
 This file is copied into every export bundle as `predict.py`. It needs only numpy and Pillow, plus
 onnxruntime for `model.onnx` (or torch for `model.torchscript.pt`); it never imports the studio.
@@ -19,6 +20,7 @@ without either flag predict.py does what the run chose (decision.json's `tta`), 
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import math
@@ -35,6 +37,8 @@ DECISION_FILE = "decision.json"  # {"unknown_threshold": ..., "tta": ..., "calib
 # The studio's TTA views (studio.predict.inference.TTA_VIEWS): zoom 1 is the eval crop, zoom 0.875 undoes
 # timm's usual 0.875 crop (the whole frame: crop_pct / zoom, at most 1); each is also mirrored.
 TTA_ZOOMS = (1.0, 0.875)
+# The image types the studio reads (studio.data.imaging.IMAGE_EXTENSIONS; a test keeps the two equal).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
 # EXIF orientation -> the transpose that displays the image upright (PIL.ImageOps.exif_transpose's table).
 _TRANSPOSE = {
@@ -361,18 +365,81 @@ class BundleModel:
                 views.append(self.run(crops[:, z, :, ::-1]))
         return np.mean(np.stack(views, axis=1), axis=1)
 
+# ------------------------------------------------------------------------------------------- inputs, outputs
+
+def image_paths(items) -> list[str]:
+    """The files as given, each folder replaced by its images (recursively, sorted): the arguments of
+    `studio predict` and of this script. ValueError names an argument that is neither."""
+    paths = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise ValueError(f"No images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {path}.")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(str(path))
+        else:
+            raise ValueError(f"{item} is neither an image file nor a folder.")
+    return paths
+
+
+def write_predictions_csv(results: list[dict], csv_path, class_names: list[str]) -> Path:
+    """One row per image: path, predicted class, its probability, `unknown` (1 below the run's rejection
+    threshold), every class's probability, and the reason when the image could not be read (its other
+    cells are empty). A result's class probabilities come from its `probs` (class order) or, without
+    it, from a `top` that lists every class. The studio writes its CSV with this function too."""
+    path = Path(csv_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["path", "prediction", "probability", "unknown", *[f"p_{c}" for c in class_names], "error"]
+        )
+        for result in results:
+            if result.get("error"):
+                writer.writerow([result["path"], "", "", "", *[""] * len(class_names), result["error"]])
+                continue
+            if "probs" in result:
+                probs = [float(p) for p in result["probs"]]
+            else:
+                by_class = {t["class"]: t["probability"] for t in result["top"]}
+                probs = [by_class[c] for c in class_names]
+            best = result["top"][0]
+            writer.writerow([result["path"], best["class"], f"{best['probability']:.6f}",
+                             int(bool(result.get("unknown"))), *[f"{p:.6f}" for p in probs], ""])
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Classify images with this exported model.")
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files or folders (searched recursively)")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                         help="test-time augmentation: the crop and the whole frame, each also mirrored; "
                         "default: the run's own choice (decision.json)")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of text")
+    parser.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file "
+                        "(the columns of `studio predict --csv`)")
     args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error("--top-k must be at least 1")
+    try:
+        paths = image_paths(args.images)
+    except ValueError as error:
+        parser.error(str(error))
     model = BundleModel(Path(__file__).resolve().parent)
     # An unreadable file is reported and skipped: it must not cost the other images their predictions.
-    results = model.predict(args.images, tta=args.tta, top_k=args.top_k, skip_unreadable=True)
+    # Every class is ranked (the CSV holds them all); the output keeps the top k.
+    results = model.predict(paths, tta=args.tta, top_k=len(model.class_names), skip_unreadable=True)
+    if args.csv:
+        write_predictions_csv(results, args.csv, model.class_names)
+    for result in results:
+        if "error" not in result:
+            del result["top"][args.top_k:]
     for result in results:
         if "error" in result:
             print(f"skipped {result['path']}: {result['error']}", file=sys.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,8 +10,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from studio.data.imaging import is_image_name
 from studio.errors import StudioError
+
+# One rule for the arguments and one CSV for `studio predict` and the exported predict.py.
+from studio.export.standalone import image_paths, write_predictions_csv
 from studio.predict.checkpoint import LoadedModel, load_model
 from studio.predict.device import inference_dtype, select_device
 from studio.predict.inference import IDENTITY, TTA_VIEWS, ImageInput, InferenceRunner, View
@@ -98,31 +99,16 @@ class Predictor:
 
 
 def image_files(folder: str | os.PathLike) -> list[str]:
-    folder = Path(folder)
-    if not folder.is_dir():
+    """Every image in a folder, recursively, sorted."""
+    if not Path(folder).is_dir():
         raise StudioError(f"{folder} is not a folder.")
-    paths = sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_image_name(p))
-    if not paths:
-        raise StudioError(f"No images (.jpg, .png, ...) in {folder}.")
-    return paths
+    return image_arguments([folder])
 
 
-def write_predictions_csv(results: list[dict], csv_path: str | os.PathLike, class_names: list[str]) -> Path:
-    """One row per image: path, predicted class, its probability, `unknown` (1 below the run's rejection
-    threshold), every class's probability, and the reason when the image could not be read (its other
-    cells are empty)."""
-    path = Path(csv_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["path", "prediction", "probability", "unknown", *[f"p_{c}" for c in class_names], "error"]
-        )
-        for result in results:
-            if result.get("error"):
-                writer.writerow([result["path"], "", "", "", *[""] * len(class_names), result["error"]])
-                continue
-            best = result["top"][0]
-            writer.writerow([result["path"], best["class"], f"{best['probability']:.6f}",
-                             int(bool(result.get("unknown"))), *[f"{p:.6f}" for p in result["probs"]], ""])
-    return path
+def image_arguments(items: Sequence[str | os.PathLike]) -> list[str]:
+    """Image files as given, folders replaced by their images: the exported bundle's own rule, so
+    `studio predict` and its `predict.py` read the same arguments as the same images."""
+    try:
+        return image_paths(items)
+    except ValueError as error:
+        raise StudioError(str(error)) from None

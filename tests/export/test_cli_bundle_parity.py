@@ -105,3 +105,49 @@ def test_a_run_that_chose_tta_predicts_with_it_everywhere_by_default(trained_run
     report = evaluate(run, device="cpu")
     assert report["tta_default"] is True and report["default_accuracy"] == report["tta"]["accuracy"]
     assert "predicts with test-time augmentation by default" in (dest / "model_card.md").read_text()
+
+
+def test_bundle_predict_script_reads_folders_and_writes_the_studio_s_csv(trained_run, onnx_bundle, capsys,
+                                                                         tmp_path):
+    """`predict.py FOLDER --csv OUT` finds the same images as `studio predict FOLDER --csv OUT` (recursively,
+    unreadable files listed, other files ignored) and writes the same table within the parity tolerance."""
+    import csv
+    import shutil
+
+    dest, _ = onnx_bundle
+    folder = tmp_path / "incoming"
+    (folder / "nested").mkdir(parents=True)
+    for i, path in enumerate(val_paths(trained_run)):
+        shutil.copy(path, (folder if i % 2 else folder / "nested") / f"photo {i}.PNG")
+    (folder / "half-copied.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"x" * 40)
+    (folder / "notes.txt").write_text("not an image")
+    ours, theirs = tmp_path / "studio.csv", tmp_path / "bundle.csv"
+    assert main(["predict", str(trained_run), str(folder), "--csv", str(ours), "--json", "--top-k", "1"]) == 0
+    cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert load_bundle_script(dest).main([str(folder), "--csv", str(theirs), "--json", "--top-k", "1"]) == 0
+    bundle = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [p["path"] for p in cli] == [p["path"] for p in bundle]
+    assert len(cli) == len(val_paths(trained_run)) + 1 and all(len(p["top"]) <= 1 for p in cli + bundle)
+    rows = [list(csv.reader(path.open(encoding="utf-8"))) for path in (ours, theirs)]
+    assert rows[0][0] == rows[1][0] and len(rows[0]) == len(rows[1]) == len(cli) + 1
+    for a, b in zip(rows[0][1:], rows[1][1:]):
+        assert (a[0], a[1], a[3], bool(a[-1])) == (b[0], b[1], b[3], bool(b[-1]))  # path, class, unknown
+        if not a[-1]:
+            assert max(abs(float(x) - float(y)) for x, y in zip(a[2:-1], b[2:-1])) <= TOLERANCE
+    assert sum(bool(r[-1]) for r in rows[1][1:]) == 1  # the half-copied file, with its reason
+
+
+def test_bundle_predict_script_refuses_a_missing_path_with_a_message(onnx_bundle, tmp_path, capsys):
+    import pytest
+
+    dest, _ = onnx_bundle
+    with pytest.raises(SystemExit) as stop:
+        load_bundle_script(dest).main([str(tmp_path / "nowhere.jpg")])
+    assert stop.value.code == 2 and "neither an image file nor a folder" in capsys.readouterr().err
+
+
+def test_the_bundle_reads_the_studio_s_image_types():
+    from studio.data.imaging import IMAGE_EXTENSIONS
+    from studio.export.standalone import IMAGE_EXTENSIONS as BUNDLE_EXTENSIONS
+
+    assert BUNDLE_EXTENSIONS == IMAGE_EXTENSIONS
