@@ -51,7 +51,13 @@ def plan_splits(
     labeled = table[table["label"].notna()]
     plan: dict[int, str] = {}
     warnings: list[str] = []
-    for label in sorted(labeled["label"].unique()):
+    classes = sorted(labeled["label"].unique())
+    if len(classes) == 1:  # said now, not first when training refuses
+        warnings.append(
+            f"only one class so far ({classes[0]!r}): a classifier needs at least two; import or label "
+            "images of another class"
+        )
+    for label in classes:
         rows = labeled[labeled["label"] == label]
         total = len(rows)
         if total < MIN_CLASS_IMAGES:

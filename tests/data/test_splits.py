@@ -27,6 +27,13 @@ def test_fraction_per_class_and_minimum_one():
     assert [w.split("'")[1] for w in warnings] == ["b", "c"]
 
 
+def test_a_single_class_is_warned_about_at_import():
+    _, warnings = plan_splits(table({"daisy": 10}), val_fraction=0.2, seed=0)
+    assert any("only one class so far ('daisy')" in w for w in warnings)
+    _, warnings = plan_splits(table({"daisy": 10, "rose": 10}), val_fraction=0.2, seed=0)
+    assert warnings == []
+
+
 def test_existing_splits_are_kept_and_counted():
     plan, _ = plan_splits(table({"a": 10}, {0: "val", 1: "val", 2: "train"}), val_fraction=0.2)
     assert set(plan) == set(range(3, 10))
