@@ -25,7 +25,7 @@ from pydantic import Field
 from studio.augment.presets import AugmentConfig
 from studio.augment.randaugment import build_randaugment
 from studio.errors import StudioError
-from studio.export.standalone import eval_crop, resized_shape  # the bundle's geometry, one copy
+from studio.export.standalone import LEGACY_RESAMPLER, RESAMPLER, eval_crop, resized_shape  # one copy
 
 INTERPOLATIONS: dict[str, int] = {
     "bicubic": cv2.INTER_CUBIC,
@@ -53,31 +53,43 @@ class ResizeShorterCenterCrop(A.ImageOnlyTransform):
 
     Sizes and offsets follow torchvision's Resize(int) and CenterCrop (used by timm), which truncate
     the longer side and round the crop offset; albumentations' SmallestMaxSize/CenterCrop round and
-    floor instead, which can shift the crop by a pixel. Downscaling uses INTER_AREA, the OpenCV
-    counterpart of PIL's antialiased resize.
+    floor instead, which can shift the crop by a pixel.
+
+    `resampler` "pillow" (the eval crop of runs trained since it was recorded): the exported bundle's
+    `eval_crop`, Pillow's resize as in timm's eval transform. "opencv" (the training pipeline's whole
+    square, and older runs): INTER_AREA when shrinking (the OpenCV counterpart of PIL's antialiased
+    resize), the bundle's numpy copy of OpenCV's cubic when enlarging.
     """
 
     class InitSchema(BaseTransformInitSchema):
         size: int = Field(ge=1)
         crop_pct: float = Field(gt=0, le=1)
         interpolation: int
+        resampler: str
 
     def __init__(
         self,
         size: int,
         crop_pct: float = DEFAULT_CROP_PCT,
         interpolation: int = cv2.INTER_CUBIC,
+        resampler: str = LEGACY_RESAMPLER,
         p: float = 1.0,
     ) -> None:
         super().__init__(p=p)
+        if resampler not in (RESAMPLER, LEGACY_RESAMPLER):
+            raise StudioError(f"Unknown resampler {resampler!r}. Use {RESAMPLER} or {LEGACY_RESAMPLER}.")
         self.size = size
         self.crop_pct = crop_pct
         self.interpolation = interpolation
+        self.resampler = resampler
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         height, width = img.shape[:2]
         new_h, new_w = resized_shape(height, width, math.floor(self.size / self.crop_pct))
         name = _INTERPOLATION_NAMES.get(self.interpolation)
+        if self.resampler == RESAMPLER:
+            return eval_crop(img, {"image_size": self.size, "crop_pct": self.crop_pct, "interpolation": name,
+                                   "resampler": RESAMPLER})
         if new_h > height and name is not None:
             # Enlarging (images smaller than the crop): the exported bundle's own eval crop, not OpenCV,
             # whose rounding differs by one level on ~1e-5 of the pixels: enough to move a probability by
@@ -92,7 +104,7 @@ class ResizeShorterCenterCrop(A.ImageOnlyTransform):
         return np.ascontiguousarray(img[top : top + self.size, left : left + self.size])
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("size", "crop_pct", "interpolation")
+        return ("size", "crop_pct", "interpolation", "resampler")
 
 
 def center_crop_offsets(height: int, width: int, size: int) -> tuple[int, int]:
@@ -224,11 +236,13 @@ def build_eval_transform(
     crop_pct: float = DEFAULT_CROP_PCT,
     *,
     interpolation: str = "bicubic",
+    resampler: str = RESAMPLER,
 ) -> ImageTransform:
     """timm's eval preprocessing: resize shorter side to floor(size / crop_pct), center-crop, normalize."""
     if not 0.1 <= crop_pct <= 1.0:
         raise StudioError(f"crop_pct must be between 0.1 and 1.0 (timm uses 0.875 to 1.0), got {crop_pct!r}.")
-    geometry = ResizeShorterCenterCrop(_check_size(image_size), crop_pct, interpolation_flag(interpolation))
+    geometry = ResizeShorterCenterCrop(_check_size(image_size), crop_pct, interpolation_flag(interpolation),
+                                       resampler)
     return ImageTransform(A.Compose([geometry, *_normalize(mean, std)]), seed=0)
 
 

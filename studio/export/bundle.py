@@ -45,7 +45,9 @@ def bundle_preprocessing(preprocessing: dict) -> dict:
         "crop_pct": crop_pct,
         "resize_shorter_to": math.floor(size / crop_pct),
         "interpolation": preprocessing.get("interpolation", "bicubic"),
-        "downscale": "area",
+        "resampler": standalone.resampler_of(preprocessing),
+        "downscale": "area" if standalone.resampler_of(preprocessing) == standalone.LEGACY_RESAMPLER
+        else "antialiased",
         "jpeg_draft_size": int(size / min(1.0, crop_pct)),
         "mean": list(preprocessing["mean"]),
         "std": list(preprocessing["std"]),

@@ -146,8 +146,8 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
             "`probabilities`: float32, N x classes, in the order of classes.json."
         ),
         (
-            f"- Resize the shorter side to {pre['resize_shorter_to']} px (area averaging when shrinking, "
-            f"{pre['interpolation']} when enlarging), center-crop {pre['image_size']} x {pre['image_size']}."
+            f"- Resize the shorter side to {pre['resize_shorter_to']} px ({_resampling_words(pre)}), "
+            f"center-crop {pre['image_size']} x {pre['image_size']}."
         ),
         (
             f"- Normalization (inside the model): (pixels / 255 - mean) / std, mean {pre['mean']}, "
@@ -178,3 +178,9 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _resampling_words(pre: dict) -> str:
+    if pre.get("resampler") == "pillow":
+        return f"Pillow's {pre['interpolation']}, antialiased when shrinking, as timm's eval transform"
+    return f"OpenCV's area averaging when shrinking, its {pre['interpolation']} when enlarging"

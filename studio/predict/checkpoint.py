@@ -31,6 +31,7 @@ import torch
 
 from studio.durable import atomic_write_bytes
 from studio.errors import StudioError
+from studio.export.standalone import RESAMPLER
 from studio.predict.ensemble import ProbabilityAverage
 from studio.predict.sklearn_state import from_state, to_state
 
@@ -48,6 +49,7 @@ def preprocessing_dict(image_size: int, data_cfg: dict) -> dict:
         "std": [float(v) for v in data_cfg["std"]],
         "interpolation": str(data_cfg.get("interpolation", "bicubic")),
         "crop_pct": float(data_cfg.get("crop_pct", 0.875)),
+        "resampler": RESAMPLER,  # checkpoints without it were trained and evaluated with LEGACY_RESAMPLER
     }
 
 

@@ -108,3 +108,57 @@ def test_tta_views_are_the_studio_s_crop_for_crop(tmp_path):
         assert ours.shape == studio.shape == (2, 48, 48, 3)
         assert np.abs(ours.astype(int) - studio).max() <= 1  # bit-exact but for rare enlarging ties
         assert not np.array_equal(ours[0], ours[1])  # the whole frame is another view, not a copy
+
+
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+def test_the_pillow_eval_crop_is_timm_s_eval_transform_pixel_for_pixel(interpolation):
+    """New runs crop as timm's own eval transform does (Pillow, antialiased when shrinking): shrinking
+    photos and enlarging small scans alike, so a plain script and the studio see the same pixels."""
+    import timm
+    from PIL import Image
+
+    size, crop_pct = 64, 0.875
+    timm_geometry = timm.data.create_transform((3, size, size), is_training=False, crop_pct=crop_pct,
+                                               interpolation=interpolation).transforms[:2]
+    preprocessing = {"image_size": size, "crop_pct": crop_pct, "interpolation": interpolation,
+                     "resampler": standalone.RESAMPLER}
+    studio = ResizeShorterCenterCrop(size, crop_pct, interpolation_flag(interpolation), standalone.RESAMPLER)
+    for height, width in ((480, 640), (451, 300), (73, 90), (40, 51), (64, 300), (300, 41)):
+        image = _smooth(height, width, height + width)
+        expected = Image.fromarray(image)
+        for step in timm_geometry:
+            expected = step(expected)
+        ours = standalone.eval_crop(image, preprocessing)
+        assert np.array_equal(ours, np.asarray(expected)), (height, width)
+        assert np.array_equal(studio.apply(image), ours)
+
+
+def test_a_very_elongated_image_resamples_only_the_crop_s_window():
+    image = _smooth(20, 12000, 3)  # the whole resize would be 256 x 153600 pixels
+    preprocessing = {"image_size": 224, "crop_pct": 0.875, "interpolation": "bicubic",
+                     "resampler": standalone.RESAMPLER}
+    crop = standalone.eval_crop(image, preprocessing)
+    assert crop.shape == (224, 224, 3)
+    new_h, new_w = standalone.resized_shape(20, 12000, 256)
+    top, left = round((new_h - 224) / 2), round((new_w - 224) / 2)
+    from PIL import Image
+
+    whole = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BICUBIC))
+    difference = np.abs(crop.astype(int) - whole[top:top + 224, left:left + 224])
+    assert difference.max() <= 2 and (difference > 0).mean() < 0.05  # the window's rounding, no more
+
+
+def test_runs_recorded_before_the_resampler_keep_their_opencv_geometry():
+    """A checkpoint or bundle without `resampler` predicts exactly as it did when it was made."""
+    from studio.predict.inference import Cropper
+
+    legacy = {"image_size": 48, "crop_pct": 0.875, "interpolation": "bicubic", "mean": [0.5] * 3,
+              "std": [0.5] * 3}
+    image = _smooth(300, 200, 7)
+    old_geometry = ResizeShorterCenterCrop(48, 0.875, interpolation_flag("bicubic"))
+    assert np.array_equal(Cropper(legacy, [1.0])(image)[0], old_geometry.apply(image))
+    assert np.array_equal(standalone.eval_crop(image, legacy), old_geometry.apply(image))
+    pillow = Cropper({**legacy, "resampler": standalone.RESAMPLER}, [1.0])(image)[0]
+    assert not np.array_equal(pillow, old_geometry.apply(image))
+    with pytest.raises(ValueError, match="unknown resampler"):
+        standalone.eval_crop(image, {**legacy, "resampler": "magic"})

@@ -18,7 +18,9 @@ def test_checkpoint_holds_everything_needed(trained):
     _, result = trained
     checkpoint = read_checkpoint(result.run_dir)
     assert checkpoint["class_names"] == ["cat", "dog"] and checkpoint["backbone"] == "test_efficientnet"
-    assert set(checkpoint["preprocessing"]) == {"image_size", "mean", "std", "interpolation", "crop_pct"}
+    assert set(checkpoint["preprocessing"]) == {"image_size", "mean", "std", "interpolation", "crop_pct",
+                                                "resampler"}
+    assert checkpoint["preprocessing"]["resampler"] == "pillow"  # timm's eval resampling
     assert checkpoint["preprocessing"]["image_size"] == 64 and checkpoint["head"] == "linear"
     loaded = load_model(result.run_dir / "model.pt")
     assert loaded.model.get_classifier().out_features == 2
