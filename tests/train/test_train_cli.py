@@ -86,6 +86,15 @@ def test_predict_missing_image(project, capsys, tmp_path):
     assert "neither an image file nor a folder" in capsys.readouterr().err
 
 
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler during the test: a test run started as a background job inherits SIGINT
+    ignored, and the CLI rightly leaves an ignored SIGINT alone (no Ctrl-C can reach it then)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c_on_epoch(monkeypatch, presses: int) -> None:
     """Press Ctrl-C (SIGINT to this process) `presses` times when the first epoch ends."""
     from studio.cli import train_commands
@@ -101,7 +110,7 @@ def _ctrl_c_on_epoch(monkeypatch, presses: int) -> None:
     monkeypatch.setattr(train_commands, "_progress", pressing)
 
 
-def test_ctrl_c_cancels_the_run_and_keeps_its_best_checkpoint(project, capsys, monkeypatch):
+def test_ctrl_c_cancels_the_run_and_keeps_its_best_checkpoint(project, capsys, monkeypatch, default_sigint):
     _ctrl_c_on_epoch(monkeypatch, presses=1)
     assert (
         main(["train", str(project.root), *TINY, "--strategy", "finetune", "--epochs", "5", "--json"]) == 130
@@ -116,7 +125,8 @@ def test_ctrl_c_cancels_the_run_and_keeps_its_best_checkpoint(project, capsys, m
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
-def test_second_ctrl_c_quits_at_once_and_marks_the_run_cancelled(project, capsys, monkeypatch):
+def test_second_ctrl_c_quits_at_once_and_marks_the_run_cancelled(project, capsys, monkeypatch,
+                                                                 default_sigint):
     _ctrl_c_on_epoch(monkeypatch, presses=2)
     assert main(["train", str(project.root), *TINY, "--strategy", "finetune", "--epochs", "5"]) == 130
     assert "error: interrupted" in capsys.readouterr().err
