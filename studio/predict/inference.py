@@ -25,7 +25,7 @@ from PIL import Image
 from studio.augment.transforms import ResizeShorterCenterCrop, as_rgb_array, interpolation_flag
 from studio.data.imaging import load_rgb
 from studio.errors import StudioError
-from studio.export.standalone import resampler_of
+from studio.export.standalone import LEGACY_RESAMPLER
 from studio.predict.device import autocast, cpu_count
 from studio.predict.onnx_forward import OnnxForward, try_onnx_forward
 
@@ -66,7 +66,8 @@ class Cropper:
         flag = interpolation_flag(preprocessing.get("interpolation", "bicubic"))
         self.size = size
         self.zooms = list(zooms)
-        resampler = resampler_of(preprocessing)  # older runs keep the resampling they were trained with
+        # Older runs keep the resampling they were trained with; an unknown one is a StudioError.
+        resampler = str(preprocessing.get("resampler", LEGACY_RESAMPLER))
         self.geometries = [ResizeShorterCenterCrop(size, min(1.0, crop_pct / z), flag, resampler)
                            for z in self.zooms]
         # Decode JPEGs at the smallest DCT scale still at least as big as the largest resize.

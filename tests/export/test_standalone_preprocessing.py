@@ -162,3 +162,7 @@ def test_runs_recorded_before_the_resampler_keep_their_opencv_geometry():
     assert not np.array_equal(pillow, old_geometry.apply(image))
     with pytest.raises(ValueError, match="unknown resampler"):
         standalone.eval_crop(image, {**legacy, "resampler": "magic"})
+    from studio.errors import StudioError
+
+    with pytest.raises(StudioError, match="Unknown resampler"):  # a damaged checkpoint: a message, no trace
+        Cropper({**legacy, "resampler": "magic"}, [1.0])
