@@ -40,14 +40,14 @@ def is_bundle(path: str | os.PathLike) -> bool:
 def bundle_preprocessing(preprocessing: dict) -> dict:
     """preprocessing.json: the checkpoint's values plus the derived sizes predict.py uses."""
     size, crop_pct = int(preprocessing["image_size"]), float(preprocessing["crop_pct"])
+    resampler = standalone.resampler_of(preprocessing)
     return {
         "image_size": size,
         "crop_pct": crop_pct,
         "resize_shorter_to": math.floor(size / crop_pct),
         "interpolation": preprocessing.get("interpolation", "bicubic"),
-        "resampler": standalone.resampler_of(preprocessing),
-        "downscale": "area" if standalone.resampler_of(preprocessing) == standalone.LEGACY_RESAMPLER
-        else "antialiased",
+        "resampler": resampler,
+        "downscale": "area" if resampler == standalone.LEGACY_RESAMPLER else "antialiased",
         "jpeg_draft_size": int(size / min(1.0, crop_pct)),
         "mean": list(preprocessing["mean"]),
         "std": list(preprocessing["std"]),

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from studio.export import standalone
 from studio.train.runs import CONFIG_FILE, EVAL_FILE, read_json
 
 
@@ -181,6 +182,6 @@ def render(*, run_dir: Path, checkpoint: dict, fmt: str, model_file: str, parity
 
 
 def _resampling_words(pre: dict) -> str:
-    if pre.get("resampler") == "pillow":
+    if pre.get("resampler") == standalone.RESAMPLER:
         return f"Pillow's {pre['interpolation']}, antialiased when shrinking, as timm's eval transform"
     return f"OpenCV's area averaging when shrinking, its {pre['interpolation']} when enlarging"
