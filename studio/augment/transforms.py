@@ -25,7 +25,13 @@ from pydantic import Field
 from studio.augment.presets import AugmentConfig
 from studio.augment.randaugment import build_randaugment
 from studio.errors import StudioError
-from studio.export.standalone import LEGACY_RESAMPLER, RESAMPLER, eval_crop, resized_shape  # one copy
+from studio.export.standalone import (  # one copy
+    LEGACY_RESAMPLER,
+    PIL_FILTERS,
+    RESAMPLER,
+    eval_crop,
+    resized_shape,
+)
 
 INTERPOLATIONS: dict[str, int] = {
     "bicubic": cv2.INTER_CUBIC,
@@ -107,6 +113,19 @@ class ResizeShorterCenterCrop(A.ImageOnlyTransform):
         return ("size", "crop_pct", "interpolation", "resampler")
 
 
+class PillowRandomResizedCrop(A.RandomResizedCrop):
+    """albumentations' RandomResizedCrop (the same random boxes, the same random stream) resized by
+    Pillow, as timm's training transform does (RandomResizedCropAndInterpolation): the fine-tune then
+    learns from pixels resampled like the eval crop's, not OpenCV's (cubic a = -0.75, area shrink)."""
+
+    def apply(self, img: np.ndarray, crop_coords: tuple[int, int, int, int], **params: Any) -> np.ndarray:
+        x1, y1, x2, y2 = crop_coords
+        crop = Image.fromarray(np.ascontiguousarray(img[y1:y2, x1:x2]))
+        resample = PIL_FILTERS[_INTERPOLATION_NAMES.get(self.interpolation, "bicubic")]
+        height, width = self.size
+        return np.asarray(crop.resize((width, height), resample))
+
+
 def center_crop_offsets(height: int, width: int, size: int) -> tuple[int, int]:
     """(top, left) of torchvision's CenterCrop(size) on a height x width image."""
     return round((height - size) / 2.0), round((width - size) / 2.0)
@@ -165,16 +184,16 @@ def _augmentations(cfg: AugmentConfig, image_size: int, interpolation: int) -> l
     ops: list[A.BasicTransform] = []
     if cfg.scale < 1.0:
         ops.append(
-            A.RandomResizedCrop(
+            PillowRandomResizedCrop(
                 size=(image_size, image_size),
                 scale=(cfg.scale, 1.0),
                 ratio=(3 / 4, 4 / 3),
                 interpolation=interpolation,
-                area_for_downscale="image",  # antialias when cropping from large photos
             )
         )
     else:  # no random crop: the whole central square, as the model will see it at eval (crop_pct 1)
-        ops.append(ResizeShorterCenterCrop(image_size, crop_pct=1.0, interpolation=interpolation))
+        ops.append(ResizeShorterCenterCrop(image_size, crop_pct=1.0, interpolation=interpolation,
+                                           resampler=RESAMPLER))
     if cfg.hflip > 0:
         ops.append(A.HorizontalFlip(p=cfg.hflip))
     if cfg.vflip > 0:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from studio.data.imaging import load_rgb
 from studio.predict.device import cpu_count
@@ -28,13 +28,14 @@ def class_weights(counts: list[int]) -> torch.Tensor:
 
 
 def _decode_resized(path: str, short_side: int) -> np.ndarray:
-    image = np.asarray(load_rgb(path, draft_size=short_side))
-    height, width = image.shape[:2]
+    image = load_rgb(path, draft_size=short_side)
+    width, height = image.size
     scale = short_side / min(height, width)
     if scale < 1.0:  # only ever shrink: upscaling here would just cost memory
+        # Pillow's antialiased bicubic, the eval crop's resampling (studio.export.standalone.eval_crop)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(image)
+        image = image.resize(size, Image.Resampling.BICUBIC)
+    return np.ascontiguousarray(np.asarray(image))
 
 
 class DecodedImages:

@@ -1,5 +1,7 @@
+import random
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 import timm.data
@@ -163,3 +165,24 @@ def test_bad_arguments_raise_studio_error():
         build_train_transform(preset("light"), 0, MEAN, STD)
     with pytest.raises(StudioError, match="3 means"):
         build_train_transform(preset("light"), SIZE, (0.5,), STD)
+
+
+@pytest.mark.parametrize("shape", [(90, 120), (300, 170)])  # enlarged and shrunk crops
+def test_training_crop_resamples_like_timm_s_train_transform(shape):
+    """The random crop's box is albumentations', its pixels timm's (torchvision's resized_crop on a PIL
+    image, what RandomResizedCropAndInterpolation does): training sees the eval crop's resampling."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    from studio.augment.transforms import PillowRandomResizedCrop
+
+    image = make_image(*shape)
+    crop = PillowRandomResizedCrop(size=(SIZE, SIZE), scale=(0.3, 1.0), interpolation=cv2.INTER_CUBIC)
+    crop.set_random_state(np.random.default_rng(3), random.Random(3))
+    for _ in range(5):
+        params = crop.get_params_dependent_on_data({"shape": image.shape}, {"image": image})
+        x1, y1, x2, y2 = params["crop_coords"]
+        ours = crop.apply(image, params["crop_coords"])
+        theirs = F.resized_crop(Image.fromarray(image), y1, x1, y2 - y1, x2 - x1, [SIZE, SIZE],
+                                InterpolationMode.BICUBIC)
+        assert ours.shape == (SIZE, SIZE, 3) and np.array_equal(ours, np.asarray(theirs))
