@@ -15,6 +15,12 @@ from scipy.special import log_softmax, softmax
 ECE_BINS = 15
 KEEP_CORRECT = 0.95
 TEMPERATURE_RANGE = (0.05, 20.0)
+# A log-normal prior on T centred on 1 (the MAP estimate, not the maximum likelihood): with a few dozen
+# held-out images one confident mistake, or none, drives the likelihood's T to an extreme. Its pull fades
+# as images add up (the likelihood is a sum). Resampled small held-out sets from the val predictions of
+# flowers and MRI runs (300 draws each): val log-loss 0.275 -> 0.247 (flowers, 12 images), 0.099 -> 0.089
+# (MRI, 24); with 96 images the same within 0.002.
+LOG_TEMPERATURE_PRIOR_SD = 1.0
 
 
 def logits_of(probs: np.ndarray) -> np.ndarray:
@@ -29,17 +35,21 @@ def per_image_log_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """The T minimizing the negative log-likelihood of softmax(logits / T) (1.0 with nothing to fit)."""
+    """The T minimizing the negative log-likelihood of softmax(logits / T) plus the prior's penalty on
+    log T (1.0 with nothing to fit)."""
     logits = np.asarray(logits, dtype=np.float64)
     targets = np.asarray(targets, dtype=int)
     if len(targets) < 2 or (logits.argmax(axis=1) == targets).all():
         return 1.0  # no mistakes to learn from: the likelihood would only push T towards zero
 
-    def nll(t: float) -> float:
-        return float(-log_softmax(logits / t, axis=1)[np.arange(len(targets)), targets].mean())
+    rows = np.arange(len(targets))
 
-    found = minimize_scalar(nll, bounds=TEMPERATURE_RANGE, method="bounded", options={"xatol": 1e-4})
-    return float(found.x) if found.success and nll(found.x) <= nll(1.0) else 1.0
+    def objective(t: float) -> float:
+        nll = -log_softmax(logits / t, axis=1)[rows, targets].sum()
+        return float(nll + np.log(t) ** 2 / (2 * LOG_TEMPERATURE_PRIOR_SD**2))
+
+    found = minimize_scalar(objective, bounds=TEMPERATURE_RANGE, method="bounded", options={"xatol": 1e-4})
+    return float(found.x) if found.success and objective(found.x) <= objective(1.0) else 1.0
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.special import softmax
+from scipy.special import log_softmax, softmax
 
 from studio.predict.calibration import (
     apply_temperature,
@@ -64,3 +64,23 @@ def test_a_run_that_predicts_with_tta_gets_its_threshold_from_the_average_of_its
     correct = averaged.argmax(1) == targets
     kept = (averaged.max(1)[correct] >= tta["unknown_threshold"]).mean()
     assert 0.94 <= kept <= 0.97
+
+
+def test_a_few_held_out_images_pull_the_temperature_towards_one_and_many_do_not():
+    """One confident mistake among 12 pushes the likelihood's T up (every right answer then shown less
+    sure); the prior on log T pulls it back towards 1. With 2000 images the data decide."""
+    probs = np.full((12, 3), 0.005)
+    probs[:, 0] = 0.99
+    targets = np.zeros(12, dtype=int)
+    targets[0] = 2  # confidently wrong
+    few = fit_temperature(np.log(probs), targets)
+    logits = np.log(probs)
+    mle = min(np.linspace(0.05, 20, 4000),
+              key=lambda t: -log_softmax(logits / t, axis=1)[np.arange(12), targets].sum())
+    assert 1.0 < few < mle - 0.05
+    many, many_targets = _overconfident()
+    logits = np.log(many)
+    rows = np.arange(len(many_targets))
+    mle = min(np.linspace(2.0, 6.0, 4001),
+              key=lambda t: -log_softmax(logits / t, axis=1)[rows, many_targets].sum())
+    assert fit_temperature(logits, many_targets) == pytest.approx(mle, rel=0.01)
