@@ -13,31 +13,24 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from studio.errors import StudioError
+from studio.export.standalone import (  # one copy, shared with exported bundles' predict.py
+    EXIF_TRANSPOSE,
+    IMAGE_EXTENSIONS,
+    to_rgb,
+    unreadable_reason,
+)
 
 # 50 megapixels: a large DSLR photo is ~45 MP; anything bigger is almost surely a decompression bomb
 # or a scan that is useless at the 224-384 px the backbones see.
 MAX_PIXELS = 50_000_000
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
-
 # Pillow has its own global bomb guard (MAX_IMAGE_PIXELS); our per-call limit is checked first and the
 # global one is only a backstop, so we leave it at Pillow's default.
 
 _SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
-# The same table as PIL.ImageOps.exif_transpose; applied after mode conversion, which drops EXIF.
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 def is_image_name(name: str | os.PathLike) -> bool:
@@ -98,12 +91,12 @@ def decode(
             IndexError,
             Image.DecompressionBombError,
         ) as error:
-            raise StudioError(_decode_reason(error)) from error
+            raise StudioError(unreadable_reason(error)) from error
         # Only after load(): PNG's getexif() loads the image itself and would swallow decode errors.
         orientation = _orientation(image)
         full_size = (height, width) if orientation in _SWAPS_SIDES else (width, height)
-        if orientation in _TRANSPOSE:
-            rgb = rgb.transpose(_TRANSPOSE[orientation])
+        if orientation in EXIF_TRANSPOSE:
+            rgb = rgb.transpose(EXIF_TRANSPOSE[orientation])
     return rgb, full_size
 
 
@@ -139,7 +132,7 @@ def _open(source) -> Image.Image:
     except PermissionError as error:
         raise StudioError("cannot read the file (permission denied)") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise StudioError(_decode_reason(error)) from error
+        raise StudioError(unreadable_reason(error)) from error
 
 
 _SIGNATURES = {
@@ -168,15 +161,6 @@ def _sniff(source) -> str | None:
     return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
 
 
-def _decode_reason(error: BaseException) -> str:
-    text = str(error).lower()
-    if "truncated" in text or isinstance(error, EOFError):
-        return "image file is truncated (incomplete download or copy?)"
-    if "mode" in text:
-        return f"image uses a pixel format the studio cannot convert ({error})"
-    return f"image file is corrupt and cannot be decoded ({error})"
-
-
 def _orientation(image: Image.Image) -> int:
     try:
         return int(image.getexif().get(0x0112, 1) or 1)
@@ -185,43 +169,12 @@ def _orientation(image: Image.Image) -> int:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    mode = image.mode
-    if mode == "RGB":
-        return image.copy()
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
-        mode = image.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if mode in ("1", "L", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
-        return image.convert("RGB")
     try:
-        return image.convert("RGB")
+        return to_rgb(image)
     except (ValueError, OSError) as error:
-        raise StudioError(f"image uses a pixel format the studio cannot convert (mode {mode})") from error
-
-
-def _scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
-    """16-bit, 32-bit integer and float grayscale to 8-bit, keeping relative brightness."""
-    data = array.astype(np.float64)
-    if mode.startswith("I;16"):
-        scaled = data / 257.0
-    elif mode == "I":
-        # PNG 16-bit grayscale can arrive as mode I with values up to 65535.
-        scaled = data / 257.0 if data.max(initial=0) > 255 else data
-    else:  # "F": floats in 0..1 are the usual convention, otherwise stretch the range
-        low, high = float(np.nanmin(data, initial=0.0)), float(np.nanmax(data, initial=0.0))
-        if low >= 0.0 and high <= 1.0:
-            scaled = data * 255.0
-        elif high > low:
-            scaled = (data - low) / (high - low) * 255.0
-        else:
-            scaled = np.zeros_like(data)
-    return np.clip(np.nan_to_num(scaled), 0, 255).round().astype(np.uint8)
+        raise StudioError(
+            f"image uses a pixel format the studio cannot convert (mode {image.mode})"
+        ) from error
 
 
 def image_from_bytes(data: bytes, **kwargs) -> Image.Image:

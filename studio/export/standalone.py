@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 BATCH_SIZE = 32
@@ -39,11 +39,12 @@ DECISION_FILE = "decision.json"  # {"unknown_threshold": ..., "tta": ..., "calib
 # The studio's TTA views (studio.predict.inference.TTA_VIEWS): zoom 1 is the eval crop, zoom 0.875 undoes
 # timm's usual 0.875 crop (the whole frame: crop_pct / zoom, at most 1); each is also mirrored.
 TTA_ZOOMS = (1.0, 0.875)
-# The image types the studio reads (studio.data.imaging.IMAGE_EXTENSIONS; a test keeps the two equal).
+# The image types the studio reads. This file must run without the studio, so the studio's decoding
+# (studio.data.imaging) takes its extensions, mode conversion and EXIF table from here: one copy.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
 # EXIF orientation -> the transpose that displays the image upright (PIL.ImageOps.exif_transpose's table).
-_TRANSPOSE = {
+EXIF_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -70,14 +71,32 @@ def load_image(source, draft_size: int | None = None) -> np.ndarray:
             image.draft("RGB", (draft_size, draft_size))
         image.seek(0)  # first frame of GIF / multi-page TIFF
         image.load()
-        rgb = _to_rgb(image)
+        rgb = to_rgb(image)
         try:
             orientation = int(image.getexif().get(0x0112, 1) or 1)
         except Exception:  # noqa: BLE001 - a broken EXIF block leaves the image as stored
             orientation = 1
-        if orientation in _TRANSPOSE:
-            rgb = rgb.transpose(_TRANSPOSE[orientation])
+        if orientation in EXIF_TRANSPOSE:
+            rgb = rgb.transpose(EXIF_TRANSPOSE[orientation])
     return np.ascontiguousarray(np.asarray(rgb))
+
+
+def unreadable_reason(error: BaseException) -> str:
+    """Plain words for why an image file cannot be decoded (the studio says the same)."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image, or an image format that cannot be read"
+    if isinstance(error, Image.DecompressionBombError):
+        return "image has too many pixels (a possible decompression bomb); shrink it first"
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    if isinstance(error, PermissionError):
+        return "cannot read the file (permission denied)"
+    text = str(error).lower()
+    if "truncated" in text or isinstance(error, EOFError):
+        return "image file is truncated (incomplete download or copy?)"
+    if "mode" in text:
+        return f"image uses a pixel format that cannot be converted ({error})"
+    return f"image file is corrupt and cannot be decoded ({error})"
 
 
 def _as_rgb_array(array: np.ndarray) -> np.ndarray:
@@ -86,12 +105,13 @@ def _as_rgb_array(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB: 16-bit, 32-bit and float grey scaled, transparency composited on white, first frame."""
     mode = image.mode
     if mode == "RGB":
         return image.copy()
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
+        return Image.fromarray(scale_to_uint8(np.asarray(image), mode)).convert("RGB")
     if mode == "P":
         image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
         mode = image.mode
@@ -102,14 +122,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
+def scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
     """16-bit, 32-bit integer and float grayscale to 8-bit, keeping relative brightness."""
     data = array.astype(np.float64)
     if mode.startswith("I;16"):
         scaled = data / 257.0
     elif mode == "I":
+        # PNG 16-bit grayscale can arrive as mode I with values up to 65535.
         scaled = data / 257.0 if data.max(initial=0) > 255 else data
-    else:
+    else:  # "F": floats in 0..1 are the usual convention, otherwise stretch the range
         low, high = float(np.nanmin(data, initial=0.0)), float(np.nanmax(data, initial=0.0))
         if low >= 0.0 and high <= 1.0:
             scaled = data * 255.0
@@ -129,7 +150,7 @@ def _scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
 # sharper cubic, a = -0.75, against Pillow's a = -0.5).
 RESAMPLER = "pillow"
 LEGACY_RESAMPLER = "opencv"
-_PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
                 "nearest": Image.Resampling.NEAREST}
 # Above this many resized pixels per crop pixel (a very elongated image) only the crop's window of the
 # source is resampled: a 40 x 20000 strip must not become a 256 x 128000 intermediate image.
@@ -165,7 +186,7 @@ def _pillow_crop(rgb: np.ndarray, new_h: int, new_w: int, top: int, left: int, s
                  interpolation: str) -> np.ndarray:
     """Pillow's resize to new_h x new_w, then the size x size crop at (top, left)."""
     try:
-        resample = _PIL_FILTERS[interpolation]
+        resample = PIL_FILTERS[interpolation]
     except KeyError:
         raise ValueError(f"unknown interpolation {interpolation!r} (bicubic, bilinear or nearest)") from None
     image = Image.fromarray(np.ascontiguousarray(rgb))
@@ -377,7 +398,7 @@ class BundleModel:
             except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
                 if not skip_unreadable:
                     raise
-                errors[index] = str(error) or type(error).__name__
+                errors[index] = "file is empty (0 bytes)" if _empty_file(image) else unreadable_reason(error)
         rows = iter(self._crop_probabilities(np.stack(crops), tta) if crops else [])
         k = max(1, min(top_k, len(self.class_names)))
         results = []
@@ -408,6 +429,10 @@ class BundleModel:
         return np.mean(np.stack(views, axis=1), axis=1)
 
 # ------------------------------------------------------------------------------------------- inputs, outputs
+
+def _empty_file(source) -> bool:
+    return isinstance(source, (str, os.PathLike)) and os.path.isfile(source) and not os.path.getsize(source)
+
 
 def image_paths(items) -> list[str]:
     """The files as given, each folder replaced by its images (recursively, sorted): the arguments of
