@@ -216,3 +216,13 @@ def test_a_damaged_ensemble_record_is_refused_before_any_network_is_built(tmp_pa
     for damaged in ({"weights": [1.0] * 10_000}, {"weights": [1.0, -1.0]}, {"weights": "many"}, ["x"]):
         with pytest.raises(StudioError, match="ensemble record is damaged"):
             build_model({**checkpoint, "ensemble": damaged})
+
+
+def test_another_fine_tune_may_be_shorter_than_the_first_to_fit_the_time_left():
+    # 20 epochs of 5 s each were the first fine-tune; the margin asks for 5.5 s an epoch.
+    assert strategies.another_finetune_epochs(200.0, 5.0, 20) == 20  # never longer than the first
+    assert strategies.another_finetune_epochs(100.0, 5.0, 20) == 18  # what fits
+    assert strategies.another_finetune_epochs(67.0, 5.0, 20) == 12  # 60% of the first's: still worth it
+    assert strategies.another_finetune_epochs(60.0, 5.0, 20) == 0  # 10 epochs: too short, none
+    assert strategies.another_finetune_epochs(1e9, 5.0, 2) == 2
+    assert strategies.another_finetune_epochs(5.0, 5.0, 2) == 0
