@@ -61,10 +61,10 @@ class ResizeShorterCenterCrop(A.ImageOnlyTransform):
     the longer side and round the crop offset; albumentations' SmallestMaxSize/CenterCrop round and
     floor instead, which can shift the crop by a pixel.
 
-    `resampler` "pillow" (the eval crop of runs trained since it was recorded): the exported bundle's
-    `eval_crop`, Pillow's resize as in timm's eval transform. "opencv" (the training pipeline's whole
-    square, and older runs): INTER_AREA when shrinking (the OpenCV counterpart of PIL's antialiased
-    resize), the bundle's numpy copy of OpenCV's cubic when enlarging.
+    `resampler` "pillow" (the eval crop of runs trained since it was recorded, and the training
+    pipeline's whole square): the exported bundle's `eval_crop`, Pillow's resize as in timm's eval
+    transform. "opencv" (runs recorded before): INTER_AREA when shrinking (the OpenCV counterpart of
+    PIL's antialiased resize), the bundle's numpy copy of OpenCV's cubic when enlarging.
     """
 
     class InitSchema(BaseTransformInitSchema):

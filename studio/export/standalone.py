@@ -151,7 +151,7 @@ def scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
 RESAMPLER = "pillow"
 LEGACY_RESAMPLER = "opencv"
 PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
-                "nearest": Image.Resampling.NEAREST}
+               "nearest": Image.Resampling.NEAREST}
 # Above this many resized pixels per crop pixel (a very elongated image) only the crop's window of the
 # source is resampled: a 40 x 20000 strip must not become a 256 x 128000 intermediate image.
 _WINDOW_ABOVE = 64
