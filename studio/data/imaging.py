@@ -129,8 +129,6 @@ def _open(source) -> Image.Image:
         raise StudioError(
             "image has too many pixels (a possible decompression bomb); shrink it before importing"
         ) from error
-    except PermissionError as error:
-        raise StudioError("cannot read the file (permission denied)") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise StudioError(unreadable_reason(error)) from error
 

@@ -528,8 +528,8 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
     details["ensemble"] = choice
     finetuned = [build_model(read_checkpoint(full.folder.checkpoint_path)).model]
     finetune_views = [checked["finetune_views"]]
-    # More fine-tunes (other seeds) while the time left fits one more like the first, with the inference
-    # of one more member in the final evaluation: small sets finish their planned epochs early.
+    # More fine-tunes (other seeds) while the time left fits one more (another_finetune_epochs), with the
+    # inference of one more member in the final evaluation: small sets finish their planned epochs early.
     one_more_eval = per_image * (reserve_images + n_held) / 3
     epoch_seconds = finetune_seconds / max(1, trainer.epochs_run)
     while len(finetuned) < MAX_FINETUNES:

@@ -66,6 +66,13 @@ def test_a_run_that_predicts_with_tta_gets_its_threshold_from_the_average_of_its
     assert 0.94 <= kept <= 0.97
 
 
+def _likelihood_temperature(logits, targets, low, high):
+    """The maximum-likelihood T by a fine grid search: what the fit would give without its prior."""
+    rows = np.arange(len(targets))
+    return min(np.linspace(low, high, 4001),
+               key=lambda t: -log_softmax(logits / t, axis=1)[rows, targets].sum())
+
+
 def test_a_few_held_out_images_pull_the_temperature_towards_one_and_many_do_not():
     """One confident mistake among 12 pushes the likelihood's T up (every right answer then shown less
     sure); the prior on log T pulls it back towards 1. With 2000 images the data decide."""
@@ -73,14 +80,11 @@ def test_a_few_held_out_images_pull_the_temperature_towards_one_and_many_do_not(
     probs[:, 0] = 0.99
     targets = np.zeros(12, dtype=int)
     targets[0] = 2  # confidently wrong
-    few = fit_temperature(np.log(probs), targets)
     logits = np.log(probs)
-    mle = min(np.linspace(0.05, 20, 4000),
-              key=lambda t: -log_softmax(logits / t, axis=1)[np.arange(12), targets].sum())
-    assert 1.0 < few < mle - 0.05
+    mle = _likelihood_temperature(logits, targets, 0.05, 20.0)
+    assert mle > 1.5  # the likelihood alone moves T well away from 1...
+    assert 1.0 < fit_temperature(logits, targets) < mle - 0.05  # ...and the prior holds it back
     many, many_targets = _overconfident()
     logits = np.log(many)
-    rows = np.arange(len(many_targets))
-    mle = min(np.linspace(2.0, 6.0, 4001),
-              key=lambda t: -log_softmax(logits / t, axis=1)[rows, many_targets].sum())
-    assert fit_temperature(logits, many_targets) == pytest.approx(mle, rel=0.01)
+    assert fit_temperature(logits, many_targets) == pytest.approx(
+        _likelihood_temperature(logits, many_targets, 2.0, 6.0), rel=0.01)
