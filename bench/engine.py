@@ -49,6 +49,7 @@ from studio.models.weights import create_backbone, data_config
 from studio.predict.checkpoint import preprocessing_dict
 from studio.predict.device import cpu_count, inference_dtype, select_device
 from studio.predict.inference import IDENTITY, InferenceRunner
+from studio.predict.predictor import Predictor
 from studio.train import TrainConfig, train
 from studio.train.events import Epoch, Log, TrainEvent
 from studio.train.features import extract_features
@@ -209,11 +210,17 @@ def run_dataset(name: str, args, work: Path) -> dict:
         # The share of validation images the run flags "not sure" (its unknown threshold): in-domain
         # images, so mostly right ones should pass.
         flagged = [(read_json(Path(r.run_dir) / EVAL_FILE) or {}).get("unknown_rate", 0.0) for r in results]
+        # And of another domain's images (the other sets' val images): mostly flagged, most of them as
+        # unlike the training images (studio.predict.novelty).
+        others = other_domain_images(args.data, name)
+        foreign = [flag_shares(r.run_dir, others) for r in results] if others else [None] * len(results)
         row.update(
             auto_ece=" | ".join(
                 f"T={c.get('temperature', 1):.2f}, val ECE {c.get('ece_before', 0):.3f}->"
                 f"{c.get('ece_after', 0):.3f}, val flagged unknown {share:.0%}"
-                for c, share in zip(calibrations, flagged)
+                + (f", other sets' images flagged {f[0]:.0%} ({f[1]:.0%} unlike the training images)"
+                   if f else "")
+                for c, share, f in zip(calibrations, flagged, foreign)
             ),
             auto_backbone=", ".join(r.backbone for r in results),
         )
@@ -229,6 +236,22 @@ def run_dataset(name: str, args, work: Path) -> dict:
         row.update(parity(project, val_paths, work / f"{name}-bundle"))
     project.close()
     return row
+
+
+def other_domain_images(data: Path, name: str, limit: int = 100) -> list[str]:
+    """Val images of the sets beside `name` (another domain for its models), at most `limit`, spread
+    evenly over them."""
+    paths = sorted(str(p) for other in sorted(data.iterdir()) if other.is_dir() and other.name != name
+                   for p in (other / "val").rglob("*.jpg"))
+    step = max(1, len(paths) // limit)
+    return paths[::step][:limit]
+
+
+def flag_shares(run_dir, paths: list[str]) -> tuple[float, float]:
+    """(share flagged unknown, share unlike the training images) of `paths` as the run predicts them."""
+    predictions = Predictor.from_run(run_dir, "cpu").predict(paths)
+    return (float(np.mean([p["unknown"] for p in predictions])),
+            float(np.mean([p.get("unlike_training", False) for p in predictions])))
 
 
 def _log(event: TrainEvent) -> None:
@@ -258,7 +281,6 @@ def parity(project: Project, paths: list[str], bundle_dir: Path) -> dict:
     from studio.predict.checkpoint import load_model
     from studio.predict.device import _cpu_bf16_fast
     from studio.predict.evaluate import evaluate
-    from studio.predict.predictor import Predictor
     from studio.service.trainer import TrainerService
 
     run = train(project, TrainConfig(strategy="linear", seed=0)).run_dir

@@ -232,7 +232,8 @@ def _train(args) -> dict:
 
 def _plain_predictions(results: list[dict]) -> list[dict]:
     return [{"path": r["path"], "top": r["top"],
-             **({"error": r["error"]} if r.get("error") else {"unknown": bool(r.get("unknown"))})}
+             **({"error": r["error"]} if r.get("error") else
+                {"unknown": bool(r.get("unknown")), "unlike_training": bool(r.get("unlike_training"))})}
             for r in results]
 
 

@@ -4,7 +4,7 @@ DEST/
   model.onnx | model.torchscript.pt   uint8 pixels in, probabilities out (normalization inside)
   classes.json                        class names in output order
   preprocessing.json                  every number of the resize + crop outside the model
-  decision.json                       the "unknown" threshold predict.py applies (and the calibration)
+  decision.json                       the "unknown" thresholds predict.py applies (and the calibration)
   predict.py                          standalone prediction (numpy + Pillow + onnxruntime)
   parity.json                         measured agreement with the studio's predictor
   model_card.md                       backbone, strategy, data, validation metrics, date, parity
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from studio.errors import StudioError, cannot_create
 from studio.export import FORMATS, model_card, parity, standalone
-from studio.export.graph import INPUT_NAME, OUTPUT_NAME, exportable_module
+from studio.export.graph import INPUT_NAME, NOVELTY_NAME, OUTPUT_NAME, exportable_module
 from studio.export.onnx_export import write_onnx
 from studio.export.torchscript_export import write_torchscript
 from studio.predict.checkpoint import build_model, read_checkpoint, tta_default
@@ -58,9 +58,12 @@ def bundle_preprocessing(preprocessing: dict) -> dict:
 
 
 def bundle_decision(checkpoint: dict) -> dict:
-    """decision.json: the rejection threshold predict.py applies, whether it predicts with TTA by default
-    (the run's own choice), and the calibration folded into the model."""
+    """decision.json: the rejection thresholds predict.py applies (confidence, and the novelty score the
+    model's second output gives, when the run has a novelty reference), whether it predicts with TTA by
+    default (the run's own choice), and the calibration folded into the model."""
+    novelty = checkpoint.get("novelty")
     return {"unknown_threshold": float(checkpoint.get("unknown_threshold") or 0.0),
+            "novelty_threshold": float(novelty["threshold"]) if novelty else None,
             "tta": tta_default(checkpoint),
             "calibration": checkpoint.get("calibration")}
 
@@ -95,6 +98,11 @@ def export_run(run_dir: str | os.PathLike, dest_dir: str | os.PathLike, fmt: str
     module = exportable_module(exported)  # StudioError for svm / knn before any work
     class_names = list(checkpoint["class_names"])
     preprocessing = bundle_preprocessing(checkpoint["preprocessing"])
+    if module.novelty:
+        preprocessing["novelty_output"] = {
+            "name": NOVELTY_NAME, "dtype": "float32", "shape": ["batch"],
+            "meaning": "cosine distance of the pretrained features to the k-th nearest training image; "
+                       "above decision.json's novelty_threshold: unlike the training images"}
     model_file = standalone.MODEL_FILES[fmt]
 
     try:

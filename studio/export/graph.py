@@ -1,4 +1,5 @@
-"""The exported computation: raw pixels in, class probabilities out.
+"""The exported computation: raw pixels in, class probabilities out (and, for a run with a novelty
+reference, the novelty score as a second output: studio.predict.novelty).
 
 Normalization and softmax live inside the graph, so the only preprocessing left outside is the
 resize + center crop that `predict.py` (studio/export/standalone.py) reproduces exactly.
@@ -10,28 +11,39 @@ import torch
 
 from studio.errors import StudioError
 from studio.predict.checkpoint import SKLEARN_HEADS, LoadedModel
+from studio.predict.novelty import scoring_model
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
+NOVELTY_NAME = "novelty"
 
 
 class PixelsToProbabilities(torch.nn.Module):
-    """uint8 N x H x W x 3 RGB pixels -> N x classes probabilities (float32)."""
+    """uint8 N x H x W x 3 RGB pixels -> N x classes probabilities (float32); with `novelty` (the model's
+    last output column is its novelty score), (probabilities, N novelty scores)."""
 
     def __init__(
-        self, model: torch.nn.Module, mean: list[float], std: list[float], temperature: float = 1.0
+        self, model: torch.nn.Module, mean: list[float], std: list[float], temperature: float = 1.0,
+        novelty: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
+        self.novelty = novelty
         self.temperature = float(temperature)  # the run's calibration (logits / T), as LoadedModel does
         # The same arithmetic as the studio's inference (x - 255*mean) / (255*std), for identical inputs.
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = pixels.permute(0, 3, 1, 2).float()
-        logits = self.model((x - self.mean) / self.std)
-        return torch.softmax(logits.float() / self.temperature, dim=1)
+        outputs = self.model((x - self.mean) / self.std).float()
+        if not self.novelty:
+            return torch.softmax(outputs / self.temperature, dim=1)
+        return torch.softmax(outputs[:, :-1] / self.temperature, dim=1), outputs[:, -1]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [OUTPUT_NAME, NOVELTY_NAME] if self.novelty else [OUTPUT_NAME]
 
 
 def exportable_module(loaded: LoadedModel) -> PixelsToProbabilities:
@@ -42,9 +54,10 @@ def exportable_module(loaded: LoadedModel) -> PixelsToProbabilities:
             "(that needs skl2onnx, which the studio does not ship). Retrain with the default "
             "logistic-regression head (--head logreg) or a fine-tuned strategy, then export that run."
         )
-    model = loaded.model.float().eval()
+    network = loaded.model.float().eval()
+    model = scoring_model(network, loaded.checkpoint)
     module = PixelsToProbabilities(model, loaded.preprocessing["mean"], loaded.preprocessing["std"],
-                                   loaded.temperature).eval()
+                                   loaded.temperature, novelty=model is not network).eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module

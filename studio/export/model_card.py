@@ -85,6 +85,18 @@ def _decision(checkpoint: dict) -> list[str]:
         "The threshold keeps 95% of the correctly classified held-out training images; it is in "
         "decision.json."
     )
+    novelty = checkpoint.get("novelty")
+    if novelty:
+        lines.append(
+            "- An image is also flagged unknown (`\"unlike_training\": true`) when the model's second "
+            "output, "
+            f"the cosine distance of its pretrained features to the {int(novelty['k'])}th nearest of "
+            f"{int(novelty['n'])} training images, is above {float(novelty['threshold']):.3f} "
+            f"(`novelty_threshold` in decision.json; {float(novelty['keep']):.0%} of those training images "
+            "are within it, each scored against the others). This catches images of another domain (photos "
+            "given to a scan model, and the reverse), which a confident softmax alone often does not; it "
+            "does not catch a new class of the same kind of image."
+        )
     lines.append(_tta_line(checkpoint))
     return lines
 

@@ -1,4 +1,5 @@
-"""Write the pixels-to-probabilities graph as ONNX, with class names and preprocessing in its metadata."""
+"""Write the pixels-to-probabilities graph (and novelty score) as ONNX, with class names and preprocessing
+in its metadata."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import onnx
 import torch
 
 from studio.errors import StudioError
-from studio.export.graph import INPUT_NAME, OUTPUT_NAME, PixelsToProbabilities, example_input
+from studio.export.graph import INPUT_NAME, PixelsToProbabilities, example_input
 
 OPSET = 17
 
@@ -27,8 +28,8 @@ def write_onnx(
         try:
             torch.onnx.export(
                 module, (example_input(preprocessing),), str(path), dynamo=False, opset_version=OPSET,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                input_names=[INPUT_NAME], output_names=module.output_names,
+                dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *module.output_names]},
             )
         except Exception as error:  # the exporter raises many types for unsupported operators
             raise StudioError(

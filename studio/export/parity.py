@@ -1,4 +1,4 @@
-"""Parity: an exported bundle must give the studio's probabilities (max abs diff <= 1e-4).
+"""Parity: an exported bundle must give the studio's probabilities and novelty scores (max abs diff <= 1e-4).
 
 Measured end to end on image files: the bundle's own `predict.py` decodes and crops them and the exported
 model runs through onnxruntime / torch.jit, against the studio's Predictor (float32) on the same files.
@@ -9,6 +9,7 @@ Images: the run's validation images when they are still on disk, plus generated 
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -60,7 +61,12 @@ def load_bundle_script(bundle_dir: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"studio_bundle_predict_{abs(hash(bundle_dir))}",
                                                   bundle_dir / "predict.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # no __pycache__ folder left inside the bundle
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
     return module
 
 
@@ -73,13 +79,14 @@ def reference_predictor(loaded: LoadedModel) -> Predictor:
 
 
 def measure(loaded: LoadedModel, bundle_dir: Path, images: list[str]) -> dict:
-    """Max abs differences of the bundle's probabilities from the studio's, end to end and model only."""
+    """Max abs differences of the bundle's probabilities (and novelty scores) from the studio's, end to
+    end and model only."""
     script = load_bundle_script(bundle_dir)
     bundle = script.BundleModel(bundle_dir)
     predictor = reference_predictor(loaded)
-    studio_views = predictor.probabilities(images, TTA_VIEWS)
+    studio_views, studio_novelty = predictor.scores(images, TTA_VIEWS)
     studio_probs = studio_views[:, 0]
-    bundle_probs = bundle.probabilities(images, tta=False)
+    bundle_probs, bundle_novelty = bundle.scores(images, tta=False)
     # `--tta` too: the bundle must average the same views as `studio predict --tta` and the evaluation.
     tta_diff = float(np.abs(studio_views.mean(axis=1) - bundle.probabilities(images, tta=True)).max())
     # Model only: the studio's own crops through the exported graph (isolates graph from preprocessing).
@@ -89,12 +96,17 @@ def measure(loaded: LoadedModel, bundle_dir: Path, images: list[str]) -> dict:
     pixels_equal = sum(np.array_equal(script.preprocess(path, bundle.preprocessing), crop)
                        for path, crop in zip(images, crops))
     end_to_end = float(np.abs(studio_probs - bundle_probs).max())
+    if (studio_novelty is None) != (bundle_novelty is None):  # one flags unlike images, the other cannot
+        novelty_diff = float("inf")
+    else:
+        novelty_diff = 0.0 if studio_novelty is None else float(np.abs(studio_novelty - bundle_novelty).max())
     return {
         "max_abs_diff": end_to_end,
         "tta_max_abs_diff": tta_diff,
         "model_only_max_abs_diff": float(np.abs(studio_probs - graph_probs).max()),
         "tolerance": TOLERANCE,
-        "passed": max(end_to_end, tta_diff) <= TOLERANCE,
+        "novelty_max_abs_diff": novelty_diff,
+        "passed": max(end_to_end, tta_diff, novelty_diff) <= TOLERANCE,
         "images": len(images),
         "identical_crops": int(pixels_equal),
         "same_top1": int((studio_probs.argmax(1) == bundle_probs.argmax(1)).sum()),
@@ -115,7 +127,9 @@ def check_parity(loaded: LoadedModel, bundle_dir: Path, run_dir: Path) -> dict:
         raise StudioError(
             f"Export parity check failed: the exported model's probabilities differ from the studio's by up "
             f"to {max(report['max_abs_diff'], report['tta_max_abs_diff']):.2e} (limit {TOLERANCE:.0e}; "
-            f"with TTA {report['tta_max_abs_diff']:.2e}; model alone "
+            f"with TTA {report['tta_max_abs_diff']:.2e}; novelty scores "
+            f"{report['novelty_max_abs_diff']:.2e}; "
+            "model alone "
             f"{report['model_only_max_abs_diff']:.2e}, identical crops {report['identical_crops']}/"
             f"{report['images']}). Nothing was exported. Try the other format, "
             "and report this run's backbone."

@@ -334,6 +334,10 @@ class BundleModel:
         decision_file = self.folder / DECISION_FILE  # absent in bundles exported before it existed
         decision = json.loads(decision_file.read_text()) if decision_file.is_file() else {}
         self.unknown_threshold = float(decision.get("unknown_threshold") or 0.0)
+        # Images whose novelty score (the model's second output) is above this are unlike the training
+        # images; None for models without that output.
+        novelty = decision.get("novelty_threshold")
+        self.novelty_threshold = None if novelty is None else float(novelty)
         self.tta = bool(decision.get("tta", False))  # the run's own choice: what `tta=None` means
         self.format = next((fmt for fmt, name in MODEL_FILES.items() if (self.folder / name).is_file()), None)
         if self.format == "onnx":
@@ -361,24 +365,39 @@ class BundleModel:
 
     def run(self, crops: np.ndarray) -> np.ndarray:
         """N x H x W x 3 uint8 crops -> N x classes probabilities."""
-        outputs = []
+        return self.run_scored(crops)[0]
+
+    def run_scored(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """N x H x W x 3 uint8 crops -> (N x classes probabilities, N novelty scores or None for a model
+        without the novelty output)."""
+        probs, novelty = [], []
         for start in range(0, len(crops), BATCH_SIZE):
             batch = np.ascontiguousarray(crops[start:start + BATCH_SIZE])
             if self.format == "onnx":
-                outputs.append(self._session.run(None, {self._input: batch})[0])
+                outputs = self._session.run(None, {self._input: batch})
             else:
                 with self._torch.inference_mode():
-                    outputs.append(self._module(self._torch.from_numpy(batch)).numpy())
-        if not outputs:
-            return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        return np.concatenate(outputs).astype(np.float32)
+                    outputs = self._module(self._torch.from_numpy(batch))
+                outputs = [t.numpy() for t in outputs] if isinstance(outputs, tuple) else [outputs.numpy()]
+            probs.append(outputs[0])
+            if len(outputs) > 1:
+                novelty.append(outputs[1])
+        if not probs:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32), None
+        return (np.concatenate(probs).astype(np.float32),
+                np.concatenate(novelty).astype(np.float32) if novelty else None)
 
     def probabilities(self, images, *, tta: bool | None = None) -> np.ndarray:
         """Class probabilities (N x classes); with `tta`, the mean over the studio's TTA views (the crop
         and the whole frame, each also mirrored); None follows the run's choice (`self.tta`)."""
+        return self.scores(images, tta=tta)[0]
+
+    def scores(self, images, *, tta: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`probabilities`, the novelty score of each image's unmirrored eval crop or None for a model
+        without that output)."""
         tta = self.tta if tta is None else tta
         if not len(images):
-            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+            return np.zeros((0, len(self.class_names)), dtype=np.float32), None
         return self._crop_probabilities(
             np.stack([preprocess_views(image, self.preprocessing, view_zooms(tta)) for image in images]), tta
         )
@@ -386,8 +405,11 @@ class BundleModel:
     def predict(
         self, images, *, tta: bool | None = None, top_k: int = 5, skip_unreadable: bool = False
     ) -> list[dict]:
-        """[{"path", "top": [{"class", "probability"}, ...], "unknown"}] best first:
-        `studio predict --json`'s shape (`tta` None: the run's choice). With `skip_unreadable`, an image
+        """[{"path", "top": [{"class", "probability"}, ...], "unknown", "unlike_training"}] best first:
+        `studio predict --json`'s shape (`tta` None: the run's choice). `unknown`: the top probability is
+        below the run's threshold, or the image is unlike the training images (`unlike_training`: its
+        novelty score, the model's second output for the unmirrored eval crop, above its threshold).
+        With `skip_unreadable`, an image
         that cannot be decoded gets {"path", "top": [], "error": reason} instead of stopping the others."""
         tta = self.tta if tta is None else tta
         images = list(images)
@@ -399,7 +421,9 @@ class BundleModel:
                 if not skip_unreadable:
                     raise
                 errors[index] = "file is empty (0 bytes)" if _empty_file(image) else unreadable_reason(error)
-        rows = iter(self._crop_probabilities(np.stack(crops), tta) if crops else [])
+        probs, novelty = self._crop_probabilities(np.stack(crops), tta) if crops else ([], None)
+        rows = iter(probs)
+        scores = iter(novelty if novelty is not None else [])
         k = max(1, min(top_k, len(self.class_names)))
         results = []
         for index, image in enumerate(images):
@@ -408,25 +432,33 @@ class BundleModel:
                 results.append({"path": name, "top": [], "error": errors[index]})
                 continue
             row = next(rows)
+            score = next(scores, None)
+            unlike = bool(score is not None and self.novelty_threshold is not None
+                          and score > self.novelty_threshold)
             order = np.argsort(-row, kind="stable")[:k]
             results.append(
                 {
                     "path": name,
                     "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
-                    "unknown": bool(row.max() < self.unknown_threshold),
+                    "unknown": bool(row.max() < self.unknown_threshold) or unlike,
+                    "unlike_training": unlike,
                 }
             )
         return results
 
-    def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> np.ndarray:
-        """N x zooms x H x W x 3 crops -> N x classes: the mean over zooms (and mirror images with `tta`),
-        summed in the studio's view order (each zoom, then its mirror) so the float32 sums agree."""
-        views = []
+    def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """N x zooms x H x W x 3 crops -> (N x classes, N novelty scores or None): the mean over zooms (and
+        mirror images with `tta`), summed in the studio's view order (each zoom, then its mirror) so the
+        float32 sums agree; the novelty score of the first view (the unmirrored eval crop), as the studio."""
+        views, novelty = [], None
         for z in range(crops.shape[1]):
-            views.append(self.run(crops[:, z]))
+            probs, scores = self.run_scored(crops[:, z])
+            views.append(probs)
+            novelty = scores if z == 0 else novelty
             if tta:
                 views.append(self.run(crops[:, z, :, ::-1]))
-        return np.mean(np.stack(views, axis=1), axis=1)
+        return np.mean(np.stack(views, axis=1), axis=1), novelty
+
 
 # ------------------------------------------------------------------------------------------- inputs, outputs
 
@@ -455,7 +487,8 @@ def image_paths(items) -> list[str]:
 
 def write_predictions_csv(results: list[dict], csv_path, class_names: list[str]) -> Path:
     """One row per image: path, predicted class, its probability, `unknown` (1 below the run's rejection
-    threshold), every class's probability, and the reason when the image could not be read (its other
+    threshold or unlike the training images), `unlike_training` (1 when that is why), every class's
+    probability, and the reason when the image could not be read (its other
     cells are empty). A result's class probabilities come from its `probs` (class order) or, without
     it, from a `top` that lists every class. The studio writes its CSV with this function too."""
     path = Path(csv_path)
@@ -463,11 +496,12 @@ def write_predictions_csv(results: list[dict], csv_path, class_names: list[str])
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["path", "prediction", "probability", "unknown", *[f"p_{c}" for c in class_names], "error"]
+            ["path", "prediction", "probability", "unknown", "unlike_training",
+             *[f"p_{c}" for c in class_names], "error"]
         )
         for result in results:
             if result.get("error"):
-                writer.writerow([result["path"], "", "", "", *[""] * len(class_names), result["error"]])
+                writer.writerow([result["path"], "", "", "", "", *[""] * len(class_names), result["error"]])
                 continue
             if "probs" in result:
                 probs = [float(p) for p in result["probs"]]
@@ -476,7 +510,8 @@ def write_predictions_csv(results: list[dict], csv_path, class_names: list[str])
                 probs = [by_class[c] for c in class_names]
             best = result["top"][0]
             writer.writerow([result["path"], best["class"], f"{best['probability']:.6f}",
-                             int(bool(result.get("unknown"))), *[f"{p:.6f}" for p in probs], ""])
+                             int(bool(result.get("unknown"))), int(bool(result.get("unlike_training"))),
+                             *[f"{p:.6f}" for p in probs], ""])
     return path
 
 
@@ -516,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         for result in results:
             if "error" not in result:
                 ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top"])
-                unsure = " (not sure: none of the classes fits well)" if result["unknown"] else ""
+                unsure = (" (not sure: unlike the training images)" if result.get("unlike_training")
+                          else " (not sure: none of the classes fits well)" if result["unknown"] else "")
                 print(f"{result['path']}: {ranked}{unsure}")
     return 0 if any("error" not in r for r in results) else 1
 

@@ -13,7 +13,10 @@ A checkpoint is a plain dict saved with torch.save (loadable with weights_only=T
   networks of `backbone` (auto's fine-tune and linear probe), `state_dict` the average's (members.0.*, ...);
 - optional `calibration` ({temperature, ece_before, ece_after, fitted_on, n}: linear heads divide their
   logits by the temperature) and `unknown_threshold` (a prediction whose top probability is below it is
-  flagged unknown), both plain floats fitted on held-out training predictions (studio.predict.calibration).
+  flagged unknown), both plain floats fitted on held-out training predictions (studio.predict.calibration);
+- optional `novelty` ({k, threshold, keep, n, reference}: a prediction whose pooled pretrained features are
+  farther than `threshold` from their k-th nearest training image, the rows of `reference`, is flagged
+  unknown too; studio.predict.novelty).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from studio.durable import atomic_write_bytes
 from studio.errors import StudioError
 from studio.export.standalone import RESAMPLER
 from studio.predict.ensemble import ProbabilityAverage
+from studio.predict.novelty import novelty_network
 from studio.predict.sklearn_state import from_state, to_state
 
 FORMAT = "studio-checkpoint/1"
@@ -99,13 +103,20 @@ def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
 
 
 def set_decision(path: str | os.PathLike, decision: dict) -> None:
-    """Store `calibration`, `unknown_threshold` (plain floats) and, when the run chose it, `tta` (whether
-    it predicts with TTA by default, and on what that was decided) in a saved checkpoint."""
+    """Store `calibration`, `unknown_threshold` (plain floats), when fitted the `novelty` reference, and
+    when the run chose it, `tta` (whether it predicts with TTA by default, and on what that was decided)
+    in a saved checkpoint."""
     path = Path(path)
     checkpoint = read_checkpoint(path)
     checkpoint["calibration"] = {k: (float(v) if isinstance(v, (int, float)) else v)
                                  for k, v in decision["calibration"].items()}
     checkpoint["unknown_threshold"] = float(decision["unknown_threshold"])
+    checkpoint.pop("novelty", None)
+    if decision.get("novelty"):
+        novelty = decision["novelty"]
+        checkpoint["novelty"] = {"k": int(novelty["k"]), "threshold": float(novelty["threshold"]),
+                                 "keep": float(novelty["keep"]), "n": int(novelty["n"]),
+                                 "reference": novelty["reference"].float().contiguous()}
     if "tta" in decision:
         checkpoint["tta"] = {k: (float(v) if isinstance(v, float) else v) for k, v in decision["tta"].items()}
     save_checkpoint(checkpoint, path)
@@ -167,6 +178,23 @@ class LoadedModel:
         return float(self.checkpoint.get("unknown_threshold") or 0.0)
 
     @property
+    def novelty_threshold(self) -> float | None:
+        """Predictions whose novelty score (studio.predict.novelty) is above this are flagged unknown; None
+        for runs without a novelty reference."""
+        stored = self.checkpoint.get("novelty")
+        return float(stored["threshold"]) if stored else None
+
+    def unknown_flags(self, predicted: np.ndarray,
+                      novelty: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(unknown, unlike_training) per image: the top probability of `predicted` (the run's default
+        prediction, N x classes) below the confidence threshold, or the image unlike the training images
+        (its `novelty` score above the novelty threshold; never without a score or a reference)."""
+        unlike = np.zeros(len(predicted), dtype=bool)
+        if novelty is not None and self.novelty_threshold is not None:
+            unlike = np.asarray(novelty) > self.novelty_threshold
+        return (np.asarray(predicted).max(axis=1) < self.unknown_threshold) | unlike, unlike
+
+    @property
     def tta(self) -> bool:
         """Whether predictions use TTA by default (`tta_default`)."""
         return tta_default(self.checkpoint)
@@ -203,6 +231,7 @@ def build_model(checkpoint: dict) -> LoadedModel:
             "code when opened: refused. Train the run again."
         )
     estimator = from_state(stored) if stored is not None else None
+    _check_novelty(checkpoint, model)
     return LoadedModel(
         model=model,
         class_names=list(checkpoint["class_names"]),
@@ -212,6 +241,21 @@ def build_model(checkpoint: dict) -> LoadedModel:
         sklearn_head=estimator,
         checkpoint=checkpoint,
     )
+
+
+def _check_novelty(checkpoint: dict, model: torch.nn.Module) -> None:
+    """A damaged or hostile novelty record is refused, not half-applied."""
+    stored = checkpoint.get("novelty")
+    if not stored:
+        return
+    reference = stored.get("reference") if isinstance(stored, dict) else None
+    network = novelty_network(model, checkpoint)
+    width = getattr(network, "num_features", None)
+    if not (isinstance(reference, torch.Tensor) and reference.ndim == 2 and len(reference) >= 1
+            and reference.shape[1] == width and isinstance(stored.get("k"), int) and stored["k"] >= 1
+            and isinstance(stored.get("threshold"), float)):
+        raise StudioError(
+            f"This checkpoint's novelty record is damaged ({type(stored).__name__}); train again.")
 
 
 def load_model(path: str | os.PathLike) -> LoadedModel:

@@ -72,22 +72,30 @@ def metrics_from_probs(
 
 
 def calibration_report(loaded: LoadedModel, targets: np.ndarray, probs: np.ndarray,
-                       predicted: np.ndarray) -> dict:
+                       predicted: np.ndarray, novelty: np.ndarray | None = None) -> dict:
     """ECE before/after the run's temperature on these images (`probs`: the identity view), the reliability
     bins, and the unknown rate: the share of `predicted` (the run's default prediction, TTA-averaged when it
-    predicts with TTA) below the threshold, the images `studio predict` flags."""
+    predicts with TTA) below the threshold or, by their `novelty` scores, unlike the training images: the
+    images `studio predict` flags."""
     temperature = loaded.temperature
     raw = apply_temperature(probs, 1.0 / temperature)  # undo the calibration: softmax(T * log p)
     threshold = loaded.unknown_threshold
     stored = loaded.checkpoint.get("calibration") or {}
-    return {
+    unknown, unlike = loaded.unknown_flags(np.asarray(predicted).reshape(len(probs), -1), novelty)
+    report = {
         "calibration": {"temperature": temperature, "ece_before": expected_calibration_error(raw, targets),
                         "ece_after": expected_calibration_error(probs, targets),
                         "fitted_on": stored.get("fitted_on")},
         "reliability": {"before": reliability_bins(raw, targets), "after": reliability_bins(probs, targets)},
         "unknown_threshold": threshold,
-        "unknown_rate": float((np.asarray(predicted).max(axis=1) < threshold).mean()) if len(probs) else 0.0,
+        "unknown_rate": float(unknown.mean()) if len(probs) else 0.0,
     }
+    if loaded.novelty_threshold is not None:
+        record = loaded.checkpoint["novelty"]
+        report["novelty"] = {"threshold": loaded.novelty_threshold, "k": int(record["k"]),
+                             "n": int(record["n"]), "keep": float(record["keep"]),
+                             "unlike_rate": float(unlike.mean()) if len(probs) else 0.0}
+    return report
 
 
 def _plain(value):
@@ -134,7 +142,11 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
     ids = [item["image_id"] for item in items]
     views = TTA_VIEWS if tta else (IDENTITY,)
     errors: dict[int, str] = {}
-    probs = predictor.probabilities(paths, views, errors)  # views[0] is the identity view
+    novelty = None
+    if hasattr(predictor, "scores"):  # views[0] is the identity view, the one the novelty score reads
+        probs, novelty = predictor.scores(paths, views, errors)
+    else:  # a stand-in predictor
+        probs = predictor.probabilities(paths, views, errors)
     unreadable = [{"image_id": ids[i], "path": paths[i], "error": errors[i]} for i in sorted(errors)]
     if errors:
         readable = [i for i in range(len(paths)) if i not in errors]
@@ -142,12 +154,13 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
             raise StudioError(f"None of the {len(paths)} validation images can be read now "
                               f"(first: {unreadable[0]['path']}: {unreadable[0]['error']}).")
         targets, probs = targets[readable], probs[readable]
+        novelty = None if novelty is None else novelty[readable]
         paths, ids = [paths[i] for i in readable], [ids[i] for i in readable]
     report = metrics_from_probs(targets, probs[:, 0], class_names, ids, paths)
     averaged = probs.mean(axis=1)
     if loaded is not None:  # the unknown rate of what the run's predictions give
         predicted = averaged if tta_default else probs[:, 0]
-        report.update(calibration_report(loaded, targets, probs[:, 0], predicted))
+        report.update(calibration_report(loaded, targets, probs[:, 0], predicted, novelty))
     if tta:
         report["tta"] = metrics_from_probs(targets, averaged, class_names, ids, paths)
         report["tta"]["views"] = [v.name for v in views]

@@ -17,6 +17,7 @@ from studio.export.standalone import image_paths, write_predictions_csv
 from studio.predict.checkpoint import LoadedModel, load_model
 from studio.predict.device import inference_dtype, select_device
 from studio.predict.inference import IDENTITY, TTA_VIEWS, ImageInput, InferenceRunner, View
+from studio.predict.novelty import scoring_model
 
 
 class Predictor:
@@ -27,7 +28,9 @@ class Predictor:
     ) -> None:
         self.loaded = loaded
         self.device = device if isinstance(device, torch.device) else select_device(device or "auto")
-        self.runner = InferenceRunner(loaded.model, loaded.preprocessing, self.device,
+        # With a novelty reference the runner's outputs carry the novelty score as a last column.
+        self.scored = scoring_model(loaded.model, loaded.checkpoint)
+        self.runner = InferenceRunner(self.scored, loaded.preprocessing, self.device,
                                       inference_dtype(self.device), batch_size=batch_size)
 
     @classmethod
@@ -42,11 +45,22 @@ class Predictor:
                       errors: dict[int, str] | None = None) -> np.ndarray:
         """Class probabilities for every image and view: N x views x classes. An unreadable image raises
         a StudioError naming it; with `errors`, its reason is recorded there instead (its rows are junk)."""
+        return self.scores(images, views, errors)[0]
+
+    def scores(self, images: Sequence[ImageInput], views: Sequence[View] = (IDENTITY,),
+               errors: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`probabilities`, novelty): the novelty score of each image's first view (N; None for a run
+        without a novelty reference), from the same forward pass."""
         outputs = self.runner.run(list(images), views, errors=errors)
+        scored = self.scored is not self.loaded.model
         if len(outputs) == 0:
-            return np.zeros((0, len(views), len(self.class_names)), dtype=np.float32)
-        flat = torch.from_numpy(outputs.reshape(len(outputs) * len(views), -1))
-        return self.loaded.probabilities(flat).reshape(len(outputs), len(views), -1)
+            return (np.zeros((0, len(views), len(self.class_names)), dtype=np.float32),
+                    np.zeros(0, dtype=np.float32) if scored else None)
+        novelty = outputs[:, 0, -1].copy() if scored else None
+        if scored:
+            outputs = outputs[..., :-1]
+        flat = torch.from_numpy(np.ascontiguousarray(outputs).reshape(len(outputs) * len(views), -1))
+        return self.loaded.probabilities(flat).reshape(len(outputs), len(views), -1), novelty
 
     @property
     def tta(self) -> bool:
@@ -55,12 +69,14 @@ class Predictor:
 
     def predict(self, images: ImageInput | Sequence[ImageInput], *, tta: bool | None = None,
                 top_k: int = 5, skip_unreadable: bool = False) -> list[dict]:
-        """Top-k classes per image: [{"path", "top": [{"class", "probability"}], "unknown", "probs"}].
+        """Top-k classes per image: [{"path", "top": [{"class", "probability"}], "unknown", "unlike_training",
+        "probs"}].
 
         `tta`: average the TTA views; None (the default) follows the run's own choice (`self.tta`).
 
-        `unknown` is True when the top probability is below the run's rejection threshold ("none of
-        these": the top guesses are still given).
+        `unknown` is True when the top probability is below the run's rejection threshold or the image is
+        unlike the training images (`unlike_training`: studio.predict.novelty) ("none of these": the top
+        guesses are still given).
 
         An unreadable image raises a StudioError naming it, unless `skip_unreadable`: then its result
         is {"path", "top": [], "probs": None, "error": reason} and the other images are still predicted.
@@ -70,7 +86,9 @@ class Predictor:
         images = list(images)
         errors: dict[int, str] | None = {} if skip_unreadable else None
         tta = self.tta if tta is None else tta
-        probs = self.probabilities(images, TTA_VIEWS if tta else (IDENTITY,), errors).mean(axis=1)
+        views, novelty = self.scores(images, TTA_VIEWS if tta else (IDENTITY,), errors)
+        probs = views.mean(axis=1)
+        unknown, unlike = self.loaded.unknown_flags(probs, novelty)
         k = max(1, min(top_k, len(self.class_names)))
         results = []
         for index, (image, row) in enumerate(zip(images, probs)):
@@ -82,7 +100,8 @@ class Predictor:
             results.append({
                 "path": path,
                 "top": [{"class": self.class_names[i], "probability": float(row[i])} for i in order],
-                "unknown": bool(row.max() < self.loaded.unknown_threshold),
+                "unknown": bool(unknown[index]),
+                "unlike_training": bool(unlike[index]),
                 "probs": row,
             })
         return results

@@ -16,7 +16,8 @@ TOP_K = 5
 
 
 def build_demo(run_or_bundle_path: str | os.PathLike, *, top_k: int = TOP_K) -> gr.Blocks:
-    """The demo page; its prediction endpoint is `/predict(image, tta) -> {class: probability}`."""
+    """The demo page; its prediction endpoint is `/predict(image, tta) -> ({class: probability}, note)`, the
+    note "" or why the run is not sure ("Not sure: unlike the training images ...")."""
     model = load_demo_model(run_or_bundle_path)
     return build_demo_for(model, top_k=top_k)
 
@@ -25,13 +26,14 @@ def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
     k = max(1, min(top_k, len(model.class_names)))
     tta_help = "averages the crop and the whole frame, each also mirrored (the studio's TTA)"
 
-    def predict(image: np.ndarray | None, tta: bool) -> dict[str, float]:
+    def predict(image: np.ndarray | None, tta: bool) -> tuple[dict[str, float], str]:
         if image is None:
             raise gr.Error("Upload a photo or take one with the webcam first.")
         try:
-            return model.top(image, tta=bool(tta), top_k=k)
+            top, unsure = model.verdict(image, tta=bool(tta), top_k=k)
         except StudioError as error:
             raise gr.Error(str(error)) from error
+        return top, f"**{unsure}**" if unsure else ""  # the run's own "not sure" rule, as the studio says it
 
     with gr.Blocks(title=f"Classifier demo: {model.title}", analytics_enabled=False) as demo:
         gr.Markdown(f"## Image classifier\n{model.description}")
@@ -43,16 +45,17 @@ def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
                 button = gr.Button("Classify", variant="primary")
             with gr.Column():
                 result = gr.Label(num_top_classes=k, label=f"Top {k}")
-        button.click(predict, [image, tta], result, api_name="predict")
-        image.change(predict_or_clear(predict), [image, tta], result, api_visibility="private")
+                unsure = gr.Markdown()
+        button.click(predict, [image, tta], [result, unsure], api_name="predict")
+        image.change(predict_or_clear(predict), [image, tta], [result, unsure], api_visibility="private")
     return demo
 
 
 def predict_or_clear(predict):
     """Predict on a new image; clear the bars when the image is removed (no error for that)."""
 
-    def run(image: np.ndarray | None, tta: bool) -> dict[str, float] | None:
-        return None if image is None else predict(image, tta)
+    def run(image: np.ndarray | None, tta: bool) -> tuple[dict[str, float] | None, str]:
+        return (None, "") if image is None else predict(image, tta)
 
     return run
 

@@ -22,6 +22,10 @@ class Classifier(Protocol):
 
     def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray: ...
 
+    def verdict(self, image: np.ndarray, tta: bool) -> tuple[np.ndarray, bool, bool]:
+        """(probabilities in class order, unknown, unlike the training images): the run's own rule."""
+        ...
+
 
 class RunClassifier:
     def __init__(self, path: Path) -> None:
@@ -32,7 +36,11 @@ class RunClassifier:
         self.tta = self.predictor.tta
 
     def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:
-        return self.predictor.predict([image], tta=tta, top_k=1)[0]["probs"]
+        return self.verdict(image, tta)[0]
+
+    def verdict(self, image: np.ndarray, tta: bool) -> tuple[np.ndarray, bool, bool]:
+        result = self.predictor.predict([image], tta=tta, top_k=1)[0]
+        return result["probs"], result["unknown"], result["unlike_training"]
 
 
 class BundleClassifier:
@@ -50,6 +58,12 @@ class BundleClassifier:
 
     def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:
         return self.model.probabilities([image], tta=tta)[0]
+
+    def verdict(self, image: np.ndarray, tta: bool) -> tuple[np.ndarray, bool, bool]:
+        result = self.model.predict([image], tta=tta, top_k=len(self.class_names))[0]
+        by_class = {t["class"]: t["probability"] for t in result["top"]}
+        return (np.array([by_class[c] for c in self.class_names]), result["unknown"],
+                result["unlike_training"])
 
 
 @dataclass
@@ -71,10 +85,20 @@ class DemoModel:
 
     def top(self, image: np.ndarray, *, tta: bool | None = None, top_k: int = 5) -> dict[str, float]:
         """{class: probability} of the k most likely classes (`tta` None: the run's choice)."""
+        return self.verdict(image, tta=tta, top_k=top_k)[0]
+
+    def verdict(self, image: np.ndarray, *, tta: bool | None = None,
+                top_k: int = 5) -> tuple[dict[str, float], str | None]:
+        """(`top`, what to say when the run flags the image unknown, or None): the studio's rule."""
         tta = self.tta if tta is None else tta
-        probs = np.asarray(self.classifier.probabilities(image, tta), dtype=np.float64)
+        probs, unknown, unlike = self.classifier.verdict(image, tta)
+        probs = np.asarray(probs, dtype=np.float64)
         order = np.argsort(-probs, kind="stable")[:max(1, min(top_k, len(self.class_names)))]
-        return {self.class_names[i]: float(probs[i]) for i in order}
+        top = {self.class_names[i]: float(probs[i]) for i in order}
+        if not unknown:
+            return top, None
+        why = "unlike the training images" if unlike else "none of the classes fits well"
+        return top, f"Not sure: {why} (top guesses below)"
 
 
 def _describe(backbone: str, class_names: list[str]) -> str:

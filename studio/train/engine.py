@@ -47,6 +47,7 @@ class RunResult:
     # {temperature, ece_before, ece_after} on the validation split (fitted on held-out training images)
     calibration: dict | None = None
     unknown_threshold: float | None = None
+    novelty: dict | None = None  # {threshold, k, n, keep, unlike_rate}: studio.predict.novelty, on val
     # Whether the run predicts with TTA by default (auto chooses it on held-out training images), and the
     # validation accuracy of that default prediction: the number the app, the CLI and the export report.
     tta: bool = False
@@ -139,6 +140,7 @@ def train(project: Project, config: TrainConfig | None = None, *,
             result.val_accuracy_tta = report["tta"]["accuracy"]
             result.calibration = report.get("calibration")
             result.unknown_threshold = report.get("unknown_threshold")
+            result.novelty = report.get("novelty")
             result.tta, result.accuracy = report["tta_default"], report["default_accuracy"]
         elif folder.checkpoint_path.is_file():
             result.val_accuracy = result.accuracy = ctx.best.accuracy

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 
 from studio.predict.calibration import fit_decision
-from studio.predict.checkpoint import load_model, set_decision
-from studio.predict.inference import IDENTITY, TTA_VIEWS
+from studio.predict.checkpoint import load_model, read_checkpoint, set_decision
+from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS
+from studio.predict.novelty import carries_pretrained_network, fit_novelty
 from studio.predict.predictor import Predictor
 from studio.train.context import Best, RunContext
+from studio.train.features import run_features
 
 HOLDOUT_FRACTION = 0.2
 SIGNIFICANCE = 2.0  # "clearly": by more than this many standard errors of the paired difference
@@ -52,8 +54,26 @@ def fit_run_decision(ctx: RunContext, held: pd.DataFrame, fitted_on: str, tta: b
     return fit_decision(views[:, 0], held["target"].to_numpy(), fitted_on, views if tta else None)
 
 
-def store_decision(ctx: RunContext, decision: dict) -> None:
-    set_decision(ctx.folder.checkpoint_path, decision)
+def fit_run_novelty(ctx: RunContext) -> dict | None:
+    """The novelty reference (studio.predict.novelty) of the saved model: the training images' pooled
+    features through the pretrained backbone, read from the feature cache the probe filled (the probe's
+    views, identity first). None when the model holds no pretrained network (a fine-tune alone) or the
+    run was cancelled meanwhile."""
+    if not carries_pretrained_network(read_checkpoint(ctx.folder.checkpoint_path)):
+        return None
+    train = ctx.snapshot.train
+    views = FLIP_VIEWS if ctx.config.flip_features else (IDENTITY,)
+    features, _ = run_features(ctx, ctx.new_model(num_classes=0), train, views)
+    if ctx.events.cancelled or len(features) < len(train):
+        return None
+    return fit_novelty(features[:, 0], train["target"].to_numpy(), seed=ctx.config.seed)
+
+
+def store_decision(ctx: RunContext, decision: dict) -> dict | None:
+    """Store the run's decision in its checkpoint, with the novelty reference fitted here; returns the
+    novelty summary for the run's details ({threshold, k, n, keep}; None without one)."""
+    novelty = fit_run_novelty(ctx)
+    set_decision(ctx.folder.checkpoint_path, {**decision, "novelty": novelty})
     if "tta" in decision:
         ctx.events.log(f"TTA: the run {tta_words(decision['tta'])}.")
     ctx.events.log(
@@ -62,6 +82,16 @@ def store_decision(ctx: RunContext, decision: dict) -> None:
         f"-> {decision['calibration']['ece_after']:.3f}; predictions below "
         f"{decision['unknown_threshold']:.3f} confidence are flagged unknown."
     )
+    if novelty is None:
+        return None
+    summary = {key: novelty[key] for key in ("threshold", "k", "n", "keep")}
+    ctx.events.log(
+        f"Novelty: images farther than {summary['threshold']:.3f} (cosine distance of the pretrained "
+        f"features) from their {summary['k']}th nearest of {summary['n']} training images are flagged "
+        f"unknown too (unlike the training images; {summary['keep']:.0%} of those training images are "
+        "within)."
+    )
+    return summary
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

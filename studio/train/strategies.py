@@ -227,8 +227,8 @@ def run_linear(ctx: RunContext) -> Outcome:
     if probe.out_of_fold is not None:
         oof, targets = probe.out_of_fold
         decision = fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
-        store_decision(ctx, decision)
-        details.update(decision)
+        novelty = store_decision(ctx, decision)
+        details.update(decision, novelty=novelty)
     return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", details)
 
 
@@ -375,8 +375,8 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     else:
         ctx.best = inner.best
         decision = outcome.details.pop("decision")
-    store_decision(ctx, decision)
-    outcome.details.update(decision)
+    novelty = store_decision(ctx, decision)
+    outcome.details.update(decision, novelty=novelty)
     outcome.reason += f"; {tta_words(decision['tta'])}"
     return outcome
 

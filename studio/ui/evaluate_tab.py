@@ -113,8 +113,11 @@ def summary_markdown(data: dict[str, Any]) -> str:
     parts.append(f" · macro F1 {report['macro_f1']:.3f}")
     if report.get("unknown_threshold"):  # the share `studio predict` and the Predict tab flag "not sure"
         flagged = round(report["unknown_rate"] * report["n"])
+        novelty = report.get("novelty")
+        unlike = (f" or unlike the training images: {round(novelty['unlike_rate'] * report['n'])}"
+                  if novelty else "")
         parts.append(f" · {flagged} of {report['n']} \"not sure\" (below the run's "
-                     f"{report['unknown_threshold']:.2f} confidence)")
+                     f"{report['unknown_threshold']:.2f} confidence{unlike})")
     if report.get("unreadable"):
         parts.append(f"  \n⚠ {len(report['unreadable'])} image(s) can no longer be read and were left out.")
     return "".join(parts)

@@ -32,7 +32,7 @@ NOT_SURE = "not sure"
 
 
 def shown_class(result: dict[str, Any]) -> str:
-    """The top class, or "not sure (top class?)" below the run's unknown threshold."""
+    """The top class, or "not sure (top class?)" when the run flags the image unknown."""
     best = result["top"][0]["class"]
     return f"{NOT_SURE} ({best}?)" if result.get("unknown") else best
 
@@ -41,7 +41,8 @@ def bars_title(result: dict[str, Any], name: str | None) -> str | None:
     """The bars' title: the image name when several, and "not sure" when the model flagged it unknown."""
     if not result.get("unknown"):
         return name
-    unsure = "Not sure: none of the classes fits well (top guesses below)"
+    unsure = ("Not sure: unlike the training images (top guesses below)" if result.get("unlike_training")
+              else "Not sure: none of the classes fits well (top guesses below)")
     return f"{name}: {unsure}" if name else unsure
 
 
@@ -263,6 +264,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
         found = api.predict(root, run_dir, paths, use_tta, k)
         found = [{"path": p, "top": plain_top(r), "unknown": bool(r.get("unknown")),
+                  "unlike_training": bool(r.get("unlike_training")),
                   **({"error": r["error"]} if r.get("error") else {})} for p, r in zip(paths, found)]
         first = next(r for r in found if not r.get("error"))
         title = bars_title(first, Path(first["path"]).name if len(found) > 1 else None)

@@ -94,8 +94,9 @@ def test_torchscript_bundle_loads_with_torch_jit_and_matches(trained_run, torchs
     pre = json.loads(extra["preprocessing.json"])
     crops = torch.from_numpy(np.stack([preprocess(p, pre) for p in paths]))
     with torch.inference_mode():
-        probs = module(crops).numpy()
-    assert np.abs(probs - _studio_probs(trained_run, paths)).max() <= TOLERANCE
+        probs, novelty = module(crops)  # a probe run: probabilities, and the novelty score of each crop
+    assert np.abs(probs.numpy() - _studio_probs(trained_run, paths)).max() <= TOLERANCE
+    assert novelty.shape == (len(paths),)
 
 
 def test_parity_check_fails_loudly_when_preprocessing_differs(trained_run, tmp_path, monkeypatch):

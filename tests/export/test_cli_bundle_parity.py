@@ -26,9 +26,11 @@ def test_cli_predict_and_bundle_agree_within_tolerance(trained_run, onnx_bundle,
     assert main(["predict", str(trained_run), *images, "--top-k", "2", "--json", "--device", "cpu"]) == 0
     cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     bundle = load_bundle_script(dest).BundleModel(dest).predict(images, top_k=2)
-    assert [set(p) for p in cli] == [set(p) for p in bundle] == [{"path", "top", "unknown"}] * len(images)
+    keys = {"path", "top", "unknown", "unlike_training"}
+    assert [set(p) for p in cli] == [set(p) for p in bundle] == [keys] * len(images)
     for ours, theirs in zip(cli, bundle):
         assert ours["path"] == theirs["path"] and ours["unknown"] == theirs["unknown"]
+        assert ours["unlike_training"] == theirs["unlike_training"]
         assert ours["top"][0]["class"] == theirs["top"][0]["class"]
         a, b = _by_class(ours), _by_class(theirs)
         assert max(abs(a[c] - b[c]) for c in a) <= TOLERANCE
@@ -37,6 +39,8 @@ def test_cli_predict_and_bundle_agree_within_tolerance(trained_run, onnx_bundle,
         json.loads((dest / "decision.json").read_text())["unknown_threshold"]
         == checkpoint["unknown_threshold"]
     )
+    decision = json.loads((dest / "decision.json").read_text())
+    assert decision["novelty_threshold"] == checkpoint["novelty"]["threshold"]
 
 
 def test_cli_predict_tta_and_bundle_tta_agree_within_tolerance(trained_run, onnx_bundle, capsys, tmp_path):

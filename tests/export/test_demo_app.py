@@ -48,7 +48,7 @@ def test_demo_of_a_run_predicts_like_the_studio_with_and_without_tta(trained_run
     predictor = Predictor(load_model(trained_run), "cpu")
     image = np.asarray(Image.open(path).convert("RGB"))
     for tta in (False, True):
-        result = client.predict(handle_file(path), tta, api_name="/predict")
+        result, _note = client.predict(handle_file(path), tta, api_name="/predict")
         expected = predictor.probabilities([image], TTA_VIEWS if tta else TTA_VIEWS[:1]).mean(axis=1)[0]
         confidences = _confidences(result)
         assert set(confidences) == set(CLASSES)
@@ -67,7 +67,8 @@ def test_demo_of_an_onnx_bundle_predicts_through_onnxruntime(trained_run, onnx_b
     bundle = BundleModel(dest)
     image = np.asarray(Image.open(path).convert("RGB"))
     for tta in (False, True):
-        confidences = _confidences(client.predict(handle_file(path), tta, api_name="/predict"))
+        result, _note = client.predict(handle_file(path), tta, api_name="/predict")
+        confidences = _confidences(result)
         expected = bundle.probabilities([image], tta=tta)[0]
         assert max(abs(confidences[c] - float(expected[i])) for i, c in enumerate(CLASSES)) < 1e-4
 
@@ -82,3 +83,22 @@ def test_share_link_without_auth_is_refused_before_launch(trained_run):
 def test_demo_needs_a_run_or_a_bundle(tmp_path):
     with pytest.raises(StudioError, match="neither a run folder"):
         build_demo(tmp_path)
+
+
+def test_the_demo_says_why_it_is_not_sure():
+    from studio.serve.models import DemoModel
+
+    class Flagging:  # a classifier whose run flags every image, as unlike its training images or not
+        class_names, tta = ["apple", "pear"], False
+
+        def __init__(self, unlike: bool) -> None:
+            self.unlike = unlike
+
+        def verdict(self, image, tta):
+            return np.array([0.55, 0.45]), True, self.unlike
+
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    top, note = DemoModel(Flagging(True), "t", "d", "run").verdict(image)
+    assert top == {"apple": 0.55, "pear": 0.45} and note.startswith("Not sure: unlike the training images")
+    _, note = DemoModel(Flagging(False), "t", "d", "run").verdict(image)
+    assert note.startswith("Not sure: none of the classes fits well")

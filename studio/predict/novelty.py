@@ -1,0 +1,129 @@
+""""Unlike the training images": a distance test in the pretrained backbone's feature space.
+
+A classifier's confidence alone is a weak test for images of another domain: softmax over a few classes
+is often confident on anything (an MRI model called 89% of flower photos confidently; a flowers model
+67% of brain scans). ImageNet features, though, separate domains well: the cosine distance from an
+image's pooled features to its k-th nearest training image (Sun et al. 2022, "Out-of-distribution
+detection with deep nearest neighbors") flagged 99.5-100% of the other set's images at a threshold that
+flags 0-0.7% of the model's own validation images (flowers <-> MRI, Lite0). It does not catch a new
+class of the same domain (a flower species left out of training: 0-23% flagged); the confidence rule
+covers part of that.
+
+The features are those of the network that is the pretrained backbone: a linear probe, or the probe
+member of auto's average. They are captured where that network's classifier reads them, inside the same
+forward pass that gives the logits, so a prediction costs nothing more. `NoveltyScored` appends the
+score to the logits as one more column: the inference runner, onnxruntime and the exported graph carry it
+unchanged. The threshold keeps `KEEP_TRAINING` of the training images, each scored against the others
+(leave one out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+K_NEAREST = 5
+KEEP_TRAINING = 0.99
+MAX_REFERENCE = 1000  # training images kept as neighbours: ~5 MB of float32 at 1280 features
+PROBE_MEMBER_NAME = "linear probe on the pretrained backbone"  # auto's name for the probe member
+
+
+def _normalized(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def kth_distance(similarity: np.ndarray, k: int) -> np.ndarray:
+    """1 - the k-th largest cosine similarity of each row."""
+    k = min(k, similarity.shape[1])
+    return 1.0 - np.sort(similarity, axis=1)[:, -k]
+
+
+def fit_novelty(features: np.ndarray, targets: np.ndarray, *, seed: int,
+                k: int = K_NEAREST, keep: float = KEEP_TRAINING,
+                max_reference: int = MAX_REFERENCE) -> dict | None:
+    """{"k", "threshold", "keep", "n", "reference"} from the training images' pooled features (N x D,
+    the identity view); None under three images. Above `max_reference` images a stratified random
+    subset is kept. The threshold is the `keep` quantile of each reference image's distance to its k-th
+    nearest other reference image."""
+    features = np.asarray(features, dtype=np.float32)
+    if len(features) < 3:
+        return None
+    if len(features) > max_reference:
+        rng = np.random.default_rng(seed)
+        share = max_reference / len(features)
+        chosen = []
+        for label in np.unique(targets):
+            rows = np.flatnonzero(targets == label)
+            chosen.extend(rng.choice(rows, size=max(1, round(len(rows) * share)), replace=False))
+        features = features[np.sort(np.asarray(chosen))[:max_reference]]
+    reference = _normalized(features)
+    k = int(min(k, len(reference) - 1))
+    similarity = reference @ reference.T
+    np.fill_diagonal(similarity, -np.inf)  # leave one out: an image is not its own neighbour
+    threshold = float(np.quantile(kth_distance(similarity, k), keep))
+    return {"k": k, "threshold": threshold, "keep": keep, "n": len(reference),
+            "reference": torch.from_numpy(reference.astype(np.float32))}
+
+
+def _probe_index(checkpoint: dict) -> int | None:
+    """Which network of a checkpoint's model is the pretrained backbone with a linear head: -1 for the
+    model itself (a linear probe), a member's index in an average, None for none (a fine-tune alone)."""
+    extra = checkpoint.get("extra") or {}
+    if checkpoint.get("ensemble"):
+        names = extra.get("ensemble_members") or []
+        return names.index(PROBE_MEMBER_NAME) if PROBE_MEMBER_NAME in names else None
+    return -1 if "linear_head" in extra else None
+
+
+def carries_pretrained_network(checkpoint: dict) -> bool:
+    """Whether the model holds the pretrained backbone unchanged (a novelty reference can be fitted)."""
+    return _probe_index(checkpoint) is not None
+
+
+def novelty_network(model: torch.nn.Module, checkpoint: dict) -> torch.nn.Module | None:
+    """The network of `model` that is the pretrained backbone with a linear head (a linear probe, or the
+    probe member of an average), or None when the model has none (a fine-tune alone)."""
+    index = _probe_index(checkpoint)
+    if index is None or index == -1:
+        return model if index == -1 else None
+    members = getattr(model, "members", None)
+    return members[index] if members is not None and index < len(members) else None
+
+
+class NoveltyScored(torch.nn.Module):
+    """The model's outputs with one more column: the cosine distance from the pooled features of `network`
+    (a part of `model`) to their k-th nearest training image."""
+
+    def __init__(self, model: torch.nn.Module, network: torch.nn.Module, reference: torch.Tensor,
+                 k: int) -> None:
+        super().__init__()
+        self.model = model
+        self.network = network  # registered twice (it is inside model too); the parameters are shared
+        self.k = int(min(k, len(reference)))
+        self.register_buffer("reference", reference.float().contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        captured: list[torch.Tensor] = []
+        # What the classifier reads is the pooled feature vector, whatever the architecture's pooling.
+        handle = self.network.get_classifier().register_forward_pre_hook(
+            lambda _module, args: captured.append(args[0]))
+        try:
+            outputs = self.model(x).float()
+        finally:
+            handle.remove()
+        pooled = captured[-1].float().flatten(1)
+        pooled = pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        nearest = torch.topk(pooled @ self.reference.T, self.k, dim=1).values[:, -1]
+        return torch.cat([outputs, (1.0 - nearest).unsqueeze(1)], dim=1)
+
+
+def scoring_model(model: torch.nn.Module, checkpoint: dict) -> torch.nn.Module:
+    """`model`, or `NoveltyScored` around it when the checkpoint holds a novelty reference."""
+    stored = checkpoint.get("novelty")
+    if not stored:
+        return model
+    network = novelty_network(model, checkpoint)
+    if network is None:
+        return model
+    return NoveltyScored(model, network, stored["reference"], stored["k"]).eval()

@@ -1,0 +1,145 @@
+"""'Unlike the training images': the k-nearest-neighbour distance in the pretrained feature space
+(studio.predict.novelty) flags images of another domain, not the model's own kind of image, and the
+studio, its evaluation and the checkpoint agree on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from studio.data.store import Project
+from studio.errors import StudioError
+from studio.predict.checkpoint import build_model, make_checkpoint, read_checkpoint
+from studio.predict.ensemble import ProbabilityAverage
+from studio.predict.evaluate import evaluate
+from studio.predict.novelty import (
+    PROBE_MEMBER_NAME,
+    NoveltyScored,
+    carries_pretrained_network,
+    fit_novelty,
+    kth_distance,
+    novelty_network,
+)
+from studio.predict.predictor import Predictor
+from studio.train import TrainConfig, train
+from studio.ui.demo_data import fill_demo_project
+
+
+def _clusters(rng: np.random.Generator, n: int, dim: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    centers = rng.normal(size=(3, dim)) * 4
+    targets = np.arange(n) % 3
+    return centers[targets] + rng.normal(size=(n, dim)), targets
+
+
+def test_the_threshold_keeps_the_training_images_scored_leave_one_out():
+    rng = np.random.default_rng(0)
+    features, targets = _clusters(rng, 300)
+    fitted = fit_novelty(features, targets, seed=0, k=5, keep=0.99)
+    reference = fitted["reference"].numpy()
+    assert fitted["n"] == 300 and np.allclose(np.linalg.norm(reference, axis=1), 1, atol=1e-5)
+    similarity = reference @ reference.T
+    np.fill_diagonal(similarity, -np.inf)  # each against the others: an image is not its own neighbour
+    within = (kth_distance(similarity, 5) <= fitted["threshold"]).mean()
+    assert 0.985 <= within < 1.0  # 99%, not every one: the threshold is a quantile, not the maximum
+    # New points of the same clusters mostly pass; points elsewhere are far.
+    near, _ = _clusters(np.random.default_rng(0), 300)
+    fresh = near + np.random.default_rng(1).normal(size=near.shape) * 0.1
+    far = np.random.default_rng(2).normal(size=(50, 32)) * 4
+    def scores(x):
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return kth_distance(x @ reference.T, 5)
+    assert (scores(fresh) > fitted["threshold"]).mean() < 0.05
+    assert (scores(far) > fitted["threshold"]).mean() > 0.9
+
+
+def test_large_sets_keep_a_stratified_reference_and_tiny_ones_none():
+    rng = np.random.default_rng(0)
+    features, targets = _clusters(rng, 3000)
+    fitted = fit_novelty(features, targets, seed=0, max_reference=600)
+    assert fitted["n"] == 600
+    assert fit_novelty(features[:2], targets[:2], seed=0) is None
+    assert fit_novelty(features[:4], targets[:4], seed=0)["k"] == 3  # at most the others there are
+
+
+def test_the_score_reads_the_features_the_classifier_reads_in_the_same_pass():
+    torch.manual_seed(0)
+    network = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=3).eval()
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        pooled = network.forward_head(network.forward_features(x), pre_logits=True)
+        reference = torch.nn.functional.normalize(torch.randn(10, pooled.shape[1]), dim=1)
+        scored = NoveltyScored(network, network, reference, k=2).eval()(x)
+        logits = network(x)
+    assert scored.shape == (4, 4) and torch.allclose(scored[:, :3], logits)
+    expected = kth_distance(torch.nn.functional.normalize(pooled, dim=1).numpy() @ reference.numpy().T, 2)
+    assert np.allclose(scored[:, 3].numpy(), expected, atol=1e-5)
+    # In an average, the probe member's features are read (the fine-tuned member's are not generic).
+    tuned = timm.create_model("tf_efficientnet_lite0", num_classes=3)
+    average = ProbabilityAverage([tuned, network], [0.5, 0.5])
+    checkpoint = {"ensemble": {"weights": [0.5, 0.5]},
+                  "extra": {"ensemble_members": ["fine-tuned network", PROBE_MEMBER_NAME]}}
+    assert novelty_network(average, checkpoint) is network and carries_pretrained_network(checkpoint)
+    alone = {"extra": {}}
+    assert novelty_network(network, alone) is None and not carries_pretrained_network(alone)
+
+
+def _other_domain(folder: Path) -> list[str]:
+    """Colour pictures nothing like the demo's grey digits: noise, gradients, stripes, checkers."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:120, 0:120]
+    arrays = [rng.integers(0, 256, (120, 120, 3), dtype=np.uint8),
+              np.stack([255 - y * 1.2, x * 0.8 + 40, y * 0.5], axis=-1),
+              np.stack([(np.sin(x / 5) > 0) * 200 + 30, y * 0 + 120, (np.cos(y / 7) > 0) * 180], axis=-1),
+              np.stack([((x // 15 + y // 15) % 2) * 255, x * 2, 255 - x * 2], axis=-1),
+              np.stack([x * 0 + 20, 200 - y, x], axis=-1)]
+    paths = []
+    for i, array in enumerate(arrays):
+        Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).save(folder / f"other_{i}.png")
+        paths.append(str(folder / f"other_{i}.png"))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def digits_probe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("novelty")
+    with Project.create(root / "digits") as project:
+        fill_demo_project(project)
+        result = train(project, TrainConfig(strategy="linear", image_size=96, device="cpu", seed=0))
+        own = project.dataset(labeled_only=True).query("split == 'val'")["path"].tolist()
+    return result, own, _other_domain(root / "other")
+
+
+def test_images_of_another_domain_are_flagged_unlike_the_training_images(digits_probe):
+    result, own, others = digits_probe
+    assert result.novelty and result.novelty["k"] >= 1
+    predictor = Predictor.from_run(result.run_dir, "cpu")
+    foreign = predictor.predict(others)
+    assert all(p["unknown"] and p["unlike_training"] for p in foreign), foreign
+    assert all(len(p["top"]) >= 1 for p in foreign)  # the guesses are still given
+    mine = predictor.predict(own)
+    assert np.mean([p["unlike_training"] for p in mine]) <= 0.05
+    # The evaluation counts the same rule: its rate is the share of its own val images flagged.
+    report = evaluate(result.run_dir, device="cpu")
+    assert report["novelty"]["unlike_rate"] == pytest.approx(np.mean([p["unlike_training"] for p in mine]))
+    assert report["unknown_rate"] == pytest.approx(np.mean([p["unknown"] for p in mine]))
+
+
+def test_a_damaged_novelty_record_is_refused(digits_probe):
+    result, _, _ = digits_probe
+    checkpoint = read_checkpoint(result.run_dir)
+    checkpoint["novelty"] = {**checkpoint["novelty"], "reference": torch.zeros(4, 7)}  # wrong width
+    with pytest.raises(StudioError, match="novelty record is damaged"):
+        build_model(checkpoint)
+
+
+def test_a_fine_tune_alone_carries_no_novelty_network():
+    network = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=2)
+    checkpoint = make_checkpoint(network, backbone="tf_efficientnet_lite0", class_names=["a", "b"],
+                                 preprocessing={"image_size": 64}, strategy="finetune")
+    assert not carries_pretrained_network(checkpoint)
