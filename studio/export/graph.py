@@ -55,7 +55,8 @@ def exportable_module(loaded: LoadedModel) -> PixelsToProbabilities:
             "logistic-regression head (--head logreg) or a fine-tuned strategy, then export that run."
         )
     network = loaded.model.float().eval()
-    model = scoring_model(network, loaded.checkpoint)
+    separate = None if loaded.novelty_backbone is None else loaded.novelty_backbone.float().eval()
+    model = scoring_model(network, loaded.checkpoint, separate)
     module = PixelsToProbabilities(model, loaded.preprocessing["mean"], loaded.preprocessing["std"],
                                    loaded.temperature, novelty=model is not network).eval()
     for parameter in module.parameters():

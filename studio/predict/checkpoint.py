@@ -14,9 +14,10 @@ A checkpoint is a plain dict saved with torch.save (loadable with weights_only=T
 - optional `calibration` ({temperature, ece_before, ece_after, fitted_on, n}: linear heads divide their
   logits by the temperature) and `unknown_threshold` (a prediction whose top probability is below it is
   flagged unknown), both plain floats fitted on held-out training predictions (studio.predict.calibration);
-- optional `novelty` ({k, threshold, keep, n, reference}: a prediction whose pooled pretrained features are
-  farther than `threshold` from their k-th nearest training image, the rows of `reference`, is flagged
-  unknown too; studio.predict.novelty).
+- optional `novelty` ({k, threshold, keep, n, reference, and for a model without a probe network of its
+  own `backbone_state`, the pretrained backbone's weights}: a prediction whose pooled pretrained features
+  are farther than `threshold` from their k-th nearest training image, the rows of `reference`, is
+  flagged unknown too; studio.predict.novelty).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from studio.durable import atomic_write_bytes
 from studio.errors import StudioError
 from studio.export.standalone import RESAMPLER
 from studio.predict.ensemble import ProbabilityAverage
-from studio.predict.novelty import novelty_network
+from studio.predict.novelty import novelty_network, separate_backbone
 from studio.predict.sklearn_state import from_state, to_state
 
 FORMAT = "studio-checkpoint/1"
@@ -117,6 +118,9 @@ def set_decision(path: str | os.PathLike, decision: dict) -> None:
         checkpoint["novelty"] = {"k": int(novelty["k"]), "threshold": float(novelty["threshold"]),
                                  "keep": float(novelty["keep"]), "n": int(novelty["n"]),
                                  "reference": novelty["reference"].float().contiguous()}
+        if novelty.get("backbone_state") is not None:
+            checkpoint["novelty"]["backbone_state"] = {
+                key: value.detach().to("cpu", copy=True) for key, value in novelty["backbone_state"].items()}
     if "tta" in decision:
         checkpoint["tta"] = {k: (float(v) if isinstance(v, float) else v) for k, v in decision["tta"].items()}
     save_checkpoint(checkpoint, path)
@@ -164,6 +168,9 @@ class LoadedModel:
     head: str
     sklearn_head: Any
     checkpoint: dict
+    # The pretrained backbone stored beside a model without a probe network of its own, for the novelty
+    # score (studio.predict.novelty); None otherwise.
+    novelty_backbone: torch.nn.Module | None = None
 
     @property
     def temperature(self) -> float:
@@ -231,7 +238,7 @@ def build_model(checkpoint: dict) -> LoadedModel:
             "code when opened: refused. Train the run again."
         )
     estimator = from_state(stored) if stored is not None else None
-    _check_novelty(checkpoint, model)
+    novelty_backbone = _novelty_backbone(checkpoint, model)
     return LoadedModel(
         model=model,
         class_names=list(checkpoint["class_names"]),
@@ -240,22 +247,33 @@ def build_model(checkpoint: dict) -> LoadedModel:
         head=head,
         sklearn_head=estimator,
         checkpoint=checkpoint,
+        novelty_backbone=novelty_backbone,
     )
 
 
-def _check_novelty(checkpoint: dict, model: torch.nn.Module) -> None:
-    """A damaged or hostile novelty record is refused, not half-applied."""
+def _novelty_backbone(checkpoint: dict, model: torch.nn.Module) -> torch.nn.Module | None:
+    """The pretrained backbone stored beside the model for its novelty score (None when the model's own
+    probe network gives it, or without a record); a damaged or hostile record is refused, not half-applied."""
     stored = checkpoint.get("novelty")
     if not stored:
-        return
+        return None
+    damaged = StudioError(
+        f"This checkpoint's novelty record is damaged ({type(stored).__name__}); train again.")
     reference = stored.get("reference") if isinstance(stored, dict) else None
-    network = novelty_network(model, checkpoint)
-    width = getattr(network, "num_features", None)
     if not (isinstance(reference, torch.Tensor) and reference.ndim == 2 and len(reference) >= 1
-            and reference.shape[1] == width and isinstance(stored.get("k"), int) and stored["k"] >= 1
+            and isinstance(stored.get("k"), int) and stored["k"] >= 1
             and isinstance(stored.get("threshold"), float)):
-        raise StudioError(
-            f"This checkpoint's novelty record is damaged ({type(stored).__name__}); train again.")
+        raise damaged
+    network = novelty_network(model, checkpoint)
+    separate = None
+    if network is None:
+        try:
+            separate = network = separate_backbone(checkpoint)
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise damaged from error
+    if network is not None and reference.shape[1] != getattr(network, "num_features", None):
+        raise damaged
+    return separate
 
 
 def load_model(path: str | os.PathLike) -> LoadedModel:

@@ -11,8 +11,11 @@ covers part of that.
 
 The features are those of the network that is the pretrained backbone: a linear probe, or the probe
 member of auto's average. They are captured where that network's classifier reads them, inside the same
-forward pass that gives the logits, so a prediction costs nothing more. `NoveltyScored` appends the
-score to the logits as one more column: the inference runner, onnxruntime and the exported graph carry it
+forward pass that gives the logits, so a prediction costs nothing more. A model without such a network
+(a fine-tune kept alone) keeps a copy of the pretrained backbone beside it for this (one more forward
+pass per image): fine-tuned features are fitted to the training images, so their own distances would
+not say how far new images of the same kind fall. `NoveltyScored` appends the score to the logits as
+one more column: the inference runner, onnxruntime and the exported graph carry it
 unchanged. The threshold keeps `KEEP_TRAINING` of the training images, each scored against the others
 (leave one out).
 """
@@ -20,6 +23,7 @@ unchanged. The threshold keeps `KEEP_TRAINING` of the training images, each scor
 from __future__ import annotations
 
 import numpy as np
+import timm
 import torch
 
 K_NEAREST = 5
@@ -77,7 +81,8 @@ def _probe_index(checkpoint: dict) -> int | None:
 
 
 def carries_pretrained_network(checkpoint: dict) -> bool:
-    """Whether the model holds the pretrained backbone unchanged (a novelty reference can be fitted)."""
+    """Whether the model holds the pretrained backbone unchanged (its probe network scores novelty; a
+    model without one, a fine-tune alone, gets a copy of the pretrained backbone beside it)."""
     return _probe_index(checkpoint) is not None
 
 
@@ -91,39 +96,60 @@ def novelty_network(model: torch.nn.Module, checkpoint: dict) -> torch.nn.Module
     return members[index] if members is not None and index < len(members) else None
 
 
+def separate_backbone(checkpoint: dict) -> torch.nn.Module | None:
+    """The pretrained backbone stored beside a model that has none of its own (`novelty.backbone_state`,
+    the timm model without a classifier), or None. Raises what timm / torch raise for a damaged state."""
+    stored = checkpoint.get("novelty") or {}
+    state = stored.get("backbone_state")
+    if state is None:
+        return None
+    network = timm.create_model(checkpoint["backbone"], pretrained=False, num_classes=0)
+    network.load_state_dict(state, strict=True)
+    return network.eval()
+
+
 class NoveltyScored(torch.nn.Module):
     """The model's outputs with one more column: the cosine distance from the pooled features of `network`
-    (a part of `model`) to their k-th nearest training image."""
+    (a part of `model`, or with `separate` a pretrained backbone beside it) to their k-th nearest training
+    image."""
 
     def __init__(self, model: torch.nn.Module, network: torch.nn.Module, reference: torch.Tensor,
-                 k: int) -> None:
+                 k: int, separate: bool = False) -> None:
         super().__init__()
         self.model = model
-        self.network = network  # registered twice (it is inside model too); the parameters are shared
+        self.network = network  # inside model too unless separate: the parameters are shared
+        self.separate = separate
         self.k = int(min(k, len(reference)))
         self.register_buffer("reference", reference.float().contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        captured: list[torch.Tensor] = []
-        # What the classifier reads is the pooled feature vector, whatever the architecture's pooling.
-        handle = self.network.get_classifier().register_forward_pre_hook(
-            lambda _module, args: captured.append(args[0]))
-        try:
-            outputs = self.model(x).float()
-        finally:
-            handle.remove()
-        pooled = captured[-1].float().flatten(1)
+        if self.separate:  # a timm model without a classifier gives its pooled features
+            outputs, pooled = self.model(x).float(), self.network(x)
+        else:
+            captured: list[torch.Tensor] = []
+            # What the classifier reads is the pooled feature vector, whatever the architecture's pooling.
+            handle = self.network.get_classifier().register_forward_pre_hook(
+                lambda _module, args: captured.append(args[0]))
+            try:
+                outputs = self.model(x).float()
+            finally:
+                handle.remove()
+            pooled = captured[-1]
+        pooled = pooled.float().flatten(1)
         pooled = pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
         nearest = torch.topk(pooled @ self.reference.T, self.k, dim=1).values[:, -1]
         return torch.cat([outputs, (1.0 - nearest).unsqueeze(1)], dim=1)
 
 
-def scoring_model(model: torch.nn.Module, checkpoint: dict) -> torch.nn.Module:
-    """`model`, or `NoveltyScored` around it when the checkpoint holds a novelty reference."""
+def scoring_model(model: torch.nn.Module, checkpoint: dict,
+                  separate: torch.nn.Module | None = None) -> torch.nn.Module:
+    """`model`, or `NoveltyScored` around it when the checkpoint holds a novelty reference (`separate`:
+    the pretrained backbone stored beside a model without one, `separate_backbone`)."""
     stored = checkpoint.get("novelty")
     if not stored:
         return model
     network = novelty_network(model, checkpoint)
-    if network is None:
+    if network is None and separate is None:
         return model
-    return NoveltyScored(model, network, stored["reference"], stored["k"]).eval()
+    return NoveltyScored(model, network if network is not None else separate, stored["reference"],
+                         stored["k"], separate=network is None).eval()

@@ -29,7 +29,7 @@ class Predictor:
         self.loaded = loaded
         self.device = device if isinstance(device, torch.device) else select_device(device or "auto")
         # With a novelty reference the runner's outputs carry the novelty score as a last column.
-        self.scored = scoring_model(loaded.model, loaded.checkpoint)
+        self.scored = scoring_model(loaded.model, loaded.checkpoint, loaded.novelty_backbone)
         self.runner = InferenceRunner(self.scored, loaded.preprocessing, self.device,
                                       inference_dtype(self.device), batch_size=batch_size)
 

@@ -57,16 +57,21 @@ def fit_run_decision(ctx: RunContext, held: pd.DataFrame, fitted_on: str, tta: b
 def fit_run_novelty(ctx: RunContext) -> dict | None:
     """The novelty reference (studio.predict.novelty) of the saved model: the training images' pooled
     features through the pretrained backbone, read from the feature cache the probe filled (the probe's
-    views, identity first). None when the model holds no pretrained network (a fine-tune alone) or the
-    run was cancelled meanwhile."""
-    if not carries_pretrained_network(read_checkpoint(ctx.folder.checkpoint_path)):
+    views, identity first). A model without a probe network of its own (a fine-tune kept alone) gets the
+    pretrained backbone's weights beside it (`backbone_state`). None for random weights (their features
+    say nothing of a domain) or when the run was cancelled meanwhile."""
+    if ctx.weights_source.kind == "none":
         return None
+    backbone = ctx.new_model(num_classes=0)
     train = ctx.snapshot.train
     views = FLIP_VIEWS if ctx.config.flip_features else (IDENTITY,)
-    features, _ = run_features(ctx, ctx.new_model(num_classes=0), train, views)
+    features, _ = run_features(ctx, backbone, train, views)
     if ctx.events.cancelled or len(features) < len(train):
         return None
-    return fit_novelty(features[:, 0], train["target"].to_numpy(), seed=ctx.config.seed)
+    novelty = fit_novelty(features[:, 0], train["target"].to_numpy(), seed=ctx.config.seed)
+    if novelty is not None and not carries_pretrained_network(read_checkpoint(ctx.folder.checkpoint_path)):
+        novelty["backbone_state"] = backbone.state_dict()
+    return novelty
 
 
 def store_decision(ctx: RunContext, decision: dict) -> dict | None:
@@ -85,6 +90,7 @@ def store_decision(ctx: RunContext, decision: dict) -> dict | None:
     if novelty is None:
         return None
     summary = {key: novelty[key] for key in ("threshold", "k", "n", "keep")}
+    summary["network"] = "a copy of the pretrained backbone" if "backbone_state" in novelty else "the probe"
     ctx.events.log(
         f"Novelty: images farther than {summary['threshold']:.3f} (cosine distance of the pretrained "
         f"features) from their {summary['k']}th nearest of {summary['n']} training images are flagged "

@@ -136,6 +136,12 @@ def test_a_damaged_novelty_record_is_refused(digits_probe):
     checkpoint["novelty"] = {**checkpoint["novelty"], "reference": torch.zeros(4, 7)}  # wrong width
     with pytest.raises(StudioError, match="novelty record is damaged"):
         build_model(checkpoint)
+    # A model without a probe network of its own: the backbone stored beside it must load, exactly.
+    alone = read_checkpoint(result.run_dir)
+    alone["extra"] = {}
+    alone["novelty"] = {**alone["novelty"], "backbone_state": {"conv_stem.weight": torch.zeros(1)}}
+    with pytest.raises(StudioError, match="novelty record is damaged"):
+        build_model(alone)
 
 
 def test_a_fine_tune_alone_carries_no_novelty_network():
@@ -143,3 +149,32 @@ def test_a_fine_tune_alone_carries_no_novelty_network():
     checkpoint = make_checkpoint(network, backbone="tf_efficientnet_lite0", class_names=["a", "b"],
                                  preprocessing={"image_size": 64}, strategy="finetune")
     assert not carries_pretrained_network(checkpoint)
+
+
+@pytest.mark.slow
+def test_a_fine_tune_kept_alone_scores_novelty_with_the_pretrained_backbone_beside_it(tmp_path, monkeypatch):
+    from studio.export import export_run
+    from studio.train import strategies
+
+    monkeypatch.setattr(strategies, "clearly_better", lambda a, b: False)  # the probe never wins outright
+    with Project.create(tmp_path / "digits") as project:
+        fill_demo_project(project)
+        rows = project.dataset(labeled_only=True).query("split == 'train'")
+        noisy = rows.sample(frac=0.4, random_state=0)  # a probe that is not perfect: auto fine-tunes
+        shuffled = np.random.default_rng(0).permutation(noisy["label"].to_numpy())
+        project.set_labels([(int(i), str(label)) for i, label in zip(noisy["image_id"], shuffled)])
+        result = train(project, TrainConfig(strategy="auto", ensemble=False, image_size=96, device="cpu",
+                                            seed=0, time_budget_s=40, candidates=()))
+        own = project.dataset(labeled_only=True).query("split == 'val'")["path"].tolist()
+    assert result.strategy == "finetune", result.reason
+    checkpoint = read_checkpoint(result.run_dir)
+    assert "ensemble" not in checkpoint and "backbone_state" in checkpoint["novelty"]
+    loaded = build_model(checkpoint)
+    assert loaded.novelty_backbone is not None
+    predictor = Predictor(loaded, "cpu")
+    others = _other_domain(tmp_path / "other")
+    assert all(p["unlike_training"] for p in predictor.predict(others))
+    assert np.mean([p["unlike_training"] for p in predictor.predict(own)]) <= 0.1
+    # The exported graph carries the backbone beside the fine-tune: the bundle flags the same images.
+    exported = export_run(result.run_dir, tmp_path / "bundle", "onnx")
+    assert exported["parity"]["passed"] and exported["parity"]["novelty_max_abs_diff"] <= 1e-4
