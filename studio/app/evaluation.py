@@ -31,10 +31,16 @@ class _RecordingPredictor:
         return self.predictor.loaded
 
     def probabilities(self, images: Any, views: Any, errors: dict[int, str] | None = None) -> np.ndarray:
-        probs = self.predictor.probabilities(images, views, errors)
+        return self.scores(images, views, errors)[0]
+
+    def scores(self, images: Any, views: Any,
+               errors: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The predictor's (probabilities, novelty), recording the probabilities: evaluate() reads both,
+        so the Evaluate tab's "not sure" count is the CLI's."""
+        probs, novelty = self.predictor.scores(images, views, errors)
         readable = [i for i in range(len(images)) if not errors or i not in errors]  # junk rows left out
         self.paths, self.probs = [str(images[i]) for i in readable], probs[readable]
-        return probs
+        return probs, novelty
 
 
 def evaluation_job(service: Any, open_project: Callable[[Path], Project], project_root: Path, run_dir: Path,

@@ -179,6 +179,10 @@ def test_evaluation_job_lists_every_image_of_each_confusion_cell(studio, trained
     assert report["images"] == "snapshot" and (run_dir / "eval.json").read_bytes() == training_eval
     assert "tta" in report and 0 <= report["accuracy"] <= 1
     assert len(data["images"]) == report["n"]
+    # The tab's "not sure" share is the one `studio eval` reports: confidence and novelty alike.
+    from_training = json.loads(training_eval)
+    assert report["novelty"] and report["novelty"] == from_training["novelty"]
+    assert report["unknown_rate"] == from_training["unknown_rate"]
     matrix = report["confusion_matrix"]
     for choice_label, cell in evaluate_tab.cell_choices(report):
         true_index, predicted_index = (int(i) for i in cell.split("|"))
