@@ -398,7 +398,7 @@ class BundleModel:
         tta = self.tta if tta is None else tta
         if not len(images):
             return np.zeros((0, len(self.class_names)), dtype=np.float32), None
-        return self._crop_probabilities(
+        return self._crop_scores(
             np.stack([preprocess_views(image, self.preprocessing, view_zooms(tta)) for image in images]), tta
         )
 
@@ -409,8 +409,8 @@ class BundleModel:
         `studio predict --json`'s shape (`tta` None: the run's choice). `unknown`: the top probability is
         below the run's threshold, or the image is unlike the training images (`unlike_training`: its
         novelty score, the model's second output for the unmirrored eval crop, above its threshold).
-        With `skip_unreadable`, an image
-        that cannot be decoded gets {"path", "top": [], "error": reason} instead of stopping the others."""
+        With `skip_unreadable`, an image that cannot be decoded gets {"path", "top": [], "error": reason}
+        instead of stopping the others."""
         tta = self.tta if tta is None else tta
         images = list(images)
         crops, errors = [], {}
@@ -421,7 +421,7 @@ class BundleModel:
                 if not skip_unreadable:
                     raise
                 errors[index] = "file is empty (0 bytes)" if _empty_file(image) else unreadable_reason(error)
-        probs, novelty = self._crop_probabilities(np.stack(crops), tta) if crops else ([], None)
+        probs, novelty = self._crop_scores(np.stack(crops), tta) if crops else ([], None)
         rows = iter(probs)
         scores = iter(novelty if novelty is not None else [])
         k = max(1, min(top_k, len(self.class_names)))
@@ -446,7 +446,7 @@ class BundleModel:
             )
         return results
 
-    def _crop_probabilities(self, crops: np.ndarray, tta: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _crop_scores(self, crops: np.ndarray, tta: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """N x zooms x H x W x 3 crops -> (N x classes, N novelty scores or None): the mean over zooms (and
         mirror images with `tta`), summed in the studio's view order (each zoom, then its mirror) so the
         float32 sums agree; the novelty score of the first view (the unmirrored eval crop), as the studio."""
@@ -488,9 +488,9 @@ def image_paths(items) -> list[str]:
 def write_predictions_csv(results: list[dict], csv_path, class_names: list[str]) -> Path:
     """One row per image: path, predicted class, its probability, `unknown` (1 below the run's rejection
     threshold or unlike the training images), `unlike_training` (1 when that is why), every class's
-    probability, and the reason when the image could not be read (its other
-    cells are empty). A result's class probabilities come from its `probs` (class order) or, without
-    it, from a `top` that lists every class. The studio writes its CSV with this function too."""
+    probability, and the reason when the image could not be read (its other cells are empty). A result's
+    class probabilities come from its `probs` (class order) or, without it, from a `top` that lists every
+    class. The studio writes its CSV with this function too."""
     path = Path(csv_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
