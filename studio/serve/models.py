@@ -98,7 +98,7 @@ class DemoModel:
         if not unknown:
             return top, None
         why = "unlike the training images" if unlike else "none of the classes fits well"
-        return top, f"Not sure: {why} (top guesses below)"
+        return top, f"Not sure: {why}; the bars show its top guesses."
 
 
 def _describe(backbone: str, class_names: list[str]) -> str:
