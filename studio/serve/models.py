@@ -20,8 +20,6 @@ class Classifier(Protocol):
     class_names: list[str]
     tta: bool  # whether the run predicts with TTA by default (its own choice)
 
-    def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray: ...
-
     def verdict(self, image: np.ndarray, tta: bool) -> tuple[np.ndarray, bool, bool]:
         """(probabilities in class order, unknown, unlike the training images): the run's own rule."""
         ...
@@ -34,9 +32,6 @@ class RunClassifier:
         self.predictor = Predictor.from_run(path)
         self.class_names = self.predictor.class_names
         self.tta = self.predictor.tta
-
-    def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:
-        return self.verdict(image, tta)[0]
 
     def verdict(self, image: np.ndarray, tta: bool) -> tuple[np.ndarray, bool, bool]:
         result = self.predictor.predict([image], tta=tta, top_k=1)[0]
@@ -55,9 +50,6 @@ class BundleClassifier:
             ) from error
         self.class_names = self.model.class_names
         self.tta = self.model.tta
-
-    def probabilities(self, image: np.ndarray, tta: bool) -> np.ndarray:
-        return self.model.probabilities([image], tta=tta)[0]
 
     def verdict(self, image: np.ndarray, tta: bool) -> tuple[np.ndarray, bool, bool]:
         result = self.model.predict([image], tta=tta, top_k=len(self.class_names))[0]
