@@ -1,8 +1,8 @@
 """"Unlike the training images": a distance test in the pretrained backbone's feature space.
 
 A classifier's confidence alone is a weak test for images of another domain: softmax over a few classes
-is often confident on anything (an MRI model called 89% of flower photos confidently; a flowers model
-67% of brain scans). ImageNet features, though, separate domains well: the cosine distance from an
+is often confident on anything (an MRI model called 89% of flower photos confidently; a flowers probe
+62.5% of brain scans). ImageNet features, though, separate domains well: the cosine distance from an
 image's pooled features to its k-th nearest training image (Sun et al. 2022, "Out-of-distribution
 detection with deep nearest neighbors") flagged 99.5-100% of the other set's images at a threshold that
 flags 0-0.7% of the model's own validation images (flowers <-> MRI, Lite0). It does not catch a new
