@@ -251,7 +251,7 @@ def flag_shares(run_dir, paths: list[str]) -> tuple[float, float]:
     """(share flagged unknown, share unlike the training images) of `paths` as the run predicts them."""
     predictions = Predictor.from_run(run_dir, "cpu").predict(paths)
     return (float(np.mean([p["unknown"] for p in predictions])),
-            float(np.mean([p.get("unlike_training", False) for p in predictions])))
+            float(np.mean([p["unlike_training"] for p in predictions])))
 
 
 def _log(event: TrainEvent) -> None:

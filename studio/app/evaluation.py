@@ -30,9 +30,6 @@ class _RecordingPredictor:
     def loaded(self) -> Any:  # the checkpoint's calibration and unknown threshold, for evaluate()
         return self.predictor.loaded
 
-    def probabilities(self, images: Any, views: Any, errors: dict[int, str] | None = None) -> np.ndarray:
-        return self.scores(images, views, errors)[0]
-
     def scores(self, images: Any, views: Any,
                errors: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The predictor's (probabilities, novelty), recording the probabilities: evaluate() reads both,

@@ -128,10 +128,8 @@ def check_parity(loaded: LoadedModel, bundle_dir: Path, run_dir: Path) -> dict:
             f"Export parity check failed: the exported model's probabilities differ from the studio's by up "
             f"to {max(report['max_abs_diff'], report['tta_max_abs_diff']):.2e} (limit {TOLERANCE:.0e}; "
             f"with TTA {report['tta_max_abs_diff']:.2e}; novelty scores "
-            f"{report['novelty_max_abs_diff']:.2e}; "
-            "model alone "
-            f"{report['model_only_max_abs_diff']:.2e}, identical crops {report['identical_crops']}/"
-            f"{report['images']}). Nothing was exported. Try the other format, "
-            "and report this run's backbone."
+            f"{report['novelty_max_abs_diff']:.2e}; model alone {report['model_only_max_abs_diff']:.2e}, "
+            f"identical crops {report['identical_crops']}/{report['images']}). Nothing was exported. "
+            "Try the other format, and report this run's backbone."
         )
     return report

@@ -25,16 +25,12 @@ from __future__ import annotations
 import numpy as np
 import timm
 import torch
+from sklearn.preprocessing import normalize
 
 K_NEAREST = 5
 KEEP_TRAINING = 0.99
 MAX_REFERENCE = 1000  # training images kept as neighbours: ~5 MB of float32 at 1280 features
 PROBE_MEMBER_NAME = "linear probe on the pretrained backbone"  # auto's name for the probe member
-
-
-def _normalized(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def kth_distance(similarity: np.ndarray, k: int) -> np.ndarray:
@@ -61,7 +57,7 @@ def fit_novelty(features: np.ndarray, targets: np.ndarray, *, seed: int,
             rows = np.flatnonzero(targets == label)
             chosen.extend(rng.choice(rows, size=max(1, round(len(rows) * share)), replace=False))
         features = features[np.sort(np.asarray(chosen))[:max_reference]]
-    reference = _normalized(features)
+    reference = normalize(features.astype(np.float64))  # unit rows: a dot product is the cosine
     k = int(min(k, len(reference) - 1))
     similarity = reference @ reference.T
     np.fill_diagonal(similarity, -np.inf)  # leave one out: an image is not its own neighbour
@@ -90,10 +86,12 @@ def novelty_network(model: torch.nn.Module, checkpoint: dict) -> torch.nn.Module
     """The network of `model` that is the pretrained backbone with a linear head (a linear probe, or the
     probe member of an average), or None when the model has none (a fine-tune alone)."""
     index = _probe_index(checkpoint)
-    if index is None or index == -1:
-        return model if index == -1 else None
+    if index == -1:
+        return model
     members = getattr(model, "members", None)
-    return members[index] if members is not None and index < len(members) else None
+    if index is None or members is None or index >= len(members):
+        return None
+    return members[index]
 
 
 def separate_backbone(checkpoint: dict) -> torch.nn.Module | None:

@@ -75,13 +75,10 @@ class DemoModel:
     def tta(self) -> bool:
         return self.classifier.tta
 
-    def top(self, image: np.ndarray, *, tta: bool | None = None, top_k: int = 5) -> dict[str, float]:
-        """{class: probability} of the k most likely classes (`tta` None: the run's choice)."""
-        return self.verdict(image, tta=tta, top_k=top_k)[0]
-
     def verdict(self, image: np.ndarray, *, tta: bool | None = None,
                 top_k: int = 5) -> tuple[dict[str, float], str | None]:
-        """(`top`, what to say when the run flags the image unknown, or None): the studio's rule."""
+        """({class: probability} of the k most likely classes (`tta` None: the run's choice), what to say
+        when the run flags the image unknown, or None): the studio's rule."""
         tta = self.tta if tta is None else tta
         probs, unknown, unlike = self.classifier.verdict(image, tta)
         probs = np.asarray(probs, dtype=np.float64)
