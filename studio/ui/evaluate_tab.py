@@ -114,7 +114,7 @@ def summary_markdown(data: dict[str, Any]) -> str:
     if report.get("unknown_threshold"):  # the share `studio predict` and the Predict tab flag "not sure"
         flagged = round(report["unknown_rate"] * report["n"])
         novelty = report.get("novelty")
-        unlike = (f" or unlike the training images: {round(novelty['unlike_rate'] * report['n'])}"
+        unlike = (f", or unlike the training images: {round(novelty['unlike_rate'] * report['n'])} of them"
                   if novelty else "")
         parts.append(f" · {flagged} of {report['n']} \"not sure\" (below the run's "
                      f"{report['unknown_threshold']:.2f} confidence{unlike})")

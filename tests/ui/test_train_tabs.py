@@ -322,5 +322,9 @@ def test_the_evaluate_summary_counts_the_images_the_run_flags_not_sure() -> None
               "unknown_threshold": 0.62, "unknown_rate": 0.15}
     text = evaluate_tab.summary_markdown({"run_dir": "runs/r1", "report": report})
     assert '3 of 20 "not sure" (below the run\'s 0.62 confidence)' in text
+    novel = {**report, "novelty": {"threshold": 0.4, "k": 5, "n": 80, "keep": 0.99, "unlike_rate": 0.05}}
+    text = evaluate_tab.summary_markdown({"run_dir": "runs/r1", "report": novel})
+    assert ('3 of 20 "not sure" (below the run\'s 0.62 confidence, or unlike the training images: 1 of them)'
+            in text)
     no_threshold = {"run_dir": "runs/r1", "report": {**report, "unknown_threshold": 0.0}}
     assert "not sure" not in evaluate_tab.summary_markdown(no_threshold)
