@@ -64,14 +64,7 @@ def _decision(checkpoint: dict) -> list[str]:
     """The calibration, the rejection rule and the TTA default the bundle applies (decision.json)."""
     calibration = checkpoint.get("calibration") or {}
     threshold = float(checkpoint.get("unknown_threshold") or 0.0)
-    if not calibration and not threshold:
-        return [
-            (
-                "- This run stored no calibration or rejection threshold: probabilities are the softmax "
-                "of the logits and no prediction is flagged unknown."
-            ),
-            _tta_line(checkpoint),
-        ]
+    novelty = checkpoint.get("novelty")
     lines = []
     if calibration:
         lines.append(
@@ -79,17 +72,24 @@ def _decision(checkpoint: dict) -> list[str]:
             f"fitted on {calibration.get('fitted_on') or 'held-out training images'}; expected calibration "
             f"error there {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after)."
         )
-    lines.append(
-        f'- A prediction whose top probability is below {threshold:.3f} is flagged `"unknown": true` '
-        'by predict.py ("not sure": none of the classes fits well; the top guesses are still given). '
-        "The threshold keeps 95% of the correctly classified held-out training images; it is in "
-        "decision.json."
-    )
-    novelty = checkpoint.get("novelty")
+    else:
+        lines.append("- This run stored no calibration: probabilities are the softmax of the logits.")
+    if threshold:
+        lines.append(
+            f'- A prediction whose top probability is below {threshold:.3f} is flagged `"unknown": true` '
+            'by predict.py ("not sure": none of the classes fits well; the top guesses are still given). '
+            "The threshold keeps 95% of the correctly classified held-out training images; it is in "
+            "decision.json."
+        )
+    elif novelty:
+        lines.append("- No confidence threshold: this run kept no training images aside to fit one on; "
+                     "only the test below flags a prediction unknown.")
+    else:
+        lines.append("- This run stored no rejection rule: no prediction is flagged unknown.")
     if novelty:
         lines.append(
-            "- An image is also flagged unknown (`\"unlike_training\": true`) when the model's second "
-            "output, "
+            f"- An image is {'also ' if threshold else ''}flagged unknown (`\"unlike_training\": true`) "
+            "when the model's second output, "
             f"the cosine distance of its pretrained features to the {int(novelty['k'])}th nearest of "
             f"{int(novelty['n'])} training images, is above {float(novelty['threshold']):.3f} "
             f"(`novelty_threshold` in decision.json; {float(novelty['keep']):.0%} of those training images "

@@ -104,14 +104,15 @@ def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
 
 
 def set_decision(path: str | os.PathLike, decision: dict) -> None:
-    """Store `calibration`, `unknown_threshold` (plain floats), when fitted the `novelty` reference, and
-    when the run chose it, `tta` (whether it predicts with TTA by default, and on what that was decided)
-    in a saved checkpoint."""
+    """Store `calibration`, `unknown_threshold` (plain floats; a run that keeps no training images aside
+    has neither), when fitted the `novelty` reference, and when the run chose it, `tta` (whether it
+    predicts with TTA by default, and on what that was decided) in a saved checkpoint."""
     path = Path(path)
     checkpoint = read_checkpoint(path)
-    checkpoint["calibration"] = {k: (float(v) if isinstance(v, (int, float)) else v)
-                                 for k, v in decision["calibration"].items()}
-    checkpoint["unknown_threshold"] = float(decision["unknown_threshold"])
+    if "calibration" in decision:
+        checkpoint["calibration"] = {k: (float(v) if isinstance(v, (int, float)) else v)
+                                     for k, v in decision["calibration"].items()}
+        checkpoint["unknown_threshold"] = float(decision["unknown_threshold"])
     checkpoint.pop("novelty", None)
     if decision.get("novelty"):
         novelty = decision["novelty"]

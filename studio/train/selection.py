@@ -76,7 +76,7 @@ def fit_run_novelty(ctx: RunContext) -> dict | None:
 
 def store_decision(ctx: RunContext, decision: dict) -> dict | None:
     """Store the run's decision in its checkpoint, with the novelty reference fitted here; returns the
-    novelty summary for the run's details ({threshold, k, n, keep}; None without one)."""
+    novelty summary for the run's details ({threshold, k, n, keep, network}; None without one)."""
     novelty = fit_run_novelty(ctx)
     set_decision(ctx.folder.checkpoint_path, {**decision, "novelty": novelty})
     if "tta" in decision:
@@ -87,6 +87,30 @@ def store_decision(ctx: RunContext, decision: dict) -> dict | None:
         f"-> {decision['calibration']['ece_after']:.3f}; predictions below "
         f"{decision['unknown_threshold']:.3f} confidence are flagged unknown."
     )
+    return _novelty_summary(ctx, novelty)
+
+
+def store_novelty(ctx: RunContext) -> dict | None:
+    """The unknown rule of a run that keeps no training images aside (a manual fine-tune, two-stage,
+    gradual): no held-out predictions to calibrate on or to fit a confidence threshold from (its own
+    training images' confidences are fitted to them), but the novelty test needs none: it is fitted on
+    the training images' pretrained features, each against the others. Stored in the checkpoint the run
+    kept; returns the novelty summary (None for random weights, a cancelled run or another rank)."""
+    if (ctx.weights_source.kind == "none" or not ctx.world.is_main
+            or not ctx.folder.checkpoint_path.is_file()):
+        return None
+    ctx.events.stage("novelty")
+    novelty = fit_run_novelty(ctx)
+    if novelty is None:
+        return None
+    set_decision(ctx.folder.checkpoint_path, {"novelty": novelty})
+    ctx.events.log(f"No confidence threshold: a {ctx.config.strategy} run keeps no training images aside "
+                   "to fit one on (auto and linear runs do).")
+    return _novelty_summary(ctx, novelty)
+
+
+def _novelty_summary(ctx: RunContext, novelty: dict | None) -> dict | None:
+    """{threshold, k, n, keep, network} of a fitted novelty reference, logged; None without one."""
     if novelty is None:
         return None
     summary = {key: novelty[key] for key in ("threshold", "k", "n", "keep")}
@@ -94,7 +118,7 @@ def store_decision(ctx: RunContext, decision: dict) -> dict | None:
     ctx.events.log(
         f"Novelty: images farther than {summary['threshold']:.3f} (cosine distance of the pretrained "
         f"features) from their {summary['k']}th nearest of {summary['n']} training images are flagged "
-        f"unknown too (unlike the training images; {summary['keep']:.0%} of those training images are "
+        f"unknown as unlike the training images ({summary['keep']:.0%} of those training images are "
         "within)."
     )
     return summary

@@ -54,6 +54,7 @@ from studio.train.selection import (
     fit_run_decision,
     selection_context,
     store_decision,
+    store_novelty,
     tta_words,
 )
 
@@ -266,8 +267,17 @@ def run_finetune(ctx: RunContext, model: torch.nn.Module | None = None, *, strat
     result = trainer.run(Stage("finetune", epochs or resolved.epochs, groups, ctx.config.warmup_epochs))
     ended = {"early-stopped": ", stopped early (validation no longer improved)", "cancelled": ", cancelled"}
     epochs_text = f"{result.epochs_run} epoch{'s' if result.epochs_run != 1 else ''}"
-    return Outcome(_status(result.status), result.epochs_run, strategy,
-                   f"fine-tuned {trained_layers(ctx, model)} for {epochs_text}{ended.get(result.status, '')}")
+    return with_novelty(ctx, Outcome(
+        _status(result.status), result.epochs_run, strategy,
+        f"fine-tuned {trained_layers(ctx, model)} for {epochs_text}{ended.get(result.status, '')}"))
+
+
+def with_novelty(ctx: RunContext, outcome: Outcome) -> Outcome:
+    """A finished manual fine-tune (finetune, two-stage, gradual) with its unknown rule: the novelty test
+    alone (studio.train.selection.store_novelty); auto and linear runs fit theirs with their decision."""
+    if outcome.status == "done":
+        outcome.details["novelty"] = store_novelty(ctx)
+    return outcome
 
 
 def run_scratch(ctx: RunContext) -> Outcome:
@@ -287,8 +297,9 @@ def run_two_stage(ctx: RunContext) -> Outcome:
     )
     result = Trainer(ctx, model, "two-stage").run(Stage(f"top-{top}-blocks", resolved.epochs, groups,
                                                         ctx.config.warmup_epochs))
-    return Outcome(_status(result.status), 1 + result.epochs_run, "two-stage",
-                   f"head on frozen features, then the top {top} block groups ({result.status})")
+    return with_novelty(ctx, Outcome(
+        _status(result.status), 1 + result.epochs_run, "two-stage",
+        f"head on frozen features, then the top {top} block groups ({result.status})"))
 
 
 def run_gradual(ctx: RunContext) -> Outcome:
@@ -306,8 +317,9 @@ def run_gradual(ctx: RunContext) -> Outcome:
         result = trainer.run(Stage(f"unfreeze-{unfrozen}", per_stage, groups, warmup_epochs=0.0))
         if result.status == "cancelled":
             return Outcome("cancelled", 1 + trainer.epochs_run, "gradual")
-    return Outcome("done", 1 + trainer.epochs_run, "gradual",
-                   f"head on frozen features, then unfroze {stages} of {depth} block groups one per stage")
+    return with_novelty(ctx, Outcome(
+        "done", 1 + trainer.epochs_run, "gradual",
+        f"head on frozen features, then unfroze {stages} of {depth} block groups one per stage"))
 
 
 def run_auto(ctx: RunContext, started: float) -> Outcome:

@@ -111,13 +111,13 @@ def summary_markdown(data: dict[str, Any]) -> str:
     if "tta_default" in report:  # which of the two the run's predictions give (its own choice)
         parts.append(f" (this run predicts {'with' if report['tta_default'] else 'without'} TTA)")
     parts.append(f" · macro F1 {report['macro_f1']:.3f}")
-    if report.get("unknown_threshold"):  # the share `studio predict` and the Predict tab flag "not sure"
+    threshold, novelty = report.get("unknown_threshold"), report.get("novelty")
+    if threshold or novelty:  # the share `studio predict` and the Predict tab flag "not sure"
         flagged = round(report["unknown_rate"] * report["n"])
-        novelty = report.get("novelty")
-        unlike = (f", or unlike the training images: {round(novelty['unlike_rate'] * report['n'])} of them"
-                  if novelty else "")
-        parts.append(f" · {flagged} of {report['n']} \"not sure\" (below the run's "
-                     f"{report['unknown_threshold']:.2f} confidence{unlike})")
+        rules = [f"below the run's {threshold:.2f} confidence"] if threshold else []
+        if novelty:
+            rules.append(f"unlike the training images: {round(novelty['unlike_rate'] * report['n'])} of them")
+        parts.append(f" · {flagged} of {report['n']} \"not sure\" ({', or '.join(rules)})")
     if report.get("unreadable"):
         parts.append(f"  \n⚠ {len(report['unreadable'])} image(s) can no longer be read and were left out.")
     return "".join(parts)

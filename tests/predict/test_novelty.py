@@ -178,3 +178,37 @@ def test_a_fine_tune_kept_alone_scores_novelty_with_the_pretrained_backbone_besi
     # The exported graph carries the backbone beside the fine-tune: the bundle flags the same images.
     exported = export_run(result.run_dir, tmp_path / "bundle", "onnx")
     assert exported["parity"]["passed"] and exported["parity"]["novelty_max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["finetune", "two-stage"])
+def test_a_manual_fine_tune_gets_the_novelty_rule_without_a_confidence_threshold(tmp_path, strategy):
+    from studio.export.model_card import _decision
+
+    with Project.create(tmp_path / "digits") as project:
+        fill_demo_project(project)
+        result = train(project, TrainConfig(strategy=strategy, epochs=1, image_size=64, device="cpu", seed=0))
+        own = project.dataset(labeled_only=True).query("split == 'val'")["path"].tolist()
+    assert result.status == "done" and result.novelty, result.reason
+    checkpoint = read_checkpoint(result.run_dir)
+    # No held-out training images: no calibration, no confidence threshold; the novelty test needs neither.
+    assert "calibration" not in checkpoint and not checkpoint.get("unknown_threshold")
+    assert checkpoint["novelty"]["n"] == result.novelty["n"]
+    predictor = Predictor.from_run(result.run_dir, "cpu")
+    foreign = predictor.predict(_other_domain(tmp_path / "other"))
+    assert all(p["unknown"] and p["unlike_training"] for p in foreign), foreign
+    mine = predictor.predict(own)
+    assert np.mean([p["unknown"] for p in mine]) <= 0.1
+    report = evaluate(result.run_dir, device="cpu")
+    assert report["unknown_rate"] == pytest.approx(report["novelty"]["unlike_rate"])
+    card = "\n".join(_decision(checkpoint))
+    assert "No confidence threshold" in card and "unlike_training" in card
+
+
+def test_a_run_from_random_weights_stores_no_novelty_reference(tmp_path):
+    with Project.create(tmp_path / "digits") as project:
+        fill_demo_project(project)
+        config = TrainConfig(strategy="scratch", epochs=1, image_size=64, device="cpu", seed=0)
+        result = train(project, config)
+    assert result.status == "done" and not result.novelty
+    assert "novelty" not in read_checkpoint(result.run_dir)

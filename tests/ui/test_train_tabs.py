@@ -328,3 +328,7 @@ def test_the_evaluate_summary_counts_the_images_the_run_flags_not_sure() -> None
             in text)
     no_threshold = {"run_dir": "runs/r1", "report": {**report, "unknown_threshold": 0.0}}
     assert "not sure" not in evaluate_tab.summary_markdown(no_threshold)
+    # A manual fine-tune: the novelty test alone (no confidence threshold was fitted).
+    novelty_only = {**novel, "unknown_threshold": 0.0, "unknown_rate": 0.05}
+    text = evaluate_tab.summary_markdown({"run_dir": "runs/r1", "report": novelty_only})
+    assert '1 of 20 "not sure" (unlike the training images: 1 of them)' in text
