@@ -230,14 +230,9 @@ def _train(args) -> dict:
     return result
 
 
-def _plain_predictions(results: list[dict]) -> list[dict]:
-    return [{"path": r["path"], "top": r["top"],
-             **({"error": r["error"]} if r.get("error") else
-                {"unknown": bool(r.get("unknown")), "unlike_training": bool(r.get("unlike_training"))})}
-            for r in results]
-
 
 def _predict(args) -> list[dict]:
+    from studio.export.standalone import plain_prediction
     from studio.predict.predictor import Predictor, image_arguments, write_predictions_csv
 
     if args.top_k < 1:
@@ -255,7 +250,7 @@ def _predict(args) -> list[dict]:
         print(f"skipped {r['path']}: {r['error']}", file=sys.stderr)
     if args.csv:
         write_predictions_csv(results, args.csv, predictor.class_names)
-    return _plain_predictions(results)
+    return [plain_prediction(r) for r in results]
 
 
 def _eval(args) -> dict:

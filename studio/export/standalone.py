@@ -485,6 +485,20 @@ def image_paths(items) -> list[str]:
     return paths
 
 
+def plain_prediction(result: dict, path: str | None = None) -> dict:
+    """One prediction as JSON, the shape `studio predict --json`, the app's `/predict` API, the Predict
+    tab and this file's `--json` share: {"path", "top": [{"class", "probability"}],
+    "unknown", "unlike_training"}, or {"path", "top": [], "error"} for an unreadable image. `path`
+    replaces the result's own (the name the caller knows the image by)."""
+    plain = {"path": result.get("path") if path is None else path,
+             "top": [{"class": str(t["class"]), "probability": float(t["probability"])}
+                     for t in result["top"]]}
+    if result.get("error"):
+        return {**plain, "error": result["error"]}
+    return {**plain, "unknown": bool(result.get("unknown")),
+            "unlike_training": bool(result.get("unlike_training"))}
+
+
 def write_predictions_csv(results: list[dict], csv_path, class_names: list[str]) -> Path:
     """One row per image: path, predicted class, its probability, `unknown` (1 below the run's rejection
     threshold or unlike the training images), `unlike_training` (1 when that is why), every class's
@@ -546,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in result:
             print(f"skipped {result['path']}: {result['error']}", file=sys.stderr)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps([plain_prediction(r) for r in results]))
     else:
         for result in results:
             if "error" not in result:

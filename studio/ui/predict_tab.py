@@ -16,6 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.errors import StudioError
+from studio.export.standalone import plain_prediction
 from studio.sharing.confinement import inside
 from studio.ui import charts, media
 from studio.ui.access import requires
@@ -50,11 +51,6 @@ def prediction_rows(results: list[dict[str, Any]], names: list[str]) -> pd.DataF
     rows = [[name, f"could not read: {r['error']}", ""] if r.get("error") else
             [name, shown_class(r), f"{r['top'][0]['probability']:.1%}"] for name, r in zip(names, results)]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
-
-
-def plain_top(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON-ready top-k of one result (the predictor also returns a numpy array of all classes)."""
-    return [{"class": str(t["class"]), "probability": float(t["probability"])} for t in result["top"]]
 
 
 TTA_CHOICES = [("As the run chose", "run"), ("On", "on"), ("Off", "off")]
@@ -182,14 +178,17 @@ class PredictApi:
         @requires("viewer")
         @api_errors
         def predict(image: gr.FileData, tta: bool | None = None, top_k: int = 5, run: str = "",
-                    project: str = "") -> list[dict]:
+                    project: str = "") -> dict:
             """Classify one image file. run: a run folder (or its name inside project); empty: the project's
-            newest run with a model. tta: None (the run's own choice), true or false. Returns
-            [{"class", "probability"}, ...] most likely first."""
+            newest run with a model. tta: None (the run's own choice), true or false. Returns what
+            `studio predict --json` gives for the image, less its "path": {"top": [{"class", "probability"},
+            ...] most likely first, "unknown" ("not sure"), "unlike_training" (why: unlike the training
+            images)}. (gradio_client takes any dict with a "path" for a file to download.)"""
             path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
             if not path:
                 raise StudioError("Pass the image as a file (gradio_client.handle_file(path)).")
-            return plain_top(self.predict(project, run, [self.uploaded(path)], tta, top_k)[0])
+            found = plain_prediction(self.predict(project, run, [self.uploaded(path)], tta, top_k)[0])
+            return {key: value for key, value in found.items() if key != "path"}
 
         gr.api(predict, api_name="predict")
 
@@ -263,9 +262,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     ) -> dict:
         paths = [str(p) for p in (many or [])] or ([single] if single else [])
         found = api.predict(root, run_dir, paths, use_tta, k)
-        found = [{"path": p, "top": plain_top(r), "unknown": bool(r.get("unknown")),
-                  "unlike_training": bool(r.get("unlike_training")),
-                  **({"error": r["error"]} if r.get("error") else {})} for p, r in zip(paths, found)]
+        found = [plain_prediction(r, p) for p, r in zip(paths, found)]
         first = next(r for r in found if not r.get("error"))
         title = bars_title(first, Path(first["path"]).name if len(found) > 1 else None)
         rows = prediction_rows(found, [Path(p).name for p in paths])

@@ -80,7 +80,10 @@ def test_predict_with_tta_returns_sorted_probabilities(studio, trained) -> None:
     client = studio["client"]
     image = studio["base"] / "query.png"
     make_image(40, seed=99, color=(200, 30, 30)).save(image)
-    top = client.predict(handle_file(str(image)), True, 2, "", studio["root"], api_name="/predict")
+    found = client.predict(handle_file(str(image)), True, 2, "", studio["root"], api_name="/predict")
+    # The shape `studio predict --json` gives, less the path (the caller sent the one image).
+    assert set(found) == {"top", "unknown", "unlike_training"}
+    top = found["top"]
     assert {t["class"] for t in top} == {"red", "blue"}
     assert top[0]["probability"] >= top[1]["probability"]
     assert abs(sum(t["probability"] for t in top) - 1.0) < 1e-4
@@ -88,7 +91,14 @@ def test_predict_with_tta_returns_sorted_probabilities(studio, trained) -> None:
     again = client.predict(
         image=handle_file(str(image)), top_k=1, run=trained["run_dir"], api_name="/predict"
     )
-    assert len(again) == 1 and again[0]["class"] in {"red", "blue"}
+    assert len(again["top"]) == 1 and again["top"][0]["class"] in {"red", "blue"}
+    # The same image through the predictor the CLI uses: the same numbers and the same flags.
+    from studio.predict.predictor import Predictor
+
+    direct = Predictor.from_run(trained["run_dir"], "cpu").predict([str(image)], tta=True, top_k=2)[0]
+    assert [t["class"] for t in direct["top"]] == [t["class"] for t in top]
+    assert max(abs(a["probability"] - b["probability"]) for a, b in zip(direct["top"], top)) <= 1e-4
+    assert (direct["unknown"], direct["unlike_training"]) == (found["unknown"], found["unlike_training"])
 
 
 def test_user_errors_are_readable_messages(studio, tmp_path) -> None:
