@@ -22,6 +22,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pandas as pd
+from sklearn.preprocessing import normalize
 
 from studio.curate import decisions
 from studio.data.imaging import load_rgb
@@ -114,8 +115,7 @@ def hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---- pairs and groups ----------------------------------------------------------------------------
 
 def _normalize(features: np.ndarray) -> np.ndarray:
-    features = np.asarray(features, dtype=np.float32)
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return normalize(np.asarray(features, dtype=np.float32))
 
 
 def find_pairs(

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
+from sklearn.preprocessing import normalize
 
 from studio.curate.features import FeatureSet
 from studio.data.store import Project
@@ -37,7 +38,7 @@ def project_2d(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
     features = np.asarray(features, dtype=np.float64)
     if len(features) == 0:
         return np.zeros((0, 2))
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    unit = normalize(features)
     if len(features) < 3:  # PCA needs more points than components to say anything
         return np.c_[unit[:, 0] - unit[:, 0].mean(), np.zeros(len(features))]
     if len(features) < TSNE_MIN_POINTS:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.preprocessing import normalize
 
 from studio.curate.features import FeatureSet
 from studio.data.store import Project
@@ -24,8 +25,7 @@ OUTLIER_COLUMNS = ["image_id", "label", "split", "nearest_class", "distance", "z
 
 
 def _unit(features: np.ndarray) -> np.ndarray:
-    features = np.asarray(features, dtype=np.float64)
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return normalize(np.asarray(features, dtype=np.float64))
 
 
 def outlier_scores(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.preprocessing import normalize
 
 from studio.curate.duplicates import (
     COSINE_ALONE,
@@ -65,8 +66,7 @@ def duplicate_thresholds(phash: np.ndarray, dhash: np.ndarray, features: np.ndar
         rows = np.sort(np.random.default_rng(seed).choice(n, SAMPLE, replace=False))
     unit = None
     if features is not None:
-        unit = np.asarray(features, dtype=np.float32)
-        unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+        unit = normalize(np.asarray(features, dtype=np.float32))
     hash_nn, cosine_nn = nearest_distances(phash, dhash, unit, rows)
     valid = hash_nn <= 2 * HASH_BITS  # images without a hash have no hash neighbour
     if valid.any():
