@@ -285,10 +285,12 @@ def reliability_diagram(
         return empty_figure("Evaluate a run to see how well its confidence matches its accuracy.", height=320)
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                                line={"dash": "dot", "color": "#9ca3af"}, hoverinfo="skip"))
-    for key, label, color in (
-        ("before", "before calibration", "#93c5fd"),
-        ("after", "calibrated", RUN_COLORS[0]),
-    ):
+    # A run that fitted no temperature (a manual fine-tune, an SVM or k-NN probe): one curve, its own.
+    calibrated = (not calibration or bool(calibration.get("fitted_on"))
+                  or calibration.get("temperature", 1.0) != 1.0)
+    curves = ((("before", "before calibration", "#93c5fd"), ("after", "calibrated", RUN_COLORS[0]))
+              if calibrated else (("after", "this run", RUN_COLORS[0]),))
+    for key, label, color in curves:
         bins = reliability.get(key) or []
         if not bins:
             continue
@@ -306,7 +308,9 @@ def reliability_diagram(
             )
         )
     title = "Reliability (validation)"
-    if calibration:
+    if not calibrated:
+        title += f": ECE {calibration['ece_after']:.3f} (this run fitted no temperature)"
+    elif calibration:
         title += (f": ECE {calibration['ece_before']:.3f} → {calibration['ece_after']:.3f}, "
                   f"temperature {calibration['temperature']:.2f}")
     fig.update_layout(**{**_LAYOUT, "height": 340, "title": {"text": title, "x": 0.5},

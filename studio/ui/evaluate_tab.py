@@ -114,10 +114,13 @@ def summary_markdown(data: dict[str, Any]) -> str:
     threshold, novelty = report.get("unknown_threshold"), report.get("novelty")
     if threshold or novelty:  # the share `studio predict` and the Predict tab flag "not sure"
         flagged = round(report["unknown_rate"] * report["n"])
-        rules = [f"below the run's {threshold:.2f} confidence"] if threshold else []
-        if novelty:
-            rules.append(f"unlike the training images: {round(novelty['unlike_rate'] * report['n'])} of them")
-        parts.append(f" · {flagged} of {report['n']} \"not sure\" ({', or '.join(rules)})")
+        if not threshold:  # a manual fine-tune: the novelty test alone
+            why = "unlike the training images; the run has no confidence threshold"
+        else:
+            why = f"below the run's {threshold:.2f} confidence" + (
+                f", or unlike the training images: {round(novelty['unlike_rate'] * report['n'])} of them"
+                if novelty else "")
+        parts.append(f" · {flagged} of {report['n']} \"not sure\" ({why})")
     if report.get("unreadable"):
         parts.append(f"  \n⚠ {len(report['unreadable'])} image(s) can no longer be read and were left out.")
     return "".join(parts)

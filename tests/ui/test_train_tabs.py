@@ -341,4 +341,4 @@ def test_the_evaluate_summary_counts_the_images_the_run_flags_not_sure() -> None
     # A manual fine-tune: the novelty test alone (no confidence threshold was fitted).
     novelty_only = {**novel, "unknown_threshold": 0.0, "unknown_rate": 0.05}
     text = evaluate_tab.summary_markdown({"run_dir": "runs/r1", "report": novelty_only})
-    assert '1 of 20 "not sure" (unlike the training images: 1 of them)' in text
+    assert '1 of 20 "not sure" (unlike the training images; the run has no confidence threshold)' in text

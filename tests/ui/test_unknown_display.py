@@ -27,5 +27,12 @@ def test_reliability_diagram_draws_both_curves_and_the_ece():
                        "calibration": {"temperature": 1.3, "ece_before": 0.08, "ece_after": 0.03}}}
     figure = charts.reliability_diagram(*evaluate_tab.reliability_of(data))
     assert len(figure.data) == 3 and "0.080" in figure.layout.title.text
+    # A run that fitted no temperature (a manual fine-tune): its one curve, not "calibrated".
+    plain = {"report": {"reliability": {"before": bins, "after": bins},
+                        "calibration": {"temperature": 1.0, "ece_before": 0.08, "ece_after": 0.08,
+                                        "fitted_on": None}}}
+    figure = charts.reliability_diagram(*evaluate_tab.reliability_of(plain))
+    assert [trace.name for trace in figure.data] == ["perfect calibration", "this run"]
+    assert "fitted no temperature" in figure.layout.title.text
     empty = charts.reliability_diagram(*evaluate_tab.reliability_of(None))
     assert "Evaluate a run" in str(empty.layout)
