@@ -91,11 +91,12 @@ def store_decision(ctx: RunContext, decision: dict) -> dict | None:
 
 
 def store_novelty(ctx: RunContext) -> dict | None:
-    """The unknown rule of a run that keeps no training images aside (a manual fine-tune, two-stage,
-    gradual): no held-out predictions to calibrate on or to fit a confidence threshold from (its own
-    training images' confidences are fitted to them), but the novelty test needs none: it is fitted on
-    the training images' pretrained features, each against the others. Stored in the checkpoint the run
-    kept; returns the novelty summary (None for random weights, a cancelled run or another rank)."""
+    """The unknown rule of a run without held-out probabilities (a manual fine-tune, two-stage, gradual,
+    which keep no training images aside; an SVM or k-NN probe): nothing to calibrate on or to fit a
+    confidence threshold from (a fine-tune's own training images' confidences are fitted to them), but
+    the novelty test needs none: it is fitted on the training images' pretrained features, each against
+    the others. Stored in the checkpoint the run kept; returns the novelty summary (None for random
+    weights, a cancelled run or another rank)."""
     if (ctx.weights_source.kind == "none" or not ctx.world.is_main
             or not ctx.folder.checkpoint_path.is_file()):
         return None
@@ -104,8 +105,8 @@ def store_novelty(ctx: RunContext) -> dict | None:
     if novelty is None:
         return None
     set_decision(ctx.folder.checkpoint_path, {"novelty": novelty})
-    ctx.events.log(f"No confidence threshold: a {ctx.config.strategy} run keeps no training images aside "
-                   "to fit one on (auto and linear runs do).")
+    ctx.events.log("No confidence threshold: this run has no held-out predictions to fit one on (auto "
+                   "and logistic-regression probe runs do); images unlike the training images are flagged.")
     return _novelty_summary(ctx, novelty)
 
 

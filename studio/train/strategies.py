@@ -230,6 +230,8 @@ def run_linear(ctx: RunContext) -> Outcome:
         decision = fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
         novelty = store_decision(ctx, decision)
         details.update(decision, novelty=novelty)
+    else:  # an SVM or k-NN head: no out-of-fold probabilities to calibrate on, the novelty test alone
+        details["novelty"] = store_novelty(ctx)
     return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", details)
 
 
@@ -274,7 +276,7 @@ def run_finetune(ctx: RunContext, model: torch.nn.Module | None = None, *, strat
 
 def with_novelty(ctx: RunContext, outcome: Outcome) -> Outcome:
     """A finished manual fine-tune (finetune, two-stage, gradual) with its unknown rule: the novelty test
-    alone (studio.train.selection.store_novelty); auto and linear runs fit theirs with their decision."""
+    alone (studio.train.selection.store_novelty); auto and probe runs fit theirs in their strategy."""
     if outcome.status == "done":
         outcome.details["novelty"] = store_novelty(ctx)
     return outcome

@@ -212,3 +212,16 @@ def test_a_run_from_random_weights_stores_no_novelty_reference(tmp_path):
         result = train(project, config)
     assert result.status == "done" and not result.novelty
     assert "novelty" not in read_checkpoint(result.run_dir)
+
+
+@pytest.mark.slow
+def test_a_k_nearest_neighbour_probe_gets_the_novelty_rule(tmp_path):
+    with Project.create(tmp_path / "digits") as project:
+        fill_demo_project(project)
+        config = TrainConfig(strategy="linear", head="knn", image_size=64, device="cpu", seed=0)
+        result = train(project, config)
+        own = project.dataset(labeled_only=True).query("split == 'val'")["path"].tolist()
+    assert result.novelty and not read_checkpoint(result.run_dir).get("unknown_threshold")
+    predictor = Predictor.from_run(result.run_dir, "cpu")
+    assert all(p["unlike_training"] for p in predictor.predict(_other_domain(tmp_path / "other")))
+    assert np.mean([p["unknown"] for p in predictor.predict(own)]) <= 0.1
