@@ -230,7 +230,6 @@ def _train(args) -> dict:
     return result
 
 
-
 def _predict(args) -> list[dict]:
     from studio.export.standalone import plain_prediction
     from studio.predict.predictor import Predictor, image_arguments, write_predictions_csv
