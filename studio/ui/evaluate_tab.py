@@ -114,7 +114,7 @@ def summary_markdown(data: dict[str, Any]) -> str:
     threshold, novelty = report.get("unknown_threshold"), report.get("novelty")
     if threshold or novelty:  # the share `studio predict` and the Predict tab flag "not sure"
         flagged = round(report["unknown_rate"] * report["n"])
-        if not threshold:  # a manual fine-tune: the novelty test alone
+        if not threshold:  # a manual fine-tune, an SVM or k-NN probe: the novelty test alone
             why = "unlike the training images; the run has no confidence threshold"
         else:
             why = f"below the run's {threshold:.2f} confidence" + (
