@@ -16,6 +16,7 @@ from service_helpers import GUARD_S
 
 from studio.curate import analysis
 from studio.curate import features as curate_features
+from studio.curate import report as curate_report
 from studio.curate.features import FeatureSet
 from studio.data.store import Project
 from studio.service import JobState
@@ -69,13 +70,23 @@ def fake_extractor(calls: list | None = None, block: threading.Event | None = No
     return extract
 
 
+def use_extractor(monkeypatch, extract) -> None:
+    """Both ways the curation pass asks for features (the main backbone's, and the label-issue backbones'
+    the report module imported by name) get `extract`, whichever test imported the modules first."""
+    monkeypatch.setattr(curate_features, "project_features", extract)
+    monkeypatch.setattr(curate_report, "project_features", extract)
+
+
 def test_curate_job_reports_and_persists_its_results(service, small_project, monkeypatch):
     calls: list = []
-    monkeypatch.setattr(curate_features, "project_features", fake_extractor(calls))
+    use_extractor(monkeypatch, fake_extractor(calls))
     job = service.submit_curate(small_project.root, backbone="fake-net")
     summary = job.outcome(GUARD_S)
     assert job.state is JobState.DONE and job.kind == "curate" and job.project == str(small_project.root)
-    assert calls == [{"backbone": "fake-net", "weights": None, "device": "cpu"}]
+    assert calls[0] == {"backbone": "fake-net", "weights": None, "device": "cpu"}
+    labeled = small_project.dataset(labeled_only=True)["image_id"].tolist()
+    assert [(c["backbone"], c["image_ids"]) for c in calls[1:]] == [
+        (name, labeled) for name in curate_report.LABEL_ISSUE_BACKBONES]
     assert summary["images"] == 13 and summary["backbone"] == "fake-net"
     assert summary["duplicate_groups"] >= 1 and summary["leakage_groups"] >= 1
 
@@ -96,7 +107,7 @@ def test_curate_job_reports_and_persists_its_results(service, small_project, mon
 
 def test_cancelling_a_running_curate_job_ends_it_cancelled(service, small_project, monkeypatch):
     gate = threading.Event()
-    monkeypatch.setattr(curate_features, "project_features", fake_extractor(block=gate))
+    use_extractor(monkeypatch, fake_extractor(block=gate))
     job = service.submit_curate(small_project.root)
     for _ in range(200):  # until the worker has picked the job up
         if job.state is JobState.RUNNING:
