@@ -73,6 +73,13 @@ def register(subparsers) -> None:
         type=int,
         help="layer groups from the stem up kept frozen by auto/finetune (default: 3 in auto, 0 in finetune)",
     )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        help="finetune, two-stage, gradual, scratch: stop after N epochs without a better validation result "
+             "and keep the best epoch on validation (its validation number is then optimistic: chosen on "
+             "it). Default: the whole schedule, the last epoch kept",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--nproc", type=int, default=1,
@@ -149,7 +156,7 @@ def _progress(event: TrainEvent) -> None:
 
 @contextmanager
 def _ctrl_c_cancels(cancel: threading.Event):
-    """The first Ctrl-C ends the run as cancelled after the current batch (its best checkpoint is kept,
+    """The first Ctrl-C ends the run as cancelled after the current batch (its checkpoint is kept,
     as the app's Cancel button does); a second one quits at once."""
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
@@ -163,7 +170,7 @@ def _ctrl_c_cancels(cancel: threading.Event):
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        print("Stopping after the current batch; the best checkpoint so far is kept. "
+        print("Stopping after the current batch; the checkpoint so far is kept. "
               "Press Ctrl-C again to quit at once.", file=sys.stderr, flush=True)
 
     previous = signal.signal(signal.SIGINT, handler)
@@ -204,6 +211,7 @@ def _train(args) -> dict:
             ensemble=args.ensemble,
             ema_decay=args.ema_decay,
             frozen_groups=args.frozen_groups,
+            patience=args.patience,
             seed=args.seed,
             device=args.device,
         )
@@ -219,7 +227,7 @@ def _train(args) -> dict:
                 result = train(project, config, callback=callback, cancel=cancel).to_dict()
     if result["status"] == "cancelled":
         accuracy = result.get("val_accuracy")
-        kept = (f"its best checkpoint so far (val accuracy {accuracy:.1%}) is kept"
+        kept = (f"its checkpoint so far (val accuracy {accuracy:.1%}) is kept"
                 if accuracy is not None else "no checkpoint was saved yet")
         print(
             f"Training cancelled: {result['run_dir']} is marked cancelled and {kept}.",

@@ -153,7 +153,7 @@ class TrainerService:
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job: a queued one never starts, a running one stops within one batch and keeps its
-        best checkpoint. False if it had already finished."""
+        checkpoint so far. False if it had already finished."""
         job = self.get(job_id)
         if job.is_finished:
             return False

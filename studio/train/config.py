@@ -63,6 +63,11 @@ class TrainConfig:
     ensemble: for auto, a kept fine-tune is averaged with the linear probe (refit on all training images)
         unless the average is clearly worse on the held-out training images; False keeps the fine-tune
         alone (one network: half the inference time).
+    patience: for the manual strategies (finetune, two-stage, gradual, scratch). None (the default): the
+        run trains its whole schedule and keeps the last epoch's weights; validation is scored every
+        epoch for the charts only, so the reported number is not chosen on it. N: early stopping after N
+        epochs without a better validation result, and the best epoch on validation is kept: the epoch
+        is then chosen on the split the run reports, so that number is optimistic (the run says so).
     """
 
     strategy: str = "auto"
@@ -183,7 +188,7 @@ _SETTING_NAMES = {
     "epochs": "Epochs (--epochs)",
     "batch_size": "Batch size (--batch-size)",
     "image_size": "Image size (--image-size)",
-    "patience": "Patience",
+    "patience": "Patience (--patience)",
     "lr": "Learning rate (--lr)",
     "backbone_lr": "Backbone learning rate (--backbone-lr)",
     "time_budget_s": "Time budget in seconds (--time-budget)",
@@ -246,7 +251,7 @@ def resolve(config: TrainConfig, *, n_train: int, class_counts: list[int], devic
     backbone_lr = config.backbone_lr or (
         lr if scratch else 5e-5 if from_probe else lr / 5 if auto else lr / 10
     )
-    patience = config.patience or max(3, epochs // 3)
+    patience = config.patience or 0  # 0: no early stopping, the last epoch kept
     # Frozen BN statistics: faster and steadier for pretrained backbones; random ones must learn them.
     freeze_bn = (not scratch) if config.freeze_bn is None else config.freeze_bn
     balance = config.balance

@@ -1,4 +1,4 @@
-"""Everything one run shares between its stages: data, device, model factory, best checkpoint, events."""
+"""Everything one run shares between its stages: data, device, model factory, kept checkpoint, events."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ TRAIN_CACHE_SCALE = 1.15
 
 @dataclass
 class Best:
-    """The best validation result so far across all stages of a run."""
+    """The validation result of the checkpoint a run keeps: the best so far across its stages (`offer`),
+    or the latest (`keep`: a manual fine-tune without early stopping)."""
 
     accuracy: float = -1.0
     loss: float = float("inf")
@@ -82,10 +83,16 @@ class RunContext:
         """Save the checkpoint `make()` builds if this result beats the best so far."""
         if not self.best.improves(accuracy, loss):
             return False
+        self.keep(accuracy, loss, make, stage=stage, epoch=epoch, strategy=strategy)
+        return True
+
+    def keep(self, accuracy: float, loss: float, make: callable, *, stage: str, epoch: int | None,
+             strategy: str) -> None:
+        """Save the checkpoint `make()` builds, whatever its result: the run keeps its latest weights
+        (`best` then records the kept checkpoint's validation result)."""
         if self.world.is_main:
             save_checkpoint(make(), self.folder.checkpoint_path)
         self.best = Best(accuracy, loss, stage, epoch, strategy)
-        return True
 
     @cached_property
     def val_crops(self) -> np.ndarray:

@@ -5,7 +5,7 @@ Two halves:
 - `launch(project_root, config, nproc, ...)` (the CLI's `--nproc N` and the trainer service's train job)
   starts `python -m torch.distributed.run --standalone --nproc-per-node N -m studio.train.distributed`
   as a child process group, follows the events rank 0 writes as JSON lines into a control folder,
-  cancels through a file there (every rank stops at the same batch, the best checkpoint is kept), and
+  cancels through a file there (every rank stops at the same batch, the checkpoint so far is kept), and
   after a grace period terminates the whole group. A failing rank fails the run with its own message.
 - `main()` (each rank, started by torchrun) joins the process group (NCCL on CUDA, gloo on CPU) and runs
   the ordinary `studio.train.train` with a `World`: the engine shards the training and validation splits
@@ -146,7 +146,7 @@ def launch(project_root: str | Path, config: dict[str, Any], nproc: int, *,
     """Train with `nproc` processes under torchrun; returns the run's result (RunResult.to_dict()).
 
     `callback` gets rank 0's events as `train` sends them (the first, RunStarted, names the run folder).
-    Setting `cancel` stops every rank after its current batch (status `cancelled`, best checkpoint kept);
+    Setting `cancel` stops every rank after its current batch (status `cancelled`, checkpoint so far kept);
     ranks that have not stopped `grace_s` later are terminated, the whole process group with them.
     StudioError when a rank fails, naming the rank and its error.
     """

@@ -68,13 +68,13 @@ def seed_everything(seed: int) -> None:
 def train(project: Project, config: TrainConfig | None = None, *,
           callback: Callable[[TrainEvent], None] | None = None,
           cancel: threading.Event | None = None, world: World = SINGLE) -> RunResult:
-    """Train one model on the project's train split, pick the best on val, write a run folder.
+    """Train one model on the project's train split, evaluate it once on val, write a run folder.
 
     `world`: this process's rank among several (studio.train.distributed); only rank 0 writes the run
     folder, the others write into a scratch folder deleted at the end.
 
     Raises StudioError (after marking the run `failed`, when one was started) for anything the user
-    can fix. A cancelled run returns status "cancelled" and keeps its best checkpoint so far.
+    can fix. A cancelled run returns status "cancelled" and keeps its checkpoint so far.
     """
     config = config or TrainConfig()
     config.validate()
@@ -154,7 +154,7 @@ def train(project: Project, config: TrainConfig | None = None, *,
         events.log(f"Run failed: {error}")
         raise
     except KeyboardInterrupt:
-        kept = "; its best checkpoint so far is kept" if folder.checkpoint_path.is_file() else ""
+        kept = "; its checkpoint so far is kept" if folder.checkpoint_path.is_file() else ""
         folder.set_status("cancelled", f"Interrupted from the keyboard (Ctrl-C){kept}.")
         raise
     except BaseException as error:

@@ -2,8 +2,10 @@
 
 Per step: cancel check, optional CutMix/MixUp, autocast on CUDA, class-weighted smoothed loss, NaN
 check, AdamW step, warmup+cosine schedule, optional weight average (EMA); per epoch: validation (of the
-average when there is one), metrics event, best checkpoint, early stopping counted from the stage's own
-best. On a GPU out-of-memory error the stage restarts once with half the batch.
+average when there is one, for the charts), metrics event, the checkpoint: by default each epoch's
+replaces the last (the whole schedule runs, the last epoch is kept: nothing is chosen on validation);
+with `patience`, the best on validation is kept and early stopping counts from the stage's own best.
+On a GPU out-of-memory error the stage restarts once with half the batch.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def _soft_cross_entropy(
 
 
 class Trainer:
-    """Trains `model` through one or more stages, keeping the best validation checkpoint in the run."""
+    """Trains `model` through one or more stages, keeping its checkpoint in the run (the last epoch; with
+    patience, the best on validation)."""
 
     def __init__(self, ctx: RunContext, model: torch.nn.Module, strategy: str, *,
                  seed: int | None = None) -> None:
@@ -259,7 +262,7 @@ class Trainer:
                     raise StudioError(
                         f"The training loss became {loss.item()} "
                         f"(stage '{stage.name}', epoch {epoch}, step {step + 1}): "
-                        f"the learning rate is probably too high. Training stopped; the best checkpoint "
+                        f"the learning rate is probably too high. Training stopped; the checkpoint "
                         f"so far (if any) was kept. Lower --lr and train again."
                     )
                 optimizer.zero_grad(set_to_none=True)
@@ -328,8 +331,13 @@ class Trainer:
                                    f"{len(widen.ctx.snapshot.train)} training images (the held-out ones "
                                    "too).")
                 continue
-            ctx.offer(val_accuracy, val_loss, lambda: ctx.checkpoint(self.evaluated_model, self.strategy),
-                      stage=stage.name, epoch=epoch, strategy=self.strategy)
+            def make() -> dict:
+                return ctx.checkpoint(self.evaluated_model, self.strategy)
+
+            if not patience:  # the whole schedule, the last epoch kept: no choice made on validation
+                ctx.keep(val_accuracy, val_loss, make, stage=stage.name, epoch=epoch, strategy=self.strategy)
+                continue
+            ctx.offer(val_accuracy, val_loss, make, stage=stage.name, epoch=epoch, strategy=self.strategy)
             # Patience counts from this stage's own best: a stage that starts below an earlier one (a
             # fine-tune after a strong probe) is still stopped only when it stops improving itself.
             improved = stage_best.improves(val_accuracy, val_loss)

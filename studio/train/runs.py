@@ -1,7 +1,7 @@
 """The run store: creates run folders and is the one reader and writer of their files.
 
 `runs/<timestamp>-<strategy>/` holds config.json, split.json (the run's snapshot: the exact images),
-metrics.csv (one row per epoch event), model.pt (best checkpoint), eval.json (the training-time
+metrics.csv (one row per epoch event), model.pt (the kept checkpoint), eval.json (the training-time
 evaluation on the snapshot's val images, never overwritten), eval-current-split.json (an evaluation on
 the project's val split of a later day, when asked for) and status.json. status.json says `running`
 first and `done` / `cancelled` / `failed` only at the end, so a half-written run never looks finished.

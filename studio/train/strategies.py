@@ -1,4 +1,4 @@
-"""The training strategies. Each takes the run context and leaves its best model in the run folder.
+"""The training strategies. Each takes the run context and leaves the model it keeps in the run folder.
 
 linear     frozen-backbone features (cached) + a classifier head
 finetune   all layers, discriminative learning rates (optional layer-wise decay)
@@ -269,16 +269,20 @@ def run_finetune(ctx: RunContext, model: torch.nn.Module | None = None, *, strat
     result = trainer.run(Stage("finetune", epochs or resolved.epochs, groups, ctx.config.warmup_epochs))
     ended = {"early-stopped": ", stopped early (validation no longer improved)", "cancelled": ", cancelled"}
     epochs_text = f"{result.epochs_run} epoch{'s' if result.epochs_run != 1 else ''}"
-    return with_novelty(ctx, Outcome(
+    return finish_manual(ctx, Outcome(
         _status(result.status), result.epochs_run, strategy,
         f"fine-tuned {trained_layers(ctx, model)} for {epochs_text}{ended.get(result.status, '')}"))
 
 
-def with_novelty(ctx: RunContext, outcome: Outcome) -> Outcome:
-    """A finished manual fine-tune (finetune, two-stage, gradual) with its unknown rule: the novelty test
-    alone (studio.train.selection.store_novelty); auto and probe runs fit theirs in their strategy."""
+def finish_manual(ctx: RunContext, outcome: Outcome) -> Outcome:
+    """A manual fine-tune (finetune, two-stage, gradual, scratch) at its end: when done, its unknown rule,
+    the novelty test alone (studio.train.selection.store_novelty; auto and probe runs fit theirs in
+    their strategy); with early stopping, the reason says the kept epoch was chosen on validation."""
     if outcome.status == "done":
         outcome.details["novelty"] = store_novelty(ctx)
+    if ctx.resolved.patience:
+        outcome.reason += ("; the best epoch on validation was kept (--patience), so its validation "
+                           "accuracy is optimistic")
     return outcome
 
 
@@ -299,7 +303,7 @@ def run_two_stage(ctx: RunContext) -> Outcome:
     )
     result = Trainer(ctx, model, "two-stage").run(Stage(f"top-{top}-blocks", resolved.epochs, groups,
                                                         ctx.config.warmup_epochs))
-    return with_novelty(ctx, Outcome(
+    return finish_manual(ctx, Outcome(
         _status(result.status), 1 + result.epochs_run, "two-stage",
         f"head on frozen features, then the top {top} block groups ({result.status})"))
 
@@ -319,7 +323,7 @@ def run_gradual(ctx: RunContext) -> Outcome:
         result = trainer.run(Stage(f"unfreeze-{unfrozen}", per_stage, groups, warmup_epochs=0.0))
         if result.status == "cancelled":
             return Outcome("cancelled", 1 + trainer.epochs_run, "gradual")
-    return with_novelty(ctx, Outcome(
+    return finish_manual(ctx, Outcome(
         "done", 1 + trainer.epochs_run, "gradual",
         f"head on frozen features, then unfroze {stages} of {depth} block groups one per stage"))
 

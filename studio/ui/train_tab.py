@@ -120,7 +120,7 @@ def progress_html(status: dict[str, Any] | None) -> str:
             parts.append(f"val accuracy {tta:.1%} with TTA, as this run predicts "
                          f"({result['val_accuracy']:.1%} without)")
         else:
-            parts.append(f"best val accuracy {result['val_accuracy']:.1%}"
+            parts.append(f"val accuracy {result['val_accuracy']:.1%}"
                          + (f" ({tta:.1%} with TTA)" if tta is not None else ""))
     elif metrics.get("val_accuracy") is not None:
         parts.append(f"last val accuracy {metrics['val_accuracy']:.1%}")

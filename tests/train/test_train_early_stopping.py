@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from train_helpers import tiny_config
 
@@ -39,6 +41,16 @@ def test_the_run_reason_says_how_long_it_trained_and_why_it_stopped(project, mon
     _scripted_validation(monkeypatch, [0.5, 0.4, 0.3, 0.2])
     result = train(project, tiny_config(epochs=4, patience=2))
     assert result.reason == (
-        "fine-tuned all layers for 3 epochs, stopped early (validation no longer improved)"
+        "fine-tuned all layers for 3 epochs, stopped early (validation no longer improved); the best epoch "
+        "on validation was kept (--patience), so its validation accuracy is optimistic"
     )
     assert train(project, tiny_config(epochs=1)).reason == "fine-tuned all layers for 1 epoch"
+
+
+def test_without_patience_the_whole_schedule_runs_and_the_last_epoch_is_kept(project, monkeypatch):
+    """The default: nothing is chosen on validation (it is scored for the charts only)."""
+    _scripted_validation(monkeypatch, [0.9, 0.5, 0.4, 0.3])
+    result = train(project, tiny_config(epochs=4))
+    assert result.epochs_run == 4 and "optimistic" not in result.reason
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["result"]["best"]["epoch"] == 4 and config["result"]["best"]["accuracy"] == 0.3
