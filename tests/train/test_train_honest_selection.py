@@ -1,4 +1,5 @@
-"""Auto's choices are fitted on training data: poisoning the validation labels changes none of them."""
+"""Choices are fitted on training data: poisoning the validation labels changes none of auto's, and
+nothing a manual fine-tune keeps."""
 
 from __future__ import annotations
 
@@ -27,6 +28,19 @@ def _choices(result) -> dict:
     }
 
 
+def _kept_weights(result) -> float:
+    checkpoint = read_checkpoint(result.run_dir)
+    return float(sum(v.float().abs().sum() for v in checkpoint["state_dict"].values()))
+
+
+def _poison_validation_labels(project) -> None:
+    val = project.dataset(labeled_only=True)
+    val = val[val["split"] == "val"]
+    classes = sorted(set(val["label"]))
+    project.set_labels([(int(r.image_id), classes[(classes.index(r.label) + 1) % len(classes)])
+                        for r in val.itertuples()])
+
+
 def test_poisoned_validation_labels_change_no_choice_of_auto(tmp_path):
     project = make_project(tmp_path, classes=("cat", "dog", "owl"), per_class=9)
     # Shuffled training labels: the probe cannot be perfect on held-out images, so auto fine-tunes too.
@@ -36,11 +50,7 @@ def test_poisoned_validation_labels_change_no_choice_of_auto(tmp_path):
     project.set_labels([(int(i), str(label)) for i, label in zip(train_rows["image_id"], shuffled)])
     config = {"strategy": "auto", "epochs": 3, "time_budget_s": 600, "seed": 1}
     honest = _choices(train(project, tiny_config(**config)))
-    val = project.dataset(labeled_only=True)
-    val = val[val["split"] == "val"]
-    classes = sorted(set(val["label"]))
-    project.set_labels([(int(r.image_id), classes[(classes.index(r.label) + 1) % len(classes)])
-                        for r in val.itertuples()])
+    _poison_validation_labels(project)
     poisoned_result = train(project, tiny_config(**config))
     poisoned = _choices(poisoned_result)
     project.close()
@@ -59,3 +69,20 @@ def test_holdout_split_is_stratified_and_keeps_every_class_to_fit():
     assert len(fit) + len(held) == len(train_frame)
     _, again_held = holdout_split(train_frame, seed=0)
     assert np.array_equal(held["path"], again_held["path"])
+
+
+def test_poisoned_validation_labels_change_nothing_a_manual_fine_tune_keeps(tmp_path):
+    """Manual strategies keep their last epoch: validation is scored for the charts, not to choose. (With
+    `patience`, which keeps the best epoch on validation, the kept weights differ: measured.)"""
+    project = make_project(tmp_path, classes=("cat", "dog", "owl"), per_class=9)
+    strategies = ("finetune", "two-stage")
+
+    def kept() -> list[tuple[float, int]]:
+        results = [train(project, tiny_config(strategy=name, epochs=3, seed=1)) for name in strategies]
+        return [(_kept_weights(result), result.epochs_run) for result in results]
+
+    honest = kept()
+    _poison_validation_labels(project)
+    poisoned = kept()
+    project.close()
+    assert poisoned == honest
