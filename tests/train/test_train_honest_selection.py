@@ -13,6 +13,11 @@ from studio.train import train
 from studio.train.selection import holdout_split
 
 
+def _kept_weights(result) -> float:
+    checkpoint = read_checkpoint(result.run_dir)
+    return float(sum(v.float().abs().sum() for v in checkpoint["state_dict"].values()))
+
+
 def _choices(result) -> dict:
     record = json.loads((result.run_dir / "config.json").read_text())["result"]
     details = record["details"]
@@ -24,13 +29,8 @@ def _choices(result) -> dict:
         "best_epoch": details.get("best_epoch"), "temperature": details["calibration"]["temperature"],
         "threshold": details["unknown_threshold"], "tta": checkpoint["tta"],
         "ensemble": details.get("ensemble"), "members": checkpoint.get("ensemble"),
-        "weights": float(sum(v.float().abs().sum() for v in checkpoint["state_dict"].values())),
+        "weights": _kept_weights(result),
     }
-
-
-def _kept_weights(result) -> float:
-    checkpoint = read_checkpoint(result.run_dir)
-    return float(sum(v.float().abs().sum() for v in checkpoint["state_dict"].values()))
 
 
 def _poison_validation_labels(project) -> None:
