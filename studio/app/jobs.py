@@ -11,6 +11,15 @@ from studio.train.events import Epoch, Stage, Step
 STATUS_METRICS = ("stage", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
 
 
+def read_job(job: Any, since: int = 0) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether `job` had finished, and its events after `since`, read in that order. A job emits its last
+    event before it counts as finished, so True here means the list holds every event; read the other way
+    round, a poll could see "finished" without the final events, stop polling and show a running job for
+    good (the Train tab's bar once stayed short of "Done" that way)."""
+    finished = job.is_finished
+    return finished, job.events(since)
+
+
 def job_status(job: Any, events: list[dict[str, Any]], queue_position: int | None = None) -> dict[str, Any]:
     """What /train_status returns: state, progress (0..1 of the current stage), eta_s, last metrics."""
     info = job.to_dict()

@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio.app.jobs import job_status
+from studio.app.jobs import job_status, read_job
 from studio.augment import PRESET_NAMES, augment_from_setting, describe, load_project_augment
 from studio.augment.project_settings import PROJECT_CHOICE as PROJECT_AUGMENT
 from studio.augment.project_settings import resolve_augment_choice
@@ -421,7 +421,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             return {seen: 0, progress: progress_html(None), curves: charts.training_curves([]), log: "",
                     **tables(root, True), timer: gr.Timer(active=False)}
         job = api.job(job_id)
-        events = job.events(0)
+        finished, events = read_job(job)
         status = job_status(job, events, api.queue_position(job))
         figure = charts.training_curves(charts.history_from_events(events))
         log_text = "\n".join(e["message"].strip().splitlines()[-1] for e in events
@@ -430,7 +430,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             log_text += f"\nError: {status['error']}"
         last_seq = events[-1]["seq"] if events else 0
         return {seen: last_seq, progress: progress_html(status), curves: figure, log: log_text.strip(),
-                **tables(root, initial or job.is_finished), timer: gr.Timer(active=not job.is_finished)}
+                **tables(root, initial or finished), timer: gr.Timer(active=not finished)}
 
     @requires("viewer")
     @user_errors
@@ -461,9 +461,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         # Redraw only when new events arrived (keeps the 2-second polling cheap).
         if not job_id:
             return {timer: gr.Timer(active=False)}
-        job = api.job(job_id)
-        if not job.events(last_seen):
-            return {timer: gr.Timer(active=not job.is_finished)}
+        finished, new_events = read_job(api.job(job_id), last_seen)
+        if not new_events:
+            return {timer: gr.Timer(active=not finished)}
         return show_job(job_id, root)
 
     @requires("viewer")

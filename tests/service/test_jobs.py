@@ -7,6 +7,7 @@ import threading
 import pytest
 from service_helpers import GUARD_S, Gate
 
+from studio.app.jobs import read_job
 from studio.errors import StudioError
 from studio.service import JobState, TrainerService
 
@@ -153,6 +154,30 @@ def test_late_subscriber_gets_the_whole_history(service):
     assert kinds.count("epoch") == 3 and kinds.count("progress") == 3 and "log" in kinds
     assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
     assert job.to_dict()["config"] == {"epochs": 3}
+
+
+def test_a_poll_that_sees_finished_has_every_event(service):
+    """The Train tab stops polling once a job has finished: what it read with that must include the job's
+    last events. Here the job ends right after its events were read (the race a poll can lose)."""
+    gate = Gate()
+    job = service.submit("train", gate)
+    assert gate.started.wait(GUARD_S)
+    read_events = job.events
+
+    def events_then_finish(since: int = 0) -> list[dict]:
+        seen = read_events(since)
+        gate.release.set()
+        assert job.wait(GUARD_S)
+        return seen
+
+    job.events = events_then_finish
+    finished, events = read_job(job)
+    assert job.is_finished
+    assert not finished, "read as finished while the final state event is missing: polling would stop early"
+    assert "done" not in [e.get("state") for e in events]
+    job.events = read_events
+    finished, events = read_job(job)
+    assert finished and events[-1]["state"] == "done"
 
 
 def test_live_subscriber_follows_a_running_job(service):
