@@ -113,6 +113,24 @@ def extract_features(
     return features, ExtractionStats(len(missing), len(hashes) - len(missing), seconds)
 
 
+def run_cache(ctx: RunContext, views: Sequence[View]) -> FeatureCache:
+    """The project's feature cache for the run's backbone, weights, preprocessing and precision."""
+    fingerprint = ctx.weights_source.fingerprint
+    if ctx.weights_source.kind == "none":  # random weights differ per seed
+        fingerprint += f":seed{ctx.config.seed}"
+    key = feature_key(ctx.backbone, fingerprint, ctx.preprocessing, views, ctx.inference_dtype)
+    return FeatureCache(ctx.project.cache_dir / "features" / key)
+
+
+def cached_views(ctx: RunContext, rows: pd.DataFrame, choices: Sequence[Sequence[View]]) -> tuple[View, ...]:
+    """The first of `choices` (view sets) whose cache already holds every row; else the last (the
+    cheapest, by the caller's order)."""
+    for views in choices[:-1]:
+        if set(rows["hash"]) <= set(run_cache(ctx, views).load()):
+            return tuple(views)
+    return tuple(choices[-1])
+
+
 def run_features(
     ctx: RunContext,
     model: torch.nn.Module,
@@ -125,11 +143,7 @@ def run_features(
     """Features of `rows` (`hash`, `path`) through `model` with the run's preprocessing, device and
     precision, read from and added to the project's cache; a `Step` event per batch, `on_eta(seconds)`
     too. Stops when the run is cancelled or `should_stop()` says so (then fewer rows come back)."""
-    fingerprint = ctx.weights_source.fingerprint
-    if ctx.weights_source.kind == "none":  # random weights differ per seed
-        fingerprint += f":seed{ctx.config.seed}"
-    key = feature_key(ctx.backbone, fingerprint, ctx.preprocessing, views, ctx.inference_dtype)
-    cache = FeatureCache(ctx.project.cache_dir / "features" / key)
+    cache = run_cache(ctx, views)
     runner = InferenceRunner(model, ctx.preprocessing, ctx.device, ctx.inference_dtype, batch_size=32)
     started = time.perf_counter()
 

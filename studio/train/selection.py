@@ -18,7 +18,7 @@ from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS
 from studio.predict.novelty import carries_pretrained_network, fit_novelty
 from studio.predict.predictor import Predictor
 from studio.train.context import Best, RunContext
-from studio.train.features import run_features
+from studio.train.features import cached_views, run_features
 
 HOLDOUT_FRACTION = 0.2
 SIGNIFICANCE = 2.0  # "clearly": by more than this many standard errors of the paired difference
@@ -64,7 +64,9 @@ def fit_run_novelty(ctx: RunContext) -> dict | None:
         return None
     backbone = ctx.new_model(num_classes=0)
     train = ctx.snapshot.train
-    views = FLIP_VIEWS if ctx.config.flip_features else (IDENTITY,)
+    # The test reads the plain view only: the probe's views when its cache holds them (free), else that
+    # view alone (a manual fine-tune's pass: half the cost of extracting the mirrored view too).
+    views = cached_views(ctx, train, [FLIP_VIEWS, (IDENTITY,)] if ctx.config.flip_features else [(IDENTITY,)])
     features, _ = run_features(ctx, backbone, train, views)
     if ctx.events.cancelled or len(features) < len(train):
         return None

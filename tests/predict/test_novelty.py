@@ -206,6 +206,27 @@ def test_a_manual_fine_tune_gets_the_novelty_rule_without_a_confidence_threshold
     assert "No confidence threshold" in card and "unlike_training" in card
 
 
+def test_the_novelty_pass_reads_a_cached_probe_pass_or_extracts_the_plain_view_alone(tmp_path):
+    """The test reads the plain view only: a fine-tune's pass extracts that view alone, and a project whose
+    probe cached both views (plain and mirrored) computes nothing more."""
+
+    def views_per_cache(project: Project) -> list[int]:
+        caches = sorted((project.cache_dir / "features").iterdir())
+        return [np.load(c / "features.npz")["features"].shape[1] for c in caches]
+
+    settings = {"epochs": 1, "image_size": 64, "device": "cpu", "seed": 0}
+    with Project.create(tmp_path / "alone") as project:
+        fill_demo_project(project)
+        assert train(project, TrainConfig(strategy="finetune", **settings)).novelty
+        assert views_per_cache(project) == [1]
+    with Project.create(tmp_path / "probed") as project:
+        fill_demo_project(project)
+        train(project, TrainConfig(strategy="linear", **settings))
+        assert views_per_cache(project) == [2]
+        assert train(project, TrainConfig(strategy="finetune", **settings)).novelty
+        assert views_per_cache(project) == [2]
+
+
 def test_a_run_from_random_weights_stores_no_novelty_reference(tmp_path):
     with Project.create(tmp_path / "digits") as project:
         fill_demo_project(project)
