@@ -462,9 +462,11 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if not job_id:
             return {timer: gr.Timer(active=False)}
         finished, new_events = read_job(api.job(job_id), last_seen)
-        if not new_events:
-            return {timer: gr.Timer(active=not finished)}
-        return show_job(job_id, root)
+        if new_events:
+            return show_job(job_id, root)
+        if finished:  # its last events were drawn before it counted as finished: list its run once more
+            return {**tables(root, True), timer: gr.Timer(active=False)}
+        return {timer: gr.Timer(active=True)}
 
     @requires("viewer")
     @user_errors
