@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import torch
 
+from studio.export.standalone import cpu_session_options
 from studio.predict.device import cpu_count
 
 OPSET = 17
@@ -35,15 +36,8 @@ class OnnxForward:
                               input_names=["x"], output_names=["y"],
                               dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
         model.train(was_training)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = cpu_count()
-        # Idle worker threads sleep instead of spinning: the studio holds several sessions (the Predict
-        # tab's, the evaluation's) beside training on a few cores; after a TTA pass a spinning session
-        # made the next one's first batches 3-4x slower (flowers: 45 against 105 images/s).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
-            buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+            buffer.getvalue(), cpu_session_options(cpu_count()), providers=["CPUExecutionProvider"]
         )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

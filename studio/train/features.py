@@ -122,13 +122,9 @@ def run_cache(ctx: RunContext, views: Sequence[View]) -> FeatureCache:
     return FeatureCache(ctx.project.cache_dir / "features" / key)
 
 
-def cached_views(ctx: RunContext, rows: pd.DataFrame, choices: Sequence[Sequence[View]]) -> tuple[View, ...]:
-    """The first of `choices` (view sets) whose cache already holds every row; else the last (the
-    cheapest, by the caller's order)."""
-    for views in choices[:-1]:
-        if set(rows["hash"]) <= set(run_cache(ctx, views).load()):
-            return tuple(views)
-    return tuple(choices[-1])
+def cache_holds(ctx: RunContext, rows: pd.DataFrame, views: Sequence[View]) -> bool:
+    """Whether the run's feature cache for `views` already holds every row."""
+    return set(rows["hash"]) <= set(run_cache(ctx, views).load())
 
 
 def run_features(

@@ -18,7 +18,7 @@ from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS
 from studio.predict.novelty import carries_pretrained_network, fit_novelty
 from studio.predict.predictor import Predictor
 from studio.train.context import Best, RunContext
-from studio.train.features import cached_views, run_features
+from studio.train.features import cache_holds, run_features
 
 HOLDOUT_FRACTION = 0.2
 SIGNIFICANCE = 2.0  # "clearly": by more than this many standard errors of the paired difference
@@ -66,7 +66,7 @@ def fit_run_novelty(ctx: RunContext) -> dict | None:
     train = ctx.snapshot.train
     # The test reads the plain view only: the probe's views when its cache holds them (free), else that
     # view alone (a manual fine-tune's pass: half the cost of extracting the mirrored view too).
-    views = cached_views(ctx, train, [FLIP_VIEWS, (IDENTITY,)] if ctx.config.flip_features else [(IDENTITY,)])
+    views = FLIP_VIEWS if ctx.config.flip_features and cache_holds(ctx, train, FLIP_VIEWS) else (IDENTITY,)
     features, _ = run_features(ctx, backbone, train, views)
     if ctx.events.cancelled or len(features) < len(train):
         return None
