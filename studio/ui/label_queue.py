@@ -34,7 +34,7 @@ def filter_choices(classes: list[str], has_model: bool) -> list[tuple[str, str]]
 def with_suggestions(data: pd.DataFrame, suggestions: Mapping[str, Suggestion]) -> pd.DataFrame:
     """`data` plus `suggested` (class or None) and `confidence` (float, NaN without a suggestion)."""
     if not suggestions:  # no model yet: no per-row work (this runs on every click)
-        labels, confidences = None, np.nan
+        labels, confidences = [None] * len(data), np.nan  # a list: a scalar None becomes NaN in pandas 3
     else:
         found = [suggestions.get(digest) for digest in data["hash"]]
         labels = [s.label if s else None for s in found]
