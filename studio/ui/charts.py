@@ -168,8 +168,10 @@ def empty_figure(message: str, height: int = 320) -> go.Figure:
     return fig
 
 
-def training_curves(rows: Iterable[Mapping[str, Any]], title: str | None = None) -> go.Figure:
-    """Loss, accuracy (train and validation) and learning rate of one run, side by side, against epochs."""
+def training_curves(rows: Iterable[Mapping[str, Any]], title: str | None = None,
+                    val_name: str = "validation") -> go.Figure:
+    """Loss, accuracy (train and validation) and learning rate of one run, side by side, against epochs.
+    `val_name` names what the validation points score (auto scores held-out training images)."""
     points = normalize_history(rows)
     if not points:
         return empty_figure("No curves yet: start a training run or pick a job.")
@@ -182,9 +184,9 @@ def training_curves(rows: Iterable[Mapping[str, Any]], title: str | None = None)
                                  line={"color": TRAIN_COLOR, "width": 1}, opacity=0.45), 1, 1)
     specs = [
         ("train_loss", "train", TRAIN_COLOR, 1, False),
-        ("val_loss", "validation", VAL_COLOR, 1, False),
+        ("val_loss", val_name, VAL_COLOR, 1, False),
         ("train_acc", "train", TRAIN_COLOR, 2, True),
-        ("val_acc", "validation", VAL_COLOR, 2, True),
+        ("val_acc", val_name, VAL_COLOR, 2, True),
     ]
     shown: set[str] = set()
     for key, name, color, col, percent in specs:

@@ -165,6 +165,22 @@ def jobs_frame(service: Any, root: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
+def curve_val_name(config: dict[str, Any]) -> str:
+    """What a run's validation curve scores: auto never touches the val split while it trains (its curve
+    is its held-out training images); the other strategies score the val split each epoch."""
+    return "held-out training images" if config.get("strategy", "auto") == "auto" else "validation"
+
+
+def newest_run_html(run: dict[str, Any]) -> str:
+    """The Train tab's line for a finished run of an earlier session (no job of it in this one)."""
+    accuracy = run.get("val_accuracy")
+    text = (f"No training job since the app started. Newest run <b>{html.escape(run['name'])}</b>: "
+            f"{html.escape(str(run['status']))}"
+            + ("" if accuracy is None else f" · val accuracy {accuracy:.1%} as it predicts")
+            + ". Its curves are below; press <b>Start training</b> for a new run.")
+    return f"<div class='train-progress'><div class='train-progress-text'>{text}</div></div>"
+
+
 def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for run in runs:
@@ -415,15 +431,26 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             shown[compare] = gr.Dropdown(choices=choices)
         return shown
 
+    def show_newest_run(root: str) -> dict:
+        """No job of this project since the app started: the newest run folder's curves and result."""
+        newest = next((r for r in (api.runs(root) if root else []) if r.get("epochs")), None)
+        if newest is None:
+            return {seen: 0, progress: progress_html(None), curves: charts.training_curves([]), log: "",
+                    **tables(root, True), timer: gr.Timer(active=False)}
+        return {seen: 0, progress: newest_run_html(newest),
+                curves: charts.training_curves(api.curve_rows(newest["run_dir"]),
+                                               val_name=curve_val_name(run_settings(newest)[0])),
+                log: str(newest.get("message") or ""), **tables(root, True), timer: gr.Timer(active=False)}
+
     def show_job(job_id: str, root: str, initial: bool = False) -> dict:
         """Everything that depends on the watched job (the components of `outputs`)."""
         if not job_id:
-            return {seen: 0, progress: progress_html(None), curves: charts.training_curves([]), log: "",
-                    **tables(root, True), timer: gr.Timer(active=False)}
+            return show_newest_run(root)
         job = api.job(job_id)
         finished, events = read_job(job)
         status = job_status(job, events, api.queue_position(job))
-        figure = charts.training_curves(charts.history_from_events(events))
+        figure = charts.training_curves(charts.history_from_events(events),
+                                        val_name=curve_val_name(job.config))
         log_text = "\n".join(e["message"].strip().splitlines()[-1] for e in events
                              if e.get("type") == "log" and e.get("message"))
         if status.get("error"):

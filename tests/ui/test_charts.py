@@ -57,6 +57,9 @@ def test_training_curves_has_train_and_validation_in_loss_and_accuracy_panels() 
     assert [round(v, 6) for v in val_acc.y] == [55.0, 70.0, 85.0]
     assert traces["learning rate"][0].xaxis == "x3"
     assert fig.layout.title.text == "run 1"
+    # auto's curve scores held-out training images, and its legend says so
+    held_out = _traces(charts.training_curves(_history(), val_name="held-out training images"))
+    assert "validation" not in held_out and len(held_out["held-out training images"]) == 2
 
 
 def test_training_curves_respects_explicit_epoch_end_flag() -> None:

@@ -224,7 +224,8 @@ def test_an_image_without_a_suggestion_shows_no_model_guess():
 
 def test_without_a_model_no_image_shows_a_guess():
     # pandas 3 turns a broadcast scalar None into NaN, a truthy value the captions printed as "nan (nan%)"
-    data = lq.with_suggestions(pd.DataFrame({"image_id": [1, 2], "hash": ["a", "b"], "label": ["cat", None]}), {})
+    table = pd.DataFrame({"image_id": [1, 2], "hash": ["a", "b"], "label": ["cat", None]})
+    data = lq.with_suggestions(table, {})
     assert data["suggested"].tolist() == [None, None]
     assert data["confidence"].isna().all()
     assert lq.queue_ids(data, "disagrees", lq.ORDER_IMPORT) == []

@@ -23,3 +23,15 @@ def test_a_record_without_its_own_backbone_or_any_record_still_lists():
     assert run_settings(_run({"config": {"backbone": "resnet50"}}))[1] == "resnet50"
     assert run_settings(_run(None)) == ({}, "")
     assert runs_frame([_run(None)]).iloc[0]["backbone"] == ""
+
+
+def test_a_run_of_an_earlier_session_is_shown_with_what_its_curve_scores():
+    from studio.ui.train_tab import curve_val_name, newest_run_html
+
+    auto = _run({"config": {"strategy": "auto"}})
+    html_text = newest_run_html(auto)
+    assert "20261202-auto" in html_text and "val accuracy 90.0%" in html_text
+    assert curve_val_name(run_settings(auto)[0]) == "held-out training images"  # auto never scores val
+    assert curve_val_name(run_settings(_run({"config": {"strategy": "finetune"}}))[0]) == "validation"
+    assert curve_val_name({}) == "held-out training images"  # a job's config without a strategy is auto
+    assert "<b>x&lt;y</b>" in newest_run_html({**auto, "name": "x<y"})
