@@ -9,8 +9,11 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from studio.data.imaging import load_rgb
 from studio.errors import StudioError
 from studio.serve.models import DemoModel, load_demo_model
+from studio.sharing.accounts import Accounts
+from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
 
 TOP_K = 5
 
@@ -26,11 +29,14 @@ def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
     k = max(1, min(top_k, len(model.class_names)))
     tta_help = "averages the crop and the whole frame, each also mirrored (the studio's TTA)"
 
-    def predict(image: np.ndarray | None, tta: bool) -> tuple[dict[str, float], str]:
+    def predict(image: str | None, tta: bool) -> tuple[dict[str, float], str]:
         if image is None:
             raise gr.Error("Upload a photo or take one with the webcam first.")
         try:
-            top, unsure = model.verdict(image, tta=bool(tta), top_k=k)
+            # The upload arrives as a path, undecoded: load_rgb checks its size in pixels first, so a
+            # small file that unpacks to a gigapixel image is refused before it takes the memory.
+            pixels = np.asarray(load_rgb(image))
+            top, unsure = model.verdict(pixels, tta=bool(tta), top_k=k)
         except StudioError as error:
             raise gr.Error(str(error)) from error
         return top, f"**{unsure}**" if unsure else ""  # the run's own "not sure" rule, as the studio says it
@@ -39,7 +45,8 @@ def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
         gr.Markdown(f"## Image classifier\n{model.description}")
         with gr.Row():
             with gr.Column():
-                image = gr.Image(sources=["upload", "webcam"], type="numpy", image_mode="RGB", label="Photo")
+                image = gr.Image(sources=["upload", "webcam"], type="filepath", image_mode=None,
+                                 label="Photo")
                 tta = gr.Checkbox(value=model.tta, label="Test-time augmentation",  # the run's choice
                                   info=tta_help)
                 button = gr.Button("Classify", variant="primary")
@@ -54,7 +61,7 @@ def build_demo_for(model: DemoModel, *, top_k: int = TOP_K) -> gr.Blocks:
 def predict_or_clear(predict):
     """Predict on a new image; clear the bars when the image is removed (no error for that)."""
 
-    def run(image: np.ndarray | None, tta: bool) -> tuple[dict[str, float] | None, str]:
+    def run(image: str | None, tta: bool) -> tuple[dict[str, float] | None, str]:
         return (None, "") if image is None else predict(image, tta)
 
     return run
@@ -99,9 +106,13 @@ def launch_demo(
     check_share_auth(share, credentials, no_auth)
     demo = build_demo(Path(path))
     demo.queue(default_concurrency_limit=2, max_size=32)
+    # The studio's sign-in guard: password checks off the event loop, failed sign-ins throttled.
+    guard = LoginGuard(Accounts.from_pairs([credentials]).authenticate) if credentials else None
     demo.launch(
         share=share,
-        auth=credentials,
+        auth=guard.authenticate if guard else None,
+        auth_message=SIGN_IN_MESSAGE if guard else None,
+        app_kwargs={"middleware": [guard.middleware()]} if guard else None,
         server_name=host,
         server_port=port,
         max_file_size=f"{max_upload_mb}mb",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from studio.errors import StudioError
 from studio.sharing.accounts import Accounts, load_users
 from studio.sharing.confinement import is_remote
+from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
 
 # Heavy imports (gradio, torch) wait until the flags are known to be good: a typo fails in a blink.
 if TYPE_CHECKING:
@@ -218,12 +219,14 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
     from studio.ui.app import CSS, HEAD, THEME
 
     accounts = options.accounts
+    guard = LoginGuard(accounts.authenticate) if accounts.enabled else None
     return {
         "server_name": options.host,
         "server_port": options.port,
         "share": options.share,
-        "auth": accounts.authenticate if accounts.enabled else None,
-        "auth_message": "Sign in to the studio" if accounts.enabled else None,
+        "auth": guard.authenticate if guard else None,
+        "auth_message": SIGN_IN_MESSAGE if guard else None,
+        "app_kwargs": {"middleware": [guard.middleware()]} if guard else {},
         "inbrowser": options.open_browser,
         "max_file_size": f"{options.max_upload_mb}mb",
         "allowed_paths": [],  # nothing on disk is served directly: see the module docstring

@@ -200,8 +200,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             run = gr.Dropdown(
                 choices=[("Newest run with a model", LATEST)], value=LATEST, label="Model (run)"
             )
-            image = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image",
-                             height=300)
+            # image_mode=None: Gradio hands the upload over undecoded (with "RGB" it would decode it first,
+            # before the studio's size check in pixels could refuse a small file that unpacks huge)
+            image = gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None,
+                             label="Image", height=300)
             files = gr.File(file_count="multiple", file_types=["image"], label="Or several images at once",
                             height=160)
             with gr.Row():

@@ -102,3 +102,28 @@ def test_the_demo_says_why_it_is_not_sure():
     assert top == {"apple": 0.55, "pear": 0.45} and note.startswith("Not sure: unlike the training images")
     _, note = DemoModel(Flagging(False), "t", "d", "run").verdict(image)
     assert note.startswith("Not sure: none of the classes fits well")
+
+
+def test_a_small_file_that_unpacks_huge_is_refused_before_it_is_decoded(trained_run, served, tmp_path):
+    # 8000 x 8000 one-colour pixels: a few hundred KB on disk, 64 MP (192 MB as RGB) once decoded
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (8000, 8000)).save(bomb, optimize=True)
+    client = served(trained_run)
+    with pytest.raises(Exception, match="megapixels|pixels"):
+        client.predict(handle_file(str(bomb)), False, api_name="/predict")
+
+
+def test_demo_sign_in_is_throttled(trained_run):
+    import httpx
+
+    from studio.sharing.login_guard import PER_CLIENT_FAILURES
+
+    port = _free_port()
+    demo = launch_demo(trained_run, auth="guest:s3cret", host="127.0.0.1", port=port, block=False)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            codes = [http.post("/login", data={"username": "guest", "password": "wrong"}).status_code
+                     for _ in range(PER_CLIENT_FAILURES + 1)]
+        assert codes == [400] * PER_CLIENT_FAILURES + [429]
+    finally:
+        demo.close()

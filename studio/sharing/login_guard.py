@@ -1,0 +1,172 @@
+"""Sign-in that an attacker can neither brute-force nor use to stall the server.
+
+Gradio calls its `auth=` function inside its async `/login` handler: a synchronous check (scrypt, ~90 ms)
+would hold the whole server for every guess, and nothing limits the guesses. `LoginGuard` fixes both:
+
+- `authenticate` is a coroutine (Gradio awaits it) that runs the password check in a worker thread, at
+  most `MAX_CONCURRENT_CHECKS` at a time, so the server goes on answering while guesses are checked;
+- failed sign-ins are counted per client address (`LoginThrottle`, an ASGI middleware in front of
+  `/login`; an attempt counts from its start, so parallel guesses are held too) and per user name. Over
+  `per_client` failures within `window_s` from one address, that address gets 429 (with Retry-After)
+  until its oldest failure leaves the window; over `per_user` failures of one name from anywhere (a
+  spread-out guess at one account), that name is refused without a check for the same time. A
+  successful sign-in clears its address's count.
+
+The client address is the peer's; behind a proxy on this machine (Gradio's share tunnel) it is the last
+X-Forwarded-For entry, the one the proxy itself wrote (earlier entries are whatever the client sent).
+No Gradio here: the launcher hands these to Gradio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+PER_CLIENT_FAILURES = 5  # wrong passwords from one address per window
+PER_USER_FAILURES = 20  # wrong passwords for one name, from all addresses together, per window
+WINDOW_S = 300.0
+MAX_CONCURRENT_CHECKS = 2  # scrypt checks at once (each ~16 MB and ~90 ms of one core)
+MAX_TRACKED = 10_000  # addresses and names remembered at most (the least recent are forgotten)
+LOGIN_PATHS = ("/login", "/login/")
+SIGN_IN_MESSAGE = (f"Sign in. After {PER_CLIENT_FAILURES} wrong passwords, sign-in from this place pauses "
+                   f"for up to {WINDOW_S / 60:g} minutes.")
+
+
+class FailureWindow:
+    """Failures per key within a sliding time window; thread-safe, bounded in memory."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window_s, self.clock = limit, window_s, clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        times = self._failures.get(key)
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if times is not None and not times:
+            del self._failures[key]
+            return None
+        return times
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until `key` may try again (0: now)."""
+        with self._lock:
+            now = self.clock()
+            times = self._recent(key, now)
+            if times is None or len(times) < self.limit:
+                return 0.0
+            return max(0.0, times[-self.limit] + self.window_s - now)
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            now = self.clock()
+            times = self._recent(key, now)
+            if times is None:
+                times = self._failures[key] = deque(maxlen=self.limit)
+            times.append(now)
+            self._failures.move_to_end(key)
+            while len(self._failures) > MAX_TRACKED:
+                self._failures.popitem(last=False)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+class LoginGuard:
+    """Throttled, non-blocking sign-in around a synchronous `check(username, password) -> bool`."""
+
+    def __init__(self, check: Callable[[str, str], bool], *, per_client: int = PER_CLIENT_FAILURES,
+                 per_user: int = PER_USER_FAILURES, window_s: float = WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.check = check
+        self.clients = FailureWindow(per_client, window_s, clock)
+        self.users = FailureWindow(per_user, window_s, clock)
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
+
+    async def authenticate(self, username: str, password: str) -> bool:
+        """Gradio's `auth=` (a coroutine: Gradio awaits it instead of blocking its event loop)."""
+        name = str(username or "")
+        if self.users.retry_after(name):
+            return False  # this name is under a spread-out guessing attack: no check until the window frees
+        ok = await asyncio.to_thread(self._check, name, str(password or ""))
+        if not ok:
+            self.users.failed(name)
+        return ok
+
+    def _check(self, username: str, password: str) -> bool:
+        with self._slots:  # a flood of guesses waits here, in worker threads, not on the event loop
+            return bool(self.check(username, password))
+
+    def middleware(self) -> Any:
+        """The throttle as a middleware entry for `FastAPI(middleware=[...])` (Gradio's
+        `launch(app_kwargs=...)`)."""
+        from starlette.middleware import Middleware
+
+        return Middleware(LoginThrottle, guard=self)
+
+
+def client_address(scope: dict[str, Any]) -> str:
+    """The caller's address: the peer, or for a peer on this machine (a local proxy such as Gradio's share
+    tunnel) the last X-Forwarded-For entry, which that proxy wrote."""
+    peer = (scope.get("client") or ("", 0))[0] or ""
+    try:
+        local = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        local = False
+    if local:
+        for name, value in scope.get("headers") or []:
+            if name.lower() == b"x-forwarded-for":
+                last = value.decode("latin-1").split(",")[-1].strip()
+                if last:
+                    return last
+    return peer
+
+
+class LoginThrottle:
+    """ASGI middleware: refuses sign-ins from an address with too many recent failures (429); every other
+    attempt counts as a failure until the sign-in route answers 200, which clears the address's count."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], guard: LoginGuard) -> None:
+        self.app, self.guard = app, guard
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope.get("type") != "http" or scope.get("method") != "POST" or not str(
+            scope.get("path", "")
+        ).endswith(LOGIN_PATHS):
+            await self.app(scope, receive, send)
+            return
+        client = client_address(scope)
+        wait = self.guard.clients.retry_after(client)
+        if wait:
+            await _too_many(send, wait)
+            return
+        # Counted as a failure before it is checked, so a burst of parallel guesses from one address is
+        # held to the limit too; a sign-in that succeeds clears the count.
+        self.guard.clients.failed(client)
+        status: dict[str, int] = {}
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                status["code"] = int(message.get("status", 0))
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if status.get("code") == 200:
+            self.guard.clients.clear(client)
+
+
+async def _too_many(send: Callable, wait: float) -> None:
+    seconds = max(1, math.ceil(wait))
+    body = json.dumps({"detail": f"Too many failed sign-ins from this address: try again in {seconds} s."})
+    await send({"type": "http.response.start", "status": 429,
+                "headers": [(b"content-type", b"application/json"), (b"retry-after", str(seconds).encode())]})
+    await send({"type": "http.response.body", "body": body.encode()})
