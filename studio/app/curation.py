@@ -27,7 +27,7 @@ from studio.curate.embedding import UNLABELED, ids_in_box
 from studio.curate.label_issues import review
 from studio.data.store import Project
 from studio.errors import StudioError
-from studio.sharing.caller import caller_name
+from studio.sharing.caller import caller_name, may_add_classes
 
 REFIT_EVERY = 5  # new labels between background refits of the active learner
 
@@ -123,7 +123,13 @@ class CurateSession:
         elif isinstance(keep, str):
             keep = "all"
         project = self.context.open_project(root)
-        return resolve_group(project, [int(i) for i in image_ids], keep)
+        ids = [int(i) for i in image_ids]
+        # Only a group the analysis found: excluding any set of images is not a duplicate decision.
+        groups = [set(g["image_ids"]) for g in (self.report(project) or {}).get("duplicates", [])]
+        if not any(set(ids) <= group for group in groups):
+            raise StudioError("these images are not a duplicate group of the last analysis; run Analyse and "
+                              "pick a group from its list")
+        return resolve_group(project, ids, keep, by=caller_name())
 
     # ---- label issues --------------------------------------------------------------------------
 
@@ -151,14 +157,13 @@ class CurateSession:
             (i for i in (self.report(project) or {}).get("label_issues", []) if i["image"] == int(image_id)),
             None,
         )
-        detail = {"suggested": issue["suggested"], "score": issue["score"]} if issue else {}
-        new_label = (label or "").strip() or (issue["suggested"] if issue else None)
-        if outcome == "accepted" and not new_label:
-            raise StudioError(
-                f"image {image_id} has no suggestion in the last analysis; give the class to relabel to"
-            )
+        if issue is None:  # the analysis ranks every labeled image: anything else is not a review
+            raise StudioError(f"image {image_id} is not in the last analysis' label review; run Analyse "
+                              "first (or again, for images added since)")
+        detail = {"suggested": issue["suggested"], "score": issue["score"]}
+        new_label = (label or "").strip() or issue["suggested"]
         final = review(project, int(image_id), outcome, label=new_label if outcome == "accepted" else None,
-                       detail=detail)
+                       detail=detail, by=caller_name(), new_classes=may_add_classes())
         return {"image_id": int(image_id), "decision": outcome, "label": final}
 
     # ---- active learning -----------------------------------------------------------------------
@@ -221,7 +226,7 @@ class CurateSession:
         learner refits in the background every few labels."""
         project = self.context.open_project(root)
         label = (label or "").strip() or self.suggestion(project, int(image_id))
-        project.set_label(int(image_id), label, by=caller_name())
+        project.set_label(int(image_id), label, by=caller_name(), new_classes=may_add_classes())
         self.learner(project)  # syncs the new label, starting a background refit when one is due
         return {"image_id": int(image_id), "label": label}
 
@@ -281,7 +286,8 @@ class CurateSession:
         ids = chosen_ids(project)
         if not ids:
             raise StudioError(none_chosen)
-        changed = project.set_labels([(i, label) for i in ids], by=caller_name())
+        changed = project.set_labels([(i, label) for i in ids], by=caller_name(),
+                                     new_classes=may_add_classes())
         return {"image_ids": ids, "labeled": len(ids), "changed": changed, "label": label}
 
     def box_ids(

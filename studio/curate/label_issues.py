@@ -187,11 +187,11 @@ class LabelReviewQueue:
 
 
 def review(project: Project, image_id: int, outcome: str, *, label: str | None = None, by: str = "user",
-           detail: dict | None = None) -> str | None:
+           detail: dict | None = None, new_classes: bool = True) -> str | None:
     """Store the expert's answer about one image's label; "accepted" relabels it as `label` first.
 
-    The relabel goes through the store (label history `by="curation"`, undoable) in the same
-    transaction as the decision: both are stored or neither. Returns the label the image has afterwards.
+    The relabel goes through the store (label history `by`: the reviewer, whose Undo reverts it) in the
+    same transaction as the decision: both are stored or neither. Returns the label the image has afterwards.
     """
     if outcome not in ("accepted", "kept", "ambiguous", "excluded"):
         raise StudioError(f"a label review is accepted, kept, ambiguous or excluded, not {outcome!r}")
@@ -200,7 +200,7 @@ def review(project: Project, image_id: int, outcome: str, *, label: str | None =
     with project.transaction():
         current = project.dataset().set_index("image_id")["label"].get(int(image_id))
         if outcome == "accepted":
-            project.set_label(int(image_id), label, by="curation")
+            project.set_label(int(image_id), label, by=by, new_classes=new_classes)
             detail = {"was": current, **(detail or {})}
             current = label
         decisions.record(project, [image_id], "label_issue", outcome, by=by, detail=detail)

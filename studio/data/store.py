@@ -73,10 +73,13 @@ def _check_class_name(name: str) -> str:
     clean = (name or "").strip() if isinstance(name, str) else ""
     if not clean:
         raise StudioError("a class name cannot be empty")
-    if clean in (".", "..") or any(c in clean for c in "/\\\0") or len(clean) > 100:
+    # It becomes a folder name on export (on Windows too) and is shown in every tab: no path or
+    # markup characters, no control characters.
+    if (clean in (".", "..") or any(c in clean for c in '/\\<>:"|?*') or len(clean) > 100
+            or any(ord(c) < 32 or ord(c) == 127 for c in clean)):
         raise StudioError(
-            f"class name {name!r} is not allowed: use up to 100 characters without / or \\ "
-            "(it becomes a folder name on export)"
+            f"class name {name!r} is not allowed: use up to 100 characters without / \\ < > : \" | ? * "
+            "or control characters (it becomes a folder name on export)"
         )
     return clean
 
@@ -298,15 +301,19 @@ class Project:
 
     # ---- labels and history --------------------------------------------------------------------
 
-    def set_label(self, image_id: int, label: str | None, by: str = "user") -> bool:
-        """Label one image (None: remove its label); a new class name creates the class.
+    def set_label(self, image_id: int, label: str | None, by: str = "user", *,
+                  new_classes: bool = True) -> bool:
+        """Label one image (None: remove its label); a new class name creates the class unless
+        `new_classes` is False (then StudioError naming the classes there are).
 
         The split is left as it is. Returns True when the label changed.
         """
-        return self.set_labels([(image_id, label)], by=by) > 0
+        return self.set_labels([(image_id, label)], by=by, new_classes=new_classes) > 0
 
-    def set_labels(self, pairs: Iterable[tuple[int, str | None]], by: str = "user") -> int:
-        """Set many labels in one transaction; returns the number of labels that changed."""
+    def set_labels(self, pairs: Iterable[tuple[int, str | None]], by: str = "user", *,
+                   new_classes: bool = True) -> int:
+        """Set many labels in one transaction; returns the number of labels that changed. A new class name
+        creates the class unless `new_classes` is False (the app: callers who may not edit classes)."""
         pairs = list(pairs)
         with self._lock:
             before = self._revision(self._connection())
@@ -314,6 +321,11 @@ class Project:
                 resolved = []
                 for image_id, label in pairs:
                     self._require_image(conn, image_id)
+                    if label is not None and not new_classes and self._find_class(conn, label) is None:
+                        known = ", ".join(r[0] for r in conn.execute(
+                            "SELECT name FROM classes ORDER BY position")) or "none yet"
+                        raise StudioError(f"there is no class {label.strip()!r} (classes: {known}); only an "
+                                          "owner can add a class")
                     resolved.append(
                         (int(image_id), None if label is None else self._ensure_class(conn, label))
                     )

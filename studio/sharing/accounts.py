@@ -24,6 +24,9 @@ from studio.errors import StudioError
 
 ROLES = ("viewer", "labeler", "owner")  # each role may do everything the ones before it may
 LOCAL_USER = "user"  # the caller's name without accounts (one person, this machine): the store's default `by`
+# Names the label history already uses for changes nobody signed in made (the local owner, imports): an
+# account with one of them could undo those changes as its own.
+RESERVED_NAMES = frozenset({LOCAL_USER, "import", "curation"})
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -72,6 +75,9 @@ class Accounts:
     def __init__(self, accounts: list[Account] | None = None) -> None:
         self._by_name: dict[str, Account] = {}
         for account in accounts or []:
+            if account.name.lower() in RESERVED_NAMES:
+                raise StudioError(f"the user name {account.name!r} is reserved (the label history uses it "
+                                  "for changes made without an account); pick another name")
             if account.name in self._by_name:
                 raise StudioError(f"user {account.name!r} is listed twice; give each user one entry")
             self._by_name[account.name] = account

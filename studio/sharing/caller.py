@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass
 
-from studio.sharing.accounts import LOCAL_USER
+from studio.sharing.accounts import LOCAL_USER, role_allows
 
 
 @dataclass(frozen=True)
@@ -36,3 +36,9 @@ def act_as(caller: Caller) -> contextvars.Token:
 
 def release(token: contextvars.Token) -> None:
     _caller.reset(token)
+
+
+def may_add_classes() -> bool:
+    """Whether the current caller may create classes (owners: classes are the project's structure; a
+    labeler labels with the classes there are). The store's `set_labels(new_classes=...)` takes this."""
+    return role_allows(current_caller().role, "owner")

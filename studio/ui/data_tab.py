@@ -12,6 +12,7 @@ from studio.data.importers import import_source
 from studio.data.layouts import LAYOUTS
 from studio.data.store import Project
 from studio.errors import StudioError
+from studio.sharing.caller import caller_name
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.demo_data import fill_demo_project, free_demo_name
@@ -282,13 +283,13 @@ def _class_actions(
     def do_merge(project: Project, chosen: list[str], text: str) -> str:
         if not chosen or not text:
             raise StudioError("select the classes to merge and type the class to merge them into")
-        moved = project.merge_classes(chosen, text)
+        moved = project.merge_classes(chosen, text, by=caller_name())
         return f"Merged {', '.join(chosen)} into {text!r} ({moved} images relabeled)."
 
     def do_delete(project: Project, chosen: list[str], text: str) -> str:
         if not chosen:
             raise StudioError("select the classes to delete")
-        freed = sum(project.delete_class(c) for c in chosen)
+        freed = sum(project.delete_class(c, by=caller_name()) for c in chosen)  # the owner's Undo
         return f"Deleted {', '.join(chosen)}; {freed} images are unlabeled now."
 
     for button, action in ((add, do_add), (rename, do_rename), (merge, do_merge), (delete, do_delete)):

@@ -85,7 +85,7 @@ def test_review_queue_accept_writes_the_label_and_is_not_asked_again(labeled_pro
     assert queue.accept(victim) == "ant"
     assert project.dataset().set_index("image_id").loc[victim, "label"] == "ant"
     history = project.label_history(1)
-    assert history.loc[0, "by"] == "curation" and history.loc[0, "new"] == "ant"
+    assert history.loc[0, "by"] == "user" and history.loc[0, "new"] == "ant"  # the reviewer (local owner)
     assert victim not in queue.pending()["image_id"].tolist()
     table = decisions.decisions(project, "label_issue")
     assert table.loc[0, "outcome"] == "accepted" and table.loc[0, "detail"]["was"] == "bee"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zipfile
 from pathlib import Path
 
@@ -133,8 +134,18 @@ def test_launch_flags_build_the_accounts_and_the_path_policy(tmp_path):
     accounts = options.accounts
     assert [accounts.role_of(n) for n in ("ann", "bob", "lena")] == ["owner", "owner", "labeler"]
     assert options.remote and options.import_roots == (tmp_path.resolve(),)
-    assert launch_kwargs(options)["auth"]("lena", "pw") and not launch_kwargs(options)["auth"]("lena", "no")
+    auth = launch_kwargs(options)["auth"]  # a coroutine: Gradio awaits it
+    assert asyncio.run(auth("lena", "pw")) and not asyncio.run(auth("lena", "no"))
     assert not parse_args(["--workspace", str(tmp_path)]).remote
     users.write_text('[[user]]\nname = "x"\nrole = "owner"\n')
     with pytest.raises(StudioError, match="needs a password"):
         parse_args(["--users", str(users)])
+
+
+@pytest.mark.parametrize("name", ["user", "import", "Curation"])
+def test_names_the_label_history_uses_cannot_be_accounts(tmp_path, name):
+    # an account named "import" could undo every imported label as its own change
+    users = tmp_path / "users.toml"
+    users.write_text(f'[[user]]\nname = "{name}"\npassword = "pw"\nrole = "labeler"\n')
+    with pytest.raises(StudioError, match="reserved"):
+        load_users(users)

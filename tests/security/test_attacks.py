@@ -218,9 +218,11 @@ def test_viewer_is_refused_labeling(studio):
 def test_undo_is_per_user_and_names_the_images(studio, owner, labeler):
     with Project.open(studio["project"]) as project:
         ids = [int(i) for i in project.dataset()["image_id"][:3]]
-    labeler.predict(studio["project"], ids[0], "bird", api_name="/set_label")
-    labeler.predict(studio["project"], ids[1], "bird", api_name="/set_label")
-    owner.predict(studio["project"], ids[2], "fish", api_name="/set_label")
+    owner.predict(studio["project"], ids[2], "fish", api_name="/set_label")  # an owner may add a class
+    with pytest.raises(AppError, match="only an owner can add a class"):  # a labeler labels with them
+        labeler.predict(studio["project"], ids[0], "bird", api_name="/set_label")
+    labeler.predict(studio["project"], ids[0], "fish", api_name="/set_label")
+    labeler.predict(studio["project"], ids[1], "fish", api_name="/set_label")
     assert labeler.predict(studio["project"], 1, api_name="/undo")["reverted"] == [ids[1]]
     assert labeler.predict(studio["project"], 1, api_name="/undo")["reverted"] == [ids[0]]
     with Project.open(studio["project"]) as project:
@@ -228,6 +230,38 @@ def test_undo_is_per_user_and_names_the_images(studio, owner, labeler):
     assert labels[ids[2]] == "fish"  # the owner's change survived the labeler's undos
     history = owner.predict(studio["project"], 10, api_name="/label_history")
     assert {row["by"] for row in history} >= {"olga", "lena"}
+
+
+def test_a_class_delete_is_recorded_as_the_owners_and_their_undo_reverts_it(studio, owner):
+    with Project.open(studio["project"]) as project:
+        image_id = int(project.dataset()["image_id"].iloc[-1])
+    from studio.sharing.caller import Caller, act_as, release
+
+    owner.predict(studio["project"], image_id, "whale", api_name="/set_label")
+    # The Data tab's Delete, called in the server as the signed-in owner (over HTTP its class list would
+    # first have to be loaded into the page's session)
+    delete = studio["app"].fns[fn_index(studio["app"], "handler", "Delete")].fn
+    token = act_as(Caller("olga", "owner"))
+    try:
+        delete(studio["project"], ["whale"], "", 0)
+    finally:
+        release(token)
+    history = owner.predict(studio["project"], 1, api_name="/label_history")
+    assert history[0]["by"] == "olga" and history[0]["new"] is None  # not the anonymous local user
+    assert owner.predict(studio["project"], 1, api_name="/undo")["reverted"] == [image_id]
+
+
+def test_curation_answers_only_concern_what_the_analysis_found(studio, labeler):
+    # No analysis has run: a made-up "duplicate group" or "label issue" would exclude any images at will
+    with Project.open(studio["project"]) as project:
+        ids = [int(i) for i in project.dataset()["image_id"][:3]]
+        excluded_before = project.excluded_image_ids()
+    with pytest.raises(AppError, match="not a duplicate group of the last analysis"):
+        labeler.predict(studio["project"], ids, str(ids[0]), api_name="/resolve_duplicates")
+    with pytest.raises(AppError, match="not in the last analysis"):
+        labeler.predict(studio["project"], ids[1], "exclude", "", api_name="/review_label_issue")
+    with Project.open(studio["project"]) as project:
+        assert project.excluded_image_ids() == excluded_before
 
 
 def test_two_users_labeling_at_once_lose_nothing(studio, owner, labeler):

@@ -116,7 +116,7 @@ def test_reviewing_a_label_issue_relabels_and_is_not_asked_again(studio, analyse
     assert answer == {"image_id": ids["bee_5"], "decision": "accepted", "label": "bee"}
     project = studio["context"].open_project(root)
     assert project.dataset().set_index("image_id").loc[ids["bee_5"], "label"] == "bee"
-    assert project.label_history(1)["by"].tolist() == ["curation"]  # undoable like any label change
+    assert project.label_history(1)["by"].tolist() == ["user"]  # the reviewer's: their Undo reverts it
     report = client.predict(root, api_name="/curate_report")
     assert ids["bee_5"] not in [issue["image"] for issue in report["pending_label_issues"]]
     client.predict(root, ids["cat_1"], "exclude", "", api_name="/review_label_issue")
