@@ -97,3 +97,34 @@ def install(app: gr.Blocks, accounts: Accounts) -> None:
             release(token)
 
     app.process_api = process_api  # type: ignore[method-assign]
+
+
+PER_USER_EVENTS = 16  # one account's events waiting or running in Gradio's queue at once
+
+
+def limit_queue_per_user(app: gr.Blocks, per_user: int = PER_USER_EVENTS) -> None:
+    """Give each signed-in user at most `per_user` events in Gradio's queue (waiting or running).
+
+    The queue is one for everyone (`max_size` events): without this one account joining the same event
+    in a loop fills it, and every other user gets "the queue is full". Gradio has no per-user share, so
+    its `Queue.push` (the one door of `/queue/join`) is wrapped; a refusal takes Gradio's own queue-full
+    path (503 with the message). Call after `app.queue()`.
+    """
+    queue = app._queue
+    original = queue.push
+
+    @functools.wraps(original)
+    async def push(body: Any, request: Any, username: str | None) -> Any:
+        if username is not None:
+            waiting = sum(event.username == username
+                          for events in list(queue.event_queue_per_concurrency_id.values())
+                          for event in list(events.queue))
+            running = sum(event.username == username
+                          for job in list(queue.active_jobs) if job for event in job)
+            if waiting + running >= per_user:
+                message = (f"You have {waiting + running} requests waiting or running; wait for them to "
+                           "finish before asking for more.")
+                return False, message, "queue_full"
+        return await original(body, request, username)
+
+    queue.push = push  # type: ignore[method-assign]

@@ -121,10 +121,16 @@ def restored_view(context: AppContext, saved: dict | None, initial_project: str 
     return (project, tab) if project else (initial_project, "data")
 
 
+UPLOAD_CLEANUP = (30 * 60, 2 * 3600)  # Blocks(delete_cache=(every N s, files older than M s))
+
+
 def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
     """The whole studio. A page opens on the project and tab its browser showed last (a reload, a second
     tab), else on `initial_project` (a path)."""
-    with gr.Blocks(title=APP_TITLE) as app:
+    # Uploads and display copies older than 2 hours are removed every 30 minutes (and all at shutdown):
+    # Gradio keeps every upload otherwise, so a shared link's users would fill the disk. The studio makes
+    # its display copies again when asked (studio.ui.media); imports copy files into the project at once.
+    with gr.Blocks(title=APP_TITLE, delete_cache=UPLOAD_CLEANUP) as app:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {APP_TITLE}\nLabel a few hundred images, train a classifier, check it, use it.")
             project_label = gr.Markdown(_header_text(""), elem_id="studio-project")

@@ -21,6 +21,7 @@ from studio.errors import StudioError
 from studio.sharing.accounts import Accounts, load_users
 from studio.sharing.confinement import is_remote
 from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
+from studio.sharing.upload_budget import upload_budget_middleware
 
 # Heavy imports (gradio, torch) wait until the flags are known to be good: a typo fails in a blink.
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
         "share": options.share,
         "auth": guard.authenticate if guard else None,
         "auth_message": SIGN_IN_MESSAGE if guard else None,
-        "app_kwargs": {"middleware": [guard.middleware()]} if guard else {},
+        "app_kwargs": {"middleware": [guard.middleware(), upload_budget_middleware()]} if guard else {},
         "inbrowser": options.open_browser,
         "max_file_size": f"{options.max_upload_mb}mb",
         "allowed_paths": [],  # nothing on disk is served directly: see the module docstring
@@ -256,6 +257,8 @@ def start(
     app = build_app(context, initial_project=initial_project)
     access.install(app, options.accounts)
     app.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)
+    if options.accounts.enabled:
+        access.limit_queue_per_user(app)  # one account cannot fill the queue everyone shares
     _, local_url, _ = app.launch(prevent_thread_lock=not block, quiet=not block, **launch_kwargs(options))
     return app, local_url
 

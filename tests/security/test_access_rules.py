@@ -149,3 +149,27 @@ def test_names_the_label_history_uses_cannot_be_accounts(tmp_path, name):
     users.write_text(f'[[user]]\nname = "{name}"\npassword = "pw"\nrole = "labeler"\n')
     with pytest.raises(StudioError, match="reserved"):
         load_users(users)
+
+
+def test_one_account_cannot_fill_the_shared_queue():
+    from types import SimpleNamespace
+
+    from studio.ui.access import PER_USER_EVENTS, limit_queue_per_user
+
+    async def push(body, request, username):
+        return True, "event-id", "success"
+
+    def event(user):
+        return SimpleNamespace(username=user)
+
+    waiting = [event("vic")] * (PER_USER_EVENTS - 1) + [event("olga")]
+    queue = SimpleNamespace(push=push, event_queue_per_concurrency_id={"fn": SimpleNamespace(queue=waiting)},
+                            active_jobs=[None, [event("vic")]])
+    limit_queue_per_user(SimpleNamespace(_queue=queue))
+    ok, message, state = asyncio.run(queue.push(None, None, "vic"))  # 15 waiting + 1 running: full
+    assert not ok and state == "queue_full" and "16 requests waiting or running" in message
+    assert asyncio.run(queue.push(None, None, "olga"))[0]  # the others still get in
+
+
+def test_the_running_studio_limits_the_queue_per_user(studio):
+    assert hasattr(studio["app"]._queue.push, "__wrapped__")  # installed by the launcher with accounts

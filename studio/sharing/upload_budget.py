@@ -1,0 +1,121 @@
+"""A per-user budget for uploads through a shared link.
+
+Gradio's upload route stores whatever a signed-in user sends (up to `--max-upload-mb` per file, with no
+total), before any callback or role check runs, so one account could fill the server's disk. `UploadBudget`
+(an ASGI middleware in front of that route) counts the bytes each signed-in user uploaded within the last
+hour; past `UPLOAD_BYTES_PER_HOUR` their uploads get 429 until older ones leave the window. Together with
+the app's cache cleanup (uploads older than two hours are removed) this bounds what one account can keep
+on disk. Without accounts (one person on their own machine) nothing is counted.
+
+The user is read the way Gradio signs requests: its access-token cookie, looked up in the app's tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+UPLOAD_BYTES_PER_HOUR = 2 * 1024**3
+WINDOW_S = 3600.0
+
+
+class UploadBudget:
+    """ASGI middleware: per-user upload bytes within a sliding window."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], budget_bytes: int | None = None,
+                 window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.app, self.window_s, self.clock = app, window_s, clock
+        self.budget_bytes = UPLOAD_BYTES_PER_HOUR if budget_bytes is None else budget_bytes
+        self._used: dict[str, deque[tuple[float, int]]] = {}
+        self._lock = threading.Lock()
+
+    def used(self, user: str) -> int:
+        with self._lock:
+            now = self.clock()
+            entries = self._used.get(user)
+            while entries and entries[0][0] <= now - self.window_s:
+                entries.popleft()
+            return sum(size for _, size in entries or ())
+
+    def retry_after(self, user: str) -> float:
+        """Seconds until `user` is under the budget again (0: now)."""
+        if self.used(user) < self.budget_bytes:
+            return 0.0
+        with self._lock:
+            entries, total, now = self._used[user], 0, self.clock()
+            for at, size in reversed(entries):  # the newest entries that still fit keep the user over
+                total += size
+                if total >= self.budget_bytes:
+                    return max(1.0, at + self.window_s - now)
+        return 0.0
+
+    def add(self, user: str, size: int) -> None:
+        with self._lock:
+            self._used.setdefault(user, deque()).append((self.clock(), size))
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        user = None
+        if scope.get("type") == "http" and scope.get("method") == "POST" and str(
+            scope.get("path", "")
+        ).rstrip("/").endswith("/upload"):
+            user = signed_in_user(scope)
+        if user is None:
+            await self.app(scope, receive, send)
+            return
+        wait = self.retry_after(user)
+        if wait:
+            await _refuse(send, wait, self.budget_bytes)
+            return
+        received = 0
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b"") or b"")
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        finally:
+            self.add(user, received)
+
+
+def upload_budget_middleware() -> Any:
+    """The budget as a middleware entry for `FastAPI(middleware=[...])` (Gradio's
+    `launch(app_kwargs=...)`)."""
+    from starlette.middleware import Middleware
+
+    return Middleware(UploadBudget)
+
+
+def signed_in_user(scope: dict[str, Any]) -> str | None:
+    """The user of a request signed in through Gradio's login (its access-token cookie), else None."""
+    app = scope.get("app")
+    tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
+    if not tokens or not cookie_id:
+        return None
+    header = b"; ".join(value for name, value in scope.get("headers") or [] if name.lower() == b"cookie")
+    cookies = SimpleCookie()
+    try:
+        cookies.load(header.decode("latin-1"))
+    except (CookieError, ValueError):  # a malformed Cookie header: not signed in as anyone
+        return None
+    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        if name in cookies and cookies[name].value in tokens:
+            return str(tokens[cookies[name].value])
+    return None
+
+
+async def _refuse(send: Callable, wait: float, budget: int) -> None:
+    body = json.dumps({"detail": f"You uploaded {budget / 1024**3:g} GB within the last hour, the limit per "
+                                 f"user: try again in {math.ceil(wait / 60)} min."})
+    await send({"type": "http.response.start", "status": 429,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"retry-after", str(math.ceil(wait)).encode())]})
+    await send({"type": "http.response.body", "body": body.encode()})
