@@ -75,12 +75,27 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
+def bundle_file_names() -> set[str]:
+    """Every name an export writes into its folder (and Python's cache, should predict.py be imported)."""
+    return {*BUNDLE_FILES, *standalone.MODEL_FILES.values(), standalone.DECISION_FILE, "predict.py",
+            "parity.json", "model_card.md", "__pycache__"}
+
+
 def _check_dest(dest: Path) -> None:
-    """DEST must be new, empty, or an earlier bundle (which is replaced)."""
+    """DEST must be new, empty, or an earlier bundle and nothing else (it is replaced as a whole: a file of
+    the user's beside it would be lost)."""
     if dest.exists() and not dest.is_dir():
         raise StudioError(f"{dest} is a file; give a folder path for the export.")
-    if dest.is_dir() and any(dest.iterdir()) and not is_bundle(dest):
+    if not dest.is_dir() or not any(dest.iterdir()):
+        return
+    if not is_bundle(dest):
         raise StudioError(f"{dest} already holds other files; export into a new or empty folder.")
+    others = sorted(p.name + ("/" if p.is_dir() else "") for p in dest.iterdir()
+                    if p.name not in bundle_file_names())
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise StudioError(f"{dest} holds an earlier export and files of yours ({shown}); the export replaces "
+                          "the whole folder: move them out first, or export into a new folder.")
 
 
 def export_run(run_dir: str | os.PathLike, dest_dir: str | os.PathLike, fmt: str = "onnx") -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -155,3 +156,17 @@ def test_parity_images_come_from_the_run_snapshot_and_tolerate_a_missing_one(tra
     assert validation_images(tmp_path) == []  # no split.json: parity runs on generated images only
     (tmp_path / "split.json").write_text("{not json")
     assert validation_images(tmp_path) == []
+
+
+def test_an_earlier_export_is_replaced_but_never_files_of_the_users(trained_run, onnx_bundle, tmp_path):
+    dest = tmp_path / "bundle"
+    shutil.copytree(onnx_bundle[0], dest)
+    (dest / "results").mkdir()
+    (dest / "results" / "r.csv").write_text("mine")
+    (dest / "my_notes.txt").write_text("mine")
+    with pytest.raises(StudioError, match=r"files of yours \(my_notes.txt, results/\)"):
+        export_run(trained_run, dest, "onnx")
+    assert (dest / "my_notes.txt").read_text() == "mine" and (dest / "results" / "r.csv").exists()
+    shutil.rmtree(dest / "results")
+    (dest / "my_notes.txt").unlink()
+    assert export_run(trained_run, dest, "onnx")["dest"] == str(dest.resolve())  # a bundle alone: replaced
