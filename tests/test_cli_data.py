@@ -83,6 +83,10 @@ def test_import_info_label_undo_classes_export(run, tmp_path):
     copy = run_json(run, "import", tmp_path / "copy", tmp_path / "out")
     assert copy["layout"] == "csv" and copy["imported"] == 10
     assert copy["info"]["counts"] == run_json(run, "info", project)["counts"]
+    # Undo without --by stops at the labels the import set: `undo 1000` does not empty the project
+    assert run_json(run, "undo", project, 1000)["undone"] == 0
+    assert run_json(run, "info", project)["labeled"] == 10
+    assert run_json(run, "undo", project, 1, "--by", "import")["undone"] == 1  # named, they can be undone
 
 
 def test_text_output(run, tmp_path):

@@ -11,7 +11,7 @@ from studio.cli import add_command
 from studio.data.exporters import export_project
 from studio.data.importers import import_source
 from studio.data.layouts import LAYOUTS
-from studio.data.store import Project
+from studio.data.store import IMPORT_BY, Project
 from studio.errors import StudioError
 
 
@@ -54,8 +54,9 @@ def register(subparsers) -> None:
     parser.add_argument("project")
     parser.add_argument("n", type=int, nargs="?", default=1)
     parser.add_argument("--by", default=None,
-                        help="undo only the changes made by this name (as given to `label --by`); "
-                             "default: the latest changes whoever made them")
+                        help="undo only the changes made by this name (as given to `label --by`; `import` "
+                             "for the labels an import set); default: the latest changes whoever made them, "
+                             "except imports")
 
     parser = add("history", _history, "show the latest label changes")
     parser.add_argument("project")
@@ -112,7 +113,8 @@ def _label(args) -> dict:
 
 def _undo(args) -> dict:
     with Project.open(args.project) as project:
-        return {"undone": project.undo(args.n, by=args.by)}
+        # Labels an import set are undone only when asked by name: `undo 1000` must not empty a project.
+        return {"undone": project.undo(args.n, by=args.by, skip=() if args.by else (IMPORT_BY,))}
 
 
 def _history(args) -> list[dict]:

@@ -36,6 +36,7 @@ from studio.errors import StudioError
 
 DB_NAME = "project.db"
 BUSY_TIMEOUT_S = 30.0
+IMPORT_BY = "import"  # the label history's `by` for labels an import set (the CLI's undo skips them)
 DATASET_COLUMNS = [
     "image_id", "hash", "path", "label", "split", "width", "height", "original_name", "source",
 ]  # fmt: skip
@@ -385,13 +386,13 @@ class Project:
             changed += 1
         return changed
 
-    def undo(self, n: int = 1, *, by: str | None = None) -> int:
+    def undo(self, n: int = 1, *, by: str | None = None, skip: Sequence[str] = ()) -> int:
         """Undo the last `n` label changes not yet undone (newest first); returns how many were undone."""
-        return len(self.undo_changes(n, by=by))
+        return len(self.undo_changes(n, by=by, skip=skip))
 
-    def undo_changes(self, n: int = 1, *, by: str | None = None) -> list[int]:
-        """Undo the last `n` changes not yet undone (only those made `by` this user when given); returns the
-        image ids reverted, newest change first.
+    def undo_changes(self, n: int = 1, *, by: str | None = None, skip: Sequence[str] = ()) -> list[int]:
+        """Undo the last `n` changes not yet undone (only those made `by` this user when given, and none made
+        by a name in `skip`, e.g. `IMPORT_BY`); returns the image ids reverted, newest change first.
 
         A change someone else has since overwritten is left alone (undoing it would lose their label).
         Undone rows stay in the history, marked with the time they were undone.
@@ -401,17 +402,20 @@ class Project:
         with self._lock:
             before = self._revision(self._connection())
             with self._write() as conn:
-                restored = self._undo_rows(conn, n, by)
+                restored = self._undo_rows(conn, n, by, tuple(skip))
             self._patch_dataset_labels(before, dict(restored))  # an image undone twice: the older wins
         return [image_id for image_id, _ in restored]
 
-    def _undo_rows(self, conn: sqlite3.Connection, n: int, by: str | None) -> list[tuple[int, str | None]]:
+    def _undo_rows(self, conn: sqlite3.Connection, n: int, by: str | None,
+                   skip: tuple[str, ...] = ()) -> list[tuple[int, str | None]]:
         """Revert up to `n` changes; returns (image id, its label after that revert), newest change first."""
         restored: list[tuple[int, str | None]] = []
         query = "SELECT id, image_id, old, new FROM label_history WHERE undone_at IS NULL"
         params: tuple = ()
         if by is not None:
             query, params = query + " AND by=?", (by,)
+        if skip:
+            query, params = query + f" AND by NOT IN ({','.join('?' * len(skip))})", (*params, *skip)
         rows = conn.execute(query + " ORDER BY id DESC", params)
         now = _now()
         for change_id, image_id, old, new in rows.fetchall():
@@ -501,7 +505,7 @@ class Project:
         result = self.add_images([prepared])[0]
         return result.image_id, result.is_new
 
-    def add_images(self, items: Sequence[PreparedImage], *, by: str = "import") -> list[AddResult]:
+    def add_images(self, items: Sequence[PreparedImage], *, by: str = IMPORT_BY) -> list[AddResult]:
         """Record already-stored images in one transaction (the importer's batch path).
 
         New images get their label and split. An image already present keeps its label (a different
