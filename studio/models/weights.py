@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import importlib
+import pickle
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -102,16 +104,64 @@ def _create_from_file(name: str, path: Path, num_classes: int, drop_rate: float)
         )
     try:
         # timm's own file path: it adapts the classifier to num_classes like a hub download would.
-        return timm.create_model(
+        model = timm.create_model(
             name, pretrained=True, num_classes=num_classes, drop_rate=drop_rate,
             pretrained_cfg_overlay={"file": str(path)},
         )
-    except (RuntimeError, KeyError, ValueError, OSError) as error:
+        file_state = timm.models.load_state_dict(str(path))
+    except (RuntimeError, KeyError, ValueError, OSError, EOFError, AttributeError, TypeError,
+            AssertionError, pickle.UnpicklingError) as error:
         first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         raise StudioError(
             f"The weights file {path.name} does not fit backbone '{name}' ({first_line}). "
             "It must hold a state_dict of this exact timm architecture."
         ) from error
+    _check_file_loaded(model, file_state, path, name)
+    return model
+
+
+MIN_LOADED_SHARE = 0.95  # of the backbone's tensors that must come from a --weights file
+
+
+def _fingerprint(tensor: torch.Tensor) -> tuple[int, float, float]:
+    # Size, sum and sum of squares: unchanged by the renames, reshapes and transposes a checkpoint filter
+    # may apply on the way in, so a tensor is found in the file whatever timm did to its name.
+    values = tensor.detach().to(torch.float64)
+    return values.numel(), float(f"{float(values.sum()):.6g}"), float(f"{float((values * values).sum()):.6g}")
+
+
+def _check_file_loaded(model: torch.nn.Module, file_state: dict, path: Path, name: str) -> None:
+    """StudioError unless (nearly) every backbone tensor of `model` came from the file.
+
+    When the classifier is replaced, timm loads a weights file non-strictly: a file of another architecture
+    (or a dict of anything) left most of the network at its random initialisation without an error.
+    """
+    classifier = getattr(model, "pretrained_cfg", {}).get("classifier") or ()
+    heads = tuple(f"{c}." for c in ([classifier] if isinstance(classifier, str) else classifier))
+
+    def body(state: dict) -> list[torch.Tensor]:
+        return [t for key, t in state.items() if isinstance(t, torch.Tensor) and t.is_floating_point()
+                and not (heads and str(key).startswith(heads))]
+
+    in_file = body(file_state)
+    available = Counter(_fingerprint(t) for t in in_file)
+    backbone = body(model.state_dict())
+    found = 0
+    for tensor in backbone:
+        key = _fingerprint(tensor)
+        if available[key] > 0:
+            available[key] -= 1
+            found += 1
+    fits = "It must hold a state_dict of this exact timm architecture (pick the backbone it was trained as)."
+    if found < MIN_LOADED_SHARE * len(backbone):
+        raise StudioError(
+            f"The weights file {path.name} does not fit backbone '{name}': only {found} of the network's "
+            f"{len(backbone)} tensors were found in it, the rest would stay random. {fits}")
+    unused = len(in_file) - found
+    if unused > (1 - MIN_LOADED_SHARE) * len(in_file):
+        raise StudioError(
+            f"The weights file {path.name} does not fit backbone '{name}': {unused} of its {len(in_file)} "
+            f"tensors have no place in this network (a file of a larger architecture?). {fits}")
 
 
 def _create_from_bundle(name: str, path: Path, num_classes: int, drop_rate: float) -> torch.nn.Module:

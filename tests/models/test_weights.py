@@ -113,3 +113,40 @@ def test_data_config_of_default_backbone():
     model, _ = create_backbone("tf_efficientnet_lite0", num_classes=0)
     cfg = data_config(model)
     assert cfg["image_size"] == 224 and cfg["mean"] == [0.5, 0.5, 0.5] and cfg["interpolation"] == "bicubic"
+
+
+def test_a_file_that_would_leave_the_network_random_is_refused(tmp_path: Path):
+    # timm loads non-strictly when the head is replaced: these all "loaded" before, leaving random weights
+    junk = tmp_path / "junk.pth"
+    torch.save({"a": torch.zeros(3)}, junk)
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    listed = tmp_path / "list.pth"
+    torch.save([1, 2, 3], listed)
+    junk_safetensors = tmp_path / "junk.safetensors"
+    save_file({"x": torch.ones(4)}, str(junk_safetensors))
+    for path in (junk, empty, listed, junk_safetensors):
+        with pytest.raises(StudioError, match="does not fit backbone"):
+            create_backbone(TINY, num_classes=2, weights=path)
+
+
+def test_weights_of_a_sibling_architecture_are_refused(tmp_path: Path):
+    # Lite1 in timm's own layout fills every Lite0 tensor by name and shape; its 90 extra tensors (deeper
+    # stages) were dropped without a word: a truncated Lite1, not Lite0
+    lite1, _ = create_backbone("tf_efficientnet_lite1", num_classes=0)
+    path = tmp_path / "lite1.pth"
+    torch.save(lite1.state_dict(), path)
+    with pytest.raises(StudioError, match="have no place in this network"):
+        create_backbone("tf_efficientnet_lite0", num_classes=2, weights=path)
+    with pytest.raises(StudioError, match=r"only \d+ of the network's \d+ tensors"):  # and the other way
+        create_backbone("tf_efficientnet_lite1", num_classes=2,
+                        weights=_saved(create_backbone("tf_efficientnet_lite0", num_classes=0)[0], tmp_path))
+    lite0 = _saved(create_backbone("tf_efficientnet_lite0", num_classes=0)[0], tmp_path)
+    model, source = create_backbone("tf_efficientnet_lite0", num_classes=2, weights=lite0)  # its own: fine
+    assert source.kind == "file" and model.get_classifier().out_features == 2
+
+
+def _saved(model: torch.nn.Module, folder: Path) -> Path:
+    path = folder / "saved.pth"
+    torch.save(model.state_dict(), path)
+    return path
