@@ -31,3 +31,18 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141, stderr  # 128 + SIGPIPE, as a shell tool stopped by the pipe
     assert "Traceback" not in stderr, stderr
+
+
+def test_a_run_that_did_not_finish_is_used_with_a_note(tmp_path, capsys):
+    import json
+
+    from studio.cli import run_argument
+
+    run = tmp_path / "20261206-000000-auto"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"status": "running"}))  # killed: nothing set it to done
+    assert run_argument(str(run)) == str(run)
+    assert "did not finish (still training, or interrupted)" in capsys.readouterr().err
+    (run / "status.json").write_text(json.dumps({"status": "done"}))
+    run_argument(str(run / "model.pt"))
+    assert capsys.readouterr().err == ""

@@ -39,6 +39,7 @@ def run_argument(given: str) -> str:
 
     path = Path(given).expanduser()
     if not (path / DB_NAME).is_file():
+        _note_unfinished(path)
         return given
     from studio.service.runs import latest_model_run
 
@@ -48,6 +49,19 @@ def run_argument(given: str) -> str:
                           "trains one.")
     print(f"Using {run.name}, the project's newest finished run with a model.", file=sys.stderr)
     return str(run)
+
+
+def _note_unfinished(run) -> None:
+    """A run that did not finish still has the checkpoint it saved last: usable, but say so."""
+    from studio.train.runs import STATUS_FILE, read_json
+
+    folder = run.parent if run.is_file() else run
+    status = (read_json(folder / STATUS_FILE) or {}).get("status") if folder.is_dir() else None
+    if status in (None, "done"):
+        return
+    state = "still training, or interrupted" if status == "running" else status
+    print(f"note: the run {folder.name} did not finish ({state}); its model is the checkpoint it saved "
+          "before that, which may predict worse than a finished run.", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,10 +65,18 @@ def metrics_from_probs(
         "classes": list(class_names),
         "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
                              "support": int(support[i])} for i, name in enumerate(class_names)},
-        "macro_f1": float(np.mean(f1)) if len(f1) else 0.0,
+        "macro_f1": macro_f1(f1, support, predicted, len(class_names)),
         "confusion_matrix": confusion_matrix(targets, predicted, labels=labels).tolist(),
         "top_losses": top_losses,
     }
+
+
+def macro_f1(f1: np.ndarray, support: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
+    """The mean F1 over the classes these images concern: those with images here or predicted here. A
+    class with neither (none of its images among the validation images) has no F1: counting it as 0
+    would mark a perfect result down (1 of 2 classes absent: macro F1 0.5 at accuracy 1.0)."""
+    seen = (np.asarray(support) > 0) | np.isin(np.arange(n_classes), predicted)
+    return float(np.mean(np.asarray(f1)[seen])) if seen.any() else 0.0
 
 
 def calibration_report(loaded: LoadedModel, targets: np.ndarray, probs: np.ndarray,

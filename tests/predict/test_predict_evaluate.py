@@ -96,3 +96,12 @@ def test_an_image_damaged_after_the_run_is_left_out_and_named(tmp_path):
         assert report["unreadable"][0]["error"]
     finally:
         project.close()
+
+
+def test_macro_f1_leaves_out_a_class_with_no_images_here():
+    # rose has no validation image and is never predicted: a perfect result is macro F1 1, not 0.5
+    report = metrics_from_probs(np.array([0, 0]), np.array([[0.9, 0.1], [0.8, 0.2]]), ["daisy", "rose"])
+    assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0
+    # a class predicted without any image of it does count (its F1 is 0: those were mistakes)
+    report = metrics_from_probs(np.array([0, 0]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["daisy", "rose"])
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
