@@ -128,3 +128,16 @@ def test_labeling_with_a_new_class_says_how_to_take_it_back(run, tmp_path):
     assert "'dgo' is a new class (the others: cat, dog)" in err and "classes" in err and "undo" in err
     code, out, err = run("label", tmp_path / "p", 1, "dog", "--json")
     assert "new_class" not in json.loads(out) and err == ""
+
+
+def test_split_gives_a_project_without_val_images_its_validation_split(run, tmp_path):
+    source = make_image_folder(tmp_path / "src", ["cat", "dog"], 5)
+    images = sorted(p for p in source.rglob("*") if p.suffix in (".png", ".jpg"))
+    rows = "".join(f"{p.relative_to(source)},{p.parent.name},train\n" for p in images)
+    (source / "labels.csv").write_text("path,label,split\n" + rows)
+    project = tmp_path / "proj"
+    run_json(run, "import", project, source / "labels.csv")
+    assert run_json(run, "info", project)["splits"]["val"] == 0  # every row said train
+    assert run_json(run, "split", project)["splits"]["val"] == 0  # nothing was without a split
+    info = run_json(run, "split", project, "--resplit", "--val-fraction", "0.2")
+    assert info["splits"]["val"] == 2 and info["splits"]["train"] == 8 and info["labeled"] == 10

@@ -1,4 +1,4 @@
-"""Data commands: new, import, info, export, label, undo, history, classes."""
+"""Data commands: new, import, info, split, export, label, undo, history, classes."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ def register(subparsers) -> None:
 
     parser = add("info", _info, "summarize a project: images, labels, classes, splits", text=_info_text)
     parser.add_argument("project")
+
+    parser = add("split", _split, "give labeled images without a split a stratified train/val split",
+                 text=_info_text)
+    parser.add_argument("project")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of the images for validation")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split")
+    parser.add_argument("--resplit", action="store_true",
+                        help="split the labeled train and val images again too (test images never move)")
 
     parser = add("export", _export, "export labeled images as class folders plus labels.csv")
     parser.add_argument("project")
@@ -85,6 +93,13 @@ def _import(args) -> dict:
 
 def _info(args) -> dict:
     with Project.open(args.project) as project:
+        return project.info()
+
+
+def _split(args) -> dict:
+    with Project.open(args.project) as project:
+        for warning in project.assign_splits(args.val_fraction, args.seed, resplit=args.resplit):
+            print(f"warning: {warning}", file=sys.stderr)
         return project.info()
 
 

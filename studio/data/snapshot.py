@@ -139,8 +139,9 @@ def take_snapshot(project: Project) -> Snapshot:
         val = val[val["label"].isin(class_names)]
     if val.empty:
         raise StudioError(
-            "The validation split is empty: training needs labeled images in 'val' to pick the best model. "
-            "Assign splits (e.g. `studio split PROJECT`) or move some labeled images to 'val'."
+            "The validation split is empty: training needs labeled images in 'val' to measure the model on "
+            "images it did not train on. Split them: the Data tab's Split images (tick 'Also re-split' when "
+            "every image is in train), or `studio split PROJECT --resplit`."
         )
     unsplit = int(data["split"].isna().sum())
     if unsplit:

@@ -469,9 +469,14 @@ class Project:
                         (int(image_id), split),
                     )
 
-    def assign_splits(self, val_fraction: float = 0.2, seed: int = 0) -> list[str]:
-        """Give labeled images without a split a stratified train/val split; returns warnings."""
+    def assign_splits(self, val_fraction: float = 0.2, seed: int = 0, *, resplit: bool = False) -> list[str]:
+        """Give labeled images without a split a stratified train/val split; returns warnings. `resplit`:
+        labeled train and val images are split again too (test images never move), in the same
+        transaction."""
         with self._write() as conn:
+            if resplit:
+                conn.execute("DELETE FROM splits WHERE split IN ('train', 'val') "
+                             "AND image_id IN (SELECT image_id FROM labels)")
             table = pd.DataFrame(
                 conn.execute(
                     "SELECT i.id, i.hash, c.name, s.split FROM images i "

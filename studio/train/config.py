@@ -161,6 +161,9 @@ class TrainConfig:
             self.candidates = tuple(check_backbone(n) for n in self.candidates)
         if not isinstance(self.ensemble, bool):
             raise StudioError(f"ensemble must be true or false, got {self.ensemble!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise StudioError(f"The seed (--seed) must be a whole number from 0 to {2**32 - 1}, "
+                              f"got {self.seed!r}.")
         if self.unfreeze_groups < 1:
             raise StudioError(f"unfreeze_groups must be at least 1, got {self.unfreeze_groups}.")
         check_limits(self)  # values far beyond sense (epochs, batch for the memory at hand, rates)

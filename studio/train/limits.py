@@ -38,7 +38,7 @@ def check_limits(config: Any) -> None:
     if config.batch_size is not None and config.batch_size > MAX_BATCH_SIZE:
         raise StudioError(
             f"Batch size (--batch-size) {config.batch_size} is above the limit of {MAX_BATCH_SIZE} "
-            "(0 or leaving it out picks one from the data and device)."
+            "(leave --batch-size out, or 0 in the app, to pick one from the data and device)."
         )
     for name, flag in (
         ("lr", "Learning rate (--lr)"),

@@ -240,11 +240,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @user_errors
     def split_images(root, fraction, seed_value, also_existing, version):
         project = context.open_project(root)
-        if also_existing:
-            data = project.dataset(labeled_only=True)
-            movable = data[data["split"].isin(["train", "val"])]["image_id"].tolist()
-            project.set_split(movable, None)
-        warnings = project.assign_splits(val_fraction=fraction, seed=int(seed_value or 0))
+        warnings = project.assign_splits(val_fraction=fraction, seed=int(seed_value or 0),
+                                         resplit=bool(also_existing))
         for text in warnings:
             gr.Warning(text)
         gr.Info("Splits updated.")

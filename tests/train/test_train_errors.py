@@ -60,6 +60,7 @@ def test_missing_weights_file(project, tmp_path):
         ({"batch_size": 100_000}, "above the limit of 4096"),
         ({"warmup_epochs": -1.0}, "warmup_epochs"),
         ({"time_budget_s": 1e9}, "more than a week"),
+        ({"seed": -1}, r"seed \(--seed\) must be a whole number from 0"),
     ],
 )
 def test_bad_settings(settings, message):
