@@ -46,3 +46,15 @@ def test_a_run_that_did_not_finish_is_used_with_a_note(tmp_path, capsys):
     (run / "status.json").write_text(json.dumps({"status": "done"}))
     run_argument(str(run / "model.pt"))
     assert capsys.readouterr().err == ""
+
+
+def test_an_output_path_that_is_a_folder_is_refused_before_the_work(tmp_path, capsys):
+    from studio.cli import main
+    from studio.export.standalone import output_file_problem
+
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path), "--csv", str(tmp_path)]) == 2
+    assert "is a folder; give a file path" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert "is a file, not a folder" in output_file_problem(tmp_path / "file" / "out.csv")
+    assert output_file_problem(tmp_path / "new" / "out.csv") is None  # its folder is made when written
+    assert main(["lr-find", str(tmp_path), "--chart", str(tmp_path)]) == 2

@@ -239,11 +239,13 @@ def _train(args) -> dict:
 
 
 def _predict(args) -> list[dict]:
-    from studio.export.standalone import plain_prediction
+    from studio.export.standalone import output_file_problem, plain_prediction
     from studio.predict.predictor import Predictor, image_arguments, write_predictions_csv
 
     if args.top_k < 1:
         raise StudioError("--top-k must be at least 1.")
+    if args.csv and output_file_problem(args.csv):
+        raise StudioError(output_file_problem(args.csv))
     paths = image_arguments(args.images)
     predictor = Predictor.from_run(run_argument(args.run), args.device)
     # One unreadable file in a folder must not cost the other predictions: it is listed and skipped.
@@ -277,9 +279,12 @@ def _eval(args) -> dict:
 
 
 def _lr_find(args) -> dict:
+    from studio.export.standalone import output_file_problem
     from studio.train import TrainConfig
     from studio.train.lr_find import lr_find, sweep_chart
 
+    if args.chart and output_file_problem(args.chart, "--chart"):
+        raise StudioError(output_file_problem(args.chart, "--chart"))
     with Project.open(args.project) as project:
         config = TrainConfig(strategy="finetune", backbone=args.backbone, weights=args.weights,
                              pretrained=not args.no_pretrained, image_size=args.image_size,

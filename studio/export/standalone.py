@@ -513,6 +513,17 @@ def plain_prediction(result: dict, path: str | None = None) -> dict:
             "unlike_training": bool(result.get("unlike_training"))}
 
 
+def output_file_problem(path, flag: str = "--csv") -> str | None:
+    """Why `path` cannot take an output file (checked before the work, not after it), or None."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return f"{flag} {path} is a folder; give a file path, e.g. {path / 'predictions.csv'}"
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"{flag} {path}: {parent} is a file, not a folder"
+    return None
+
+
 def write_predictions_csv(results: list[dict], csv_path, class_names: list[str]) -> Path:
     """One row per image: path, predicted class, its probability, `unknown` (1 below the run's rejection
     threshold or unlike the training images), `unlike_training` (1 when that is why), every class's
@@ -557,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
+    if args.csv and output_file_problem(args.csv):
+        parser.error(output_file_problem(args.csv))
     try:
         paths = image_paths(args.images)
     except ValueError as error:
