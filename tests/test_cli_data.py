@@ -141,3 +141,11 @@ def test_split_gives_a_project_without_val_images_its_validation_split(run, tmp_
     assert run_json(run, "split", project)["splits"]["val"] == 0  # nothing was without a split
     info = run_json(run, "split", project, "--resplit", "--val-fraction", "0.2")
     assert info["splits"]["val"] == 2 and info["splits"]["train"] == 8 and info["labeled"] == 10
+
+
+def test_an_import_that_refused_every_file_is_not_a_success(run, tmp_path):
+    source = tmp_path / "src"
+    write_unusable_files(source)
+    code, out, err = run("import", tmp_path / "p", source, "--json")
+    assert code == 2 and "nothing was imported" in err
+    assert json.loads(out)["rejected"]  # the reasons are still printed

@@ -88,7 +88,13 @@ def _import(args) -> dict:
         report = import_source(
             project, args.source, args.layout, val_fraction=args.val_fraction, seed=args.seed
         )
-        return {**report.to_dict(), "project": str(project.root), "info": project.info()}
+        result = {**report.to_dict(), "project": str(project.root), "info": project.info()}
+    if not result["imported"] and not result["duplicates"] and result["rejected"]:
+        # Nothing came in and every file was refused: a script must not read that as success.
+        print(f"error: nothing was imported; all {len(result['rejected'])} files were refused (see "
+              "'rejected' for each reason)", file=sys.stderr)
+        args.exit_code = 2
+    return result
 
 
 def _info(args) -> dict:

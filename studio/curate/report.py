@@ -31,7 +31,10 @@ def label_issue_features(project: Project, features: FeatureSet, *, weights: str
                          should_stop: Callable[[], bool] | None = None) -> list[FeatureSet]:
     """The extra backbones' features of the labeled images (a backbone that cannot load is skipped)."""
     extra = []
-    labeled = project.dataset(labeled_only=True)["image_id"].tolist()
+    labeled_frame = project.dataset(labeled_only=True)
+    if labeled_frame["label"].nunique() < 2:  # no label issues to look for (the caller says why)
+        return extra
+    labeled = labeled_frame["image_id"].tolist()
     for name in LABEL_ISSUE_BACKBONES:
         if name == features.backbone or weights:  # custom weights belong to the main backbone only
             continue

@@ -74,9 +74,12 @@ def import_source(
         with tempfile.TemporaryDirectory(prefix="import-", dir=project.cache_dir) as scratch:
             rejected, skipped = extract_zip(source, Path(scratch))
             root = _unwrap(Path(scratch))
-            listing, chosen = _list(
-                root, layout, shown_prefix=f"{source.name}:{_relative_prefix(root, Path(scratch))}"
-            )
+            try:
+                listing, chosen = _list(
+                    root, layout, shown_prefix=f"{source.name}:{_relative_prefix(root, Path(scratch))}"
+                )
+            except StudioError as error:  # name the zip, not the scratch folder it was unpacked in
+                raise StudioError(str(error).replace(str(root), f"the zip {source.name}")) from None
             listing.rejected[:0] = rejected
             listing.skipped += skipped
             return _run(

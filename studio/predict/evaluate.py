@@ -93,7 +93,9 @@ def calibration_report(loaded: LoadedModel, targets: np.ndarray, probs: np.ndarr
     report = {
         "calibration": {"temperature": temperature, "ece_before": expected_calibration_error(raw, targets),
                         "ece_after": expected_calibration_error(probs, targets),
-                        "fitted_on": stored.get("fitted_on")},
+                        "fitted_on": stored.get("fitted_on"),
+                        # the ECE pair is these images' (the run's log gives the fitting images' own)
+                        "measured_on": f"the {len(probs)} evaluated images"},
         "reliability": {"before": reliability_bins(raw, targets), "after": reliability_bins(probs, targets)},
         "unknown_threshold": threshold,
         "unknown_rate": float(unknown.mean()) if len(probs) else 0.0,

@@ -86,7 +86,8 @@ def store_decision(ctx: RunContext, decision: dict) -> dict | None:
     ctx.events.log(
         f"Calibration (on {decision['calibration']['fitted_on']}): temperature "
         f"{decision['calibration']['temperature']:.3f}, ECE {decision['calibration']['ece_before']:.3f} "
-        f"-> {decision['calibration']['ece_after']:.3f}; predictions below "
+        f"-> {decision['calibration']['ece_after']:.3f} there (the run's results give it on val); "
+        "predictions below "
         f"{decision['unknown_threshold']:.3f} confidence are flagged unknown."
     )
     return _novelty_summary(ctx, novelty)

@@ -256,7 +256,9 @@ def trained_layers(ctx: RunContext, model: torch.nn.Module) -> str:
         return "all layers"
     below = {1: "the stem", 2: "the stem and the lowest block group"}.get(
         frozen, f"the stem and the {frozen - 1} lowest block groups")
-    return f"the top {depth - frozen} of {depth} layer groups ({below} frozen)"
+    asked = ctx.resolved.frozen_groups
+    capped = f"; {asked} frozen were asked for, but one group always trains" if asked > frozen else ""
+    return f"the top {depth - frozen} of {depth} layer groups ({below} frozen{capped})"
 
 
 def run_finetune(ctx: RunContext, model: torch.nn.Module | None = None, *, strategy: str = "finetune",

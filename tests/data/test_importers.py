@@ -320,3 +320,18 @@ def test_progress_is_reported_per_batch(project, tmp_path):
     seen = []
     import_source(project, root, batch_size=2, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_a_zip_without_images_is_named_in_the_message(tmp_path):
+    import zipfile
+
+    from studio.data.importers import import_source
+    from studio.data.store import Project
+    from studio.errors import StudioError
+
+    archive = tmp_path / "notes.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("readme.txt", "no images here")
+    with Project.create(tmp_path / "p") as project, pytest.raises(StudioError) as error:
+        import_source(project, archive)
+    assert "the zip notes.zip" in str(error.value) and "import-" not in str(error.value)

@@ -58,6 +58,7 @@ def test_at_least_one_group_above_the_frozen_ones_trains(project, weights_file):
     changed = _changed(result.run_dir, start)
     assert any(changed[n] for n in changed if n.startswith(("blocks.4.", "conv_head")))
     assert not any(changed[n] for n in changed if n.startswith(("conv_stem", "blocks.0.", "blocks.3.")))
+    assert "50 frozen were asked for, but one group always trains" in result.reason  # said, not silent
 
 
 def test_resolved_frozen_groups_per_strategy():
