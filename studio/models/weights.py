@@ -109,8 +109,14 @@ def _create_from_file(name: str, path: Path, num_classes: int, drop_rate: float)
             pretrained_cfg_overlay={"file": str(path)},
         )
         file_state = timm.models.load_state_dict(str(path))
+    except pickle.UnpicklingError as error:  # not a tensor file, or one holding Python objects
+        raise StudioError(
+            f"The weights file {path.name} is not a state_dict of tensors (a text file, or Python objects, "
+            "which are not loaded: they could run code). Save the backbone with "
+            "torch.save(model.state_dict()) or as .safetensors."
+        ) from error
     except (RuntimeError, KeyError, ValueError, OSError, EOFError, AttributeError, TypeError,
-            AssertionError, pickle.UnpicklingError) as error:
+            AssertionError) as error:
         first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         raise StudioError(
             f"The weights file {path.name} does not fit backbone '{name}' ({first_line}). "

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import os
 import pickle  # only to name the error torch raises for a pickled payload
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             f"No model checkpoint at {path}: the run may have failed or been cancelled before its first "
             "checkpoint. Train again or pick another run."
         )
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive: anything else is another file
+        raise StudioError(f"{path} is not a studio model checkpoint; give a run folder (PROJECT/runs/NAME) "
+                          f"or its {CHECKPOINT_NAME}.")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

@@ -105,3 +105,13 @@ def test_macro_f1_leaves_out_a_class_with_no_images_here():
     # a class predicted without any image of it does count (its F1 is 0: those were mistakes)
     report = metrics_from_probs(np.array([0, 0]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["daisy", "rose"])
     assert report["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path):
+    from studio.errors import StudioError
+    from studio.predict.checkpoint import read_checkpoint
+
+    for name, text in (("notes.txt", "hello"), ("config.json", '{"strategy": "auto"}')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(StudioError, match="is not a studio model checkpoint; give a run folder"):
+            read_checkpoint(tmp_path / name)
