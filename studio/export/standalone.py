@@ -123,13 +123,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
-    """16-bit, 32-bit integer and float grayscale to 8-bit, keeping relative brightness."""
+    """16-bit, 32-bit integer and float grayscale to 8-bit, keeping relative brightness within the depth
+    the values use (8, 12 or 16 bits)."""
     data = array.astype(np.float64)
-    if mode.startswith("I;16"):
-        scaled = data / 257.0
-    elif mode == "I":
-        # PNG 16-bit grayscale can arrive as mode I with values up to 65535.
-        scaled = data / 257.0 if data.max(initial=0) > 255 else data
+    if mode.startswith("I;16") or mode == "I":  # PNG 16-bit grayscale can arrive as mode I too
+        # The bits in use, from the brightest pixel: 8-bit values kept in a wider file stay as they are,
+        # and scanners' 12-bit values (0..4095 in 16-bit files: CT, MRI, X-ray) fill 0..255 instead of
+        # 0..16 (all but black when divided as 16-bit).
+        peak = float(data.max(initial=0))
+        full = 255.0 if peak <= 255 else 4095.0 if peak <= 4095 else 65535.0
+        scaled = data * (255.0 / full)
     else:  # "F": floats in 0..1 are the usual convention, otherwise stretch the range
         low, high = float(np.nanmin(data, initial=0.0)), float(np.nanmax(data, initial=0.0))
         if low >= 0.0 and high <= 1.0:

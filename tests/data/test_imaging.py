@@ -114,3 +114,15 @@ def test_accepts_file_objects(tmp_path):
     Image.new("L", (8, 8), 7).save(buffer, "PNG")
     buffer.seek(0)
     assert load_rgb(buffer).getpixel((0, 0)) == (7, 7, 7)
+
+
+def test_twelve_bit_scans_in_sixteen_bit_files_keep_their_contrast(tmp_path):
+    # CT/MRI/X-ray values 0..4095 in a 16-bit PNG: divided as 16-bit they were 0..16, all but black
+    ramp = np.linspace(0, 4095, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "scan12.png")
+    gray = np.asarray(load_rgb(tmp_path / "scan12.png"))[..., 0]
+    assert gray.max() == 255 and len(np.unique(gray)) > 200
+    Image.fromarray(np.full((8, 8), 200, dtype=np.uint16)).save(tmp_path / "eight_in_sixteen.png")
+    assert pixel(tmp_path / "eight_in_sixteen.png") == (200, 200, 200)  # 8-bit values kept as they are
+    Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16)).save(tmp_path / "sixteen.png")
+    assert pixel(tmp_path / "sixteen.png") == (156, 156, 156)  # a real 16-bit value: 40000 / 257
