@@ -423,8 +423,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     timer = gr.Timer(POLL_SECONDS, active=False)
     outputs = [seen, progress, curves, log, jobs, runs, compare, timer]
 
-    def tables(root: str, with_choices: bool) -> dict:
-        run_list = api.runs(root) if root else []
+    def tables(root: str, with_choices: bool, run_list: list[dict] | None = None) -> dict:
+        run_list = run_list if run_list is not None else api.runs(root) if root else []
         shown = {jobs: jobs_frame(context.service, root), runs: runs_frame(run_list)}
         if with_choices:  # updating the choices while a job runs would drop the user's selection every tick
             choices = [(r["name"], r["run_dir"]) for r in run_list if r.get("epochs")]
@@ -433,14 +433,16 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     def show_newest_run(root: str) -> dict:
         """No job of this project since the app started: the newest run folder's curves and result."""
-        newest = next((r for r in (api.runs(root) if root else []) if r.get("epochs")), None)
+        run_list = api.runs(root) if root else []
+        newest = next((r for r in run_list if r.get("epochs")), None)
         if newest is None:
             return {seen: 0, progress: progress_html(None), curves: charts.training_curves([]), log: "",
-                    **tables(root, True), timer: gr.Timer(active=False)}
+                    **tables(root, True, run_list), timer: gr.Timer(active=False)}
         return {seen: 0, progress: newest_run_html(newest),
                 curves: charts.training_curves(api.curve_rows(newest["run_dir"]),
                                                val_name=curve_val_name(run_settings(newest)[0])),
-                log: str(newest.get("message") or ""), **tables(root, True), timer: gr.Timer(active=False)}
+                log: str(newest.get("message") or ""), **tables(root, True, run_list),
+                timer: gr.Timer(active=False)}
 
     def show_job(job_id: str, root: str, initial: bool = False) -> dict:
         """Everything that depends on the watched job (the components of `outputs`)."""
