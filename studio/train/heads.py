@@ -7,7 +7,9 @@ SVM and k-NN stay scikit-learn estimators, pickled into the checkpoint next to t
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -28,6 +30,18 @@ from studio.predict.calibration import per_image_log_loss
 LOGREG_CS = (0.1, 0.3, 1.0, 3.0)
 DEFAULT_C = 0.3
 
+
+
+@contextlib.contextmanager
+def quiet_fits() -> Iterator[None]:
+    """scikit-learn's warnings that say nothing to a user here: a fit stopped at its iteration cap (the
+    tolerance is loose on purpose), and "more classes than half the samples" (40 classes of 3 images:
+    a small classification problem, which scikit-learn guesses may be a regression)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%",
+                                category=UserWarning)
+        yield
 
 def _folds(y: np.ndarray, groups: np.ndarray, seed: int, max_splits: int = 5):
     """Stratified folds that keep all views of one image together (no flip-view leakage), or None."""
@@ -65,8 +79,7 @@ def fit_logreg(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, seed: int,
     else:
         details = choose_logreg_recipe(x, y, groups, seed=seed, balance_options=balance_options, views=views)
     rows = _view_rows(len(y), views, details["train_views"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with quiet_fits():
         pipeline = _logreg(details["C"], details["balanced"], seed).fit(x[rows], y[rows])
     return pipeline, details
 
@@ -161,8 +174,7 @@ def _out_of_fold_path(x: np.ndarray, y: np.ndarray, folds: list, cs: tuple[float
     first = np.arange(0, len(y), views)
     scored = x[first][:, None] if predict is None else predict
     probs = {c: np.zeros((*scored.shape[:2], int(y.max()) + 1)) for c in cs}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with quiet_fits():
         for fit, held in folds:
             rows = _view_rows(len(y), views, train_views, fit)
             model = _logreg(cs[0], balanced, seed)
