@@ -149,3 +149,13 @@ def test_an_import_that_refused_every_file_is_not_a_success(run, tmp_path):
     code, out, err = run("import", tmp_path / "p", source, "--json")
     assert code == 2 and "nothing was imported" in err
     assert json.loads(out)["rejected"]  # the reasons are still printed
+
+
+def test_a_class_delete_says_how_to_get_the_labels_back(run, tmp_path):
+    source = make_image_folder(tmp_path / "src", ["cat", "dog"], 3)
+    project = tmp_path / "proj"
+    run_json(run, "import", project, source)
+    code, _, err = run("classes", project, "delete", "dog", "--json")
+    assert code == 0 and f"studio undo {project} 3` brings those 3 labels back" in err
+    assert run_json(run, "undo", project, 3)["undone"] == 3
+    assert run_json(run, "info", project)["labeled"] == 6

@@ -158,7 +158,11 @@ def _classes(args) -> dict:
         elif args.action == "delete":
             result["unlabeled"] = project.delete_class(args.names[0])
         result["classes"] = project.classes()
-        return result
+    changed = result.get("relabeled") or result.get("unlabeled")
+    if changed:  # labels are user work: say how to get them back
+        print(f"note: `studio undo {args.project} {changed}` brings those {changed} labels back.",
+              file=sys.stderr)
+    return result
 
 
 def _import_text(result: dict) -> str:
