@@ -21,64 +21,29 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import math
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from studio.sharing.windows import SlidingWindow, too_many_requests
 
 PER_CLIENT_FAILURES = 5  # wrong passwords from one address per window
 PER_USER_FAILURES = 20  # wrong passwords for one name, from all addresses together, per window
 WINDOW_S = 300.0
 MAX_CONCURRENT_CHECKS = 2  # scrypt checks at once (each ~16 MB and ~90 ms of one core)
-MAX_TRACKED = 10_000  # addresses and names remembered at most (the least recent are forgotten)
 LOGIN_PATHS = ("/login", "/login/")
 SIGN_IN_MESSAGE = (f"Sign in. After {PER_CLIENT_FAILURES} wrong passwords, sign-in from this place pauses "
                    f"for up to {WINDOW_S / 60:g} minutes.")
 
 
-class FailureWindow:
-    """Failures per key within a sliding time window; thread-safe, bounded in memory."""
-
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window_s, self.clock = limit, window_s, clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        if times is not None and not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def retry_after(self, key: str) -> float:
-        """Seconds until `key` may try again (0: now)."""
-        with self._lock:
-            now = self.clock()
-            times = self._recent(key, now)
-            if times is None or len(times) < self.limit:
-                return 0.0
-            return max(0.0, times[-self.limit] + self.window_s - now)
+class FailureWindow(SlidingWindow):
+    """Failed attempts per key (a client address, a user name): `limit` of them within the window refuse
+    the key until the oldest of those leaves it."""
 
     def failed(self, key: str) -> None:
-        with self._lock:
-            now = self.clock()
-            times = self._recent(key, now)
-            if times is None:
-                times = self._failures[key] = deque(maxlen=self.limit)
-            times.append(now)
-            self._failures.move_to_end(key)
-            while len(self._failures) > MAX_TRACKED:
-                self._failures.popitem(last=False)
-
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+        self.add(key)
 
 
 class LoginGuard:
@@ -147,7 +112,8 @@ class LoginThrottle:
         client = client_address(scope)
         wait = self.guard.clients.retry_after(client)
         if wait:
-            await _too_many(send, wait)
+            await too_many_requests(send, wait, "Too many failed sign-ins from this address: try again in "
+                                    f"{max(1, math.ceil(wait))} s.")
             return
         # Counted as a failure before it is checked, so a burst of parallel guesses from one address is
         # held to the limit too; a sign-in that succeeds clears the count.
@@ -162,11 +128,3 @@ class LoginThrottle:
         await self.app(scope, receive, watch)
         if status.get("code") == 200:
             self.guard.clients.clear(client)
-
-
-async def _too_many(send: Callable, wait: float) -> None:
-    seconds = max(1, math.ceil(wait))
-    body = json.dumps({"detail": f"Too many failed sign-ins from this address: try again in {seconds} s."})
-    await send({"type": "http.response.start", "status": 429,
-                "headers": [(b"content-type", b"application/json"), (b"retry-after", str(seconds).encode())]})
-    await send({"type": "http.response.body", "body": body.encode()})

@@ -12,52 +12,27 @@ The user is read the way Gradio signs requests: its access-token cookie, looked 
 
 from __future__ import annotations
 
-import json
 import math
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
+
+from studio.sharing.windows import SlidingWindow, too_many_requests
 
 UPLOAD_BYTES_PER_HOUR = 2 * 1024**3
 WINDOW_S = 3600.0
 
 
-class UploadBudget:
-    """ASGI middleware: per-user upload bytes within a sliding window."""
+class UploadBudget(SlidingWindow):
+    """ASGI middleware: per-user upload bytes within a sliding window (`limit`: the budget)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], budget_bytes: int | None = None,
                  window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self.app, self.window_s, self.clock = app, window_s, clock
-        self.budget_bytes = UPLOAD_BYTES_PER_HOUR if budget_bytes is None else budget_bytes
-        self._used: dict[str, deque[tuple[float, int]]] = {}
-        self._lock = threading.Lock()
+        super().__init__(UPLOAD_BYTES_PER_HOUR if budget_bytes is None else budget_bytes, window_s, clock)
+        self.app = app
 
-    def used(self, user: str) -> int:
-        with self._lock:
-            now = self.clock()
-            entries = self._used.get(user)
-            while entries and entries[0][0] <= now - self.window_s:
-                entries.popleft()
-            return sum(size for _, size in entries or ())
-
-    def retry_after(self, user: str) -> float:
-        """Seconds until `user` is under the budget again (0: now)."""
-        if self.used(user) < self.budget_bytes:
-            return 0.0
-        with self._lock:
-            entries, total, now = self._used[user], 0, self.clock()
-            for at, size in reversed(entries):  # the newest entries that still fit keep the user over
-                total += size
-                if total >= self.budget_bytes:
-                    return max(1.0, at + self.window_s - now)
-        return 0.0
-
-    def add(self, user: str, size: int) -> None:
-        with self._lock:
-            self._used.setdefault(user, deque()).append((self.clock(), size))
+    used = SlidingWindow.total  # bytes within the window
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         user = None
@@ -70,7 +45,8 @@ class UploadBudget:
             return
         wait = self.retry_after(user)
         if wait:
-            await _refuse(send, wait, self.budget_bytes)
+            await too_many_requests(send, wait, f"You uploaded {self.limit / 1024**3:g} GB within the last "
+                                    f"hour, the limit per user: try again in {math.ceil(wait / 60)} min.")
             return
         received = 0
 
@@ -110,12 +86,3 @@ def signed_in_user(scope: dict[str, Any]) -> str | None:
         if name in cookies and cookies[name].value in tokens:
             return str(tokens[cookies[name].value])
     return None
-
-
-async def _refuse(send: Callable, wait: float, budget: int) -> None:
-    body = json.dumps({"detail": f"You uploaded {budget / 1024**3:g} GB within the last hour, the limit per "
-                                 f"user: try again in {math.ceil(wait / 60)} min."})
-    await send({"type": "http.response.start", "status": 429,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"retry-after", str(math.ceil(wait)).encode())]})
-    await send({"type": "http.response.body", "body": body.encode()})

@@ -75,7 +75,7 @@ def test_failures_leave_the_window_and_memory_stays_bounded(limit, monkeypatch):
     window.failed("b")
     window.clear("b")
     assert window.retry_after("b") == 0
-    monkeypatch.setattr("studio.sharing.login_guard.MAX_TRACKED", 5)
+    monkeypatch.setattr("studio.sharing.windows.MAX_TRACKED", 5)
     for number in range(20):
         window.failed(f"k{number}")
-    assert len(window._failures) <= 5
+    assert window.tracked() <= 5
