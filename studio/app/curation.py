@@ -27,7 +27,7 @@ from studio.curate.embedding import UNLABELED, ids_in_box
 from studio.curate.label_issues import review
 from studio.data.store import Project
 from studio.errors import StudioError
-from studio.sharing.caller import caller_name, may_add_classes
+from studio.sharing.caller import caller_name, label_write_args
 
 REFIT_EVERY = 5  # new labels between background refits of the active learner
 
@@ -163,7 +163,7 @@ class CurateSession:
         detail = {"suggested": issue["suggested"], "score": issue["score"]}
         new_label = (label or "").strip() or issue["suggested"]
         final = review(project, int(image_id), outcome, label=new_label if outcome == "accepted" else None,
-                       detail=detail, by=caller_name(), new_classes=may_add_classes())
+                       detail=detail, **label_write_args())
         return {"image_id": int(image_id), "decision": outcome, "label": final}
 
     # ---- active learning -----------------------------------------------------------------------
@@ -226,7 +226,7 @@ class CurateSession:
         learner refits in the background every few labels."""
         project = self.context.open_project(root)
         label = (label or "").strip() or self.suggestion(project, int(image_id))
-        project.set_label(int(image_id), label, by=caller_name(), new_classes=may_add_classes())
+        project.set_label(int(image_id), label, **label_write_args())
         self.learner(project)  # syncs the new label, starting a background refit when one is due
         return {"image_id": int(image_id), "label": label}
 
@@ -286,8 +286,7 @@ class CurateSession:
         ids = chosen_ids(project)
         if not ids:
             raise StudioError(none_chosen)
-        changed = project.set_labels([(i, label) for i in ids], by=caller_name(),
-                                     new_classes=may_add_classes())
+        changed = project.set_labels([(i, label) for i in ids], **label_write_args())
         return {"image_ids": ids, "labeled": len(ids), "changed": changed, "label": label}
 
     def box_ids(

@@ -38,7 +38,8 @@ def release(token: contextvars.Token) -> None:
     _caller.reset(token)
 
 
-def may_add_classes() -> bool:
-    """Whether the current caller may create classes (owners: classes are the project's structure; a
-    labeler labels with the classes there are). The store's `set_labels(new_classes=...)` takes this."""
-    return role_allows(current_caller().role, "owner")
+def label_write_args() -> dict:
+    """The store's `by` and `new_classes` for a label write by the current caller: their name (their Undo
+    reaches it) and whether they may create a class by naming a new one (owners: classes are the project's
+    structure; a labeler labels with the classes there are). Every label write of the app passes these."""
+    return {"by": caller_name(), "new_classes": role_allows(current_caller().role, "owner")}

@@ -19,7 +19,7 @@ import pandas as pd
 from studio.app.evaluation import evaluation_job
 from studio.errors import StudioError
 from studio.service.runs import run_settings
-from studio.sharing.caller import caller_name, may_add_classes
+from studio.sharing.caller import label_write_args
 from studio.sharing.quotas import outcome_or_cancel
 from studio.ui import charts, media
 from studio.ui.access import requires
@@ -306,8 +306,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells) -> dict:
         if not item:
             raise gr.Error("Select an image first.")
-        context.open_project(root).set_label(item["image_id"], item["predicted"], by=caller_name(),
-                                             new_classes=may_add_classes())
+        context.open_project(root).set_label(item["image_id"], item["predicted"], **label_write_args())
         gr.Info(
             f"Image #{item['image_id']} is now labeled '{item['predicted']}'. "
             "Evaluate again to update the metrics."

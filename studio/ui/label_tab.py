@@ -18,7 +18,7 @@ from studio.app.suggestions import SuggestionStore
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.service.runs import latest_model_run
-from studio.sharing.caller import caller_name, may_add_classes
+from studio.sharing.caller import caller_name, label_write_args
 from studio.ui import label_queue as lq
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
@@ -62,7 +62,7 @@ class LabelSession:
         """Save one label; returns the saved state (`/set_label`'s answer)."""
         project = self.context.open_project(root)
         label = label.strip() if isinstance(label, str) and label.strip() else None
-        changed = project.set_label(int(image_id), label, by=caller_name(), new_classes=may_add_classes())
+        changed = project.set_label(int(image_id), label, **label_write_args())
         data = project.dataset()  # the cached frame the write just patched: no counting query per click
         labeled = int(data["label"].notna().sum())
         return {"image_id": int(image_id), "label": label, "changed": changed, "labeled": labeled,
@@ -352,7 +352,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if not (label or "").strip():
             raise StudioError("choose the class for the selected images")
         changed = context.open_project(root).set_labels(
-            [(int(i), label.strip()) for i in chosen], by=caller_name(), new_classes=may_add_classes()
+            [(int(i), label.strip()) for i in chosen], **label_write_args()
         )
         gr.Info(
             f"Labeled {len(chosen)} images as {label.strip()!r} ({changed} changed). "
