@@ -53,10 +53,10 @@ def run_argument(given: str) -> str:
 
 def _note_unfinished(run) -> None:
     """A run that did not finish still has the checkpoint it saved last: usable, but say so."""
-    from studio.train.runs import STATUS_FILE, read_json
+    from studio.service.runs import run_status
 
     folder = run.parent if run.is_file() else run
-    status = (read_json(folder / STATUS_FILE) or {}).get("status") if folder.is_dir() else None
+    status = run_status(folder) if folder.is_dir() else None
     if status in (None, "done"):
         return
     state = "still training, or interrupted" if status == "running" else status

@@ -244,8 +244,8 @@ def _predict(args) -> list[dict]:
 
     if args.top_k < 1:
         raise StudioError("--top-k must be at least 1.")
-    if args.csv and output_file_problem(args.csv):
-        raise StudioError(output_file_problem(args.csv))
+    if args.csv and (problem := output_file_problem(args.csv)):
+        raise StudioError(problem)
     paths = image_arguments(args.images)
     predictor = Predictor.from_run(run_argument(args.run), args.device)
     # One unreadable file in a folder must not cost the other predictions: it is listed and skipped.
@@ -283,8 +283,8 @@ def _lr_find(args) -> dict:
     from studio.train import TrainConfig
     from studio.train.lr_find import lr_find, sweep_chart
 
-    if args.chart and output_file_problem(args.chart, "--chart"):
-        raise StudioError(output_file_problem(args.chart, "--chart"))
+    if args.chart and (problem := output_file_problem(args.chart, "--chart")):
+        raise StudioError(problem)
     with Project.open(args.project) as project:
         config = TrainConfig(strategy="finetune", backbone=args.backbone, weights=args.weights,
                              pretrained=not args.no_pretrained, image_size=args.image_size,

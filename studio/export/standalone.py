@@ -571,8 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top-k must be at least 1")
-    if args.csv and output_file_problem(args.csv):
-        parser.error(output_file_problem(args.csv))
+    if args.csv and (problem := output_file_problem(args.csv)):
+        parser.error(problem)
     try:
         paths = image_paths(args.images)
     except ValueError as error:

@@ -46,16 +46,19 @@ def settle_status(run_dir: Path, state: str, message: str | None = None) -> bool
     return True
 
 
+def run_status(run_dir: str | Path) -> str | None:
+    """The state its status.json records (done, running, cancelled, failed); None without one (an older
+    run folder, read as finished)."""
+    return (read_json(Path(run_dir) / STATUS_FILE) or {}).get("status")
+
+
 def latest_model_run(project_root: str | Path) -> Path | None:
     """The newest finished run with a checkpoint (run folder names start with their start time)."""
     runs_dir = Path(project_root) / "runs"
     if not runs_dir.is_dir():
         return None
     for run in sorted((p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
-        if (run / MODEL_FILE).is_file() and (read_json(run / STATUS_FILE) or {}).get("status") in (
-            None,
-            "done",
-        ):
+        if (run / MODEL_FILE).is_file() and run_status(run) in (None, "done"):
             return run
     return None
 
