@@ -28,6 +28,11 @@ from studio.export.torchscript_export import write_torchscript
 from studio.predict.checkpoint import build_model, read_checkpoint, tta_default
 
 BUNDLE_FILES = ("classes.json", "preprocessing.json")
+SCRIPT_FILE, PARITY_FILE, CARD_FILE = "predict.py", "parity.json", "model_card.md"
+# Every name an export writes into its folder (and Python's cache, should predict.py be imported): the
+# rest of a folder is the user's, which a new export must not replace.
+EXPORT_NAMES = frozenset({*BUNDLE_FILES, *standalone.MODEL_FILES.values(), standalone.DECISION_FILE,
+                          SCRIPT_FILE, PARITY_FILE, CARD_FILE, "__pycache__"})
 
 
 def is_bundle(path: str | os.PathLike) -> bool:
@@ -75,10 +80,6 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def bundle_file_names() -> set[str]:
-    """Every name an export writes into its folder (and Python's cache, should predict.py be imported)."""
-    return {*BUNDLE_FILES, *standalone.MODEL_FILES.values(), standalone.DECISION_FILE, "predict.py",
-            "parity.json", "model_card.md", "__pycache__"}
 
 
 def _check_dest(dest: Path) -> None:
@@ -91,7 +92,7 @@ def _check_dest(dest: Path) -> None:
     if not is_bundle(dest):
         raise StudioError(f"{dest} already holds other files; export into a new or empty folder.")
     others = sorted(p.name + ("/" if p.is_dir() else "") for p in dest.iterdir()
-                    if p.name not in bundle_file_names())
+                    if p.name not in EXPORT_NAMES)
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise StudioError(f"{dest} holds an earlier export and files of yours ({shown}); the export replaces "
@@ -131,14 +132,14 @@ def export_run(run_dir: str | os.PathLike, dest_dir: str | os.PathLike, fmt: str
         (staging / "classes.json").write_text(json.dumps(class_names, indent=2))
         (staging / "preprocessing.json").write_text(json.dumps(preprocessing, indent=2))
         (staging / standalone.DECISION_FILE).write_text(json.dumps(bundle_decision(checkpoint), indent=2))
-        shutil.copyfile(standalone.__file__, staging / "predict.py")
+        shutil.copyfile(standalone.__file__, staging / SCRIPT_FILE)
         # A fresh model for the reference: the exported one was converted in place.
         report = parity.check_parity(build_model(checkpoint), staging, run_dir)
-        (staging / "parity.json").write_text(json.dumps(report, indent=2))
+        (staging / PARITY_FILE).write_text(json.dumps(report, indent=2))
         card = model_card.render(run_dir=run_dir, checkpoint={**checkpoint, "preprocessing": preprocessing},
                                  fmt=fmt, model_file=model_file, parity=report,
                                  exported=datetime.now().astimezone())
-        (staging / "model_card.md").write_text(card)
+        (staging / CARD_FILE).write_text(card)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(staging, dest)
