@@ -32,6 +32,7 @@ from studio.data import schema
 from studio.data.imaging import MAX_PIXELS
 from studio.data.ingest import PreparedImage, prepare_image
 from studio.data.splits import SPLITS, plan_splits
+from studio.durable import remove_stale_temp_files
 from studio.errors import StudioError
 
 DB_NAME = "project.db"
@@ -141,6 +142,7 @@ class Project:
     def _connect(cls, root: Path) -> Project:
         for folder in ("images", "runs", "cache"):
             (root / folder).mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(root)
         conn = sqlite3.connect(
             root / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
