@@ -13,7 +13,9 @@ would hold the whole server for every guess, and nothing limits the guesses. `Lo
   successful sign-in clears its address's count.
 
 The client address is the peer's; behind a proxy on this machine (Gradio's share tunnel) it is the last
-X-Forwarded-For entry, the one the proxy itself wrote (earlier entries are whatever the client sent).
+X-Forwarded-For entry, the one the proxy itself wrote (earlier entries are whatever the client sent). The
+tunnel is an frp http proxy, whose server appends the client's address there (frp's
+pkg/util/vhost/http.go: `SetXForwarded` after copying the incoming header).
 No Gradio here: the launcher hands these to Gradio.
 """
 
