@@ -15,6 +15,7 @@ from studio.data.imaging import load_rgb
 from studio.errors import StudioError
 from studio.serve.models import DemoModel, load_demo_model
 from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
+from studio.sharing.same_origin import same_origin_middleware
 
 TOP_K = 5
 
@@ -119,7 +120,9 @@ def launch_demo(
         share=share,
         auth=guard.authenticate if guard else None,
         auth_message=SIGN_IN_MESSAGE if guard else None,
-        app_kwargs={"middleware": [guard.middleware()]} if guard else None,
+        # With a password, a signed-in visitor's browser must not run the demo for another site's page
+        # (sharing.same_origin); an open demo may be called from other pages, as Gradio's own clients do.
+        app_kwargs={"middleware": [same_origin_middleware(), guard.middleware()]} if guard else None,
         server_name=host,
         server_port=port,
         max_file_size=f"{max_upload_mb}mb",

@@ -21,6 +21,7 @@ from studio.errors import StudioError
 from studio.sharing.accounts import Accounts, load_users
 from studio.sharing.confinement import is_remote
 from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
+from studio.sharing.same_origin import same_origin_middleware
 from studio.sharing.upload_budget import upload_budget_middleware
 
 # Heavy imports (gradio, torch) wait until the flags are known to be good: a typo fails in a blink.
@@ -227,7 +228,9 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
         "share": options.share,
         "auth": guard.authenticate if guard else None,
         "auth_message": SIGN_IN_MESSAGE if guard else None,
-        "app_kwargs": {"middleware": [guard.middleware(), upload_budget_middleware()]} if guard else {},
+        # Requests another site's page sends through the user's browser are refused first (same_origin).
+        "app_kwargs": {"middleware": [same_origin_middleware()]
+                       + ([guard.middleware(), upload_budget_middleware()] if guard else [])},
         "inbrowser": options.open_browser,
         "max_file_size": f"{options.max_upload_mb}mb",
         "allowed_paths": [],  # nothing on disk is served directly: see the module docstring

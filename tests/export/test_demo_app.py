@@ -113,7 +113,7 @@ def test_a_small_file_that_unpacks_huge_is_refused_before_it_is_decoded(trained_
         client.predict(handle_file(str(bomb)), False, api_name="/predict")
 
 
-def test_demo_sign_in_is_throttled(trained_run):
+def test_demo_with_a_password_refuses_other_sites_and_throttles_sign_in(trained_run):
     import httpx
 
     from studio.sharing.login_guard import PER_CLIENT_FAILURES
@@ -122,6 +122,12 @@ def test_demo_sign_in_is_throttled(trained_run):
     demo = launch_demo(trained_run, auth="guest:s3cret", host="127.0.0.1", port=port, block=False)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            assert http.post("/login", data={"username": "guest", "password": "s3cret"}).status_code == 200
+            # another site's page riding the visitor's sign-in (studio.sharing.same_origin)
+            evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site",
+                    "Sec-Fetch-Mode": "cors"}
+            upload = http.post("/gradio_api/upload", headers=evil, files=[("files", ("a.png", b"\0"))])
+            assert upload.status_code == 403
             codes = [http.post("/login", data={"username": "guest", "password": "wrong"}).status_code
                      for _ in range(PER_CLIENT_FAILURES + 1)]
         assert codes == [400] * PER_CLIENT_FAILURES + [429]

@@ -1,0 +1,92 @@
+"""Refuse requests that another web site makes through a signed-in user's browser (cross-site request
+forgery).
+
+Gradio signs a user in with a cookie marked `SameSite=None`, so the browser attaches it to requests that
+any other site's page sends to the studio. And when the studio is not reached as localhost (a share link,
+a LAN address), Gradio's CORS answer allows every origin with credentials. Together: a page the owner
+opens in another tab could run any callback as the owner (delete classes, train, export) and read the
+answers. Browsers say where a request comes from, so `SameOriginOnly` (an ASGI middleware in front of
+every route) lets through only what the studio's own page sends:
+
+- `Sec-Fetch-Site` (every current browser sets it): `same-origin` and `none` (typed in the address bar,
+  a bookmark) pass. `cross-site` and `same-site` are refused (every share link is a subdomain of the same
+  site, so another share link is `same-site`), except a plain top-level navigation (GET of a page: a link
+  to the studio from a mail or a chat), which runs nothing and cannot be read by the linking page.
+- Older browsers send no `Sec-Fetch-Site` but an `Origin` on cross-site requests: it must name the host
+  the request was sent to (`Host`, or `X-Forwarded-Host` behind a proxy that rewrites it).
+- Requests with neither header come from programs (`gradio_client`, curl), which hold only the cookies
+  their user gave them: they pass, and the sign-in and role checks apply as always.
+
+No Gradio here: the launcher hands the middleware to Gradio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+ALLOWED_SITES = {"same-origin", "none"}
+REFUSAL = ("This request came from another web site, not from the studio's own page, so it was refused: "
+           "open the studio's address directly in the browser.")
+
+
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    """The first value of a request header (`name` in lower case), decoded as latin-1."""
+    for key, value in scope.get("headers") or []:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _host_of(value: str) -> str:
+    """`host[:port]` in lower case, from a Host header or an origin URL."""
+    value = value.strip().lower()
+    return urlsplit(value).netloc if "://" in value else value
+
+
+def is_cross_site(scope: dict[str, Any]) -> bool:
+    """True when a browser sent this request for a page of another origin (see the module docstring)."""
+    site = header(scope, b"sec-fetch-site")
+    if site is not None:
+        if site.strip().lower() in ALLOWED_SITES:
+            return False
+        top_level_page = (scope.get("method") in ("GET", "HEAD")
+                          and header(scope, b"sec-fetch-mode") == "navigate"
+                          and header(scope, b"sec-fetch-dest") in (None, "document"))
+        return not top_level_page
+    origin = header(scope, b"origin")
+    if origin is None:
+        return False
+    if origin.strip().lower() == "null":  # sandboxed frames and local files: never the studio's own page
+        return True
+    hosts = {_host_of(h) for h in (header(scope, b"host"), header(scope, b"x-forwarded-host")) if h}
+    return _host_of(origin) not in hosts
+
+
+class SameOriginOnly:
+    """ASGI middleware: 403 for requests another site's page sent through the user's browser."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope.get("type") in ("http", "websocket") and is_cross_site(scope):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            body = json.dumps({"detail": REFUSAL}).encode()
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def same_origin_middleware() -> Any:
+    """The guard as a middleware entry for `FastAPI(middleware=[...])` (Gradio's `launch(app_kwargs=...)`)."""
+    from starlette.middleware import Middleware
+
+    return Middleware(SameOriginOnly)
