@@ -17,11 +17,17 @@ every route) lets through only what the studio's own page sends:
 - Requests with neither header come from programs (`gradio_client`, curl), which hold only the cookies
   their user gave them: they pass, and the sign-in and role checks apply as always.
 
+A studio on this machine alone (loopback, no share link, no accounts) has no sign-in to stop a page whose
+own domain an attacker pointed at 127.0.0.1 (DNS rebinding: to the browser that page and the studio are one
+origin). With `loopback_only` the middleware also refuses any `Host` that is not a loopback name or
+address, as Jupyter does; the studio's page is always opened at one.
+
 No Gradio here: the launcher hands the middleware to Gradio.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +36,9 @@ from urllib.parse import urlsplit
 ALLOWED_SITES = {"same-origin", "none"}
 REFUSAL = ("This request came from another web site, not from the studio's own page, so it was refused: "
            "open the studio's address directly in the browser.")
+NOT_LOOPBACK = ("This studio runs on this machine only and answers at localhost or 127.0.0.1, not at {host}: "
+                "open http://127.0.0.1:{port} (to reach it from elsewhere, start it with --share or --host "
+                "and accounts).")
 
 
 def header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -44,6 +53,22 @@ def _host_of(value: str) -> str:
     """`host[:port]` in lower case, from a Host header or an origin URL."""
     value = value.strip().lower()
     return urlsplit(value).netloc if "://" in value else value
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for a Host header naming this machine: localhost (or *.localhost), 127.x.x.x, ::1."""
+    if not host:
+        return False
+    try:
+        name = urlsplit(f"//{host.strip()}").hostname or ""
+    except ValueError:  # a malformed Host (bad port, brackets)
+        return False
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def is_cross_site(scope: dict[str, Any]) -> bool:
@@ -68,25 +93,32 @@ def is_cross_site(scope: dict[str, Any]) -> bool:
 class SameOriginOnly:
     """ASGI middleware: 403 for requests another site's page sent through the user's browser."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], loopback_only: bool = False) -> None:
         self.app = app
+        self.loopback_only = loopback_only
+
+    def refusal(self, scope: dict[str, Any]) -> str | None:
+        if self.loopback_only and not is_loopback_host(host := header(scope, b"host")):
+            port = (scope.get("server") or (None, "PORT"))[1]
+            return NOT_LOOPBACK.format(host=host or "no address", port=port)
+        return REFUSAL if is_cross_site(scope) else None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
-        if scope.get("type") in ("http", "websocket") and is_cross_site(scope):
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            body = json.dumps({"detail": REFUSAL}).encode()
+        message = self.refusal(scope) if scope.get("type") in ("http", "websocket") else None
+        if message is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            body = json.dumps({"detail": message}).encode()
             await send({"type": "http.response.start", "status": 403,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
 
 
-def same_origin_middleware() -> Any:
+def same_origin_middleware(loopback_only: bool = False) -> Any:
     """The guard as a middleware entry for `FastAPI(middleware=[...])` (Gradio's `launch(app_kwargs=...)`)."""
     from starlette.middleware import Middleware
 
-    return Middleware(SameOriginOnly)
+    return Middleware(SameOriginOnly, loopback_only=loopback_only)

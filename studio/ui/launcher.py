@@ -229,7 +229,9 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
         "auth": guard.authenticate if guard else None,
         "auth_message": SIGN_IN_MESSAGE if guard else None,
         # Requests another site's page sends through the user's browser are refused first (same_origin).
-        "app_kwargs": {"middleware": [same_origin_middleware()]
+        # Without accounts on loopback, only loopback Host names (a rebound domain has no sign-in to stop it).
+        "app_kwargs": {"middleware": [same_origin_middleware(
+                           loopback_only=not (accounts.enabled or is_remote(options.host, options.share)))]
                        + ([guard.middleware(), upload_budget_middleware()] if guard else [])},
         "inbrowser": options.open_browser,
         "max_file_size": f"{options.max_upload_mb}mb",

@@ -11,7 +11,7 @@ from browser import Browser, fn_index
 from conftest import USERS
 
 from studio.data.store import Project
-from studio.sharing.same_origin import REFUSAL, is_cross_site
+from studio.sharing.same_origin import REFUSAL, is_cross_site, is_loopback_host
 
 SHARE_HOST = "0123456789abcdef.gradio.live"
 OWN_PAGE = {"Host": SHARE_HOST, "Origin": f"https://{SHARE_HOST}", "Sec-Fetch-Site": "same-origin",
@@ -88,3 +88,36 @@ def test_older_browsers_are_judged_by_their_origin_and_programs_pass():
     assert not is_cross_site(_scope(method="GET", **{"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate"}))
     form_post = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
     assert is_cross_site(_scope(method="POST", **form_post))  # a form another site submits
+
+
+def test_a_studio_without_accounts_answers_only_at_a_loopback_address(tmp_path):
+    # DNS rebinding: a page whose domain an attacker pointed at 127.0.0.1 is, to the browser, the same origin
+    # as the studio it reaches there; without accounts nothing else would stop it
+    import httpx
+
+    from studio.ui.context import AppContext
+    from studio.ui.launcher import start
+
+    context = AppContext(workspace=tmp_path / "workspace")
+    app, url = start(context, "")  # the default launch: loopback, no share link, no accounts
+    try:
+        http = httpx.Client(base_url=url, timeout=60)
+        port = httpx.URL(url).port
+        rebound = {"Host": f"rebind.example:{port}", "Origin": f"http://rebind.example:{port}",
+                   "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
+        refused = http.get("/gradio_api/info", headers=rebound)
+        assert refused.status_code == 403 and f"http://127.0.0.1:{port}" in refused.json()["detail"]
+        assert http.post("/gradio_api/upload", headers=rebound,
+                         files=[("files", ("x.bin", b"\0"))]).status_code == 403
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+            assert http.get("/gradio_api/info", headers={"Host": host}).status_code == 200, host
+    finally:
+        app.close()
+        context.close()
+
+
+def test_loopback_names():
+    assert all(is_loopback_host(h) for h in ("127.0.0.1:7860", "localhost", "LOCALHOST:1", "app.localhost:80",
+                                             "[::1]:7860", "127.1.2.3"))
+    assert not any(is_loopback_host(h) for h in (None, "", "rebind.example:7860", "192.168.1.5:7860",
+                                                 "localhost.evil.example", "[::1"))
