@@ -27,6 +27,7 @@ No Gradio here: the launcher hands the middleware to Gradio.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ALLOWED_SITES = {"same-origin", "none"}
+FRAME_HEADERS = [(b"x-frame-options", b"SAMEORIGIN"), (b"content-security-policy", b"frame-ancestors 'self'")]
 REFUSAL = ("This request came from another web site, not from the studio's own page, so it was refused: "
            "open the studio's address directly in the browser.")
 NOT_LOOPBACK = ("This studio runs on this machine only and answers at localhost or 127.0.0.1, not at {host}: "
@@ -105,7 +107,9 @@ class SameOriginOnly:
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         message = self.refusal(scope) if scope.get("type") in ("http", "websocket") else None
-        if message is None:
+        if message is None and scope.get("type") == "http":
+            await self.app(scope, receive, functools.partial(_no_framing, send=send))
+        elif message is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
@@ -115,6 +119,15 @@ class SameOriginOnly:
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
+
+
+async def _no_framing(message: dict[str, Any], send: Callable) -> None:
+    """Browsers without Sec-Fetch-Dest (the check above) are told not to show the studio's pages inside
+    another site's page, where they could be clicked through without the user seeing it."""
+    if message["type"] == "http.response.start":
+        message.setdefault("headers", [])
+        message["headers"] = [*message["headers"], *FRAME_HEADERS]
+    await send(message)
 
 
 def same_origin_middleware(loopback_only: bool = False) -> Any:

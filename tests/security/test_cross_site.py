@@ -59,7 +59,11 @@ def test_the_studios_own_page_still_acts_and_a_link_from_elsewhere_still_opens(s
     assert _labels(studio)[image_id] == new_label
     # a link to the studio in a mail or on another site opens its page (a navigation runs no callback) ...
     navigation = {**EVIL_PAGE, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
-    assert owner.http.get("/", headers=navigation).status_code == 200
+    opened = owner.http.get("/", headers=navigation)
+    assert opened.status_code == 200
+    # browsers without Sec-Fetch-Dest are told the same by headers
+    assert opened.headers["x-frame-options"] == "SAMEORIGIN"
+    assert opened.headers["content-security-policy"] == "frame-ancestors 'self'"
     # ... but another site may not frame it
     framed = {**navigation, "Sec-Fetch-Dest": "iframe"}
     assert owner.http.get("/", headers=framed).status_code == 403
