@@ -114,10 +114,12 @@ class SameOriginOnly:
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
         else:
-            body = json.dumps({"detail": message}).encode()
+            # a page opened in the browser shows the sentence; the app's own requests get Gradio's JSON shape
+            page = "text/html" in (header(scope, b"accept") or "")
+            body = message.encode() if page else json.dumps({"detail": message}).encode()
+            kind = b"text/plain; charset=utf-8" if page else b"application/json"
             await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
+                        "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
 
 

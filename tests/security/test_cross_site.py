@@ -111,6 +111,8 @@ def test_a_studio_without_accounts_answers_only_at_a_loopback_address(tmp_path):
                    "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
         refused = http.get("/gradio_api/info", headers=rebound)
         assert refused.status_code == 403 and f"http://127.0.0.1:{port}" in refused.json()["detail"]
+        opened = http.get("/", headers={**rebound, "Accept": "text/html,*/*", "Sec-Fetch-Mode": "navigate"})
+        assert opened.status_code == 403 and opened.text.startswith("This studio runs on this machine only")
         assert http.post("/gradio_api/upload", headers=rebound,
                          files=[("files", ("x.bin", b"\0"))]).status_code == 403
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):

@@ -1,7 +1,8 @@
-"""In a real browser (headless Chromium), a page of another site tries to relabel an image through the
+"""In a real browser (headless Chromium): a page of another site tries to relabel an image through the
 signed-in owner's session, the attack `studio.sharing.same_origin` stops. The browser profile sends cookies
 with cross-site requests, as Chrome does by default outside incognito windows (Playwright's default
-contexts are incognito-like and would hide the attack: Gradio's cookie is `SameSite=None`)."""
+contexts are incognito-like and would hide the attack: Gradio's cookie is `SameSite=None`). And a domain
+rebound to 127.0.0.1 opens no studio that runs without accounts."""
 
 from __future__ import annotations
 
@@ -84,3 +85,29 @@ def test_another_sites_page_cannot_relabel_through_the_owners_browser(studio, tm
     with Project.open(studio["project"]) as project:
         assert project.dataset().set_index("image_id")["label"].to_dict() == labels
 
+
+
+def test_a_rebound_domain_is_refused_by_a_studio_without_accounts(tmp_path):
+    # DNS rebinding as the browser sees it: the attacker's domain resolves to 127.0.0.1
+    from studio.ui.context import AppContext
+    from studio.ui.launcher import start
+
+    context = AppContext(workspace=tmp_path / "workspace")
+    app, url = start(context, "")  # the default launch: loopback, no share link, no accounts
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    try:
+        with sync_api.sync_playwright() as play:
+            browser = play.chromium.launch(executable_path=str(CHROMIUM),
+                                           args=[*ARGS, "--host-resolver-rules=MAP rebind.example 127.0.0.1"])
+            try:
+                page = browser.new_page()
+                rebound = page.goto(f"http://rebind.example:{port}/")
+                text = page.inner_text("body")
+                own = page.goto(f"http://127.0.0.1:{port}/")
+            finally:
+                browser.close()
+    finally:
+        app.close()
+        context.close()
+    assert rebound.status == 403 and f"open http://127.0.0.1:{port}" in text
+    assert own.status == 200
