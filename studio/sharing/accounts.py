@@ -16,7 +16,10 @@ import json
 import os
 import secrets
 import sys
+import threading
+import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ LOCAL_USER = "user"  # the caller's name without accounts (one person, this mach
 # account with one of them could undo those changes as its own.
 RESERVED_NAMES = frozenset({LOCAL_USER, "import", "curation"})
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+USERS_FILE_CHECK_S = 1.0  # how often a running studio looks whether its users file changed
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -62,11 +66,21 @@ def role_allows(role: str, needed: str) -> bool:
     return ROLES.index(role) >= ROLES.index(needed)
 
 
+# Tells whether a plain password in a users file changed between two reads without keeping it (each read
+# hashes it with a new salt); never written anywhere.
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def secret_id(password: str) -> str:
+    return hmac.new(_PROCESS_KEY, password.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True)
 class Account:
     name: str
     role: str
     password_hash: str
+    secret: str = ""  # what the password came from: its hash as given, or secret_id(plain password)
 
 
 class Accounts:
@@ -84,7 +98,8 @@ class Accounts:
 
     @classmethod
     def from_pairs(cls, pairs: list[tuple[str, str]], role: str = "owner") -> Accounts:
-        return cls([Account(name, role, hash_password(password)) for name, password in pairs])
+        return cls([Account(name, role, hash_password(password), secret_id(password))
+                    for name, password in pairs])
 
     def merged(self, other: Accounts) -> Accounts:
         return Accounts([*self._by_name.values(), *other._by_name.values()])
@@ -140,17 +155,88 @@ def load_users(path: str | os.PathLike) -> Accounts:
         if ":" in str(entry["name"]):
             raise StudioError(f"{where}: a user name cannot hold ':'")
         if "password_hash" in entry:
-            stored = str(entry["password_hash"])
+            stored = secret = str(entry["password_hash"])
             if not stored.startswith("scrypt$") or stored.count("$") != 5:
                 raise StudioError(
                     f"{where}: password_hash must come from `python -m studio.sharing.accounts`"
                 )
         elif entry.get("password"):
-            stored = hash_password(str(entry["password"]))
+            stored, secret = hash_password(str(entry["password"])), secret_id(str(entry["password"]))
         else:
             raise StudioError(f"{where} needs a password or a password_hash")
-        accounts.append(Account(str(entry["name"]).strip(), check_role(entry.get("role", "viewer")), stored))
+        accounts.append(Account(str(entry["name"]).strip(), check_role(entry.get("role", "viewer")), stored,
+                                secret))
     return Accounts(accounts)
+
+
+class LiveAccounts(Accounts):
+    """The `--auth` accounts plus a users file's, read again when the file changes, so that an owner adds,
+    removes or changes a user without restarting the studio (which would stop a training in progress).
+
+    The file is looked at (one stat) at most every `interval_s`. A removed user's next action is refused
+    (every event asks `role_of`); a changed role applies from the next action. A file that does not read
+    (half saved, a typo) keeps the accounts read before, and says so on stderr. `on_change(names)` hears the
+    names whose earlier sign-ins should end (removed, or a new password): the launcher drops their sessions.
+    """
+
+    def __init__(self, users_file: str | os.PathLike, fixed: Accounts | None = None,
+                 interval_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.users_file = Path(users_file).expanduser()
+        self.fixed = fixed or Accounts()
+        self.interval_s = USERS_FILE_CHECK_S if interval_s is None else interval_s
+        self.clock = clock
+        self.on_change: Callable[[set[str]], None] | None = None
+        self._lock = threading.Lock()
+        self._stamp = self._file_stamp()
+        super().__init__(list(self.fixed.merged(load_users(self.users_file))._by_name.values()))
+        self._checked = clock()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            info = self.users_file.stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size
+
+    def refresh(self) -> None:
+        """Read the users file again if it changed since the last read (at most every `interval_s`)."""
+        if self.clock() - self._checked < self.interval_s:
+            return
+        with self._lock:
+            self._checked = self.clock()
+            stamp = self._file_stamp()
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
+            try:
+                fresh = self.fixed.merged(load_users(self.users_file))._by_name
+            except StudioError as error:
+                print(f"warning: {error}; the accounts read before stay in force until the file is fixed",
+                      file=sys.stderr)
+                return
+            old, self._by_name = self._by_name, fresh  # one reference swap: readers see old or new
+        ended = {name for name, account in old.items()
+                 if name not in fresh or fresh[name].secret != account.secret}
+        print(f"users file {self.users_file} read again: {len(fresh)} accounts"
+              + (f"; sessions ended for {', '.join(sorted(ended))}" if ended else ""), file=sys.stderr)
+        if ended and self.on_change is not None:
+            self.on_change(ended)
+
+    @property
+    def enabled(self) -> bool:
+        return True  # a users file lists at least one user (load_users), before and after any change
+
+    def names(self) -> list[str]:
+        self.refresh()
+        return super().names()
+
+    def authenticate(self, username: str, password: str) -> bool:
+        self.refresh()
+        return super().authenticate(username, password)
+
+    def role_of(self, username: str | None) -> str | None:
+        self.refresh()
+        return super().role_of(username)
 
 
 def main() -> int:

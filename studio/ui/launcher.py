@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.errors import StudioError
-from studio.sharing.accounts import Accounts, load_users
+from studio.sharing.accounts import Accounts, LiveAccounts, load_users
 from studio.sharing.confinement import is_remote
 from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
 from studio.sharing.same_origin import same_origin_middleware
@@ -59,7 +59,8 @@ class LaunchOptions:
     def accounts(self) -> Accounts:
         """--auth users (owners) plus the --users file's accounts; empty: no sign-in."""
         accounts = Accounts.from_pairs(self.auth or [])
-        return accounts.merged(load_users(self.users)) if self.users else accounts
+        # the users file is read again when it changes: users come and go without a restart
+        return LiveAccounts(self.users, fixed=accounts) if self.users else accounts
 
     @property
     def remote(self) -> bool:
@@ -264,8 +265,18 @@ def start(
     app.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)
     if options.accounts.enabled:
         access.limit_queue_per_user(app)  # one account cannot fill the queue everyone shares
+    if isinstance(options.accounts, LiveAccounts):  # a user removed from the file, or given a new password
+        options.accounts.on_change = functools.partial(end_sessions, app)
     _, local_url, _ = app.launch(prevent_thread_lock=not block, quiet=not block, **launch_kwargs(options))
     return app, local_url
+
+
+def end_sessions(app: Any, names: set[str]) -> None:
+    """Forget the sign-ins (Gradio's session tokens) of `names`: their next request asks them to sign in."""
+    tokens = getattr(getattr(app, "server_app", None), "tokens", None) or {}
+    for token, name in list(tokens.items()):
+        if name in names:
+            tokens.pop(token, None)
 
 
 def main(argv: list[str] | None = None) -> int:
