@@ -6,12 +6,15 @@ Look (theme, CSS, keyboard script) is passed to `launch()` (Gradio 6 takes them 
 from __future__ import annotations
 
 import importlib
+import re
 import secrets
 from pathlib import Path
 
 import gradio as gr
 
 from studio.errors import StudioError
+from studio.sharing.accounts import LOCAL_USER
+from studio.sharing.caller import current_caller
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.feedback import user_errors
@@ -25,6 +28,7 @@ CSS = """
 #studio-header {align-items: center; gap: 12px; margin-bottom: 4px;}
 #studio-header h1 {margin: 0; font-size: 1.5rem;}
 #studio-project {text-align: right; color: var(--body-text-color-subdued);}
+#studio-account {text-align: right; color: var(--body-text-color-subdued); font-size: 0.9rem;}
 .help-text {color: var(--body-text-color-subdued); font-size: 0.92rem;}
 #label-image img {object-fit: contain;}
 .class-button {min-width: 120px;}
@@ -81,6 +85,18 @@ def _header_text(root: str) -> str:
     return f"Project: **{Path(root).name}**" if root else "No project open"
 
 
+@requires("viewer")
+@user_errors
+def _account_view() -> tuple[dict, dict]:
+    """Who is signed in, and a way to sign out (a shared computer): hidden without accounts (one person,
+    this machine)."""
+    caller = current_caller()
+    if caller.name == LOCAL_USER:
+        return gr.update(visible=False), gr.update(visible=False)
+    name = re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", caller.name)  # shown as typed, not as markdown
+    return gr.update(value=f"Signed in as **{name}** ({caller.role})", visible=True), gr.update(visible=True)
+
+
 def _tab_name(title: str):
     name = title.lower()
     return lambda: name
@@ -134,6 +150,10 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {APP_TITLE}\nLabel a few hundred images, train a classifier, check it, use it.")
             project_label = gr.Markdown(_header_text(""), elem_id="studio-project")
+            with gr.Column(scale=0, min_width=260, elem_id="studio-account"):
+                account_label = gr.Markdown(visible=False)
+                # Gradio's /logout ends every session of this user on the server and clears the cookie
+                sign_out = gr.Button("Sign out", link="logout", size="sm", variant="secondary", visible=False)
         # The shared project: starts empty in each session and is set on load, so `.change` fires for all
         # tabs.
         binding = ProjectBinding(
@@ -163,6 +183,7 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
             return {"project": root or "", "tab": tab or "data"}
 
         app.load(restore, saved_view, [binding.root, binding.tab, tabs], api_visibility="private")
+        app.load(_account_view, None, [account_label, sign_out], api_visibility="private")
         for trigger in (binding.root.change, binding.tab.change):
             trigger(remember, [binding.root, binding.tab], saved_view, api_visibility="private")
     return app
