@@ -14,8 +14,8 @@ import numpy as np
 from studio.data.imaging import load_rgb
 from studio.errors import StudioError
 from studio.serve.models import DemoModel, load_demo_model
+from studio.sharing.asgi import sharing_middleware
 from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
-from studio.sharing.same_origin import same_origin_middleware
 
 TOP_K = 5
 
@@ -120,9 +120,9 @@ def launch_demo(
         share=share,
         auth=guard.authenticate if guard else None,
         auth_message=SIGN_IN_MESSAGE if guard else None,
-        # With a password, a signed-in visitor's browser must not run the demo for another site's page
-        # (sharing.same_origin); an open demo may be called from other pages, as Gradio's own clients do.
-        app_kwargs={"middleware": [same_origin_middleware(), guard.middleware()]} if guard else None,
+        # With a password: no cross-site requests, a sign-in throttle, idle sessions end, an upload budget
+        # (sharing.asgi); an open demo may be called from other pages, as Gradio's own clients do.
+        app_kwargs={"middleware": sharing_middleware(guard)} if guard else None,
         server_name=host,
         server_port=port,
         max_file_size=f"{max_upload_mb}mb",

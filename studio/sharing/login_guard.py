@@ -73,13 +73,6 @@ class LoginGuard:
         with self._slots:  # a flood of guesses waits here, in worker threads, not on the event loop
             return bool(self.check(username, password))
 
-    def middleware(self) -> Any:
-        """The throttle as a middleware entry for `FastAPI(middleware=[...])` (Gradio's
-        `launch(app_kwargs=...)`)."""
-        from starlette.middleware import Middleware
-
-        return Middleware(LoginThrottle, guard=self)
-
 
 def client_address(scope: dict[str, Any]) -> str:
     """The caller's address: the peer, or for a peer on this machine (a local proxy such as Gradio's share

@@ -131,9 +131,3 @@ async def _no_framing(message: dict[str, Any], send: Callable) -> None:
         message["headers"] = [*message["headers"], *FRAME_HEADERS]
     await send(message)
 
-
-def same_origin_middleware(loopback_only: bool = False) -> Any:
-    """The guard as a middleware entry for `FastAPI(middleware=[...])` (Gradio's `launch(app_kwargs=...)`)."""
-    from starlette.middleware import Middleware
-
-    return Middleware(SameOriginOnly, loopback_only=loopback_only)

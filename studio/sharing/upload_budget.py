@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+from studio.sharing.sessions import signed_in_user
 from studio.sharing.windows import SlidingWindow, too_many_requests
 
 UPLOAD_BYTES_PER_HOUR = 2 * 1024**3
@@ -61,28 +61,3 @@ class UploadBudget(SlidingWindow):
         finally:
             self.add(user, received)
 
-
-def upload_budget_middleware() -> Any:
-    """The budget as a middleware entry for `FastAPI(middleware=[...])` (Gradio's
-    `launch(app_kwargs=...)`)."""
-    from starlette.middleware import Middleware
-
-    return Middleware(UploadBudget)
-
-
-def signed_in_user(scope: dict[str, Any]) -> str | None:
-    """The user of a request signed in through Gradio's login (its access-token cookie), else None."""
-    app = scope.get("app")
-    tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
-    if not tokens or not cookie_id:
-        return None
-    header = b"; ".join(value for name, value in scope.get("headers") or [] if name.lower() == b"cookie")
-    cookies = SimpleCookie()
-    try:
-        cookies.load(header.decode("latin-1"))
-    except (CookieError, ValueError):  # a malformed Cookie header: not signed in as anyone
-        return None
-    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
-        if name in cookies and cookies[name].value in tokens:
-            return str(tokens[cookies[name].value])
-    return None

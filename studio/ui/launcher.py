@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from studio.errors import StudioError
 from studio.sharing.accounts import Accounts, LiveAccounts, load_users
+from studio.sharing.asgi import sharing_middleware
 from studio.sharing.confinement import is_remote
 from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
-from studio.sharing.same_origin import same_origin_middleware
-from studio.sharing.upload_budget import upload_budget_middleware
 
 # Heavy imports (gradio, torch) wait until the flags are known to be good: a typo fails in a blink.
 if TYPE_CHECKING:
@@ -229,11 +228,9 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
         "share": options.share,
         "auth": guard.authenticate if guard else None,
         "auth_message": SIGN_IN_MESSAGE if guard else None,
-        # Requests another site's page sends through the user's browser are refused first (same_origin).
         # Without accounts on loopback, only loopback Host names (a rebound domain has no sign-in to stop it).
-        "app_kwargs": {"middleware": [same_origin_middleware(
-                           loopback_only=not (accounts.enabled or is_remote(options.host, options.share)))]
-                       + ([guard.middleware(), upload_budget_middleware()] if guard else [])},
+        "app_kwargs": {"middleware": sharing_middleware(
+            guard, loopback_only=not (accounts.enabled or is_remote(options.host, options.share)))},
         "inbrowser": options.open_browser,
         "max_file_size": f"{options.max_upload_mb}mb",
         "allowed_paths": [],  # nothing on disk is served directly: see the module docstring

@@ -1,0 +1,81 @@
+"""Who a request is signed in as, and the end of sign-ins nobody uses.
+
+Gradio signs a user in with a random token in a cookie and keeps the token in its app (`app.tokens`) until
+the server stops: a session left open on a shared computer, or a copied cookie, would work for weeks.
+`SessionExpiry` (an ASGI middleware in front of every route) drops a token from Gradio's table once it has
+not been used for `SESSION_IDLE_S` (12 hours); its next request gets Gradio's "sign in" answer. Any request
+counts as use (a click, a page load, the app's own polling).
+
+No Gradio here: the launcher hands the middleware to Gradio; the token table is read from the request's app.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+SESSION_IDLE_S = 12 * 3600.0
+SWEEP_EVERY_S = 60.0  # how often the whole table is looked through for idle tokens
+
+
+def session_token(scope: dict[str, Any]) -> tuple[str, str] | None:
+    """(token, user) of a request signed in through Gradio's login (its access-token cookie), else None."""
+    app = scope.get("app")
+    tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
+    if not tokens or not cookie_id:
+        return None
+    header = b"; ".join(value for name, value in scope.get("headers") or [] if name.lower() == b"cookie")
+    cookies = SimpleCookie()
+    try:
+        cookies.load(header.decode("latin-1"))
+    except (CookieError, ValueError):  # a malformed Cookie header: not signed in as anyone
+        return None
+    for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        if name in cookies and cookies[name].value in tokens:
+            token = cookies[name].value
+            return token, str(tokens[token])
+    return None
+
+
+def signed_in_user(scope: dict[str, Any]) -> str | None:
+    """The user of a request signed in through Gradio's login, else None."""
+    found = session_token(scope)
+    return found[1] if found else None
+
+
+class SessionExpiry:
+    """ASGI middleware: Gradio session tokens unused for `idle_s` are dropped from the app's table."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], idle_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.idle_s = SESSION_IDLE_S if idle_s is None else idle_s
+        self.clock = clock
+        self.last_used: dict[str, float] = {}
+        self.swept = clock()
+
+    def expire(self, tokens: dict[str, str], now: float) -> None:
+        """Drop the idle tokens; a token not seen before starts its clock now (it was just made)."""
+        for token in list(tokens):
+            if now - self.last_used.setdefault(token, now) > self.idle_s:
+                tokens.pop(token, None)
+        for token in [t for t in self.last_used if t not in tokens]:  # signed out, or expired
+            del self.last_used[token]
+        self.swept = now
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope.get("type") == "http":
+            now = self.clock()
+            tokens = getattr(scope.get("app"), "tokens", None)
+            found = session_token(scope)
+            if found and now - self.last_used.get(found[0], now) > self.idle_s:
+                tokens.pop(found[0], None)  # this request's own session ran out: Gradio asks it to sign in
+                self.last_used.pop(found[0], None)
+            elif found:
+                self.last_used[found[0]] = now
+            if isinstance(tokens, dict) and now - self.swept >= min(SWEEP_EVERY_S, self.idle_s):
+                self.expire(tokens, now)
+        await self.app(scope, receive, send)
+
