@@ -9,6 +9,7 @@ import os
 import httpx
 import pytest
 from browser import Browser, fn_index
+from conftest import free_port
 from helpers_images import make_image_folder
 
 from studio.data.importers import import_source
@@ -62,8 +63,6 @@ def test_the_file_is_looked_at_once_per_interval(tmp_path):
 
 @pytest.fixture
 def live_studio(tmp_path, monkeypatch):
-    from conftest import free_port
-
     from studio.sharing import accounts
     from studio.ui.launcher import build_context, parse_args, start
 
