@@ -92,9 +92,9 @@ def _account_view() -> tuple[dict, dict]:
     this machine)."""
     caller = current_caller()
     if caller.name == LOCAL_USER:
-        return gr.update(visible=False), gr.update(visible=False)
+        return gr.update(visible=False), gr.update()  # the column takes no room: the project name stays right
     name = re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", caller.name)  # shown as typed, not as markdown
-    return gr.update(value=f"Signed in as **{name}** ({caller.role})", visible=True), gr.update(visible=True)
+    return gr.update(visible=True), gr.update(value=f"Signed in as **{name}** ({caller.role})")
 
 
 def _tab_name(title: str):
@@ -150,10 +150,10 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {APP_TITLE}\nLabel a few hundred images, train a classifier, check it, use it.")
             project_label = gr.Markdown(_header_text(""), elem_id="studio-project")
-            with gr.Column(scale=0, min_width=260, elem_id="studio-account"):
-                account_label = gr.Markdown(visible=False)
+            with gr.Column(scale=0, min_width=260, elem_id="studio-account", visible=False) as account_box:
+                account_label = gr.Markdown()
                 # Gradio's /logout ends every session of this user on the server and clears the cookie
-                sign_out = gr.Button("Sign out", link="logout", size="sm", variant="secondary", visible=False)
+                gr.Button("Sign out", link="logout", size="sm", variant="secondary")
         # The shared project: starts empty in each session and is set on load, so `.change` fires for all
         # tabs.
         binding = ProjectBinding(
@@ -183,7 +183,7 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
             return {"project": root or "", "tab": tab or "data"}
 
         app.load(restore, saved_view, [binding.root, binding.tab, tabs], api_visibility="private")
-        app.load(_account_view, None, [account_label, sign_out], api_visibility="private")
+        app.load(_account_view, None, [account_box, account_label], api_visibility="private")
         for trigger in (binding.root.change, binding.tab.change):
             trigger(remember, [binding.root, binding.tab], saved_view, api_visibility="private")
     return app

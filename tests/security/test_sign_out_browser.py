@@ -38,5 +38,5 @@ def test_the_header_names_the_user_and_sign_out_ends_the_session(studio):
 def test_without_accounts_the_header_shows_no_account():
     from studio.ui.app import _account_view
 
-    label, button = _account_view()  # outside a request: the local owner, no sign-in
-    assert label["visible"] is False and button["visible"] is False
+    box, _ = _account_view()  # outside a request: the local owner, no sign-in
+    assert box["visible"] is False
