@@ -3,8 +3,9 @@
 Gradio signs a user in with a random token in a cookie and keeps the token in its app (`app.tokens`) until
 the server stops: a session left open on a shared computer, or a copied cookie, would work for weeks.
 `SessionExpiry` (an ASGI middleware in front of every route) drops a token from Gradio's table once it has
-not been used for `SESSION_IDLE_S` (12 hours); its next request gets Gradio's "sign in" answer. Any request
-counts as use (a click, a page load, the app's own polling).
+not been used for `SESSION_IDLE_S` (12 hours), and any token `SESSION_MAX_S` (7 days) after it was first
+seen, however busy; its next request gets Gradio's "sign in" answer. Any request counts as use (a click, a
+page load, the app's own polling).
 
 No Gradio here: the launcher hands the middleware to Gradio; the token table is read from the request's app.
 """
@@ -17,6 +18,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 SESSION_IDLE_S = 12 * 3600.0
+SESSION_MAX_S = 7 * 24 * 3600.0
 SWEEP_EVERY_S = 60.0  # how often the whole table is looked through for idle tokens
 
 
@@ -46,23 +48,36 @@ def signed_in_user(scope: dict[str, Any]) -> str | None:
 
 
 class SessionExpiry:
-    """ASGI middleware: Gradio session tokens unused for `idle_s` are dropped from the app's table."""
+    """ASGI middleware: Gradio session tokens unused for `idle_s`, or older than `max_s`, are dropped from
+    the app's table."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], idle_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 max_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
         self.idle_s = SESSION_IDLE_S if idle_s is None else idle_s
+        self.max_s = SESSION_MAX_S if max_s is None else max_s
         self.clock = clock
         self.last_used: dict[str, float] = {}
+        self.first_seen: dict[str, float] = {}
         self.swept = clock()
 
+    def ended(self, token: str, now: float) -> bool:
+        """True when `token` ran out (idle or too old); a token not seen before starts its clocks now."""
+        return (now - self.last_used.setdefault(token, now) > self.idle_s
+                or now - self.first_seen.setdefault(token, now) > self.max_s)
+
+    def forget(self, token: str, tokens: dict[str, str]) -> None:
+        tokens.pop(token, None)
+        self.last_used.pop(token, None)
+        self.first_seen.pop(token, None)
+
     def expire(self, tokens: dict[str, str], now: float) -> None:
-        """Drop the idle tokens; a token not seen before starts its clock now (it was just made)."""
+        """Drop the tokens that ran out, and the clocks of tokens gone (signed out, or expired)."""
         for token in list(tokens):
-            if now - self.last_used.setdefault(token, now) > self.idle_s:
-                tokens.pop(token, None)
-        for token in [t for t in self.last_used if t not in tokens]:  # signed out, or expired
-            del self.last_used[token]
+            if self.ended(token, now):
+                self.forget(token, tokens)
+        for token in [t for t in self.last_used if t not in tokens]:
+            self.forget(token, tokens)
         self.swept = now
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
@@ -70,9 +85,8 @@ class SessionExpiry:
             now = self.clock()
             tokens = getattr(scope.get("app"), "tokens", None)
             found = session_token(scope)
-            if found and now - self.last_used.get(found[0], now) > self.idle_s:
-                tokens.pop(found[0], None)  # this request's own session ran out: Gradio asks it to sign in
-                self.last_used.pop(found[0], None)
+            if found and self.ended(found[0], now):
+                self.forget(found[0], tokens)  # this request's own session ran out: Gradio asks it to sign in
             elif found:
                 self.last_used[found[0]] = now
             if isinstance(tokens, dict) and now - self.swept >= min(SWEEP_EVERY_S, self.idle_s):

@@ -43,6 +43,10 @@ def test_an_idle_session_ends_and_a_busy_one_does_not(studio):
         busy.close()
 
 
+async def _app_behind(scope, receive, send) -> None:
+    """What the middleware passes requests on to (Gradio, in the app)."""
+
+
 def _request(app, token: str | None) -> dict:
     cookie = [(b"cookie", f"access-token-c={token}".encode())] if token else []
     return {"type": "http", "app": app, "headers": cookie}
@@ -51,11 +55,7 @@ def _request(app, token: str | None) -> dict:
 def test_tokens_nobody_presents_are_swept_too():
     now = [0.0]
     app = SimpleNamespace(tokens={"t-lena": "lena", "t-vic": "vic"}, cookie_id="c")
-
-    async def inner(scope, receive, send):
-        pass
-
-    expiry = SessionExpiry(inner, idle_s=100.0, clock=lambda: now[0])
+    expiry = SessionExpiry(_app_behind, idle_s=100.0, clock=lambda: now[0])
 
     seen = []
     for t in (0.0, 70.0, 150.0, 230.0):  # lena's browser keeps asking; vic's never comes back
@@ -65,3 +65,16 @@ def test_tokens_nobody_presents_are_swept_too():
     # vic's token is first noticed by the sweep at 70 s and dropped by the first sweep 100 s later (230 s)
     assert seen == [{"lena", "vic"}, {"lena", "vic"}, {"lena", "vic"}, {"lena"}]
     assert set(expiry.last_used) == {"t-lena"}
+
+
+def test_a_busy_session_still_ends_after_the_longest_lifetime():
+    now = [0.0]
+    app = SimpleNamespace(tokens={"t-lena": "lena"}, cookie_id="c")
+    expiry = SessionExpiry(_app_behind, idle_s=100.0, max_s=1000.0, clock=lambda: now[0])
+    for t in range(0, 1001, 50):  # used every 50 s, never idle
+        now[0] = float(t)
+        asyncio.run(expiry(_request(app, "t-lena"), None, None))
+    assert app.tokens == {"t-lena": "lena"}  # 1000 s: not yet over the lifetime
+    now[0] = 1050.0
+    asyncio.run(expiry(_request(app, "t-lena"), None, None))
+    assert app.tokens == {} and not expiry.first_seen and not expiry.last_used
