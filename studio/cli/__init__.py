@@ -65,12 +65,12 @@ def _note_unfinished(run) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from studio.cli import curate_commands, data_commands, export_commands, train_commands
+    from studio.cli import curate_commands, data_commands, export_commands, train_commands, user_commands
 
     parser = _Parser(prog="studio", description="Build image classifiers from a few labeled images.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (data_commands, train_commands, export_commands, curate_commands):
+    for module in (data_commands, train_commands, export_commands, curate_commands, user_commands):
         module.register(sub)
     return parser
 

@@ -111,6 +111,9 @@ class Accounts:
     def names(self) -> list[str]:
         return list(self._by_name)
 
+    def all(self) -> list[Account]:
+        return list(self._by_name.values())
+
     def authenticate(self, username: str, password: str) -> bool:
         """Gradio's `auth=` callable: True for a known user with the right password."""
         account = self._by_name.get(username)
@@ -135,6 +138,11 @@ def load_users(path: str | os.PathLike) -> Accounts:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise StudioError(f"cannot read the users file {path} ({error.strerror or error})") from None
+    return parse_users(text, path)
+
+
+def parse_users(text: str, path: Path) -> Accounts:
+    """The accounts a users file's `text` lists (`path` names the file and, by its suffix, the format)."""
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
