@@ -62,6 +62,11 @@ def test_edits_that_would_lock_the_team_out_are_refused(users, capsys, monkeypat
         code, _, err = _run(capsys, monkeypatch, *argv, stdin="x\n" if "import" in argv else "")
         assert code == 2 and message in err, (argv, err)
     assert users.read_text() == before  # nothing written by a refused edit
+    plural = users.with_name("plural.toml")  # [[users]] tables, which the studio reads too
+    plural.write_text('[[users]]\nname = "olga"\npassword = "o-pass"\nrole = "owner"\n')
+    code, _, err = _run(capsys, monkeypatch, "users", "add", str(plural), "vic", "--password-stdin",
+                        stdin="v\n")
+    assert code == 2 and "[[users]] tables" in err and "vic" not in plural.read_text()
     json_file = users.with_suffix(".json")
     json_file.write_text('[{"name": "a", "password": "p", "role": "owner"}]')
     code, _, err = _run(capsys, monkeypatch, "users", "remove", str(json_file), "a")

@@ -18,7 +18,9 @@ from studio.durable import atomic_write_text
 from studio.errors import StudioError
 from studio.sharing.accounts import RESERVED_NAMES, Accounts, check_role, hash_password, parse_users
 
-USER_HEADER = re.compile(r"^\s*\[\[user\]\]\s*(#.*)?$", re.MULTILINE)
+# a user's table header (TOML allows [[ user ]]); blank lines before it stay with the block above
+USER_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*user[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
+OTHER_USER_TABLES = re.compile(r"^[ \t]*\[\[[ \t]*users[ \t]*\]\]", re.MULTILINE)
 
 
 def _toml_string(value: str) -> str:
@@ -49,6 +51,9 @@ def _read(path: Path) -> str:
 
 def _blocks(text: str) -> tuple[str, list[tuple[str, str]]]:
     """(text before the first user, [(user name, that user's block text)]) of a users file."""
+    if OTHER_USER_TABLES.search(text):  # the studio also reads [[users]]; an edit here would hide those
+        raise StudioError("this users file lists its accounts as [[users]] tables; `studio users` edits "
+                          "files with [[user]] tables: rename them (or edit the file by hand)")
     starts = [m.start() for m in USER_HEADER.finditer(text)]
     blocks = []
     for start, end in zip(starts, [*starts[1:], len(text)]):
