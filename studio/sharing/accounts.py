@@ -83,15 +83,26 @@ class Account:
     secret: str = ""  # what the password came from: its hash as given, or secret_id(plain password)
 
 
+def check_user_name(name: str, where: str = "") -> str:
+    """The name, stripped, when it may be an account's; else a StudioError (`where` names the entry)."""
+    name, prefix = str(name or "").strip(), f"{where}: " if where else ""
+    if not name:
+        raise StudioError(f"{prefix}a user needs a name")
+    if ":" in name:
+        raise StudioError(f"{prefix}a user name cannot hold ':'")
+    if name.lower() in RESERVED_NAMES:
+        raise StudioError(f"{prefix}the user name {name!r} is reserved (the label history uses it for "
+                          "changes made without an account); pick another name")
+    return name
+
+
 class Accounts:
     """The accounts of one app. Empty means no sign-in: the one local user is the owner."""
 
     def __init__(self, accounts: list[Account] | None = None) -> None:
         self._by_name: dict[str, Account] = {}
         for account in accounts or []:
-            if account.name.lower() in RESERVED_NAMES:
-                raise StudioError(f"the user name {account.name!r} is reserved (the label history uses it "
-                                  "for changes made without an account); pick another name")
+            check_user_name(account.name)
             if account.name in self._by_name:
                 raise StudioError(f"user {account.name!r} is listed twice; give each user one entry")
             self._by_name[account.name] = account
@@ -158,10 +169,9 @@ def parse_users(text: str, path: Path) -> Accounts:
     accounts = []
     for number, entry in enumerate(entries, 1):
         where = f"user {number} of {path}"
-        if not isinstance(entry, dict) or not str(entry.get("name") or "").strip():
-            raise StudioError(f"{where} needs a name")
-        if ":" in str(entry["name"]):
-            raise StudioError(f"{where}: a user name cannot hold ':'")
+        if not isinstance(entry, dict):
+            raise StudioError(f"{where} is not a table of name, role and password")
+        name = check_user_name(entry.get("name"), where)
         if "password_hash" in entry:
             stored = secret = str(entry["password_hash"])
             if not stored.startswith("scrypt$") or stored.count("$") != 5:
@@ -172,8 +182,7 @@ def parse_users(text: str, path: Path) -> Accounts:
             stored, secret = hash_password(str(entry["password"])), secret_id(str(entry["password"]))
         else:
             raise StudioError(f"{where} needs a password or a password_hash")
-        accounts.append(Account(str(entry["name"]).strip(), check_role(entry.get("role", "viewer")), stored,
-                                secret))
+        accounts.append(Account(name, check_role(entry.get("role", "viewer")), stored, secret))
     return Accounts(accounts)
 
 
@@ -196,8 +205,12 @@ class LiveAccounts(Accounts):
         self.on_change: Callable[[set[str]], None] | None = None
         self._lock = threading.Lock()
         self._stamp = self._file_stamp()
-        super().__init__(list(self.fixed.merged(load_users(self.users_file))._by_name.values()))
+        super().__init__(self._read().all())
         self._checked = clock()
+
+    def _read(self) -> Accounts:
+        """The fixed accounts plus the users file's, as the file is now."""
+        return self.fixed.merged(load_users(self.users_file))
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:
@@ -217,7 +230,7 @@ class LiveAccounts(Accounts):
                 return
             self._stamp = stamp
             try:
-                fresh = self.fixed.merged(load_users(self.users_file))._by_name
+                fresh = self._read()._by_name
             except StudioError as error:
                 print(f"warning: {error}; the accounts read before stay in force until the file is fixed",
                       file=sys.stderr)

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
+
+from studio.sharing.responses import send_error
 
 ALLOWED_SITES = {"same-origin", "none"}
 FRAME_HEADERS = [(b"x-frame-options", b"SAMEORIGIN"), (b"content-security-policy", b"frame-ancestors 'self'")]
@@ -115,12 +116,7 @@ class SameOriginOnly:
             await send({"type": "websocket.close", "code": 1008})
         else:
             # a page opened in the browser shows the sentence; the app's own requests get Gradio's JSON shape
-            page = "text/html" in (header(scope, b"accept") or "")
-            body = message.encode() if page else json.dumps({"detail": message}).encode()
-            kind = b"text/plain; charset=utf-8" if page else b"application/json"
-            await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, 403, message, as_text="text/html" in (header(scope, b"accept") or ""))
 
 
 async def _no_framing(message: dict[str, Any], send: Callable) -> None:

@@ -41,6 +41,14 @@ def session_token(scope: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def end_sessions(tokens: dict[str, str], names: set[str]) -> None:
+    """Forget the sign-ins in Gradio's token table (`app.tokens`) of the users `names`: their next request
+    asks them to sign in."""
+    for token, name in list(tokens.items()):
+        if name in names:
+            tokens.pop(token, None)
+
+
 def signed_in_user(scope: dict[str, Any]) -> str | None:
     """The user of a request signed in through Gradio's login, else None."""
     found = session_token(scope)

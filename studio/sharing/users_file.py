@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio.durable import atomic_write_text
 from studio.errors import StudioError
-from studio.sharing.accounts import RESERVED_NAMES, Accounts, check_role, hash_password, parse_users
+from studio.sharing.accounts import Accounts, check_role, check_user_name, hash_password, parse_users
 
 # a user's table header (TOML allows [[ user ]]); blank lines before it stay with the block above
 USER_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*user[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
@@ -93,12 +93,7 @@ def _find(path: Path, text: str, name: str) -> tuple[str, list[tuple[str, str]],
 
 def check_new_user(path: str | Path, name: str) -> None:
     """Refuse a name `add_user` would refuse, before anyone types a password for it."""
-    path, name = _toml_path(Path(path)), name.strip()
-    if not name or ":" in name:
-        raise StudioError(f"{name!r} cannot be a user name (empty, or holding ':')")
-    if name.lower() in RESERVED_NAMES:
-        raise StudioError(f"the user name {name!r} is reserved (the label history uses it); "
-                          "pick another name")
+    path, name = _toml_path(Path(path)), check_user_name(name)
     if any(n == name for n, _ in _blocks(_read(path))[1]):
         raise StudioError(f"{path} already has a user {name!r}: `studio users password` or "
                           "`studio users role` change theirs")

@@ -3,12 +3,13 @@ throttle (failed attempts per address and per name) and the upload budget (bytes
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+
+from studio.sharing.responses import send_error
 
 MAX_TRACKED = 10_000  # keys remembered at most (the least recently added are forgotten)
 
@@ -71,6 +72,4 @@ class SlidingWindow:
 async def too_many_requests(send: Callable, wait: float, detail: str) -> None:
     """Answer an ASGI request with 429, Retry-After (whole seconds, at least 1) and a JSON `detail`."""
     seconds = max(1, math.ceil(wait))
-    await send({"type": "http.response.start", "status": 429,
-                "headers": [(b"content-type", b"application/json"), (b"retry-after", str(seconds).encode())]})
-    await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})
+    await send_error(send, 429, detail, headers=[(b"retry-after", str(seconds).encode())])

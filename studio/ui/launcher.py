@@ -22,6 +22,7 @@ from studio.sharing.accounts import Accounts, LiveAccounts, load_users
 from studio.sharing.asgi import sharing_middleware
 from studio.sharing.confinement import is_remote
 from studio.sharing.login_guard import SIGN_IN_MESSAGE, LoginGuard
+from studio.sharing.sessions import end_sessions
 
 # Heavy imports (gradio, torch) wait until the flags are known to be good: a typo fails in a blink.
 if TYPE_CHECKING:
@@ -263,17 +264,9 @@ def start(
     if options.accounts.enabled:
         access.limit_queue_per_user(app)  # one account cannot fill the queue everyone shares
     if isinstance(options.accounts, LiveAccounts):  # a user removed from the file, or given a new password
-        options.accounts.on_change = functools.partial(end_sessions, app)
+        options.accounts.on_change = lambda names: end_sessions(app.server_app.tokens, names)
     _, local_url, _ = app.launch(prevent_thread_lock=not block, quiet=not block, **launch_kwargs(options))
     return app, local_url
-
-
-def end_sessions(app: Any, names: set[str]) -> None:
-    """Forget the sign-ins (Gradio's session tokens) of `names`: their next request asks them to sign in."""
-    tokens = getattr(getattr(app, "server_app", None), "tokens", None) or {}
-    for token, name in list(tokens.items()):
-        if name in names:
-            tokens.pop(token, None)
 
 
 def main(argv: list[str] | None = None) -> int:
