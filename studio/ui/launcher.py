@@ -231,7 +231,8 @@ def launch_kwargs(options: LaunchOptions) -> dict[str, Any]:
         "auth_message": SIGN_IN_MESSAGE if guard else None,
         # Without accounts on loopback, only loopback Host names (a rebound domain has no sign-in to stop it).
         "app_kwargs": {"middleware": sharing_middleware(
-            guard, loopback_only=not (accounts.enabled or is_remote(options.host, options.share)))},
+            guard, role_of=accounts.role_of if guard else None,
+            loopback_only=not (accounts.enabled or is_remote(options.host, options.share)))},
         "inbrowser": options.open_browser,
         "max_file_size": f"{options.max_upload_mb}mb",
         "allowed_paths": [],  # nothing on disk is served directly: see the module docstring

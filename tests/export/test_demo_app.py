@@ -113,7 +113,7 @@ def test_a_small_file_that_unpacks_huge_is_refused_before_it_is_decoded(trained_
         client.predict(handle_file(str(bomb)), False, api_name="/predict")
 
 
-def test_demo_with_a_password_refuses_other_sites_and_throttles_sign_in(trained_run):
+def test_demo_with_a_password_needs_it_refuses_other_sites_and_throttles_sign_in(trained_run):
     import httpx
 
     from studio.sharing.login_guard import PER_CLIENT_FAILURES
@@ -122,7 +122,11 @@ def test_demo_with_a_password_refuses_other_sites_and_throttles_sign_in(trained_
     demo = launch_demo(trained_run, auth="guest:s3cret", host="127.0.0.1", port=port, block=False)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            # signed out: only the sign-in page answers (Gradio leaves /reset without a check of its own)
+            assert http.post("/gradio_api/reset", json={"event_id": "x"}).status_code == 401
+            assert http.get("/").status_code == 200
             assert http.post("/login", data={"username": "guest", "password": "s3cret"}).status_code == 200
+            assert http.post("/gradio_api/reset", json={"event_id": "x"}).status_code != 401
             # another site's page riding the visitor's sign-in (studio.sharing.same_origin)
             evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site",
                     "Sec-Fetch-Mode": "cors"}
