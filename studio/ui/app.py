@@ -183,7 +183,9 @@ def build_app(context: AppContext, initial_project: str = "") -> gr.Blocks:
             return {"project": root or "", "tab": tab or "data"}
 
         app.load(restore, saved_view, [binding.root, binding.tab, tabs], api_visibility="private")
-        app.load(_account_view, None, [account_box, account_label], api_visibility="private")
+        # Read again at each tab switch: an owner may change a role in the users file while the page is open.
+        for trigger in (app.load, binding.tab.change):
+            trigger(_account_view, None, [account_box, account_label], api_visibility="private")
         for trigger in (binding.root.change, binding.tab.change):
             trigger(remember, [binding.root, binding.tab], saved_view, api_visibility="private")
     return app

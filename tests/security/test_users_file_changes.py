@@ -94,3 +94,22 @@ def test_a_removed_user_is_signed_out_of_the_running_studio(live_studio):
         lena.close()
     with httpx.Client(base_url=url) as nina:  # added while it ran
         assert nina.post("/login", data={"username": "nina", "password": "n-pass"}).status_code == 200
+
+
+def test_the_header_shows_a_new_role_at_the_next_tab_switch(live_studio):
+    app, url, users, _ = live_studio
+    # the header's account view runs on page load and again on every tab switch
+    found = [index for index, block_fn in app.fns.items()
+             if getattr(block_fn.fn, "__name__", "") == "_account_view"]
+    tab_box = next(block for block in app.blocks.values() if getattr(block, "elem_id", None) == "current-tab")
+    triggers = {(target[0], target[1]) for index in found for target in app.fns[index].targets}
+    assert (tab_box._id, "change") in triggers
+    lena = Browser(url, "lena", "l-pass")
+    try:
+        ok, shown = lena.call(found[0], [])
+        assert ok and "(labeler)" in shown[1]["value"]
+        write_users(users, {"olga": ("owner", "o-pass"), "lena": ("viewer", "l-pass")})
+        ok, shown = lena.call(found[-1], [])
+        assert ok and "(viewer)" in shown[1]["value"]
+    finally:
+        lena.close()
