@@ -2,10 +2,10 @@
 
 Gradio checks sign-in route by route (`Depends(login_check)`), and some routes go without it: `/cancel`,
 `/reset`, `/stream/{event_id}` and `/heartbeat/{session}` answer anyone who can reach a shared link, and a
-Gradio upgrade may add more. `SignedInOnly` (an ASGI middleware in front of every route)
-answers 401 to a request that is not signed in, unless it asks for what the sign-in page itself loads (the
-page at `/`, its scripts, styles, fonts and icons) or signs in or out. Measured in Chromium: a signed-out
-browser fetches nothing else before its sign-in succeeds.
+Gradio upgrade may add more. `SignedInOnly` (an ASGI middleware in front of every route) answers 401 to a
+request that is not signed in, unless it asks for what the sign-in page itself loads (the page at `/`, its
+scripts, styles, fonts and icons) or signs in or out. Measured in Chromium: a signed-out browser fetches
+nothing else before its sign-in succeeds.
 
 Gradio's monitoring dashboard (`/monitoring...`: per-function call counts and timings of every user) is
 the owner's: other roles get 403.
