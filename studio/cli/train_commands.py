@@ -16,7 +16,7 @@ from studio.cli import add_command, run_argument
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.models.registry import BACKBONES, DEFAULT_BACKBONE
-from studio.train.config import DEVICES, HEADS, STRATEGIES
+from studio.train.config import CPU_TIME_BUDGET_S, DEVICES, GPU_TIME_BUDGET_S, HEADS, STRATEGIES
 from studio.train.events import Epoch, Log, Stage, TrainEvent
 
 
@@ -53,7 +53,9 @@ def register(subparsers) -> None:
                              f"'{PROJECT_CHOICE}' (default): what the app's Augment tab saved, else light")
     parser.add_argument("--cutmix", type=float, default=0.0, help="CutMix Beta alpha (0: off)")
     parser.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta alpha (0: off)")
-    parser.add_argument("--time-budget", type=float, help="seconds auto may spend (default 270 on CPU)")
+    parser.add_argument("--time-budget", type=float,
+                        help=f"seconds auto may spend (default {CPU_TIME_BUDGET_S:.0f} on CPU, "
+                        f"{GPU_TIME_BUDGET_S:.0f} on GPU)")
     parser.add_argument(
         "--candidates", nargs="+", metavar="BACKBONE",
         help="backbones auto compares with --backbone (default: the bundled Lite0, Lite1 and Lite2)",

@@ -16,6 +16,11 @@ from studio.errors import StudioError
 from studio.models.registry import DEFAULT_BACKBONE, check_backbone
 from studio.train.limits import check_limits
 
+# Auto's default time budget. On CPU the whole auto run on ~750 images stays under 5 minutes (flowers on
+# 2 cores: bench/engine.py).
+CPU_TIME_BUDGET_S = 270.0
+GPU_TIME_BUDGET_S = 600.0
+
 STRATEGIES = ("auto", "linear", "finetune", "two-stage", "gradual", "scratch")
 HEADS = ("logreg", "svm", "knn", "torch")
 BALANCE_MODES = ("auto", "weights", "sampler", "none")
@@ -261,8 +266,7 @@ def resolve(config: TrainConfig, *, n_train: int, class_counts: list[int], devic
     if balance == "auto":
         ratio = max(class_counts) / max(1, min(class_counts))
         balance = "weights" if ratio > 1.5 else "none"
-    # On CPU the whole auto run on ~750 images stays under 5 minutes (flowers on 2 cores: bench/engine.py).
-    budget = config.time_budget_s or (270.0 if device_type == "cpu" else 600.0)
+    budget = config.time_budget_s or (CPU_TIME_BUDGET_S if device_type == "cpu" else GPU_TIME_BUDGET_S)
     return Resolved(
         epochs=epochs,
         batch_size=batch,

@@ -26,7 +26,7 @@ from studio.models.registry import BACKBONES, DEFAULT_BACKBONE, check_backbone
 from studio.service.runs import run_settings
 from studio.sharing.caller import caller_name
 from studio.sharing.quotas import JobQuota
-from studio.train.config import STRATEGIES, TrainConfig
+from studio.train.config import CPU_TIME_BUDGET_S, GPU_TIME_BUDGET_S, STRATEGIES, TrainConfig
 from studio.train.distributed import DISTRIBUTED_STRATEGIES, check_nproc, visible_gpus
 from studio.ui import charts
 from studio.ui.access import requires
@@ -34,6 +34,8 @@ from studio.ui.context import AppContext, ProjectBinding
 from studio.ui.feedback import api_errors, user_errors
 
 POLL_SECONDS = 2.0
+TIME_BUDGET_INFO = (f"Auto's whole run. 0 = automatic ({CPU_TIME_BUDGET_S:.0f} s on a CPU, "
+                    f"{GPU_TIME_BUDGET_S:.0f} s on a GPU); more time, more fine-tuning.")
 
 STRATEGY_HELP = {
     "auto": (
@@ -247,7 +249,8 @@ class TrainApi:
         return augment_note(root, choice, self.project_augment)
 
     def train_config(self, root: str, backbone: str, strategy: str, epochs: Any, lr: Any, batch_size: Any,
-                     image_size: Any, augment: str, pretrained: bool = True) -> tuple[Path, dict]:
+                     image_size: Any, augment: str, pretrained: bool = True,
+                     time_budget: Any = None) -> tuple[Path, dict]:
         """Check every setting (StudioError naming the field) and return (project root, config)."""
         project = self.context.open_project(root)
         counts = project.info().get("counts", {})
@@ -264,7 +267,7 @@ class TrainApi:
             strategy=strategy, backbone=check_backbone((backbone or DEFAULT_BACKBONE).strip()),
             pretrained=bool(pretrained), epochs=_whole("Epochs", epochs), lr=_positive("Learning rate", lr),
             batch_size=_whole("Batch size", batch_size), image_size=_whole("Image size", image_size, 32),
-            **fields,
+            time_budget_s=_positive("Time budget", time_budget), **fields,
         )
         return project.root, config.to_dict()
 
@@ -281,9 +284,9 @@ class TrainApi:
 
         return self.service.submit("lr-find", run, config=config, project=str(project_root))
 
-    def train(self, root: str, *settings: Any, processes: Any = 1) -> str:
+    def train(self, root: str, *settings: Any, processes: Any = 1, time_budget: Any = None) -> str:
         nproc = _whole("Processes", processes, 1) or 1
-        project_root, config = self.train_config(root, *settings)
+        project_root, config = self.train_config(root, *settings, time_budget=time_budget)
         check_nproc(nproc, config["strategy"], str(self.service.device.type))  # before queueing, in words
         job = self.quota.admit(self.service, caller_name(), "train",
                                lambda: self.service.submit_train(project_root, config, nproc=nproc))
@@ -327,12 +330,13 @@ class TrainApi:
         def train(project: str, backbone: str = DEFAULT_BACKBONE, strategy: str = "auto",
                   epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
                   image_size: int | None = None, augment: str = PROJECT_AUGMENT, pretrained: bool = True,
-                  processes: int = 1) -> str:
+                  processes: int = 1, time_budget: float | None = None) -> str:
             """Queue a training run on a project; returns the job id. Empty numbers mean automatic;
             augment is "project" (the Augment tab's settings) or a preset name; processes > 1 trains
-            with torchrun on that many GPUs (or CPU processes), strategies finetune and scratch."""
+            with torchrun on that many GPUs (or CPU processes), strategies finetune and scratch;
+            time_budget is the seconds auto may spend (automatic: 270 on CPU, 600 on GPU)."""
             return self.train(project, backbone, strategy, epochs, lr, batch_size, image_size, augment,
-                              pretrained, processes=processes)
+                              pretrained, processes=processes, time_budget=time_budget)
 
         @requires("viewer")
         @api_errors
@@ -370,6 +374,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                                        info="0 = automatic (from the data and device).")
                 image_size = gr.Number(label="Image size (px)", value=0, precision=0, minimum=0, maximum=1024,
                                        info="0 = the backbone's own size.")
+            time_budget = gr.Number(label="Time budget (s)", value=0, minimum=0,
+                                    info=TIME_BUDGET_INFO)
             augment = gr.Dropdown(
                 choices=[("The Augment tab's settings", PROJECT_AUGMENT)]
                 + [(f"Preset: {p}", p) for p in PRESET_NAMES],
@@ -470,8 +476,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @requires("owner")
     @user_errors
     def on_start(root, *settings) -> dict:
-        *fields, processes = settings
-        job_id = api.train(root, *fields, processes=processes)
+        *fields, budget, processes = settings
+        job_id = api.train(root, *fields, processes=processes, time_budget=budget)
         gr.Info(f"Training job {job_id} queued.")
         return {watched: job_id, **show_job(job_id, root, True)}
 
@@ -507,9 +513,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_compare(run_dirs: list[str]):
         return charts.compare_runs({Path(d).name: api.curve_rows(d) for d in run_dirs or []})
 
-    settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment, processes]
+    settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment, time_budget, processes]
     backbone.change(backbone_note, backbone, backbone_help, api_visibility="private")
     strategy.change(strategy_note, strategy, strategy_help, api_visibility="private")
+    # The budget is auto's alone: the other strategies run the epochs they are given.
+    strategy.change(lambda chosen: gr.Number(visible=chosen == "auto"), strategy, time_budget,
+                    api_visibility="private")
     @requires("viewer")
     @user_errors
     def on_augment_note(root: str, choice: str) -> str:
@@ -539,7 +548,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         from studio.train.lr_find import sweep_chart
         from studio.ui.evaluate_tab import wait_for
 
-        job = api.lr_find_job(root, *chosen)
+        *fields, _budget, _processes = chosen  # the sweep's length is fixed; it runs in one process
+        job = api.lr_find_job(root, *fields)
         for line in wait_for(job, "Finding a learning rate"):
             yield {lr_find_text: line}
         result = job.result

@@ -119,6 +119,10 @@ def test_user_errors_are_readable_messages(studio, tmp_path) -> None:
         client.predict(project=studio["root"], lr=10.0, api_name="/train")
     with pytest.raises(AppError, match="not a project of this studio"):
         client.predict(project=str(tmp_path), api_name="/train")
+    with pytest.raises(AppError, match="Time budget must be a positive number"):
+        client.predict(project=studio["root"], time_budget=-60, api_name="/train")
+    with pytest.raises(AppError, match="more than a week"):
+        client.predict(project=studio["root"], time_budget=10**9, api_name="/train")
     with pytest.raises(AppError, match="Strategy 'auto' cannot train on several processes"):
         client.predict(project=studio["root"], processes=2, api_name="/train")
     with pytest.raises(AppError, match="Processes must be a whole number"):
@@ -292,6 +296,8 @@ def test_train_tab_trains_with_the_augment_tabs_custom_strengths(studio, tmp_pat
     api = train_tab.TrainApi(AppContext(workspace=tmp_path, extra_projects=[root]))
     settings = ("test_efficientnet", "finetune", 1, None, 4, 64)
     assert api.train_config(str(root), *settings, "project", False)[1]["augment"] == "light"
+    assert api.train_config(str(root), *settings, "project", False)[1]["time_budget_s"] is None  # automatic
+    assert api.train_config(str(root), *settings, "project", time_budget=600)[1]["time_budget_s"] == 600
     custom = preset("medium", rotate=5.0, cutmix=0.5)
     save_project_augment(root, custom)
     config = api.train_config(str(root), *settings, "project", False)[1]
