@@ -208,7 +208,7 @@ def _whole(label: str, value: Any, minimum: int = 1) -> int | None:
     return int(number)
 
 
-def _positive(label: str, value: Any) -> float | None:
+def _positive(label: str, value: Any, example: str = "0.001") -> float | None:
     if value is None or value == "" or value == 0:
         return None
     try:
@@ -217,7 +217,7 @@ def _positive(label: str, value: Any) -> float | None:
         number = float("nan")
     if not number > 0 or number == float("inf"):
         raise StudioError(
-            f"{label} must be a positive number such as 0.001 (or 0 for automatic), got {value!r}."
+            f"{label} must be a positive number such as {example} (or 0 for automatic), got {value!r}."
         )
     return number
 
@@ -267,7 +267,7 @@ class TrainApi:
             strategy=strategy, backbone=check_backbone((backbone or DEFAULT_BACKBONE).strip()),
             pretrained=bool(pretrained), epochs=_whole("Epochs", epochs), lr=_positive("Learning rate", lr),
             batch_size=_whole("Batch size", batch_size), image_size=_whole("Image size", image_size, 32),
-            time_budget_s=_positive("Time budget", time_budget), **fields,
+            time_budget_s=_positive("Time budget", time_budget, "600 (seconds)"), **fields,
         )
         return project.root, config.to_dict()
 

@@ -119,7 +119,7 @@ def test_user_errors_are_readable_messages(studio, tmp_path) -> None:
         client.predict(project=studio["root"], lr=10.0, api_name="/train")
     with pytest.raises(AppError, match="not a project of this studio"):
         client.predict(project=str(tmp_path), api_name="/train")
-    with pytest.raises(AppError, match="Time budget must be a positive number"):
+    with pytest.raises(AppError, match=r"Time budget must be a positive number such as 600 \(seconds\)"):
         client.predict(project=studio["root"], time_budget=-60, api_name="/train")
     with pytest.raises(AppError, match="more than a week"):
         client.predict(project=studio["root"], time_budget=10**9, api_name="/train")
