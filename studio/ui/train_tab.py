@@ -515,10 +515,15 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     settings = [backbone, strategy, epochs, lr, batch_size, image_size, augment, time_budget, processes]
     backbone.change(backbone_note, backbone, backbone_help, api_visibility="private")
-    strategy.change(strategy_note, strategy, strategy_help, api_visibility="private")
-    # The budget is auto's alone: the other strategies run the epochs they are given.
-    strategy.change(lambda chosen: gr.Number(visible=chosen == "auto"), strategy, time_budget,
-                    api_visibility="private")
+
+    @requires("viewer")
+    @user_errors
+    def on_strategy(chosen: str) -> tuple[str, Any]:
+        # The budget is auto's alone: the other strategies run the epochs they are given.
+        return strategy_note(chosen), gr.Number(visible=chosen == "auto")
+
+    strategy.change(on_strategy, strategy, [strategy_help, time_budget], api_visibility="private")
+
     @requires("viewer")
     @user_errors
     def on_augment_note(root: str, choice: str) -> str:
