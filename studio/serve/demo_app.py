@@ -113,7 +113,7 @@ def launch_demo(
     credentials = parse_auth(auth)
     check_share_auth(share, credentials, no_auth)
     demo = build_demo(Path(path))
-    demo.queue(default_concurrency_limit=2, max_size=32)
+    demo.queue(default_concurrency_limit=2, max_size=32, api_open=False)  # no `/run/` beside the queue
     # The studio's sign-in guard: password checks off the event loop, failed sign-ins throttled.
     guard = LoginGuard(functools.partial(_matches, credentials)) if credentials else None
     demo.launch(

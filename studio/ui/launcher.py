@@ -261,7 +261,9 @@ def start(
     )
     app = build_app(context, initial_project=initial_project)
     access.install(app, options.accounts)
-    app.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)
+    # api_open=False: Gradio's direct `/run/<name>` route would otherwise run queued events beside the
+    # queue, past its size, concurrency and per-user limits.
+    app.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE, api_open=False)
     if options.accounts.enabled:
         access.limit_queue_per_user(app)  # one account cannot fill the queue everyone shares
     if isinstance(options.accounts, LiveAccounts):  # a user removed from the file, or given a new password

@@ -127,6 +127,10 @@ def test_demo_with_a_password_needs_it_refuses_other_sites_and_throttles_sign_in
             assert http.get("/").status_code == 200
             assert http.post("/login", data={"username": "guest", "password": "s3cret"}).status_code == 200
             assert http.post("/gradio_api/reset", json={"event_id": "x"}).status_code != 401
+            # the queue's limits cannot be skipped through Gradio's direct route
+            direct = http.post("/gradio_api/run/predict",
+                               json={"data": [], "fn_index": 0, "session_hash": "x"})
+            assert direct.status_code == 404 and "join the queue" in direct.text
             # another site's page riding the visitor's sign-in (studio.sharing.same_origin)
             evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site",
                     "Sec-Fetch-Mode": "cors"}

@@ -307,6 +307,18 @@ def test_one_queued_training_per_user_and_a_bounded_gradio_queue(studio, owner):
             owner.predict(job_id, api_name="/cancel")
 
 
+
+def test_direct_run_route_cannot_skip_the_queue(studio, browsers):
+    """Gradio's `/run/<name>` runs an event without the queue (and so past its size and per-user limits)
+    unless the queue is closed to it: every queued event is refused there, whoever calls."""
+    queued = [index for index, block_fn in studio["app"].fns.items() if block_fn.queue]
+    assert len(queued) > 100  # every tab's events and the API's
+    calls = [("viewer", index) for index in queued] + [("owner", queued[0])]
+    for role, index in calls:
+        response = browsers[role].http.post("/gradio_api/run/predict",
+                                             json={"data": [], "fn_index": index, "session_hash": "x"})
+        assert response.status_code == 404 and "join the queue" in response.text, (role, index)
+
 # ---- files ----------------------------------------------------------------------------------------------
 
 class _Payload:
