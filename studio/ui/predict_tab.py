@@ -134,6 +134,7 @@ class PredictApi:
     def predict_batch(self, project: str, run: str, folder: str, zip_path: str | None, tta: Any):
         """Submit a folder (or an extracted zip) prediction job; returns (job, csv path)."""
         from studio.data.archive import extract_zip
+        from studio.sharing.limits import check_zip_file
 
         tta = tta_mode(tta)
         if not zip_path:  # the folder is checked first: a refused path learns nothing about runs
@@ -145,11 +146,12 @@ class PredictApi:
                     f"{folder} is not a folder on this machine; type its full path or upload a zip."
                 )
         run_dir = self.run_dir(project, run)
+        if zip_path:
+            archive = Path(self.uploaded(zip_path))
+            check_zip_file(archive)  # refused now, from its directory; unpacked only when the job runs
         out = output_folder()
         if zip_path:
             source = out / "images"
-            source.mkdir()
-            extract_zip(Path(self.uploaded(zip_path)), source)
             name = Path(zip_path).stem
         else:
             name = source.name or "folder"
@@ -158,6 +160,9 @@ class PredictApi:
 
         def job_fn(ctx: Any) -> dict[str, Any]:
             try:
+                if zip_path:  # here, not at submit: a job cancelled while it waits leaves nothing unpacked
+                    source.mkdir()
+                    extract_zip(archive, source)
                 with service.predictors.use(run_dir, ctx.device) as predictor:
                     results = predictor.predict_folder(source, csv_path, tta=tta)
             finally:

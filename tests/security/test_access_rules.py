@@ -71,6 +71,35 @@ def test_zip_limits_come_from_the_directory(tmp_path):
         check_zip(archive, many, max_entries=10)
 
 
+
+@pytest.mark.parametrize("entries, entry_bytes", [(50, 1024**2), (1100, 60 * 1024)])
+def test_zip_of_many_small_bomb_entries_is_refused(tmp_path, entries, entry_bytes):
+    """1 MiB of zeros per entry passed a per-entry check that began above 1 MiB (a 56 KB zip held 50 MB);
+    entries under the per-entry threshold are caught by the zip's overall ratio."""
+    from studio.sharing.limits import check_zip_file
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(entries):
+            archive.writestr(f"{number}.png", bytes(entry_bytes))
+    with pytest.raises(StudioError, match="zip bomb"):
+        check_zip_file(bomb)
+
+
+def test_zip_of_photos_passes_the_bomb_checks(tmp_path):
+    from helpers_images import jpeg_bytes
+
+    from studio.sharing.limits import check_zip_file
+
+    photos = tmp_path / "photos.zip"
+    with zipfile.ZipFile(photos, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(20):
+            archive.writestr(f"cat/{number}.jpg", jpeg_bytes(size=256, seed=number))
+    check_zip_file(photos)
+    (tmp_path / "not.zip").write_bytes(b"plain text")
+    with pytest.raises(StudioError, match="not a readable zip"):
+        check_zip_file(tmp_path / "not.zip")
+
 def test_oversized_image_is_not_read(tmp_path, monkeypatch):
     from studio.data.ingest import prepare_image
 

@@ -268,6 +268,36 @@ def test_predict_a_folder_and_a_zip_to_csv(studio, trained) -> None:
     assert rows[good.name]["prediction"] in {"red", "blue"} and rows[good.name]["error"] == ""
 
 
+def test_a_zip_prediction_cancelled_while_it_waits_leaves_nothing_unpacked(studio, trained) -> None:
+    """A waiting job cannot keep a viewer's unpacked zip on the server: it is unpacked when the job runs."""
+    import threading
+    import zipfile
+
+    folder = make_image_folder(studio["base"] / "waiting", ["any"], per_class=3, size=40, seed=8) / "any"
+    archive = studio["base"] / "waiting.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in folder.iterdir():
+            handle.write(path, path.name)
+    service = studio["service"]
+    release = threading.Event()
+    blocker = service.submit("train", lambda ctx: release.wait(60))  # the device is busy
+    try:
+        job, csv_path = predict_tab.PredictApi(studio["context"]).predict_batch(studio["root"], "", "",
+                                                                                 str(archive), tta=False)
+        assert not (csv_path.parent / "images").exists()
+        assert service.cancel(job.id)
+    finally:
+        release.set()
+    blocker.outcome(60)
+    assert job.state.value == "cancelled" and not (csv_path.parent / "images").exists()
+
+    bomb = studio["base"] / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as handle:
+        for number in range(50):
+            handle.writestr(f"{number}.png", bytes(1024**2))
+    with pytest.raises(Exception, match="zip bomb"):
+        predict_tab.PredictApi(studio["context"]).predict_batch(studio["root"], "", "", str(bomb), tta=False)
+
 def test_several_images_with_an_unreadable_one(studio, trained, tmp_path) -> None:
     api = predict_tab.PredictApi(studio["context"])
     good = tmp_path / "good.png"
