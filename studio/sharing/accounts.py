@@ -9,6 +9,7 @@ Make a hash for a users file with `uv run python -m studio.sharing.accounts` (as
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import hmac
@@ -39,6 +40,13 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
     salt = salt if salt is not None else secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, **_SCRYPT)
     return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+@functools.cache
+def _unknown_name_hash() -> str:
+    """A hash that no password matches, made once: checking against it costs what a real check costs
+    (hashing a fresh one on each attempt cost two scrypt runs and told names apart by time)."""
+    return hash_password(secrets.token_hex(16))
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -129,7 +137,7 @@ class Accounts:
         """Gradio's `auth=` callable: True for a known user with the right password."""
         account = self._by_name.get(username)
         if account is None:
-            verify_password(password, hash_password("")) # same work for an unknown name: no timing hint
+            verify_password(password, _unknown_name_hash())  # one scrypt, as for a known name: no timing hint
             return False
         return verify_password(password, account.password_hash)
 

@@ -2,7 +2,8 @@
 
 Outermost first: the cross-site refusal (`same_origin`, always), then with sign-in the throttle on /login
 (`login_guard`), the end of idle sessions (`sessions`), sign-in required on every route but the sign-in
-page's (`signed_in_only`) and the per-user upload budget (`upload_budget`).
+page's (`signed_in_only`) and the per-user upload budget (`upload_budget`); innermost, always, the size
+limit on request bodies outside uploads (`body_limit`).
 No Gradio here: the list goes to `launch(app_kwargs={"middleware": ...})`.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from studio.sharing.body_limit import BodyLimit
 from studio.sharing.login_guard import LoginGuard, LoginThrottle
 from studio.sharing.same_origin import SameOriginOnly
 from studio.sharing.sessions import SessionExpiry
@@ -30,7 +32,7 @@ def sharing_middleware(guard: LoginGuard | None, *, role_of: Callable[[str | Non
         entries += [Middleware(LoginThrottle, guard=guard), Middleware(SessionExpiry),
                     Middleware(SignedInOnly, role_of=role_of or _every_user_owns),
                     Middleware(UploadBudget)]
-    return entries
+    return [*entries, Middleware(BodyLimit)]
 
 
 def _every_user_owns(name: str | None) -> str | None:

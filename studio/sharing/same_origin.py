@@ -11,7 +11,8 @@ every route) lets through only what the studio's own page sends:
 - `Sec-Fetch-Site` (every current browser sets it): `same-origin` and `none` (typed in the address bar,
   a bookmark) pass. `cross-site` and `same-site` are refused (every share link is a subdomain of the same
   site, so another share link is `same-site`), except a plain top-level navigation (GET of a page: a link
-  to the studio from a mail or a chat), which runs nothing and cannot be read by the linking page.
+  to the studio from a mail or a chat), which runs nothing and cannot be read by the linking page;
+  `/logout` is no such page (it ends the user's sessions), so another site's link to it is refused.
 - Older browsers send no `Sec-Fetch-Site` but an `Origin` on cross-site requests: it must name the host
   the request was sent to (`Host`, or `X-Forwarded-Host` behind a proxy that rewrites it).
 - Requests with neither header come from programs (`gradio_client`, curl), which hold only the cookies
@@ -34,8 +35,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from studio.sharing.responses import send_error
+from studio.sharing.signed_in_only import route_path
 
 ALLOWED_SITES = {"same-origin", "none"}
+# Pages whose GET changes something: another site's link must not run them (Gradio's /logout ends every
+# session of the user).
+STATE_CHANGING_PAGES = {"/logout"}
 FRAME_HEADERS = [(b"x-frame-options", b"SAMEORIGIN"), (b"content-security-policy", b"frame-ancestors 'self'")]
 REFUSAL = ("This request came from another web site, not from the studio's own page, so it was refused: "
            "open the studio's address directly in the browser.")
@@ -82,7 +87,8 @@ def is_cross_site(scope: dict[str, Any]) -> bool:
             return False
         top_level_page = (scope.get("method") in ("GET", "HEAD")
                           and header(scope, b"sec-fetch-mode") == "navigate"
-                          and header(scope, b"sec-fetch-dest") in (None, "document"))
+                          and header(scope, b"sec-fetch-dest") in (None, "document")
+                          and route_path(scope) not in STATE_CHANGING_PAGES)
         return not top_level_page
     origin = header(scope, b"origin")
     if origin is None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from studio.sharing.body_limit import is_upload
 from studio.sharing.sessions import signed_in_user
 from studio.sharing.windows import SlidingWindow, too_many_requests
 
@@ -36,9 +37,7 @@ class UploadBudget(SlidingWindow):
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         user = None
-        if scope.get("type") == "http" and scope.get("method") == "POST" and str(
-            scope.get("path", "")
-        ).rstrip("/").endswith("/upload"):
+        if scope.get("type") == "http" and scope.get("method") == "POST" and is_upload(scope):
             user = signed_in_user(scope)
         if user is None:
             await self.app(scope, receive, send)

@@ -45,6 +45,23 @@ def test_passwords_are_salted_scrypt_hashes(tmp_path):
         load_users(users)
 
 
+
+def test_an_unknown_name_costs_one_password_check_like_a_known_one(tmp_path, monkeypatch):
+    """Sign-in time must not tell which account names exist: one scrypt run either way."""
+    import hashlib
+
+    users = tmp_path / "users.json"
+    users.write_text('[{"name": "ann", "password": "s3cret", "role": "labeler"}]')
+    accounts = load_users(users)
+    accounts.authenticate("nobody", "warm-up")  # the unknown-name hash is made once, at first use
+    runs = []
+    real = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: runs.append(1) or real(*a, **k))
+    for name in ("ann", "nobody", "ghost"):
+        runs.clear()
+        assert not accounts.authenticate(name, "wrong")
+        assert len(runs) == 1, name
+
 def test_confinement_follows_symlinks_and_hides_existence(tmp_path):
     workspace, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
     workspace.mkdir()

@@ -67,6 +67,9 @@ def test_the_studios_own_page_still_acts_and_a_link_from_elsewhere_still_opens(s
     # ... but another site may not frame it
     framed = {**navigation, "Sec-Fetch-Dest": "iframe"}
     assert owner.http.get("/", headers=framed).status_code == 403
+    # nor sign the user out: Gradio's /logout is a GET that ends every session of the user
+    assert owner.http.get("/logout", headers=navigation, follow_redirects=False).status_code == 403
+    assert owner.http.get("/config", headers=OWN_PAGE).status_code == 200  # still signed in
 
 
 def _scope(method="POST", **headers) -> dict:

@@ -47,3 +47,32 @@ def test_the_budget_frees_as_uploads_leave_the_window():
     now[0] = 61.0  # the first left the window
     assert budget.used("vic") == 60 and budget.retry_after("vic") == 0
     assert budget.retry_after("olga") == 0
+
+
+def test_other_routes_refuse_large_bodies(studio, tmp_path):
+    """Outside /upload a body is held to MAX_BODY_BYTES: Gradio's component_server read 100 MB files into
+    memory before refusing an unknown function, and process_recording wrote them to disk."""
+    from studio.sharing.body_limit import MAX_BODY_BYTES
+
+    viewer = Browser(studio["url"], "vic", USERS["vic"][1])
+    try:
+        big = [("files", ("a.bin", b"\0" * (MAX_BODY_BYTES + 1)))]
+        for route in ("/gradio_api/component_server", "/gradio_api/process_recording"):
+            response = viewer.http.post(route, files=big)
+            assert response.status_code == 413 and "limit outside uploads" in response.text, route
+
+        def chunks():  # no Content-Length: cut off once past the limit
+            for _ in range(MAX_BODY_BYTES // 2**20 + 2):
+                yield b"\0" * 2**20
+
+        streamed = viewer.http.post("/gradio_api/component_server", content=chunks(),
+                                    headers={"content-type": "application/octet-stream"})
+        assert streamed.status_code >= 400
+    finally:
+        viewer.close()
+    labeler = Browser(studio["url"], "lena", USERS["lena"][1])  # with upload budget left in this module
+    try:
+        big_upload = labeler.http.post("/gradio_api/upload", files=[("files", ("b.bin", b"\0" * 900_000))])
+        assert big_upload.status_code == 200  # the upload route keeps its own limits, not this one
+    finally:
+        labeler.close()
