@@ -116,6 +116,21 @@ def current_validation(project: Project) -> tuple[pd.DataFrame, list[str]]:
     return val, warnings
 
 
+def split_new_labels(project: Project) -> str | None:
+    """Give labeled images that have no split a stratified train/val split, as an import does (20%, seed
+    0; splits already there never move): images labeled after an unlabeled import would otherwise be left
+    out of training. Returns a sentence for the run's log, or None when every labeled image had a split."""
+    data = project.dataset(labeled_only=True)
+    unsplit = data.loc[data["split"].isna(), "image_id"]
+    if unsplit.empty:
+        return None
+    project.assign_splits()
+    after = project.dataset(labeled_only=True).set_index("image_id")["split"]
+    to_val = int((after.reindex(unsplit) == "val").sum())
+    return (f"{len(unsplit)} labeled image(s) had no split: {len(unsplit) - to_val} went to train and "
+            f"{to_val} to validation (stratified, as at import).")
+
+
 def take_snapshot(project: Project) -> Snapshot:
     """Training and validation images with targets; StudioError when the project cannot train yet."""
     data, project_classes, warnings = usable_images(project)

@@ -35,6 +35,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from studio.data.snapshot import split_new_labels
+from studio.data.store import Project
 from studio.errors import StudioError
 from studio.system import cpu_count
 from studio.train.events import RunStarted, TrainEvent, event_from_dict
@@ -153,6 +155,8 @@ def launch(project_root: str | Path, config: dict[str, Any], nproc: int, *,
     strategy = config.get("strategy") or "auto"
     device = config.get("device") or "auto"
     check_nproc(nproc, strategy, device)
+    with Project.open(project_root) as project:  # here, once: every rank must snapshot the same split
+        split_new_labels(project)
     cancel = cancel or threading.Event()
     control = Path(tempfile.mkdtemp(prefix="studio-ddp-"))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",

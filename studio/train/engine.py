@@ -16,7 +16,7 @@ import numpy as np
 import timm
 import torch
 
-from studio.data.snapshot import take_snapshot
+from studio.data.snapshot import split_new_labels, take_snapshot
 from studio.data.store import Project
 from studio.errors import StudioError
 from studio.models.registry import check_backbone
@@ -81,7 +81,11 @@ def train(project: Project, config: TrainConfig | None = None, *,
     started = time.perf_counter()
     backbone = check_backbone(config.backbone)
     device = select_device(config.device)
+    # Ranks of a process group find this done by the launcher: each must snapshot the same split.
+    split_note = None if world.distributed else split_new_labels(project)
     snapshot = take_snapshot(project)
+    if split_note:
+        snapshot.warnings.insert(0, split_note)
     probe_model, source = create_backbone(backbone, num_classes=0, weights=config.weights,
                                           pretrained=config.uses_pretrained)
     data_cfg = data_config(probe_model)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from train_helpers import make_project, tiny_config
 
@@ -30,6 +32,30 @@ def test_small_classes_are_noted_in_the_run_log(tmp_path):
     assert "Note: class 'cat' has only 4 labeled images: aim for at least 10" in "\n".join(logs)
     assert any(m.startswith("Note: validation has only") for m in logs)
 
+
+
+def test_images_labeled_after_an_unlabeled_import_are_split_and_trained_on(project, tmp_path):
+    """Imported without labels, they have no split; labeled later (Label tab), training gives them one."""
+    from helpers_images import make_image
+
+    before = project.dataset(labeled_only=True)
+    added = []
+    for number in range(6):
+        path = tmp_path / f"new-{number}.png"
+        make_image(48, seed=100 + number).save(path)
+        added.append(project.add_image_file(path)[0])
+    project.set_labels([(image_id, "cat" if i % 2 else "dog") for i, image_id in enumerate(added)])
+    assert project.dataset(labeled_only=True).set_index("image_id").loc[added, "split"].isna().all()
+    logs = []
+    result = train(project, tiny_config(strategy="linear"),
+                   callback=lambda e: logs.append(e.message) if isinstance(e, Log) else None)
+    splits = project.dataset(labeled_only=True).set_index("image_id")["split"]
+    assert splits.loc[added].isin(["train", "val"]).all()  # (all train here: val already holds 34%)
+    assert (splits.loc[before["image_id"]] == before.set_index("image_id")["split"]).all()  # none moved
+    record = json.loads((result.run_dir / "config.json").read_text())
+    assert record["n_train"] + record["n_val"] == len(before) + len(added)
+    assert any("6 labeled image(s) had no split" in m for m in logs)
+    assert not any("are not used" in m for m in logs)
 
 def test_empty_validation_split(project):
     ids = project.dataset()["image_id"].tolist()
