@@ -111,12 +111,16 @@ def _describe(path: Path, live: set[str]) -> dict[str, Any]:
         best = float(curves["val_accuracy"].max())
     result = status.get("result") or {}
     reported = result.get("accuracy", result.get("val_accuracy"))
+    config = read_json(path / CONFIG_FILE)
+    # Until it reports, an auto run has no validation number: its curve scores held-out training images.
+    curve_is_val = run_settings({"config": config})[0].get("strategy", "auto") != "auto"
     last = curves.iloc[-1].dropna().to_dict() if len(curves) else {}
     times = [p.stat().st_mtime for p in (path / STATUS_FILE, path / CONFIG_FILE, path) if p.exists()]
     return {
         "run_dir": str(path), "name": path.name, "status": state, "message": status.get("message"),
-        "config": read_json(path / CONFIG_FILE), "job": read_json(path / JOB_FILE),
+        "config": config, "job": read_json(path / JOB_FILE),
         "epochs": len(curves), "best_val_accuracy": best,
-        "val_accuracy": best if reported is None else float(reported), "last": last,
+        "val_accuracy": (best if curve_is_val else None) if reported is None else float(reported),
+        "last": last,
         "has_model": (path / MODEL_FILE).is_file(), "modified": max(times),
     }

@@ -104,7 +104,8 @@ class Probe:
 
 
 def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = True,
-                 recipe: dict | None = None, tta_out_of_fold: bool = False) -> Probe | None:
+                 recipe: dict | None = None, tta_out_of_fold: bool = False,
+                 report_epoch: bool = True) -> Probe | None:
     """Features (cached) + head. Returns None when cancelled during feature extraction.
 
     `offer=False`: a probe to be part of an ensemble, fitted on the training split alone: the validation
@@ -112,7 +113,9 @@ def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = Tru
     `recipe`: a logistic-regression head fitted with another probe's recipe (C, class weights, views)
     instead of choosing one by cross-validation.
     `tta_out_of_fold`: the out-of-fold predictions are made under every TTA view too (the views not
-    featurized for training are featurized for it), for a probe that will predict with TTA."""
+    featurized for training are featurized for it), for a probe that will predict with TTA.
+    `report_epoch=False`: no epoch event (auto's refit: its curve is its held-out training images, and the
+    refit's validation score is the run's reported number, not a point of that curve)."""
     if not offer and head not in ("logreg", "torch"):
         raise ValueError("an ensemble member needs a linear head (logreg or torch)")
     events, config = ctx.events, ctx.config
@@ -165,13 +168,14 @@ def linear_probe(ctx: RunContext, head: str, strategy: str, *, offer: bool = Tru
     val_accuracy = float((val_probs[:, 0].argmax(1) == y_val).mean())
     val_accuracy_flip = float((val_probs.mean(1).argmax(1) == y_val).mean())
     val_loss = float(log_loss(y_val, val_probs[:, 0], labels=list(range(k))))
-    events.emit(Epoch(
-        stage="linear-probe", epoch=1,
-        train_loss=float(log_loss(y_train, train_probs, labels=list(range(k)))),
-        train_accuracy=float((train_probs.argmax(1) == y_train).mean()),
-        val_loss=val_loss, val_accuracy=val_accuracy, lr=None,
-        images_per_s=stats.images_per_s, eta_s=0.0,
-    ))
+    if report_epoch:
+        events.emit(Epoch(
+            stage="linear-probe", epoch=1,
+            train_loss=float(log_loss(y_train, train_probs, labels=list(range(k)))),
+            train_accuracy=float((train_probs.argmax(1) == y_train).mean()),
+            val_loss=val_loss, val_accuracy=val_accuracy, lr=None,
+            images_per_s=stats.images_per_s, eta_s=0.0,
+        ))
     if head in ("logreg", "torch"):
         model.reset_classifier(k)
         fold_linear(pipeline, model.get_classifier())
@@ -378,7 +382,7 @@ def run_auto(ctx: RunContext, started: float) -> Outcome:
     if outcome.kept == "linear":  # refit on every training image: cheap, and the probe gains from them
         tta = outcome.details.pop("tta")
         # Predicting with TTA: the unknown threshold is fitted on out-of-fold TTA averages, what it reads.
-        refit = linear_probe(ctx, "logreg", "auto", tta_out_of_fold=tta["tta"])
+        refit = linear_probe(ctx, "logreg", "auto", tta_out_of_fold=tta["tta"], report_epoch=False)
         if refit is None:
             return Outcome("cancelled", outcome.epochs_run, "linear", outcome.reason)
         outcome.reason += f"; refit on the whole training split ({recipe_words(refit.details)})"

@@ -53,7 +53,8 @@ def overview_text(info: dict) -> str:
     return (
         f"**{info['images']}** images: **{info['labeled']}** labeled, **{info['unlabeled']}** unlabeled, "
         f"in **{len(info['classes'])}** classes. Splits: {splits['train']} train, {splits['val']} val, "
-        f"{splits['test']} test, {splits['unsplit']} labeled but not split yet."
+        f"{splits['test']} test, {splits['unsplit']} labeled but not split yet"
+        + (" (training splits them: Split images does it now)." if splits["unsplit"] else ".")
     )
 
 

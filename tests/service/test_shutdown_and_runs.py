@@ -155,6 +155,11 @@ def test_a_finished_run_lists_its_reported_accuracy_not_its_curve_s(tmp_path):
     (run / "status.json").write_text(json.dumps({"status": "done", "result": result}))
     listed = list_runs(tmp_path)[0]
     assert listed["best_val_accuracy"] == 0.75 and listed["val_accuracy"] == 0.65
+    # still running, it has no validation number yet: its curve's best is no stand-in
+    running = fake_run_dir(tmp_path, "20240102-000000-auto", status="running", metrics=METRICS)
+    (running / "config.json").write_text(json.dumps({"config": {"strategy": "auto"}}))
+    listed = list_runs(tmp_path, active=[running])[0]
+    assert listed["name"] == running.name and listed["val_accuracy"] is None
 
 
 def test_service_lists_its_live_run_as_running(service, tmp_path):

@@ -86,3 +86,21 @@ def test_poisoned_validation_labels_change_nothing_a_manual_fine_tune_keeps(tmp_
     poisoned = kept()
     project.close()
     assert poisoned == honest
+
+
+def test_auto_curves_never_score_the_validation_split(tmp_path):
+    """Auto's charted curve is its held-out training images: a kept probe's refit (scored on val for the
+    reported number) adds no point to it, so poisoned validation labels leave every point as it was."""
+    from studio.service.runs import run_curves
+
+    project = make_project(tmp_path, classes=("cat", "dog", "owl"), per_class=9)
+    config = tiny_config(strategy="auto", epochs=1, seed=1)  # one epoch: no fine-tune, the probe is kept
+    honest = train(project, config)
+    _poison_validation_labels(project)
+    poisoned = train(project, config)
+    project.close()
+    assert honest.strategy == poisoned.strategy == "linear"
+    curves = [run_curves(result.run_dir) for result in (honest, poisoned)]
+    assert len(curves[0]) == 1  # the probe on the held-out training images, nothing after it
+    assert curves[0]["val_accuracy"].tolist() == curves[1]["val_accuracy"].tolist()
+    assert curves[0]["val_loss"].tolist() == curves[1]["val_loss"].tolist()
