@@ -164,8 +164,10 @@ def view_report(data: dict[str, Any], view: str) -> dict[str, Any]:
 
 
 def top_loss_items(data: dict[str, Any], view: str) -> list[dict[str, Any]]:
+    fixed = set(data.get("fixed", []))  # labels fixed since this evaluation: no longer mistakes to show
     return [{"image_id": t["image_id"], "path": t["path"], "label": t["label"], "predicted": t["predicted"],
-             "probability": t["probability"]} for t in view_report(data, view)["top_losses"] if t.get("path")]
+             "probability": t["probability"]} for t in view_report(data, view)["top_losses"]
+            if t.get("path") and t["image_id"] not in fixed]
 
 
 def cell_items(data: dict[str, Any], view: str, cell: str | None) -> list[dict[str, Any]]:
@@ -176,6 +178,15 @@ def cell_items(data: dict[str, Any], view: str, cell: str | None) -> list[dict[s
     return [{"image_id": i["image_id"], "path": i["path"], "label": i["label"], "predicted": i[view],
              "probability": i[f"{view}_p"]}
             for i in data["images"] if i["label"] == true_name and i[view] == predicted_name]
+
+
+def with_label(data: dict[str, Any] | None, image_id: int, label: str) -> dict[str, Any] | None:
+    """The evaluation's images with one label fixed: its confusion cell and mistake lists follow the new
+    label (the metrics stay the evaluation's until it runs again)."""
+    if not data:
+        return data
+    images = [{**i, "label": label} if i["image_id"] == image_id else i for i in data["images"]]
+    return {**data, "images": images, "fixed": [*data.get("fixed", []), image_id]}
 
 
 def selected_markdown(item: dict[str, Any] | None) -> str:
@@ -303,7 +314,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
 
     @requires("labeler")
     @user_errors
-    def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells) -> dict:
+    def on_fix(root: str, item: dict[str, Any] | None, version: float, losses, cells, data) -> dict:
         if not item:
             raise gr.Error("Select an image first.")
         context.open_project(root).set_label(item["image_id"], item["predicted"], **label_write_args())
@@ -314,8 +325,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         losses = [i for i in losses if i["image_id"] != item["image_id"]]
         cells = [i for i in cells if i["image_id"] != item["image_id"]]
         return {binding.version: (version or 0) + 1, selected: None, selected_text: selected_markdown(None),
-                fix: gr.Button(interactive=False), losses_gallery: gallery_items(root, losses),
-                losses_state: losses, cell_gallery: gallery_items(root, cells), cell_state: cells}
+                fix: gr.Button(interactive=False), cam_button: gr.Button(interactive=False),
+                cam_predicted: None, cam_true: None, losses_gallery: gallery_items(root, losses),
+                losses_state: losses, cell_gallery: gallery_items(root, cells), cell_state: cells,
+                data_state: with_label(data, item["image_id"], item["predicted"])}
 
     @requires("viewer")
     @user_errors
@@ -344,16 +357,20 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     cell_gallery.select(on_select, cell_state, select_outputs, api_visibility="private")
     fix.click(
         on_fix,
-        [binding.root, selected, binding.version, losses_state, cell_state],
+        [binding.root, selected, binding.version, losses_state, cell_state, data_state],
         [
             binding.version,
             selected,
             selected_text,
             fix,
+            cam_button,
+            cam_predicted,
+            cam_true,
             losses_gallery,
             losses_state,
             cell_gallery,
             cell_state,
+            data_state,
         ],
         api_visibility="private",
     )

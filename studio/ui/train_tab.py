@@ -156,12 +156,12 @@ def jobs_frame(service: Any, root: str) -> pd.DataFrame:
         if root and job.project and Path(job.project) != Path(root):
             continue
         info = job.to_dict()
-        progress = info["progress"]
-        if info["state"] == "running" and not progress and job.kind == "train":
-            progress = job_status(job, job.events(0))[
-                "progress"
-            ]  # the engine reports time left, not a fraction
-        rows.append([info["id"], info["kind"], info["state"], f"{progress:.0%}",
+        shown = f"{info['progress']:.0%}"
+        if info["state"] == "running" and not info["progress"] and job.kind == "train":
+            # The engine reports time left per stage, not a fraction of the run: say which stage it is.
+            status = job_status(job, job.events(0))
+            shown = f"{status['stage'] or 'starting'}: {status['progress']:.0%}"
+        rows.append([info["id"], info["kind"], info["state"], shown,
                      time.strftime("%H:%M:%S", time.localtime(info["created"])),
                      Path(info["run_dir"]).name if info.get("run_dir") else ""])
     return pd.DataFrame(rows, columns=JOB_COLUMNS)

@@ -209,6 +209,15 @@ def test_evaluation_job_lists_every_image_of_each_confusion_cell(studio, trained
     # a linear run records no TTA choice: it predicts plain, and the summary says which number that is
     assert report["tta_default"] is False and report["default_accuracy"] == report["accuracy"]
     assert "this run predicts without TTA" in evaluate_tab.summary_markdown(data)
+    # a label fixed from the tab moves its image out of the mistake cell and the mistakes list at once
+    image = data["images"][0]
+    fixed_to = next(name for name in report["classes"] if name != image["label"])
+    cell = f"{report['classes'].index(image['label'])}|{report['classes'].index(image['plain'])}"
+    fixed = evaluate_tab.with_label(data, image["image_id"], fixed_to)
+    assert image["image_id"] in [i["image_id"] for i in evaluate_tab.cell_items(data, "plain", cell)]
+    assert image["image_id"] not in [i["image_id"] for i in evaluate_tab.cell_items(fixed, "plain", cell)]
+    assert image["image_id"] not in [i["image_id"] for i in evaluate_tab.top_loss_items(fixed, "plain")]
+    assert data["images"][0]["label"] == image["label"]  # the evaluation's own data is not changed
 
 
 def test_the_evaluate_tabs_current_split_choice_writes_its_own_file(studio, trained) -> None:
