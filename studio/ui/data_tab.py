@@ -95,7 +95,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                     import_folder = gr.Button("Import folder", variant="primary")
             summary = gr.Markdown("")
             report = gr.Dataframe(value=pd.DataFrame(columns=REPORT_COLUMNS), label="Import report",
-                                  interactive=False, wrap=True, max_height=240)
+                                  interactive=False, wrap=True, max_height=240,
+                                  column_widths=["18%", "37%", "45%"])  # else "file" shrank to a letter
         with gr.Column(scale=4):
             overview = gr.Markdown("Open or create a project to start.")
             chart = gr.Plot(label="Class balance", show_label=False)

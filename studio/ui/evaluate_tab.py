@@ -189,6 +189,13 @@ def with_label(data: dict[str, Any] | None, image_id: int, label: str) -> dict[s
     return {**data, "images": images, "fixed": [*data.get("fixed", []), image_id]}
 
 
+def losses_label(losses: list[dict[str, Any]] | None) -> str:
+    """The mistakes gallery's title; an empty gallery after an evaluation says there was nothing to show."""
+    if losses is not None and not losses:
+        return "Most confident mistakes: none, every image here was predicted right"
+    return "Most confident mistakes (click one to select it)"
+
+
 def selected_markdown(item: dict[str, Any] | None) -> str:
     if not item:
         return "Click an image in a gallery to select it, then fix its label or look at its Grad-CAM."
@@ -225,7 +232,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     cell_gallery = gr.Gallery(label="Images in the chosen cell", visible=False, **THUMBNAILS)
     reliability = gr.Plot(charts.reliability_diagram(None), label="Reliability diagram", show_label=False)
     gr.Markdown("### Top losses\nThe most confident mistakes: often a wrong label rather than a wrong model.")
-    losses_gallery = gr.Gallery(label="Most confident mistakes (click one to select it)", **THUMBNAILS)
+    losses_gallery = gr.Gallery(label=losses_label(None), **THUMBNAILS)
     with gr.Row(equal_height=True):
         selected_text = gr.Markdown(selected_markdown(None))
         fix = gr.Button("Fix label: use the predicted class", interactive=False, scale=0, min_width=240)
@@ -268,8 +275,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         losses = top_loss_items(data, view_name)
         return {confusion: charts.confusion_heatmap(report["confusion_matrix"], report["classes"]),
                 per_class: class_frame(report), cell: gr.Dropdown(choices=cell_choices(report), value=None),
-                losses_gallery: gallery_items(root, losses), losses_state: losses, cell_gallery: [],
-                cell_state: []}
+                losses_gallery: gr.Gallery(value=gallery_items(root, losses), label=losses_label(losses)),
+                losses_state: losses, cell_gallery: [], cell_state: []}
 
     @requires("viewer")
     @user_errors

@@ -18,6 +18,7 @@ import pandas as pd
 from studio.errors import StudioError
 from studio.export.standalone import plain_prediction
 from studio.sharing.confinement import inside
+from studio.train.runs import STATUS_FILE, read_json
 from studio.ui import charts, media
 from studio.ui.access import requires
 from studio.ui.context import AppContext, ProjectBinding
@@ -45,6 +46,37 @@ def bars_title(result: dict[str, Any], name: str | None) -> str | None:
     unsure = ("Not sure: unlike the training images (top guesses below)" if result.get("unlike_training")
               else "Not sure: none of the classes fits well (top guesses below)")
     return f"{name}: {unsure}" if name else unsure
+
+
+def answer_markdown(result: dict[str, Any] | None, run_dir: Path | None = None, tta: bool | None = None,
+                    name: str | None = None) -> str:
+    """The one-line answer above the bars: the class and its probability, or "not sure" with the top guess
+    and why; then how it was predicted (TTA, which run)."""
+    if not result or not result.get("top"):
+        return ""
+    best = result["top"][0]
+    guess = f"**{html.escape(str(best['class']))}** ({best['probability']:.1%})"
+    if result.get("unknown"):
+        why = ("unlike the images it was trained on" if result.get("unlike_training")
+               else "no class fits well")
+        line = f"**Not sure**: {why}. Top guess {guess}; check it before you trust it."
+    else:
+        line = guess
+    how = []
+    if tta is None and run_dir is not None:
+        tta = ((read_json(run_dir / STATUS_FILE) or {}).get("result") or {}).get("tta")
+    if tta is not None:
+        how.append("with test-time augmentation" if tta else "without test-time augmentation")
+    if run_dir is not None:
+        how.append(f"run {html.escape(run_dir.name)}")
+    prefix = f"{html.escape(name)}: " if name else ""
+    return f"{prefix}{line}" + (f" <span class='help-text'>({', '.join(how)})</span>" if how else "")
+
+
+def suggested_class(result: dict[str, Any]) -> str | None:
+    """What "Correct class" starts at: the top class, or nothing when the model is not sure (one click
+    must not add an image it could not place under its guess)."""
+    return None if result.get("unknown") else result["top"][0]["class"]
 
 
 def prediction_rows(results: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
@@ -220,6 +252,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                 top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Top-k classes")
             predict = gr.Button("Predict", variant="primary")
         with gr.Column(scale=3):
+            answer = gr.Markdown()
             bars = gr.Plot(charts.topk_bars([]), show_label=False)
             table = gr.Dataframe(
                 pd.DataFrame(columns=RESULT_COLUMNS),
@@ -271,11 +304,13 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         found = api.predict(root, run_dir, paths, use_tta, k)
         found = [plain_prediction(r, p) for p, r in zip(paths, found)]
         first = next(r for r in found if not r.get("error"))
-        title = bars_title(first, Path(first["path"]).name if len(found) > 1 else None)
+        name = Path(first["path"]).name if len(found) > 1 else None
         rows = prediction_rows(found, [Path(p).name for p in paths])
-        return {bars: charts.topk_bars(first["top"], title=title),
+        how = {"run_dir": api.run_dir(root, run_dir), "tta": tta_mode(use_tta)}
+        return {answer: answer_markdown(first, name=name, **how),
+                bars: charts.topk_bars(first["top"], title=bars_title(first, name)),
                 table: gr.Dataframe(rows, visible=len(found) > 1), results: found, current: first["path"],
-                correct_class: gr.Dropdown(value=first["top"][0]["class"]), cam: None}
+                correct_class: gr.Dropdown(value=suggested_class(first)), cam: None}
 
     @requires("viewer")
     @user_errors
@@ -287,8 +322,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         if item.get("error"):
             gr.Warning(f"{Path(item['path']).name} could not be read: {item['error']}")
             return gr.skip()
-        return {bars: charts.topk_bars(item["top"], title=bars_title(item, Path(item["path"]).name)),
-                current: item["path"], correct_class: gr.Dropdown(value=item["top"][0]["class"]), cam: None}
+        name = Path(item["path"]).name
+        return {answer: answer_markdown(item, name=name),
+                bars: charts.topk_bars(item["top"], title=bars_title(item, name)),
+                current: item["path"], correct_class: gr.Dropdown(value=suggested_class(item)), cam: None}
 
     @requires("viewer")
     @user_errors
@@ -327,8 +364,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     binding.root.change(on_project, binding.root, [run, correct_class], api_visibility="private")
     binding.version.change(on_classes, binding.root, correct_class, api_visibility="private")
     predict.click(on_predict, [binding.root, run, image, files, tta, top_k],
-                  [bars, table, results, current, correct_class, cam], api_visibility="private")
-    table.select(on_row, results, [bars, current, correct_class, cam], api_visibility="private")
+                  [answer, bars, table, results, current, correct_class, cam], api_visibility="private")
+    table.select(on_row, results, [answer, bars, current, correct_class, cam], api_visibility="private")
     cam_button.click(on_cam, [binding.root, run, current, results], cam, api_visibility="private")
     add.click(
         on_add,

@@ -20,6 +20,25 @@ def test_unknown_predictions_read_not_sure_with_their_top_guess():
     ).startswith("b.jpg")
 
 
+
+def test_the_answer_line_names_the_class_or_says_not_sure_and_how_it_was_predicted(tmp_path):
+    import json
+
+    run = tmp_path / "20261206-auto"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"status": "done", "result": {"tta": True}}))
+    sure = {"top": [{"class": "daisy", "probability": 0.979}], "unknown": False}
+    unlike = {"top": [{"class": "rose", "probability": 0.51}], "unknown": True, "unlike_training": True}
+    line = predict_tab.answer_markdown(sure, run)
+    assert line.startswith("**daisy** (97.9%)") and "with test-time augmentation" in line and run.name in line
+    assert "without test-time augmentation" in predict_tab.answer_markdown(sure, run, tta=False)
+    line = predict_tab.answer_markdown(unlike, name="x.png")
+    assert line.startswith("x.png: **Not sure**: unlike the images it was trained on") and "**rose**" in line
+    assert predict_tab.answer_markdown(None) == ""
+    # "Correct class" starts at the guess only when the model is sure of it
+    assert predict_tab.suggested_class(sure) == "daisy" and predict_tab.suggested_class(unlike) is None
+
+
 def test_reliability_diagram_draws_both_curves_and_the_ece():
     bins = [{"low": 0.4, "high": 0.5, "n": 3, "confidence": 0.45, "accuracy": 0.33},
             {"low": 0.9, "high": 1.0, "n": 9, "confidence": 0.97, "accuracy": 0.89}]
