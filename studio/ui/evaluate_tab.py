@@ -1,7 +1,8 @@
 """Evaluate tab: a run's accuracy with and without TTA, per-class precision/recall/F1, a confusion
-matrix whose cells list their images, the most confident mistakes with one-click label fixes, and
-Grad-CAM heatmaps. Evaluation and Grad-CAM run as service jobs (interactive: they may run beside a
-training job); the callbacks only submit them, wait, and draw.
+matrix whose cells list their images, the most confident mistakes with one-click label fixes, Grad-CAM
+heatmaps, and the chosen run's model exported as a zip to download. Evaluation and Grad-CAM run as
+interactive service jobs (they may run beside a training job), the export as a queued one; the callbacks
+only submit them, wait, and draw.
 
 Also holds the run helpers the Predict tab shares (`run_choices`, `checked_run_dir`, `wait_for`).
 """
@@ -17,6 +18,8 @@ import gradio as gr
 import pandas as pd
 
 from studio.app.evaluation import evaluation_job
+from studio.app.exporting import FORMATS as EXPORT_FORMATS
+from studio.app.exporting import export_job, export_summary
 from studio.errors import StudioError
 from studio.service.runs import run_settings
 from studio.sharing.caller import label_write_args
@@ -243,6 +246,17 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
         )
         cam_true = gr.Image(label="Grad-CAM: evidence for the labeled class", interactive=False, height=300)
 
+    gr.Markdown("### Export the model\nA folder to use the model outside the studio: the model file, "
+                "`predict.py` (the studio's own prediction, \"not sure\" included, with numpy, Pillow and "
+                "onnxruntime or torch), and a model card. Before you get it, it is checked to predict like "
+                "the studio on the run's validation images.", elem_classes="help-text")
+    with gr.Row(equal_height=True):
+        export_format = gr.Radio([(label, fmt) for fmt, label in EXPORT_FORMATS.items()], value="onnx",
+                                 label="Format", scale=3)
+        export_button = gr.Button("Export the chosen run", scale=1)
+    export_status = gr.Markdown()
+    export_file = gr.File(label="Exported model (zip)", interactive=False, visible=False, height=80)
+
     data_state = gr.State(None)  # the last evaluation (report + per-image predictions)
     losses_state = gr.State([])  # items shown in each gallery, to map a click to an image
     cell_state = gr.State([])
@@ -384,6 +398,24 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     cam_button.click(
         on_cam, [binding.root, run, selected], [cam_predicted, cam_true], api_visibility="private"
     )
+
+    @requires("owner")
+    @user_errors
+    def on_export(root: str, run_dir: str, fmt: str):
+        path = checked_run_dir(context, root, run_dir)
+        project_root = context.open_project(root).root
+        job = service_of(context).submit(
+            "export", export_job(path, fmt, media.output_folder("exports")),
+            config={"run_dir": str(path), "format": fmt}, project=str(project_root))
+        yield {export_status: "Exporting…", export_file: gr.File(value=None, visible=False)}
+        for line in wait_for(job, "Exporting and checking"):
+            yield {export_status: line}
+        result = job.result
+        yield {export_status: export_summary(result, path.name),
+               export_file: gr.File(value=result["zip"], visible=True)}
+
+    export_button.click(on_export, [binding.root, run, export_format], [export_status, export_file],
+                        api_visibility="private")
 
 
 def grad_cams(context: AppContext, run_dir: Path, image: Any, classes: list[str]) -> list[Any]:

@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +33,14 @@ def media_root() -> Path:
     """Our subfolder of Gradio's upload folder (GRADIO_TEMP_DIR, else <tmp>/gradio)."""
     base = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
     return Path(base).resolve() / "studio-media"
+
+
+def output_folder(kind: str) -> Path:
+    """A fresh folder for files the user downloads (prediction CSVs, exported models) inside the media
+    root, which Gradio serves; the app's cache cleanup removes them after two hours."""
+    folder = media_root() / kind / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _folder_for(project_root: Path) -> Path:

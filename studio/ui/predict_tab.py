@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +109,6 @@ def _top_k(value: Any) -> int:
     return k
 
 
-def output_folder() -> Path:
-    """A fresh folder inside the media root: Gradio serves files there (see studio.ui.media)."""
-    folder = media.media_root() / "predictions" / uuid.uuid4().hex[:12]
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 class PredictApi:
     def __init__(self, context: AppContext) -> None:
         self.context = context
@@ -181,7 +173,7 @@ class PredictApi:
         if zip_path:
             archive = Path(self.uploaded(zip_path))
             check_zip_file(archive)  # refused now, from its directory; unpacked only when the job runs
-        out = output_folder()
+        out = media.output_folder("predictions")
         if zip_path:
             source = out / "images"
             name = Path(zip_path).stem

@@ -204,6 +204,13 @@ def test_labeler_is_refused_owner_actions(studio, browsers, labeler):
     assert not (studio["workspace"] / "mine").exists()
 
 
+def test_only_an_owner_exports_a_model(studio, browsers):
+    for role in ("viewer", "labeler"):
+        ok, message = browsers[role].call(fn_index(studio["app"], "on_export"),
+                                          [studio["project"], "", "onnx"])
+        assert not ok and "owner" in message, role
+
+
 def test_viewer_is_refused_labeling(studio):
     viewer = client(studio, "vic", "viewer-pass")
     with Project.open(studio["project"]) as project:

@@ -277,6 +277,24 @@ def test_predict_a_folder_and_a_zip_to_csv(studio, trained) -> None:
     assert rows[good.name]["prediction"] in {"red", "blue"} and rows[good.name]["error"] == ""
 
 
+
+def test_the_evaluate_tabs_export_gives_a_checked_bundle_zip(studio, trained) -> None:
+    import zipfile
+
+    from studio.app.exporting import export_job, export_summary
+
+    run_dir = evaluate_tab.checked_run_dir(studio["context"], studio["root"], Path(trained["run_dir"]).name)
+    job = studio["service"].submit("export", export_job(run_dir, "onnx", studio["base"] / "exports"))
+    result = job.outcome(300)
+    with zipfile.ZipFile(result["zip"]) as archive:
+        names = {Path(n).name for n in archive.namelist()}
+    assert {"model.onnx", "predict.py", "classes.json", "model_card.md", "parity.json"} <= names
+    assert result["parity"]["passed"] and result["parity"]["max_abs_diff"] <= 1e-4
+    text = export_summary(result, run_dir.name)
+    assert run_dir.name in text and "differ by at most" in text and "predict.py" in text
+    with pytest.raises(Exception, match="Unknown export format"):
+        export_job(run_dir, "pickle", studio["base"])
+
 def test_a_zip_prediction_cancelled_while_it_waits_leaves_nothing_unpacked(studio, trained) -> None:
     """A waiting job cannot keep a viewer's unpacked zip on the server: it is unpacked when the job runs."""
     import threading
