@@ -41,7 +41,8 @@ def dataset_warnings(frame: pd.DataFrame, classes: Sequence[str], *, min_class: 
             if val[name] < min_val:
                 warnings.append(
                     f"validation has only {val[name]} '{name}' image(s): its accuracy on that class "
-                    f"is too noisy to trust; aim for at least {min_val}"
+                    f"is too noisy to trust; aim for at least {min_val} (label more '{name}' images; "
+                    "re-splitting with a larger validation share moves some of its training images there)"
                 )
     elif len(labeled):
         warnings.append("no labeled image is in the validation split: accuracy cannot be measured "
