@@ -58,3 +58,23 @@ def test_an_output_path_that_is_a_folder_is_refused_before_the_work(tmp_path, ca
     assert "is a file, not a folder" in output_file_problem(tmp_path / "file" / "out.csv")
     assert output_file_problem(tmp_path / "new" / "out.csv") is None  # its folder is made when written
     assert main(["lr-find", str(tmp_path), "--chart", str(tmp_path)]) == 2
+
+
+def test_an_output_file_never_replaces_an_image_or_another_csv(tmp_path, capsys):
+    """`--csv photo.jpg` had turned the photo into predictions; a labels CSV would have gone the same way."""
+    from studio.cli import main
+    from studio.export.standalone import CSV_COLUMNS, output_file_problem
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8 not really a jpeg, but a user's file")
+    assert main(["predict", str(tmp_path / "run"), str(photo), "--csv", str(photo)]) == 2
+    assert "already exists and is not a predictions CSV" in capsys.readouterr().err
+    assert photo.read_bytes().startswith(b"\xff\xd8")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\na.jpg,cat\n")
+    assert "is not a predictions CSV" in output_file_problem(labels)
+    earlier = tmp_path / "predictions.csv"
+    earlier.write_text(",".join(CSV_COLUMNS) + ",p_cat,error\n")
+    assert output_file_problem(earlier) is None  # the previous predictions may be replaced
+    (tmp_path / "notes.txt").write_text("mine")
+    assert "is not a .html file" in output_file_problem(tmp_path / "notes.txt", "--chart", ".html")

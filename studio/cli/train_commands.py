@@ -285,7 +285,7 @@ def _lr_find(args) -> dict:
     from studio.train import TrainConfig
     from studio.train.lr_find import lr_find, sweep_chart
 
-    if args.chart and (problem := output_file_problem(args.chart, "--chart")):
+    if args.chart and (problem := output_file_problem(args.chart, "--chart", ".html")):
         raise StudioError(problem)
     with Project.open(args.project) as project:
         config = TrainConfig(strategy="finetune", backbone=args.backbone, weights=args.weights,

@@ -516,14 +516,31 @@ def plain_prediction(result: dict, path: str | None = None) -> dict:
             "unlike_training": bool(result.get("unlike_training"))}
 
 
-def output_file_problem(path, flag: str = "--csv") -> str | None:
-    """Why `path` cannot take an output file (checked before the work, not after it), or None."""
+CSV_COLUMNS = ("path", "prediction", "probability", "unknown", "unlike_training")
+
+
+def output_file_problem(path, flag: str = "--csv", suffix: str = ".csv") -> str | None:
+    """Why `path` cannot take an output file (checked before the work, not after it), or None. An existing
+    file is replaced only when it is what this flag writes (a `suffix` file; for a CSV, one with a
+    predictions header): `--csv photo.jpg` must not turn a photo, or a labels CSV, into predictions."""
     path = Path(path).expanduser()
     if path.is_dir():
-        return f"{flag} {path} is a folder; give a file path, e.g. {path / 'predictions.csv'}"
+        return f"{flag} {path} is a folder; give a file path, e.g. {path / ('predictions' + suffix)}"
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         return f"{flag} {path}: {parent} is a file, not a folder"
+    if path.exists():
+        ours = path.suffix.lower() == suffix
+        if ours and suffix == ".csv":
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    ours = handle.readline().strip().split(",")[:len(CSV_COLUMNS)] == list(CSV_COLUMNS)
+            except OSError:
+                ours = False
+        if not ours:
+            kind = "a predictions CSV" if suffix == ".csv" else f"a {suffix} file"
+            return (f"{flag} {path} already exists and is not {kind}: it was left as it is; give a new "
+                    "file name")
     return None
 
 
@@ -537,10 +554,7 @@ def write_predictions_csv(results: list[dict], csv_path, class_names: list[str])
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            ["path", "prediction", "probability", "unknown", "unlike_training",
-             *[f"p_{c}" for c in class_names], "error"]
-        )
+        writer.writerow([*CSV_COLUMNS, *[f"p_{c}" for c in class_names], "error"])
         for result in results:
             if result.get("error"):
                 writer.writerow([result["path"], "", "", "", "", *[""] * len(class_names), result["error"]])

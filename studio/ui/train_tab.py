@@ -167,6 +167,15 @@ def jobs_frame(service: Any, root: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
+def form_values(config: dict[str, Any]) -> dict[str, Any]:
+    """The Train form's values for a job's settings (`TrainConfig.to_dict()`; None, automatic, shows as 0)."""
+    keys = {"backbone": "backbone", "strategy": "strategy", "epochs": "epochs", "lr": "lr",
+            "batch_size": "batch_size", "image_size": "image_size", "time_budget": "time_budget_s"}
+    values = {field: config[key] for field, key in keys.items() if key in config}
+    return {field: (0 if value is None and field not in ("backbone", "strategy") else value)
+            for field, value in values.items() if value is not None or field not in ("backbone", "strategy")}
+
+
 def curve_val_name(config: dict[str, Any]) -> str:
     """What a run's validation curve scores: auto never touches the val split while it trains (its curve
     is its held-out training images); the other strategies score the val split each epoch."""
@@ -471,7 +480,12 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     @user_errors
     def on_project(root: str) -> dict:
         job_id = api.latest_train_job(root) if root else ""
-        return {watched: job_id, **show_job(job_id, root, True)}
+        form = {}
+        if job_id and not api.job(job_id).is_finished:  # a reload mid-run: the form shows what it runs with
+            restored = form_values(api.job(job_id).config)
+            form = {field: gr.update(value=restored[name]) for name, field in form_fields.items()
+                    if name in restored}
+        return {watched: job_id, **show_job(job_id, root, True), **form}
 
     @requires("owner")
     @user_errors
@@ -538,7 +552,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             augment_help,
             api_visibility="private",
         )
-    binding.root.change(on_project, binding.root, [watched, *outputs], api_visibility="private")
+    form_fields = {"backbone": backbone, "strategy": strategy, "epochs": epochs, "lr": lr,
+                   "batch_size": batch_size, "image_size": image_size, "time_budget": time_budget}
+    binding.root.change(on_project, binding.root, [watched, *outputs, *form_fields.values()],
+                        api_visibility="private")
     start.click(on_start, [binding.root, *settings], [watched, *outputs], api_visibility="private")
     cancel.click(on_cancel, [watched, binding.root], outputs, api_visibility="private")
     timer.tick(

@@ -144,6 +144,9 @@ def test_reload_and_second_page_come_back_to_the_project_and_running_job(tmp_pat
         page.locator("#train-progress").get_by_text(job.id).wait_for(timeout=30_000)
         page.locator("#train-progress").get_by_text("Running").wait_for(timeout=30_000)
         page.locator("#train-curves .scatterlayer .trace").first.wait_for(timeout=30_000)
+        # the form shows the settings the running job trains with, not the defaults
+        assert page.get_by_label("finetune").first.is_checked()
+        assert page.get_by_label("Epochs").input_value() == "200"
 
         second = profile.new_page()
         second.goto(url)

@@ -405,3 +405,14 @@ def test_the_evaluate_summary_counts_the_images_the_run_flags_not_sure() -> None
     novelty_only = {**novel, "unknown_threshold": 0.0, "unknown_rate": 0.05}
     text = evaluate_tab.summary_markdown({"run_dir": "runs/r1", "report": novelty_only})
     assert '1 of 20 "not sure" (unlike the training images; the run has no confidence threshold)' in text
+
+
+def test_a_reload_mid_run_shows_the_running_jobs_settings_in_the_form() -> None:
+    from studio.train import TrainConfig
+
+    running = TrainConfig(strategy="finetune", epochs=3, lr=0.002, backbone="tf_efficientnet_lite1").to_dict()
+    values = train_tab.form_values(running)
+    assert values["strategy"] == "finetune" and values["epochs"] == 3 and values["lr"] == 0.002
+    assert values["backbone"] == "tf_efficientnet_lite1"
+    assert values["batch_size"] == 0 and values["image_size"] == 0 and values["time_budget"] == 0  # automatic
+    assert train_tab.form_values({"strategy": "auto"}) == {"strategy": "auto"}
