@@ -276,8 +276,12 @@ def _eval(args) -> dict:
     if args.current_split:
         # A run folder lives at PROJECT/runs/NAME: its own project unless told otherwise.
         with Project.open(args.project or run.resolve().parent.parent) as project:
-            return evaluate_run(run, project, current_split=True, tta=args.tta, device=args.device)
-    return evaluate_run(run, tta=args.tta, device=args.device)
+            report = evaluate_run(run, project, current_split=True, tta=args.tta, device=args.device)
+    else:
+        report = evaluate_run(run, tta=args.tta, device=args.device)
+    for note in report.get("notes", []):
+        print(f"note: {note}.", file=sys.stderr)
+    return report
 
 
 def _lr_find(args) -> dict:

@@ -63,9 +63,15 @@ class Snapshot:
                               "are unknown; evaluate it on the project's current split instead.") from None
         classes = list(data["classes"])
         index = {name: i for i, name in enumerate(classes)}
+        # Images are stored by content (images/<hash><ext>): a run inside a project reads its own project's
+        # files, wherever the project has been moved or copied since (the stored paths are absolute).
+        project_images = Path(run_dir).resolve().parent.parent / "images"
+        rebase = Path(run_dir).resolve().parent.name == "runs" and project_images.is_dir()
 
         def frame(rows: list[dict]) -> pd.DataFrame:
             table = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
+            if rebase and len(table):
+                table["path"] = [str(project_images / Path(p).name) for p in table["path"]]
             table["target"] = table["label"].map(index)
             return table
 

@@ -113,20 +113,38 @@ def _plain(value):
 
 
 def _validation_items(run_dir: Path, project: Project | None, current_split: bool,
-                      class_names: list[str]) -> list[dict]:
-    """The run's own snapshot's val images, or (current_split) the project's val split of today."""
+                      class_names: list[str]) -> tuple[list[dict], list[str]]:
+    """The run's own snapshot's val images, or (current_split) the project's val split of today; with notes
+    on what was left out: images the run trained on (the split changed since) and images of classes the
+    model does not know (added or renamed since)."""
+    notes = []
     if current_split:
         if project is None:
             raise StudioError("Evaluating on the current split needs the project (--project PROJECT).")
         val, _ = current_validation(project)
+        try:
+            trained = set(Snapshot.load(run_dir).train["hash"])
+        except StudioError:  # no split.json: which images it trained on is unknown
+            trained = set()
+        seen = val["hash"].isin(trained)
+        if seen.any():
+            notes.append(f"{int(seen.sum())} of today's validation images were training images of this run "
+                         "(the split changed since it trained): left out, a model scores its own training "
+                         "images too well")
+            val = val[~seen]
     else:
         val = Snapshot.load(run_dir).val
     items = val[["image_id", "path", "label"]].to_dict(orient="records")
-    items = [item for item in items if item["label"] in class_names]
+    unknown = sorted({item["label"] for item in items if item["label"] not in class_names})
+    if unknown:
+        count = sum(item["label"] in unknown for item in items)
+        notes.append(f"{count} validation image(s) of classes this model does not know were left out "
+                     f"({', '.join(unknown)}: added or renamed since it trained)")
+        items = [item for item in items if item["label"] in class_names]
     if not items:
         raise StudioError("No validation images with the model's classes: "
                           "label some images in the 'val' split.")
-    return items
+    return items, notes
 
 
 def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, current_split: bool = False,
@@ -145,7 +163,7 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
     tta_default = bool(loaded is not None and loaded.tta)
     tta = tta or tta_default
     class_names = predictor.class_names
-    items = _validation_items(run_dir, project, current_split, class_names)
+    items, notes = _validation_items(run_dir, project, current_split, class_names)
     index = {name: i for i, name in enumerate(class_names)}
     targets = np.array([index[item["label"]] for item in items])
     paths = [item["path"] for item in items]
@@ -178,4 +196,5 @@ def evaluate(run_dir: str | os.PathLike, project: Project | None = None, *, curr
     report["default_accuracy"] = report["tta"]["accuracy"] if tta_default else report["accuracy"]
     report["images"] = "current-split" if current_split else "snapshot"
     report["unreadable"] = unreadable
+    report["notes"] = notes
     return report

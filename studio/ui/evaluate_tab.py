@@ -126,6 +126,8 @@ def summary_markdown(data: dict[str, Any]) -> str:
         parts.append(f" · {flagged} of {report['n']} \"not sure\" ({why})")
     if report.get("unreadable"):
         parts.append(f"  \n⚠ {len(report['unreadable'])} image(s) can no longer be read and were left out.")
+    for note in report.get("notes", []):
+        parts.append(f"  \n⚠ {html.escape(note)}.")
     return "".join(parts)
 
 

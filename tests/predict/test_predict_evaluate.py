@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from predict_helpers import tiny_run
 
 from studio.predict import evaluate, metrics_from_probs
 from studio.predict.checkpoint import read_checkpoint, save_checkpoint
@@ -115,3 +116,32 @@ def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path):
         (tmp_path / name).write_text(text)
         with pytest.raises(StudioError, match="is not a studio model checkpoint; give a run folder"):
             read_checkpoint(tmp_path / name)
+
+
+def test_a_moved_project_evaluates_its_runs_on_its_own_image_files(tmp_path):
+    """split.json keeps absolute paths; the images live in the project by content, so a moved (or copied)
+    project reads its own files, not the old place's (gone, or another project's)."""
+    project, result = tiny_run(tmp_path / "first")
+    n_val = int((project.dataset()["split"] == "val").sum())
+    project.close()
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "first" / "project", moved)
+    report = evaluate(moved / "runs" / result.run_dir.name, device="cpu")
+    assert report["n"] == n_val and report["unreadable"] == []
+
+
+def test_todays_split_leaves_out_what_the_run_trained_on_and_classes_it_does_not_know(tmp_path):
+    project, result = tiny_run(tmp_path)
+    trained_on = {row["hash"] for row in json.loads((result.run_dir / "split.json").read_text())["train"]}
+    project.assign_splits(val_fraction=0.5, seed=5, resplit=True)
+    val = project.dataset()[lambda d: d["split"] == "val"]
+    seen = int(val["hash"].isin(trained_on).sum())
+    assert seen  # the re-split moved training images into val
+    report = evaluate(result.run_dir, project, current_split=True, device="cpu")
+    assert report["n"] == len(val) - seen
+    assert any(f"{seen} of today's validation images were training images" in n for n in report["notes"])
+    project.rename_class("dog", "puppy")
+    report = evaluate(result.run_dir, project, current_split=True, device="cpu")
+    assert any("classes this model does not know were left out (puppy" in n for n in report["notes"])
+    assert evaluate(result.run_dir, device="cpu")["notes"] == []  # its own snapshot: nothing left out
+    project.close()
