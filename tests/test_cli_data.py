@@ -128,6 +128,21 @@ def test_labeling_with_a_new_class_says_how_to_take_it_back(run, tmp_path):
     assert "'dgo' is a new class (the others: cat, dog)" in err and "classes" in err and "undo" in err
     code, out, err = run("label", tmp_path / "p", 1, "dog", "--json")
     assert "new_class" not in json.loads(out) and err == ""
+    # another case of a class there is that class: no "new class" advice (whose delete would empty 'dog')
+    code, out, err = run("label", tmp_path / "p", 1, " DOG ", "--json")
+    assert json.loads(out)["label"] == "dog" and "new_class" not in json.loads(out) and err == ""
+
+
+def test_a_decomposed_accent_and_a_typed_one_are_one_class(run, tmp_path):
+    """macOS folder names and many zips spell 'café' with a combining accent; typed, it is one code point."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "café")
+    source = make_image_folder(tmp_path / "src", [decomposed, "rose"], 3, size=16)
+    run_json(run, "import", tmp_path / "p", source)
+    code, out, err = run("label", tmp_path / "p", 1, unicodedata.normalize("NFC", "café"), "--json")
+    assert code == 0 and "new_class" not in json.loads(out), err
+    assert run_json(run, "classes", tmp_path / "p", "list")["classes"] == ["café", "rose"]
 
 
 def test_split_gives_a_project_without_val_images_its_validation_split(run, tmp_path):

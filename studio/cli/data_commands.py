@@ -120,13 +120,15 @@ def _label(args) -> dict:
     with Project.open(args.project) as project:
         known = project.classes()
         changed = project.set_label(args.image_id, None if args.none else args.label, by=args.by)
-        result = {"image_id": args.image_id, "label": None if args.none else args.label, "changed": changed}
-        if not args.none and args.label not in known:  # likely a typo when the project already has classes
+        # The class as stored: names match without regard to case or accent encoding ('TULIP' is 'tulip').
+        label = None if args.none else project.label_of(args.image_id)
+        result = {"image_id": args.image_id, "label": label, "changed": changed}
+        if label is not None and label not in known:  # likely a typo when the project already has classes
             result["new_class"] = True
             print(
-                f"note: '{args.label}' is a new class (the others: {', '.join(known) or 'none'}); "
+                f"note: '{label}' is a new class (the others: {', '.join(known) or 'none'}); "
                 f"if that was a typo, `studio undo {args.project}` takes the label back and "
-                f"`studio classes {args.project} delete {args.label}` removes the class.",
+                f"`studio classes {args.project} delete {label}` removes the class.",
                 file=sys.stderr,
             )
         return result

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ def _frame(rows: Sequence[tuple], columns: Sequence[str], ints: Sequence[str]) -
 
 
 def _check_class_name(name: str) -> str:
-    clean = (name or "").strip() if isinstance(name, str) else ""
+    # NFC: 'café' typed (one code point for é) and from a macOS folder name or zip (e + a combining accent)
+    # must be one class, not two that look alike.
+    clean = unicodedata.normalize("NFC", name.strip()) if isinstance(name, str) else ""
     if not clean:
         raise StudioError("a class name cannot be empty")
     # It becomes a folder name on export (on Windows too) and is shown in every tab: no path or
@@ -275,7 +278,10 @@ class Project:
             return count
 
     def _find_class(self, conn: sqlite3.Connection, name: str) -> int | None:
-        row = conn.execute("SELECT id FROM classes WHERE name=?", (name.strip(),)).fetchone()
+        # Both forms: names stored before they were normalized to NFC may be decomposed.
+        name = name.strip()
+        forms = (unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name))
+        row = conn.execute("SELECT id FROM classes WHERE name IN (?, ?) ORDER BY id", forms).fetchone()
         return row[0] if row else None
 
     def _require_class(self, conn: sqlite3.Connection, name: str) -> int:
@@ -563,6 +569,14 @@ class Project:
     def _require_image(self, conn: sqlite3.Connection, image_id: int) -> None:
         if not conn.execute("SELECT 1 FROM images WHERE id=?", (int(image_id),)).fetchone():
             raise StudioError(f"no image with id {image_id} in this project (see `studio info`)")
+
+    def label_of(self, image_id: int) -> str | None:
+        """The image's class as stored (None: unlabeled)."""
+        with self._read() as conn:
+            self._require_image(conn, image_id)
+            row = conn.execute("SELECT c.name FROM labels l JOIN classes c ON c.id = l.class_id "
+                               "WHERE l.image_id=?", (int(image_id),)).fetchone()
+        return row[0] if row else None
 
     def image_path(self, image_id: int) -> Path:
         with self._read() as conn:
