@@ -174,3 +174,12 @@ def test_a_class_delete_says_how_to_get_the_labels_back(run, tmp_path):
     assert code == 0 and f"studio undo {project} 3` brings those 3 labels back" in err
     assert run_json(run, "undo", project, 3)["undone"] == 3
     assert run_json(run, "info", project)["labeled"] == 6
+
+
+def test_a_refused_import_leaves_no_empty_project(run, tmp_path):
+    source = make_image_folder(tmp_path / "src", ["cat", "dog"], 3, size=16)
+    code, _, err = run("import", tmp_path / "new", source, "--val-fraction", "1")
+    assert code == 2 and "validation fraction" in err and not (tmp_path / "new").exists()
+    run_json(run, "import", tmp_path / "kept", source)
+    code, _, err = run("import", tmp_path / "kept", source, "--val-fraction", "1")
+    assert code == 2 and (tmp_path / "kept" / "project.db").is_file()  # an existing project stays

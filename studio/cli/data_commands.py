@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -84,11 +85,17 @@ def _new(args) -> dict:
 def _import(args) -> dict:
     if not Path(args.source).expanduser().exists():  # before creating an empty project for nothing
         raise StudioError(f"{args.source} does not exist; give a folder, a .csv or a .zip to import")
-    with Project.open_or_create(args.project) as project:
-        report = import_source(
-            project, args.source, args.layout, val_fraction=args.val_fraction, seed=args.seed
-        )
-        result = {**report.to_dict(), "project": str(project.root), "info": project.info()}
+    new = not Path(args.project).expanduser().exists()
+    try:
+        with Project.open_or_create(args.project) as project:
+            report = import_source(
+                project, args.source, args.layout, val_fraction=args.val_fraction, seed=args.seed
+            )
+            result = {**report.to_dict(), "project": str(project.root), "info": project.info()}
+    except StudioError:
+        if new:  # refused (a bad flag, an unreadable source): leave no empty project behind
+            shutil.rmtree(Path(args.project).expanduser(), ignore_errors=True)
+        raise
     if not result["imported"] and not result["duplicates"] and result["rejected"]:
         # Nothing came in and every file was refused: a script must not read that as success.
         print(f"error: nothing was imported; all {len(result['rejected'])} files were refused (see "

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -156,6 +157,9 @@ def _progress(event: TrainEvent) -> None:
         print(f"== {event.name}", file=sys.stderr, flush=True)
 
 
+SAME_KEY_PRESS_S = 0.5  # a second SIGINT within this of the first is the same Ctrl-C delivered twice
+
+
 @contextmanager
 def _ctrl_c_cancels(cancel: threading.Event):
     """The first Ctrl-C ends the run as cancelled after the current batch (its checkpoint is kept,
@@ -165,12 +169,18 @@ def _ctrl_c_cancels(cancel: threading.Event):
         yield  # not ours to change (an embedding program's handler, or SIGINT ignored)
         return
     owner = os.getpid()
+    first: list[float] = []
 
     def handler(signum, frame):
         if os.getpid() != owner:  # a DataLoader worker forked from this process: the main process decides
             return
         if cancel.is_set():
+            # One key press can arrive twice: `uv run` forwards it to this process, and the terminal sends
+            # it to the whole process group too. A second one this soon is the same press.
+            if time.monotonic() - first[0] < SAME_KEY_PRESS_S:
+                return
             raise KeyboardInterrupt
+        first.append(time.monotonic())
         cancel.set()
         print("Stopping after the current batch; the checkpoint so far is kept. "
               "Press Ctrl-C again to quit at once.", file=sys.stderr, flush=True)

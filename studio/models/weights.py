@@ -15,6 +15,7 @@ from pathlib import Path
 
 import timm
 import torch
+from safetensors import SafetensorError
 from timm.data import resolve_data_config
 
 from studio.errors import StudioError
@@ -109,14 +110,12 @@ def _create_from_file(name: str, path: Path, num_classes: int, drop_rate: float)
             pretrained_cfg_overlay={"file": str(path)},
         )
         file_state = timm.models.load_state_dict(str(path))
-    except pickle.UnpicklingError as error:  # not a tensor file, or one holding Python objects
-        raise StudioError(
-            f"The weights file {path.name} is not a state_dict of tensors (a text file, or Python objects, "
-            "which are not loaded: they could run code). Save the backbone with "
-            "torch.save(model.state_dict()) or as .safetensors."
-        ) from error
+    except (pickle.UnpicklingError, SafetensorError) as error:  # not a tensor file, or Python objects
+        raise _not_tensors(path) from error
     except (RuntimeError, KeyError, ValueError, OSError, EOFError, AttributeError, TypeError,
             AssertionError) as error:
+        if "weights_only" in str(error):  # torch's refusal of a pickle, whose advice would run its code
+            raise _not_tensors(path) from error
         first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         raise StudioError(
             f"The weights file {path.name} does not fit backbone '{name}' ({first_line}). "
@@ -124,6 +123,14 @@ def _create_from_file(name: str, path: Path, num_classes: int, drop_rate: float)
         ) from error
     _check_file_loaded(model, file_state, path, name)
     return model
+
+
+def _not_tensors(path: Path) -> StudioError:
+    return StudioError(
+        f"The weights file {path.name} is not a state_dict of tensors (another kind of file, a damaged one, "
+        "or Python objects, which are not loaded: they could run code). Save the backbone with "
+        "torch.save(model.state_dict()) or as .safetensors."
+    )
 
 
 MIN_LOADED_SHARE = 0.95  # of the backbone's tensors that must come from a --weights file

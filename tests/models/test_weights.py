@@ -82,6 +82,14 @@ def test_user_weights_file_errors_are_clear(tmp_path: Path):
     torch.save(other.state_dict(), wrong)
     with pytest.raises(StudioError, match="does not fit backbone"):
         create_backbone(TINY, num_classes=2, weights=wrong)
+    # not tensor files under tensor-file names: a plain message, not a traceback or torch's advice to
+    # load pickles (which would run their code)
+    (tmp_path / "fake.safetensors").write_text("garbage")
+    (tmp_path / "photo.pth").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    for fake in ("fake.safetensors", "photo.pth"):
+        with pytest.raises(StudioError, match="is not a state_dict of tensors") as caught:
+            create_backbone(TINY, num_classes=2, weights=tmp_path / fake)
+        assert "weights_only" not in str(caught.value)
 
 
 def test_hub_path_through_timm_local_file_override(tmp_path: Path):

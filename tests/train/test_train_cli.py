@@ -95,8 +95,10 @@ def default_sigint():
     signal.signal(signal.SIGINT, previous)
 
 
-def _ctrl_c_on_epoch(monkeypatch, presses: int) -> None:
-    """Press Ctrl-C (SIGINT to this process) `presses` times when the first epoch ends."""
+def _ctrl_c_on_epoch(monkeypatch, presses: int, gap_s: float = 0.0) -> None:
+    """Press Ctrl-C (SIGINT to this process) `presses` times, `gap_s` apart, when the first epoch ends."""
+    import time
+
     from studio.cli import train_commands
 
     progress = train_commands._progress
@@ -104,7 +106,9 @@ def _ctrl_c_on_epoch(monkeypatch, presses: int) -> None:
     def pressing(event):
         progress(event)
         if isinstance(event, Epoch) and event.epoch == 1:
-            for _ in range(presses):
+            for press in range(presses):
+                if press:
+                    time.sleep(gap_s)
                 signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(train_commands, "_progress", pressing)
@@ -127,13 +131,27 @@ def test_ctrl_c_cancels_the_run_and_keeps_its_best_checkpoint(project, capsys, m
 
 def test_second_ctrl_c_quits_at_once_and_marks_the_run_cancelled(project, capsys, monkeypatch,
                                                                  default_sigint):
-    _ctrl_c_on_epoch(monkeypatch, presses=2)
+    from studio.cli.train_commands import SAME_KEY_PRESS_S
+
+    _ctrl_c_on_epoch(monkeypatch, presses=2, gap_s=SAME_KEY_PRESS_S + 0.2)
     assert main(["train", str(project.root), *TINY, "--strategy", "finetune", "--epochs", "5"]) == 130
     assert "error: interrupted" in capsys.readouterr().err
     (run,) = (project.root / "runs").iterdir()
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "cancelled" and "Ctrl-C" in status["message"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_one_ctrl_c_delivered_twice_cancels_once(project, capsys, monkeypatch, default_sigint):
+    """`uv run` forwards Ctrl-C to the studio and the terminal sends it to the process group as well: the
+    two arrive together and must not read as a second press (which quits without the --json result)."""
+    _ctrl_c_on_epoch(monkeypatch, presses=2, gap_s=0.01)
+    assert (
+        main(["train", str(project.root), *TINY, "--strategy", "finetune", "--epochs", "5", "--json"]) == 130
+    )
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["status"] == "cancelled"
+    assert "error: interrupted" not in captured.err
 
 
 def test_predict_lists_and_skips_unreadable_files(project, capsys, tmp_path):
