@@ -42,6 +42,9 @@ def test_a_run_that_did_not_finish_is_used_with_a_note(tmp_path, capsys):
     run.mkdir()
     (run / "status.json").write_text(json.dumps({"status": "running"}))  # killed: nothing set it to done
     assert run_argument(str(run)) == str(run)
+    assert capsys.readouterr().err == ""  # no checkpoint yet: the error that follows says so, no note first
+    (run / "model.pt").write_bytes(b"a checkpoint")
+    assert run_argument(str(run)) == str(run)
     assert "did not finish (still training, or interrupted)" in capsys.readouterr().err
     (run / "status.json").write_text(json.dumps({"status": "done"}))
     run_argument(str(run / "model.pt"))
@@ -78,3 +81,13 @@ def test_an_output_file_never_replaces_an_image_or_another_csv(tmp_path, capsys)
     assert output_file_problem(earlier) is None  # the previous predictions may be replaced
     (tmp_path / "notes.txt").write_text("mine")
     assert "is not a .html file" in output_file_problem(tmp_path / "notes.txt", "--chart", ".html")
+
+
+def test_a_run_folder_that_does_not_exist_is_named_so(tmp_path):
+    import pytest
+
+    from studio.errors import StudioError
+    from studio.predict.checkpoint import read_checkpoint
+
+    with pytest.raises(StudioError, match="does not exist: give a run folder"):
+        read_checkpoint(tmp_path / "runs" / "nope")

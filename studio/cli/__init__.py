@@ -57,7 +57,7 @@ def _note_unfinished(run) -> None:
 
     folder = run.parent if run.is_file() else run
     status = run_status(folder) if folder.is_dir() else None
-    if status in (None, "done"):
+    if status in (None, "done") or not (folder / "model.pt").is_file():  # no model: the error says why
         return
     state = "still training, or interrupted" if status == "running" else status
     print(f"note: the run {folder.name} did not finish ({state}); its model is the checkpoint it saved "

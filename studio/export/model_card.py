@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.export import standalone
+from studio.predict.novelty import ordinal
 from studio.train.runs import CONFIG_FILE, EVAL_FILE, read_json
 
 
@@ -90,7 +91,7 @@ def _decision(checkpoint: dict) -> list[str]:
         lines.append(
             f"- An image is {'also ' if threshold else ''}flagged unknown (`\"unlike_training\": true`) "
             "when the model's second output, "
-            f"the cosine distance of its pretrained features to the {int(novelty['k'])}th nearest of "
+            f"the cosine distance of its pretrained features to the {ordinal(int(novelty['k']))} nearest of "
             f"{int(novelty['n'])} training images, is above {float(novelty['threshold']):.3f} "
             f"(`novelty_threshold` in decision.json; {float(novelty['keep']):.0%} of those training images "
             "are within it, each scored against the others). This catches images of another domain (photos "

@@ -130,6 +130,9 @@ def set_decision(path: str | os.PathLike, decision: dict) -> None:
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
+    if not path.exists():
+        raise StudioError(f"{path} does not exist: give a run folder (one of PROJECT/runs/) or its "
+                          "model.pt, or the project itself for its newest run with a model.")
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():

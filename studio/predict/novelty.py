@@ -153,3 +153,9 @@ def scoring_model(model: torch.nn.Module, checkpoint: dict,
         return model
     return NoveltyScored(model, network if network is not None else separate, stored["reference"],
                          stored["k"], separate=network is None).eval()
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st: how the run log and the model card name the k-th neighbour."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"

@@ -15,7 +15,7 @@ import pandas as pd
 from studio.predict.calibration import fit_decision
 from studio.predict.checkpoint import load_model, read_checkpoint, set_decision
 from studio.predict.inference import FLIP_VIEWS, IDENTITY, TTA_VIEWS
-from studio.predict.novelty import carries_pretrained_network, fit_novelty
+from studio.predict.novelty import carries_pretrained_network, fit_novelty, ordinal
 from studio.predict.predictor import Predictor
 from studio.train.context import Best, RunContext
 from studio.train.features import cache_holds, run_features
@@ -93,7 +93,11 @@ def store_decision(ctx: RunContext, decision: dict) -> dict | None:
     return _novelty_summary(ctx, novelty)
 
 
-def store_novelty(ctx: RunContext) -> dict | None:
+NO_HELD_OUT = ("this run has no held-out predictions to fit one on (auto and logistic-regression probe runs "
+               "do)")
+
+
+def store_novelty(ctx: RunContext, why_no_threshold: str = NO_HELD_OUT) -> dict | None:
     """The unknown rule of a run without held-out probabilities (a manual fine-tune, two-stage, gradual,
     which keep no training images aside; an SVM or k-NN probe): nothing to calibrate on or to fit a
     confidence threshold from (a fine-tune's own training images' confidences are fitted to them), but
@@ -108,8 +112,8 @@ def store_novelty(ctx: RunContext) -> dict | None:
     if novelty is None:
         return None
     set_decision(ctx.folder.checkpoint_path, {"novelty": novelty})
-    ctx.events.log("No confidence threshold: this run has no held-out predictions to fit one on (auto "
-                   "and logistic-regression probe runs do); images unlike the training images are flagged.")
+    ctx.events.log(f"No confidence threshold: {why_no_threshold}; images unlike the training images are "
+                   "flagged.")
     return _novelty_summary(ctx, novelty)
 
 
@@ -121,7 +125,7 @@ def _novelty_summary(ctx: RunContext, novelty: dict | None) -> dict | None:
     summary["network"] = "a copy of the pretrained backbone" if "backbone_state" in novelty else "the probe"
     ctx.events.log(
         f"Novelty: images farther than {summary['threshold']:.3f} (cosine distance of the pretrained "
-        f"features) from their {summary['k']}th nearest of {summary['n']} training images are flagged "
+        f"features) from their {ordinal(summary['k'])} nearest of {summary['n']} training images are flagged "
         f"unknown as unlike the training images ({summary['keep']:.0%} of those training images are "
         "within)."
     )

@@ -234,6 +234,10 @@ def run_linear(ctx: RunContext) -> Outcome:
         decision = fit_decision(oof, targets, f"out-of-fold predictions of {len(targets)} training images")
         novelty = store_decision(ctx, decision)
         details.update(decision, novelty=novelty)
+    elif probe.details.get("head") == "logreg":
+        # a logistic-regression probe without out-of-fold predictions: too few images per class to fold
+        details["novelty"] = store_novelty(ctx, "too few training images per class for the out-of-fold "
+                                           "predictions it is fitted on (label a few more per class)")
     else:  # an SVM or k-NN head: no out-of-fold probabilities to calibrate on, the novelty test alone
         details["novelty"] = store_novelty(ctx)
     return Outcome("done", 1, "linear", f"linear probe with a {ctx.config.head} head", details)
@@ -476,7 +480,8 @@ def _probe_or_finetune(ctx: RunContext, full: RunContext, started: float, reserv
     epochs = plan_epochs(resolved.epochs, fit_epoch, wide_epoch, seconds_left())
     if epochs < 2:
         return Outcome("done", 1, "linear",
-                       f"{lp}; fine-tuning would take ~{wide_epoch:.0f} s/epoch, over the "
+                       f"{lp}; fine-tuning would take ~{wide_epoch:.0f} s/epoch, and at least 2 epochs do "
+                       f"not fit in the ~{max(0.0, seconds_left()):.0f} s left of the "
                        f"{resolved.time_budget_s:.0f} s budget, so the probe was kept",
                        {"probe_C": probe.details.get("C")})
     events.log(f"Auto: {lp}; fine-tuning {trained_layers(ctx, model)} for up to {epochs} epochs "

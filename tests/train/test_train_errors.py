@@ -57,6 +57,19 @@ def test_images_labeled_after_an_unlabeled_import_are_split_and_trained_on(proje
     assert any("6 labeled image(s) had no split" in m for m in logs)
     assert not any("are not used" in m for m in logs)
 
+
+def test_a_probe_too_small_to_fold_says_why_it_has_no_confidence_threshold(tmp_path):
+    project = make_project(tmp_path, classes=("cat", "dog", "owl"), per_class=2)  # one training image each
+    logs = []
+    # pretrained weights: the novelty test (the rule left without a threshold) needs them
+    train(project, tiny_config(strategy="linear", backbone="tf_efficientnet_lite0", pretrained=True),
+          callback=lambda e: logs.append(e.message) if isinstance(e, Log) else None)
+    text = "\n".join(logs)
+    assert "No confidence threshold: too few training images per class" in text
+    assert "logistic-regression probe runs do" not in text  # it is one: the old reason misled
+    assert "from their 2nd nearest of 3 training images" in text
+
+
 def test_empty_validation_split(project):
     ids = project.dataset()["image_id"].tolist()
     project.set_split(ids, "train")
