@@ -31,7 +31,9 @@ SELECT, OPEN = "Select for bulk labeling", "Open in the labeler"
 HELP = (
     "Click a class (or press **1–9**) to label the image and move on; **←/→** step back and forward, "
     "**U** undoes the last change. Every change is saved at once. Once a model is trained, each image "
-    "shows the model's guess, and you can label the least certain images first or review disagreements."
+    "shows the model's guess, and you can label the least certain images first or review disagreements. "
+    "Under a thumbnail, ✓ means the model agrees, ⚠ that it guesses another class, '?' its guess for an "
+    "unlabeled image; ☑ marks the ones you selected."
 )
 
 
@@ -95,11 +97,18 @@ def _progress_text(data: pd.DataFrame, filter_value: str, order: str) -> str:
 
 
 def _caption(row, selected: set[int]) -> str:
-    mark = "✓ " if int(row.image_id) in selected else ""
-    text = f"{mark}#{row.image_id} · {row.label or '—'}"
-    if row.suggested:
-        text += f" (model: {row.suggested} {row.confidence:.0%})"
-    return text
+    """Short, so it stays on one line under a thumbnail: the label, and the model's guess only where it adds
+    something (a disagreement stands out with ⚠; an unlabeled image shows the guess with a '?')."""
+    mark = "☑ " if int(row.image_id) in selected else ""
+    text = f"{mark}#{row.image_id} · "
+    label = row.label if isinstance(row.label, str) and row.label else None  # pandas may give NaN
+    if not row.suggested:
+        return text + (label or "—")
+    if label is None:
+        return text + f"{row.suggested}? {row.confidence:.0%}"
+    if label == row.suggested:
+        return text + f"{label} ✓"
+    return text + f"{label} ⚠ model: {row.suggested}"
 
 
 def build(context: AppContext, binding: ProjectBinding) -> None:

@@ -219,7 +219,21 @@ def test_an_image_without_a_suggestion_shows_no_model_guess():
     data = _table()  # "e" has no suggestion
     row = data.set_index("hash").loc["e"]
     assert row["suggested"] is None and np.isnan(row["confidence"])
-    assert "(model:" not in _caption(next(data[data["hash"] == "e"].itertuples()), set())
+    assert "model" not in _caption(next(data[data["hash"] == "e"].itertuples()), set())
+
+
+def test_thumbnail_captions_are_short_and_a_disagreement_stands_out():
+    from types import SimpleNamespace
+
+    from studio.ui.label_tab import _caption
+
+    def row(label, suggested, confidence=0.97):
+        return SimpleNamespace(image_id=17, label=label, suggested=suggested, confidence=confidence)
+
+    assert _caption(row("daisy", "daisy"), set()) == "#17 · daisy ✓"
+    assert _caption(row("sunflower", "daisy"), set()) == "#17 · sunflower ⚠ model: daisy"
+    assert _caption(row(None, "daisy", 0.8), {17}) == "☑ #17 · daisy? 80%"
+    assert _caption(row("daisy", None), set()) == "#17 · daisy"
 
 
 def test_without_a_model_no_image_shows_a_guess():
