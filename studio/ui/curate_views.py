@@ -151,7 +151,8 @@ def issue(session: CurateSession, project: Project | None, report: dict | None):
     row = _rows(project).loc[first["image"]]
     text = (
         f"**#{first['image']}** · {row['original_name']} · split: {row['split'] or 'none'}\n\n"
-        f"Labeled **{first['label']}**; the model thinks it is **{first['suggested']}**.  \n"
+        f"Labeled **{first['label']}**; a classifier fitted on the other labeled images (not a trained run) "
+        f"takes it for **{first['suggested']}**.  \n"
         f"Label quality {first['score']:.2f} (0 = surely wrong, 1 = fine)\n\n"
         f"**{sum(1 for i in pending if i.get('flagged', True))}** flagged as likely wrong left in the queue, "
         f"then {sum(1 for i in pending if not i.get('flagged', True))} more labels ranked by the same score "

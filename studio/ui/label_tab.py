@@ -364,8 +364,8 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             [(int(i), label.strip()) for i in chosen], **label_write_args()
         )
         gr.Info(
-            f"Labeled {len(chosen)} images as {label.strip()!r} ({changed} changed). "
-            "Undo reverts one at a time."
+            f"Labeled {len(chosen)} image{'s' if len(chosen) != 1 else ''} as {label.strip()!r} ({changed} "
+            "changed). Undo (U) reverts one image per press."
         )
         return {**selected_update([]), binding.version: (version or 0) + 1}
 
