@@ -216,7 +216,13 @@ class PredictApi:
             path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
             if not path:
                 raise StudioError("Pass the image as a file (gradio_client.handle_file(path)).")
-            found = plain_prediction(self.predict(project, run, [self.uploaded(path)], tta, top_k)[0])
+            # Gradio checks a file it was told is one (FileData meta: an upload of this app); a bare
+            # {"path": ...} is only a name, held to the caller's folders like any server path (inside
+            # Gradio's folder it could name another user's upload).
+            meta = image.get("meta") if isinstance(image, dict) else getattr(image, "meta", None)
+            checked = isinstance(meta, dict) and meta.get("_type") == "gradio.FileData"
+            source = self.uploaded(path) if checked else str(self.context.server_path(path))
+            found = plain_prediction(self.predict(project, run, [source], tta, top_k)[0])
             return {key: value for key, value in found.items() if key != "path"}
 
         gr.api(predict, api_name="predict")

@@ -108,6 +108,18 @@ def test_predict_refuses_a_bare_server_path(studio, browsers, outside):
     assert not ok and str(secret.parent) not in message
 
 
+def test_predict_takes_no_bare_path_into_gradios_upload_folder(studio, browsers, tmp_path):
+    """Without FileData's meta Gradio checks nothing: such a path into its folder could name another user's
+    upload, and is held to the caller's folders instead; an upload of the caller's own still works."""
+    image = tmp_path / "mine.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(image)
+    (uploaded,) = browsers["owner"].upload(image)  # someone's upload, in Gradio's folder
+    bare = {"path": uploaded["path"]}
+    ok, message = browsers["viewer"].call(fn_index(studio["app"], "predict"), [bare, False, 5, "",
+                                                                                studio["project"]])
+    assert not ok and REFUSED in message and uploaded["path"] not in message
+
+
 def test_predict_refuses_a_made_up_tta_setting(studio, browsers, tmp_path):
     """The TTA radio sends 'run', 'on' or 'off'; a caller by the callback's index may send anything."""
     photo = tmp_path / "photo.png"
