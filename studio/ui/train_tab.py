@@ -171,9 +171,14 @@ def form_values(config: dict[str, Any]) -> dict[str, Any]:
     """The Train form's values for a job's settings (`TrainConfig.to_dict()`; None, automatic, shows as 0)."""
     keys = {"backbone": "backbone", "strategy": "strategy", "epochs": "epochs", "lr": "lr",
             "batch_size": "batch_size", "image_size": "image_size", "time_budget": "time_budget_s"}
-    values = {field: config[key] for field, key in keys.items() if key in config}
-    return {field: (0 if value is None and field not in ("backbone", "strategy") else value)
-            for field, value in values.items() if value is not None or field not in ("backbone", "strategy")}
+    values = {}
+    for field, key in keys.items():
+        value = config.get(key)
+        if value is not None:
+            values[field] = value
+        elif key in config and field not in ("backbone", "strategy"):  # a number left automatic
+            values[field] = 0
+    return values
 
 
 def curve_val_name(config: dict[str, Any]) -> str:
