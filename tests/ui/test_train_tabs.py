@@ -249,15 +249,22 @@ def test_add_to_project_labels_a_new_image(studio, trained) -> None:
         api.add_to_project(studio["root"], str(image), " ")
 
 
-def test_predict_a_folder_and_a_zip_to_csv(studio, trained) -> None:
-    import csv
+def _images_and_their_zip(base: Path, name: str, seed: int) -> tuple[Path, Path]:
+    """Three small images in `base/name/any/` and a zip of them, `base/name.zip`."""
     import zipfile
 
-    folder = make_image_folder(studio["base"] / "batch", ["any"], per_class=3, size=40, seed=7) / "any"
-    archive = studio["base"] / "batch.zip"
+    folder = make_image_folder(base / name, ["any"], per_class=3, size=40, seed=seed) / "any"
+    archive = base / f"{name}.zip"
     with zipfile.ZipFile(archive, "w") as handle:
         for path in folder.iterdir():
             handle.write(path, path.name)
+    return folder, archive
+
+
+def test_predict_a_folder_and_a_zip_to_csv(studio, trained) -> None:
+    import csv
+
+    folder, archive = _images_and_their_zip(studio["base"], "batch", seed=7)
     api = predict_tab.PredictApi(studio["context"])
     for source, zip_path in ((str(folder), None), ("", str(archive))):
         job, csv_path = api.predict_batch(studio["root"], "", source, zip_path, tta=False)
@@ -277,7 +284,6 @@ def test_predict_a_folder_and_a_zip_to_csv(studio, trained) -> None:
     assert rows[good.name]["prediction"] in {"red", "blue"} and rows[good.name]["error"] == ""
 
 
-
 def test_the_evaluate_tabs_export_gives_a_checked_bundle_zip(studio, trained) -> None:
     import zipfile
 
@@ -295,16 +301,13 @@ def test_the_evaluate_tabs_export_gives_a_checked_bundle_zip(studio, trained) ->
     with pytest.raises(Exception, match="Unknown export format"):
         export_job(run_dir, "pickle", studio["base"])
 
+
 def test_a_zip_prediction_cancelled_while_it_waits_leaves_nothing_unpacked(studio, trained) -> None:
     """A waiting job cannot keep a viewer's unpacked zip on the server: it is unpacked when the job runs."""
     import threading
     import zipfile
 
-    folder = make_image_folder(studio["base"] / "waiting", ["any"], per_class=3, size=40, seed=8) / "any"
-    archive = studio["base"] / "waiting.zip"
-    with zipfile.ZipFile(archive, "w") as handle:
-        for path in folder.iterdir():
-            handle.write(path, path.name)
+    _, archive = _images_and_their_zip(studio["base"], "waiting", seed=8)
     service = studio["service"]
     release = threading.Event()
     blocker = service.submit("train", lambda ctx: release.wait(60))  # the device is busy
