@@ -41,11 +41,14 @@ SLIDERS = [
     ("scale", "Scale / crop", 0.05, 1.0, 0.05, "smallest crop area kept (1 = no random crop)"),
     ("color_jitter", "Color jitter", 0.0, 0.5, 0.01, "brightness/contrast/saturation ±"),
     ("blur", "Blur", 0.0, 1.0, 0.05, "probability of a mild blur"),
-    ("randaugment_n", "RandAugment operations", 0, 6, 1, "0 turns it off"),
-    ("randaugment_m", "RandAugment magnitude", 0.0, 30.0, 0.5, "9 is typical"),
-    ("cutmix", "CutMix", 0.0, 4.0, 0.1, "Beta alpha, 0 = off"),
-    ("mixup", "MixUp", 0.0, 4.0, 0.1, "Beta alpha, 0 = off"),
-    ("mix_prob", "Mix probability", 0.0, 1.0, 0.05, "fraction of batches mixed"),
+    ("randaugment_n", "RandAugment operations", 0, 6, 1,
+     "random edits per image (contrast, rotation, shear, ...); 0 turns it off"),
+    ("randaugment_m", "RandAugment magnitude", 0.0, 30.0, 0.5, "how strong each edit is; 9 is typical"),
+    ("cutmix", "CutMix", 0.0, 4.0, 0.1,
+     "pastes a patch of one training image into another, labels mixed by area; 1 is typical, 0 = off"),
+    ("mixup", "MixUp", 0.0, 4.0, 0.1,
+     "blends two training images and their labels; 0.2 is typical, 0 = off"),
+    ("mix_prob", "Mix probability", 0.0, 1.0, 0.05, "share of training batches CutMix or MixUp mixes"),
 ]
 FIELDS = [name for name, *_ in SLIDERS]
 HELP = (
@@ -106,7 +109,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
             with gr.Row(elem_classes="align-end"):
                 use = gr.Button("Use for training", variant="primary")
                 saved = gr.Markdown()
-            config_json = gr.JSON(label="Exact configuration (saved with the next run)")
+            config_json = gr.JSON(label="Exact configuration shown (\"Use for training\" saves it)")
 
     def saved_text(project: Project, config: AugmentConfig) -> str:
         current = load_project_augment(project.root)
