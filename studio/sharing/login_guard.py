@@ -9,8 +9,10 @@ would hold the whole server for every guess, and nothing limits the guesses. `Lo
   `/login`; an attempt counts from its start, so parallel guesses are held too) and per user name. Over
   `per_client` failures within `window_s` from one address, that address gets 429 (with Retry-After)
   until its oldest failure leaves the window; over `per_user` failures of one name from anywhere (a
-  spread-out guess at one account), that name is refused without a check for the same time. A
-  successful sign-in clears its address's count.
+  spread-out guess at one account), that name is refused without a check for the same time, except
+  from an address that signed in as that name before (`KNOWN_PLACES_PER_USER` kept per name): a stranger's
+  wrong guesses cannot lock the owner out of their own machine. A successful sign-in clears its address's
+  count.
 
 The client address is the peer's; behind a proxy on this machine (Gradio's share tunnel) it is the last
 X-Forwarded-For entry, the one the proxy itself wrote (earlier entries are whatever the client sent). The
@@ -22,6 +24,7 @@ No Gradio here: the launcher hands these to Gradio.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 import math
 import threading
@@ -36,6 +39,10 @@ PER_USER_FAILURES = 20  # wrong passwords for one name, from all addresses toget
 WINDOW_S = 300.0
 MAX_CONCURRENT_CHECKS = 2  # scrypt checks at once (each ~16 MB and ~90 ms of one core)
 LOGIN_PATHS = ("/login", "/login/")
+KNOWN_PLACES_PER_USER = 8  # addresses remembered per name (the newest), which a name's lock lets through
+# The address of the sign-in being handled: `LoginThrottle` sets it, `LoginGuard.authenticate` (which
+# Gradio calls with a name and a password only) reads it.
+SIGNING_IN_FROM: contextvars.ContextVar[str | None] = contextvars.ContextVar("signing_in_from", default=None)
 SIGN_IN_MESSAGE = (f"Sign in. After {PER_CLIENT_FAILURES} wrong passwords, sign-in from this place pauses "
                    f"for up to {WINDOW_S / 60:g} minutes.")
 
@@ -58,16 +65,28 @@ class LoginGuard:
         self.clients = FailureWindow(per_client, window_s, clock)
         self.users = FailureWindow(per_user, window_s, clock)
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
+        self._known: dict[str, list[str]] = {}  # name -> addresses it signed in from, newest last
+        self._known_lock = threading.Lock()
 
     async def authenticate(self, username: str, password: str) -> bool:
         """Gradio's `auth=` (a coroutine: Gradio awaits it instead of blocking its event loop)."""
         name = str(username or "")
-        if self.users.retry_after(name):
+        place = SIGNING_IN_FROM.get()
+        if self.users.retry_after(name) and not self.known_place(name, place):
             return False  # this name is under a spread-out guessing attack: no check until the window frees
         ok = await asyncio.to_thread(self._check, name, str(password or ""))
         if not ok:
             self.users.failed(name)
+        elif place:
+            with self._known_lock:
+                places = [p for p in self._known.get(name, []) if p != place] + [place]
+                self._known[name] = places[-KNOWN_PLACES_PER_USER:]
         return ok
+
+    def known_place(self, name: str, place: str | None) -> bool:
+        """Whether `name` signed in from `place` before (its own per-address limit still applies there)."""
+        with self._known_lock:
+            return place is not None and place in self._known.get(name, ())
 
     def _check(self, username: str, password: str) -> bool:
         with self._slots:  # a flood of guesses waits here, in worker threads, not on the event loop
@@ -120,6 +139,10 @@ class LoginThrottle:
                 status["code"] = int(message.get("status", 0))
             await send(message)
 
-        await self.app(scope, receive, watch)
+        token = SIGNING_IN_FROM.set(client)
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            SIGNING_IN_FROM.reset(token)
         if status.get("code") == 200:
             self.guard.clients.clear(client)
