@@ -113,7 +113,8 @@ def summary_markdown(data: dict[str, Any]) -> str:
         parts.append(f", **{tta['accuracy']:.1%}** with TTA")
     if "tta_default" in report:  # which of the two the run's predictions give (its own choice)
         parts.append(f" (this run predicts {'with' if report['tta_default'] else 'without'} TTA)")
-    parts.append(f" · macro F1 {report['macro_f1']:.3f}")
+    parts.append(f" · macro F1 {report['macro_f1']:.3f} (precision and recall of each class, averaged over "
+                 "the classes: 1 is perfect)")
     threshold, novelty = report.get("unknown_threshold"), report.get("novelty")
     if threshold or novelty:  # the share `studio predict` and the Predict tab flag "not sure"
         flagged = round(report["unknown_rate"] * report["n"])

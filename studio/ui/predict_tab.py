@@ -285,8 +285,10 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_project(root: str) -> dict:
         choices = [("Newest run with a model", LATEST)] + (run_choices(context, root) if root else [])
         classes = context.open_project(root).classes() if root else []
+        most = max(1, min(MAX_TOP_K, len(classes))) if classes else MAX_TOP_K  # no more bars than classes
         return {run: gr.Dropdown(choices=choices, value=LATEST),
-                correct_class: gr.Dropdown(choices=classes, value=None)}
+                correct_class: gr.Dropdown(choices=classes, value=None),
+                top_k: gr.Slider(maximum=most, value=min(5, most))}
 
     @requires("viewer")
     @user_errors
@@ -359,7 +361,7 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
                    f"ready to download.{skipped}")
         yield {batch_status: message, csv_file: gr.File(value=str(csv_path), visible=True)}
 
-    binding.root.change(on_project, binding.root, [run, correct_class], api_visibility="private")
+    binding.root.change(on_project, binding.root, [run, correct_class, top_k], api_visibility="private")
     binding.version.change(on_classes, binding.root, correct_class, api_visibility="private")
     predict.click(on_predict, [binding.root, run, image, files, tta, top_k],
                   [answer, bars, table, results, current, correct_class, cam], api_visibility="private")
