@@ -13,22 +13,17 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from studio.errors import StudioError
-from studio.sharing.limits import check_zip
+from studio.sharing.limits import open_checked_zip
 
 
 def extract_zip(zip_path: Path, target: Path) -> tuple[list[dict], int]:
     """Extract `zip_path` into `target`; returns (rejected entries as {path, reason}, entries skipped)."""
     target = target.resolve()
     label = zip_path.name
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise StudioError(f"{zip_path} is not a readable zip file ({error})") from error
     rejected: list[dict] = []
     skipped = 0
-    with archive:
-        check_zip(archive, zip_path)  # entry count and sizes from the directory, before writing anything
+    # Entry count and sizes are checked from the directory, before anything is written.
+    with open_checked_zip(zip_path) as archive:
         entries = [info for info in archive.infolist() if not info.is_dir()]
         for info in entries:
             name = entry_name(info)

@@ -41,14 +41,20 @@ class BodyLimit:
             limit = self.max_bytes // 1024**2
             await send_error(send, 413, f"The request is larger than {limit} MB, the limit outside uploads.")
             return
-        received = 0
+        counter = BodyCounter(receive, self.max_bytes)  # a body without a length that keeps coming
+        await self.app(scope, counter.receive, send)
 
-        async def limited_receive() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b"") or b"")
-            if received > self.max_bytes:  # a body sent without a length (chunked) that keeps coming
-                return {"type": "http.disconnect"}
-            return message
 
-        await self.app(scope, limited_receive, send)
+class BodyCounter:
+    """Wraps an ASGI `receive`: counts the body bytes the app reads (`received`); past `limit` the app is
+    told the client went away instead of getting more."""
+
+    def __init__(self, receive: Callable, limit: float = float("inf")) -> None:
+        self._receive, self.limit, self.received = receive, limit, 0
+
+    async def receive(self) -> dict[str, Any]:
+        message = await self._receive()
+        self.received += len(message.get("body", b"") or b"")
+        if self.received > self.limit:
+            return {"type": "http.disconnect"}
+        return message

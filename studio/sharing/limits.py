@@ -57,10 +57,20 @@ def check_zip(
                           f"(compressed {total / max(packed, 1):.0f} to 1): refused as a possible zip bomb")
 
 
-def check_zip_file(path: str | os.PathLike) -> None:
-    """`check_zip` on a zip file by its path; StudioError when it is not a readable zip."""
+def open_checked_zip(path: str | os.PathLike) -> zipfile.ZipFile:
+    """The zip at `path`, opened and passed by `check_zip`; StudioError when it is not a readable zip."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            check_zip(archive, path)
+        archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
         raise StudioError(f"{Path(path).name} is not a readable zip file ({error})") from error
+    try:
+        check_zip(archive, path)
+    except BaseException:
+        archive.close()
+        raise
+    return archive
+
+
+def check_zip_file(path: str | os.PathLike) -> None:
+    """`check_zip` on a zip file by its path, before it is unpacked elsewhere (a queued job)."""
+    open_checked_zip(path).close()

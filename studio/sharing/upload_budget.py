@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from studio.sharing.body_limit import is_upload
+from studio.sharing.body_limit import BodyCounter, is_upload
 from studio.sharing.sessions import signed_in_user
 from studio.sharing.windows import SlidingWindow, too_many_requests
 
@@ -47,16 +47,9 @@ class UploadBudget(SlidingWindow):
             await too_many_requests(send, wait, f"You uploaded {self.limit / 1024**3:g} GB within the last "
                                     f"hour, the limit per user: try again in {math.ceil(wait / 60)} min.")
             return
-        received = 0
-
-        async def counting_receive() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b"") or b"")
-            return message
-
+        counter = BodyCounter(receive)
         try:
-            await self.app(scope, counting_receive, send)
+            await self.app(scope, counter.receive, send)
         finally:
-            self.add(user, received)
+            self.add(user, counter.received)
 

@@ -169,8 +169,8 @@ def jobs_frame(service: Any, root: str) -> pd.DataFrame:
 
 def form_values(config: dict[str, Any]) -> dict[str, Any]:
     """The Train form's values for a job's settings (`TrainConfig.to_dict()`; None, automatic, shows as 0)."""
-    keys = {"backbone": "backbone", "strategy": "strategy", "epochs": "epochs", "lr": "lr",
-            "batch_size": "batch_size", "image_size": "image_size", "time_budget": "time_budget_s"}
+    keys = {name: name for name in ("backbone", "strategy", "epochs", "lr", "batch_size", "image_size")}
+    keys["time_budget"] = "time_budget_s"
     values = {}
     for field, key in keys.items():
         value = config.get(key)
@@ -486,8 +486,9 @@ def build(context: AppContext, binding: ProjectBinding) -> None:
     def on_project(root: str) -> dict:
         job_id = api.latest_train_job(root) if root else ""
         form = {}
-        if job_id and not api.job(job_id).is_finished:  # a reload mid-run: the form shows what it runs with
-            restored = form_values(api.job(job_id).config)
+        job = api.job(job_id) if job_id else None
+        if job is not None and not job.is_finished:  # a reload mid-run: the form shows what it runs with
+            restored = form_values(job.config)
             form = {field: gr.update(value=restored[name]) for name, field in form_fields.items()
                     if name in restored}
         return {watched: job_id, **show_job(job_id, root, True), **form}
